@@ -1,0 +1,1 @@
+"""The alignstream services (ingest, retrieval, generation, grading) and the CLI."""

@@ -1,0 +1,20 @@
+"""The ``alignstream`` command: one entry point for everything a person does."""
+
+from __future__ import annotations
+
+import typer
+
+from services.cli import stack
+from services.cli.serve import serve
+
+app = typer.Typer(
+    help="alignstream: streaming, rule-grounded alignment for LLMs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack")
+app.command()(serve)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Ingest: rule events -> embeddings -> Redis rule memory, with confirmations."""

@@ -1,0 +1,107 @@
+"""The write side of the rule memory: idempotent by (tenant, rule_id, version).
+
+``plan`` is the pure part: given a batch of events and the versions already applied, decide what
+to write. ``RuleWriter`` then applies the plan with one Lua script per rule, which checks the
+version again atomically (a concurrent rebuild or a second replica cannot reorder writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from shared.events import IndexOutcome, RuleDelete, RuleUpsert
+from shared.memory.schema import RuleSchema, rule_fields
+
+RuleEvent = RuleUpsert | RuleDelete
+
+
+def identity(event: RuleEvent) -> tuple[str, str, int]:
+    if isinstance(event, RuleUpsert):
+        return event.rule.tenant, event.rule.rule_id, event.rule.version
+    return event.tenant, event.rule_id, event.version
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    writes: dict[tuple[str, str], RuleEvent]
+    """The newest event of each rule that is newer than what Redis has."""
+    outcomes: list[IndexOutcome]
+    """Expected outcome of each event of the batch, in order (STALE for superseded ones)."""
+
+    @property
+    def upserts(self) -> list[RuleUpsert]:
+        return [e for e in self.writes.values() if isinstance(e, RuleUpsert)]
+
+
+def plan(events: Sequence[RuleEvent], applied: Mapping[tuple[str, str], int]) -> Plan:
+    """Choose the writes for a batch: per rule only the highest version above the applied one.
+
+    Only those are embedded, so replays and superseded versions cost no embedding.
+    """
+    newest: dict[tuple[str, str], int] = {}
+    for event in events:
+        tenant, rule_id, version = identity(event)
+        key = (tenant, rule_id)
+        newest[key] = max(version, newest.get(key, 0))
+    writes: dict[tuple[str, str], RuleEvent] = {}
+    outcomes: list[IndexOutcome] = []
+    for event in events:
+        tenant, rule_id, version = identity(event)
+        key = (tenant, rule_id)
+        wins = version == newest[key] and version > applied.get(key, 0) and key not in writes
+        if wins:
+            writes[key] = event
+        outcomes.append(IndexOutcome.APPLIED if wins else IndexOutcome.STALE)
+    return Plan(writes, outcomes)
+
+
+# KEYS: doc key, versions hash. ARGV: rule_id, version, op ("u"/"d"), then field/value pairs.
+_APPLY = """
+local current = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local version = tonumber(ARGV[2])
+if version <= current then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[3] == 'd' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+end
+return 1
+"""
+
+
+class RuleWriter:
+    def __init__(self, client: aioredis.Redis, schema: RuleSchema) -> None:
+        self.client = client
+        self.schema = schema
+        self._apply = client.register_script(_APPLY)
+
+    async def applied_versions(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Versions already applied (0: never seen), in one round trip."""
+        unique = list(dict.fromkeys(keys))
+        pipe = self.client.pipeline(transaction=False)
+        for tenant, rule_id in unique:
+            pipe.hget(self.schema.versions_key(tenant), rule_id)
+        values = await pipe.execute()
+        return {key: int(value or 0) for key, value in zip(unique, values, strict=True)}
+
+    async def write(
+        self, events: Sequence[RuleEvent], vectors: Mapping[tuple[str, str], bytes]
+    ) -> list[bool]:
+        """Apply each event (upserts need their vector); True where it changed the memory."""
+        pipe = self.client.pipeline(transaction=False)
+        for event in events:
+            tenant, rule_id, version = identity(event)
+            keys = [self.schema.doc_key(tenant, rule_id), self.schema.versions_key(tenant)]
+            args: list[str | int | bytes] = [rule_id, version]
+            if isinstance(event, RuleUpsert):
+                args.append("u")
+                for name, value in rule_fields(event.rule, vectors[(tenant, rule_id)]).items():
+                    args.extend((name, value))
+            else:
+                args.append("d")
+            await self._apply(keys=keys, args=args, client=pipe)
+        return [bool(result) for result in await pipe.execute()]

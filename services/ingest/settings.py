@@ -1,0 +1,20 @@
+"""Settings of the ingest service (prefix ``ALIGNSTREAM_INGEST_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.embedders import EmbedderSettings
+from shared.settings import ServiceSettings
+
+
+class IngestSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_INGEST_", extra="ignore")
+
+    group_id: str = "alignstream-ingest"
+    batch_max: int = Field(default=256, ge=1)
+    """Most rule events taken (and embedded) together."""
+    batch_wait_ms: int = Field(default=20, ge=0)
+    """How long to wait for more events when fewer than ``batch_max`` are buffered."""
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)

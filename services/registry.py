@@ -1,0 +1,20 @@
+"""Which class implements each service; imported lazily so a service loads only its own deps."""
+
+from __future__ import annotations
+
+import importlib
+
+from shared.service import Service
+
+SERVICES: dict[str, str] = {
+    "ingest": "services.ingest.app:IngestService",
+    "retrieval": "services.retrieval.app:RetrievalService",
+}
+
+
+def build_service(name: str) -> Service:
+    """Construct a service from environment settings."""
+    module_name, _, class_name = SERVICES[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    service: Service = cls.from_env()
+    return service

@@ -1,0 +1,1 @@
+"""Retrieval: chat requests -> KNN over the tenant's rules -> grounded requests."""

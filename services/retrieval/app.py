@@ -1,0 +1,179 @@
+"""The retrieval service: chat requests -> rules that apply -> the generation topic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from faststream import AckPolicy
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Histogram
+from pydantic import TypeAdapter
+
+from services.retrieval.search import RuleSearcher, build_filter, order_hits, pack_to_budget
+from services.retrieval.settings import RetrievalSettings
+from shared import events
+from shared.dlq import Inbox
+from shared.embedders import Embedder, make_embedder
+from shared.kafka import consumer_options
+from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.schema import RuleSchema
+from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
+from shared.redis import make_redis
+from shared.service import Service
+from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
+
+SEARCH_SECONDS = Histogram(
+    "alignstream_retrieval_search_seconds",
+    "Time of one KNN search in Redis.",
+    buckets=LATENCY_BUCKETS_S,
+)
+RETRIEVAL_SECONDS = Histogram(
+    "alignstream_retrieval_seconds",
+    "Time to ground one request: embed share, search, order, budget.",
+    buckets=LATENCY_BUCKETS_S,
+)
+HITS = Histogram(
+    "alignstream_retrieval_rules_returned",
+    "Rules attached to a request after filtering and budget.",
+    buckets=(0, 1, 2, 3, 5, 8, 13, 21, 50),
+)
+
+ChatRequestAdapter: TypeAdapter[events.ChatRequest] = TypeAdapter(events.ChatRequest)
+
+
+class RetrievalService(Service):
+    name = "retrieval"
+
+    def __init__(self, settings: RetrievalSettings, embedder: Embedder | None = None) -> None:
+        super().__init__(settings)
+        self.settings: RetrievalSettings = settings
+        self.embedder = embedder or make_embedder(settings.embedder)
+        self.inbox: Inbox[events.ChatRequest] = Inbox(
+            CHAT_REQUESTS,
+            ChatRequestAdapter,
+            self.dead_letters,
+            max_bytes=settings.max_message_bytes,
+        )
+        self.redis: aioredis.Redis | None = None
+        self.searcher: RuleSearcher | None = None
+        self._jurisdictions: set[str] = set()
+        self._jurisdictions_read_at = 0.0
+        self.broker.subscriber(
+            self.topics(CHAT_REQUESTS),
+            batch=True,
+            max_records=settings.batch_max,
+            batch_timeout_ms=settings.batch_wait_ms,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            **consumer_options(settings.kafka, group_id=settings.group_id),
+        )(self.on_chat_requests)
+
+    @classmethod
+    def from_env(cls) -> RetrievalService:
+        return cls(RetrievalSettings())
+
+    async def on_start(self) -> None:
+        await self.embedder.start()
+        self.redis = make_redis(self.settings.redis)
+        schema = RuleSchema(self.settings.redis.key_prefix, self.embedder.dim, self.embedder.name)
+        await ensure_index(self.redis, schema)
+        await wait_for_index(self.redis, schema)
+        self.searcher = RuleSearcher(self.redis, schema, ef_runtime=self.settings.ef_runtime)
+
+    async def on_stop(self) -> None:
+        await self.embedder.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def on_chat_requests(self, message: KafkaMessage) -> None:
+        records = message.raw_message
+        received_at = datetime.now(UTC)
+        with HANDLER_SECONDS.labels(self.name, CHAT_REQUESTS.name).time():
+            opened = await self.inbox.open_batch(
+                records if isinstance(records, tuple) else (records,)
+            )
+            if not opened:
+                return
+            try:
+                grounded = await self.ground([request for _, request in opened], received_at)
+            except Exception:
+                await asyncio.sleep(self.settings.retry_backoff_s)
+                raise
+            await asyncio.gather(
+                *(
+                    self.broker.publish(
+                        events.encode(g), self.topics(CHAT_GROUNDED), key=g.key.encode()
+                    )
+                    for g in grounded
+                )
+            )
+
+    async def ground(
+        self, requests: list[events.ChatRequest], received_at: datetime
+    ) -> list[events.GroundedRequest]:
+        """Attach rules to each request: searched (OPO), given (oracle) or none."""
+        started = time.perf_counter()
+        searching = [r for r in requests if r.strategy.needs_retrieval]
+        vectors = await self.embedder.embed([r.query for r in searching])
+        found = dict(
+            zip(
+                (r.request_id for r in searching),
+                await asyncio.gather(
+                    *(self.search(r, v.tobytes()) for r, v in zip(searching, vectors, strict=True))
+                ),
+                strict=True,
+            )
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        grounded = []
+        for request in requests:
+            if request.strategy is events.Strategy.ORACLE:
+                rules = request.oracle_rules
+            else:
+                rules = tuple(found.get(request.request_id, ()))
+            HITS.observe(len(rules))
+            grounded.append(
+                events.GroundedRequest(
+                    request=request,
+                    rules=rules,
+                    retrieval_ms=elapsed_ms if request.strategy.needs_retrieval else 0.0,
+                    received_at=received_at,
+                )
+            )
+        RETRIEVAL_SECONDS.observe(elapsed_ms / 1000.0)
+        return grounded
+
+    async def search(
+        self, request: events.ChatRequest, vector: bytes
+    ) -> list[events.RetrievedRule]:
+        assert self.searcher is not None, "service not started"
+        scope = request.scope
+        known = await self.known_jurisdictions() if not scope.jurisdictions else set()
+        flt = build_filter(
+            request.tenant,
+            scope,
+            today=datetime.now(UTC).date(),
+            query=request.query,
+            known_jurisdictions=known,
+        )
+        with SEARCH_SECONDS.time():
+            hits = await self.searcher.search(
+                vector, flt, k=scope.top_k * self.settings.candidates_factor
+            )
+        return pack_to_budget(
+            order_hits(hits, min_score=scope.min_score),
+            top_k=scope.top_k,
+            token_budget=scope.token_budget,
+        )
+
+    async def known_jurisdictions(self) -> set[str]:
+        """Region names in the index, cached for ``jurisdictions_refresh_s``."""
+        if not self.settings.infer_jurisdiction or self.searcher is None:
+            return set()
+        now = time.monotonic()
+        if now - self._jurisdictions_read_at > self.settings.jurisdictions_refresh_s:
+            self._jurisdictions = await self.searcher.known_jurisdictions()
+            self._jurisdictions_read_at = now
+        return self._jurisdictions

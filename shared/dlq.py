@@ -1,0 +1,148 @@
+"""Decoding of incoming messages, and the dead-letter path every subscriber uses.
+
+A service never crashes on bad input and never drops it silently: a message that cannot be
+decoded, or whose processing fails permanently (``PoisonMessage``), is published to the source
+topic's ``.dlq`` topic with the original bytes and the reason, and counted.
+Transient failures are not dead-lettered: the handler raises, the subscriber (ack policy
+``NACK_ON_ERROR``) seeks back, and the message is redelivered (at-least-once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from faststream.kafka import KafkaBroker
+from pydantic import TypeAdapter, ValidationError
+
+from shared import events
+from shared.metrics import MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED
+from shared.topics import TopicNames, TopicSpec
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class PoisonMessage(Exception):
+    """Processing can never succeed for this message; send it to the dead-letter topic."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The parts of a consumed Kafka record the dead-letter path keeps."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+    @classmethod
+    def from_consumer_record(cls, raw: Any) -> Record:
+        headers = {
+            name: value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            for name, value in (raw.headers or ())
+        }
+        return cls(raw.topic, raw.partition, raw.offset, raw.key, raw.value or b"", headers)
+
+
+def decode(adapter: TypeAdapter[T], value: bytes, *, max_bytes: int) -> T:
+    """Validate one message body; raise ``PoisonMessage`` with a precise reason."""
+    if len(value) > max_bytes:
+        raise PoisonMessage("oversized", f"{len(value)} bytes > limit {max_bytes}")
+    try:
+        data = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PoisonMessage("invalid_json", str(exc)) from exc
+    if not isinstance(data, dict):
+        raise PoisonMessage("invalid_payload", f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("v")
+    if version != events.SCHEMA_VERSION:
+        raise PoisonMessage("unknown_version", f"schema version {version!r} is not supported")
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        reason = "unknown_kind" if _is_unknown_kind(exc) else "invalid_payload"
+        raise PoisonMessage(reason, str(exc)) from exc
+
+
+def _is_unknown_kind(exc: ValidationError) -> bool:
+    return any(err["type"] in ("union_tag_invalid", "union_tag_not_found") for err in exc.errors())
+
+
+class DeadLetters:
+    """Publishes dead-letter records for one service."""
+
+    def __init__(self, broker: KafkaBroker, topics: TopicNames, service: str) -> None:
+        self._broker = broker
+        self._topics = topics
+        self.service = service
+
+    async def send(self, record: Record, source: TopicSpec, reason: str, error: str) -> None:
+        letter = events.DeadLetter(
+            service=self.service,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            original=record.value,
+            headers=record.headers,
+            reason=reason,
+            error=error[:8000],
+        )
+        await self._broker.publish(events.encode(letter), self._topics.dlq(source), key=record.key)
+        MESSAGES_DEAD_LETTERED.labels(self.service, source.name, reason).inc()
+        log.warning(
+            "dead-lettered a message",
+            extra={"topic": record.topic, "offset": record.offset, "reason": reason},
+        )
+
+
+class Inbox(Generic[T]):
+    """Decodes the messages of one subscribed topic; bad ones go to its dead-letter topic."""
+
+    def __init__(
+        self,
+        source: TopicSpec,
+        adapter: TypeAdapter[T],
+        dead_letters: DeadLetters,
+        *,
+        max_bytes: int,
+    ) -> None:
+        self.source = source
+        self.adapter = adapter
+        self.dead_letters = dead_letters
+        self.max_bytes = max_bytes
+
+    async def open(self, raw: Any) -> T | None:
+        """Decode one consumer record; None when it was dead-lettered."""
+        record = Record.from_consumer_record(raw)
+        MESSAGES_CONSUMED.labels(self.dead_letters.service, self.source.name).inc()
+        try:
+            return decode(self.adapter, record.value, max_bytes=self.max_bytes)
+        except PoisonMessage as exc:
+            await self.dead_letters.send(record, self.source, exc.reason, exc.detail)
+            return None
+
+    async def open_batch(self, raws: Sequence[Any]) -> list[tuple[Record, T]]:
+        """Decode a batch, keeping each valid event with its record, in order."""
+        opened: list[tuple[Record, T]] = []
+        for raw in raws:
+            event = await self.open(raw)
+            if event is not None:
+                opened.append((Record.from_consumer_record(raw), event))
+        return opened
+
+    async def reject(self, record: Record, exc: PoisonMessage) -> None:
+        """Dead-letter a decoded message whose processing failed permanently."""
+        await self.dead_letters.send(record, self.source, exc.reason, exc.detail)

@@ -1,0 +1,63 @@
+"""The embedder interface and its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalized float32 vectors of a fixed dimension."""
+
+    @property
+    def name(self) -> str:
+        """Identifies the model; part of the index fingerprint (vectors of different models
+        must not share an index)."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    async def start(self) -> None:
+        """Load the model or probe the endpoint (and learn the dimension)."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """Shape (len(texts), dim), rows normalized to unit length."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def normalize(vectors: npt.NDArray[np.floating]) -> Vectors:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    normalized: Vectors = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    return normalized
+
+
+class EmbedderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_EMBEDDER_", extra="ignore")
+
+    backend: Literal["use", "openai"] = "use"
+    """``use``: the offline multilingual Universal Sentence Encoder (512-dim, in the wheel);
+    ``openai``: any OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM pooling, TEI, OpenAI)."""
+    model: str = "text-embedding-3-small"
+    """Model name sent to the OpenAI-compatible endpoint."""
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("EMPTY")
+    dimensions: int | None = Field(default=None, ge=1)
+    """Ask the endpoint for this many dimensions (models that support it)."""
+    batch_size: int = Field(default=64, ge=1)
+    """Largest number of texts sent in one call."""
+    threads: int = Field(default=2, ge=1)
+    """CPU threads of the local model."""
+    timeout_s: float = Field(default=30.0, gt=0)

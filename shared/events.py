@@ -1,0 +1,516 @@
+"""Versioned event contracts for every Kafka topic.
+
+Every message on the wire is one of these pydantic models serialized as JSON. Each carries
+``kind`` (which model it is) and ``v`` (its schema version); a consumer that gets an unknown kind,
+an unknown version or a payload that fails validation sends it to the topic's dead-letter topic.
+Adding an optional field is backwards compatible; anything else bumps ``v``.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION: Literal[1] = 1
+"""The current schema version of every event model below."""
+
+MAX_RULE_TEXT_CHARS = 8000
+"""Longest rule text accepted; longer rules are split into several rules by the publisher."""
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
+]
+"""Ids of tenants, rules, requests and jobs: safe in Kafka keys and Redis keys."""
+
+TenantId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+]
+"""Tenant names never contain ':' so ``tenant:rule_id`` keys split unambiguously."""
+
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+"""Free-form filter values (jurisdictions, locales, tags); may be any script, e.g. 北京市."""
+
+GLOBAL_JURISDICTION = "global"
+"""Jurisdiction of rules that apply everywhere (OPO's 全国 / national law)."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    """Base of every model on the wire: strict about unknown fields, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Event(Contract):
+    """Envelope fields common to all events."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    """Schema version; consumers reject versions they do not know."""
+    event_id: str = Field(default_factory=new_id)
+    """Unique id of this event (not of the entity it is about)."""
+    created_at: datetime = Field(default_factory=utcnow)
+    """When the producer created the event (UTC)."""
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class RuleDomain(StrEnum):
+    LAW = "law"
+    MORALITY = "morality"
+    POLICY = "policy"
+    CONSTITUTION = "constitution"
+    OTHER = "other"
+
+
+class RuleStatus(StrEnum):
+    ACTIVE = "active"
+    """Retrieved and used for grounding."""
+    PENDING = "pending"
+    """Stored but not served until an admin activates it (e.g. discovered principles)."""
+
+
+class Rule(Contract):
+    """One rule (a law article, a moral norm, a policy clause, a principle)."""
+
+    tenant: TenantId
+    """Owner; a tenant never sees another tenant's rules."""
+    rule_id: Identifier
+    """Stable id within the tenant."""
+    version: int = Field(ge=1)
+    """Monotonic per (tenant, rule_id); an older version never overwrites a newer one."""
+    domain: RuleDomain = RuleDomain.POLICY
+    jurisdiction: Label = GLOBAL_JURISDICTION
+    """Where the rule applies: ``global`` or a region name (province, state, company, ...)."""
+    locale: Label | None = None
+    """BCP 47 language tag of the text, e.g. ``zh-CN``; None when unknown."""
+    title: Annotated[str, StringConstraints(max_length=512)] = ""
+    """Short name, e.g. the law's name and article number."""
+    source: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    """Where the rule comes from (URL, document, discovery job)."""
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_RULE_TEXT_CHARS)]
+    priority: int = Field(default=0, ge=0, le=1000)
+    """Hierarchy level; higher wins ties in retrieval ordering (constitution > law > policy)."""
+    effective_from: date | None = None
+    """First day the rule is in force; None means always was."""
+    effective_until: date | None = None
+    """Last day the rule is in force; None means no end."""
+    status: RuleStatus = RuleStatus.ACTIVE
+    tags: tuple[Label, ...] = ()
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> Rule:
+        if (
+            self.effective_from is not None
+            and self.effective_until is not None
+            and self.effective_until < self.effective_from
+        ):
+            raise ValueError("effective_until is before effective_from")
+        return self
+
+    @property
+    def key(self) -> str:
+        return rule_key(self.tenant, self.rule_id)
+
+
+def rule_key(tenant: str, rule_id: str) -> str:
+    """Kafka key of the rule topic: per-rule ordering and compaction."""
+    return f"{tenant}:{rule_id}"
+
+
+class RuleUpsert(Event):
+    """Create a rule or replace it with a newer version."""
+
+    kind: Literal["rule.upsert"] = "rule.upsert"
+    rule: Rule
+
+    @property
+    def key(self) -> str:
+        return self.rule.key
+
+
+class RuleDelete(Event):
+    """Remove a rule from search. The delete is versioned like an upsert: it wins only over
+    older versions, so a late, older upsert cannot resurrect the rule."""
+
+    kind: Literal["rule.delete"] = "rule.delete"
+    tenant: TenantId
+    rule_id: Identifier
+    version: int = Field(ge=1)
+
+    @property
+    def key(self) -> str:
+        return rule_key(self.tenant, self.rule_id)
+
+
+RuleEvent = Annotated[RuleUpsert | RuleDelete, Field(discriminator="kind")]
+
+
+class IndexOutcome(StrEnum):
+    APPLIED = "applied"
+    """The event changed the memory."""
+    STALE = "stale"
+    """A newer or equal version was already applied; nothing changed (replay, out of order)."""
+
+
+class RuleIndexed(Event):
+    """Confirmation that a rule event is applied and servable (read-your-writes)."""
+
+    kind: Literal["rule.indexed"] = "rule.indexed"
+    tenant: TenantId
+    rule_id: Identifier
+    version: int
+    op: Literal["upsert", "delete"]
+    outcome: IndexOutcome
+    source_event_id: str
+    """``event_id`` of the rule event this confirms."""
+    event_created_at: datetime
+    indexed_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def latency_ms(self) -> float:
+        """Time from the rule event's creation to servable."""
+        return (self.indexed_at - self.event_created_at).total_seconds() * 1000.0
+
+
+# --------------------------------------------------------------------------- chat
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class ChatMessage(Contract):
+    role: Role
+    content: Annotated[str, StringConstraints(max_length=100_000)]
+
+
+class Strategy(StrEnum):
+    """How the generation step uses rules (OPO's evaluation modes, DRPO)."""
+
+    NONE = "none"
+    """Baseline: no rules."""
+    OPO = "opo"
+    """Retrieve rules and put them before the question."""
+    ORACLE = "oracle"
+    """Use the rules given in the request (evaluation upper bound)."""
+    DRPO = "drpo"
+    """Optimized alignment system prompt + in-context examples."""
+
+    @property
+    def needs_retrieval(self) -> bool:
+        return self is Strategy.OPO
+
+
+class RuleScope(Contract):
+    """Which rules a request may be grounded in (all within the request's tenant)."""
+
+    domains: tuple[RuleDomain, ...] = ()
+    """Empty: every domain."""
+    jurisdictions: tuple[Label, ...] = ()
+    """Regions the question concerns; ``global`` rules always apply. Empty: every region."""
+    locales: tuple[Label, ...] = ()
+    """Empty: every locale."""
+    as_of: date | None = None
+    """Only rules in force on this day; None: the day the request is handled."""
+    top_k: int = Field(default=5, ge=1, le=100)
+    token_budget: int = Field(default=1000, ge=1, le=32_000)
+    """Retrieved texts are trimmed to this many tokens (OPO: 1000)."""
+    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Drop hits with a cosine similarity below this."""
+
+
+class GenerationParams(Contract):
+    max_tokens: int = Field(default=256, ge=1, le=32_768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    option_letters: tuple[str, ...] = ()
+    """Multiple choice: score these letters from logprobs (e.g. ``("A","B","C","D")``)."""
+
+
+class RuleRef(Contract):
+    """A rule cited by an answer: id and the exact version used."""
+
+    rule_id: Identifier
+    version: int
+
+
+class RetrievedRule(Contract):
+    """A rule chosen for grounding, with why it was chosen."""
+
+    rule_id: Identifier
+    version: int
+    score: float
+    """Cosine similarity to the query (1.0 for oracle rules)."""
+    title: str = ""
+    text: str
+    domain: RuleDomain = RuleDomain.POLICY
+    jurisdiction: str = GLOBAL_JURISDICTION
+    priority: int = 0
+    tokens: int = 0
+    """Tokens this rule's text counts against the budget."""
+
+    @property
+    def ref(self) -> RuleRef:
+        return RuleRef(rule_id=self.rule_id, version=self.version)
+
+
+class ChatRequest(Event):
+    """A question to answer grounded in the tenant's rules."""
+
+    kind: Literal["chat.request"] = "chat.request"
+    request_id: Identifier = Field(default_factory=new_id)
+    """Correlation id; the response carries it. Clients de-duplicate on it."""
+    tenant: TenantId
+    conversation_id: Identifier | None = None
+    messages: tuple[ChatMessage, ...] = Field(min_length=1, max_length=256)
+    strategy: Strategy = Strategy.OPO
+    scope: RuleScope = RuleScope()
+    params: GenerationParams = GenerationParams()
+    oracle_rules: tuple[RetrievedRule, ...] = ()
+    """Rules to use as-is with the oracle strategy."""
+    prefill: str | None = None
+    """Start of the assistant's answer to continue from (course-correction eval)."""
+    reply_topic: str | None = None
+    """Where to publish the response; None: the default responses topic."""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    """Opaque to the pipeline; echoed on the response (e.g. exam job and question ids)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.conversation_id or self.request_id}"
+
+    @property
+    def query(self) -> str:
+        """The text retrieval searches with: the last user message."""
+        for message in reversed(self.messages):
+            if message.role is Role.USER:
+                return message.content
+        return self.messages[-1].content
+
+
+class GroundedRequest(Event):
+    """A chat request with the rules retrieval chose for it."""
+
+    kind: Literal["chat.grounded"] = "chat.grounded"
+    request: ChatRequest
+    rules: tuple[RetrievedRule, ...] = ()
+    retrieval_ms: float = 0.0
+    received_at: datetime
+    """When retrieval consumed the request (for end-to-end timings)."""
+
+    @property
+    def key(self) -> str:
+        return self.request.key
+
+
+class Usage(Contract):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Timings(Contract):
+    retrieval_ms: float = 0.0
+    queue_ms: float = 0.0
+    """Time waiting for a generation slot."""
+    ttft_ms: float | None = None
+    generation_ms: float = 0.0
+    total_ms: float = 0.0
+    """From the request's creation to the response."""
+
+
+class ErrorKind(StrEnum):
+    TIMEOUT = "timeout"
+    BACKEND = "backend"
+    INVALID_REQUEST = "invalid_request"
+    OVERLOADED = "overloaded"
+
+
+class ErrorInfo(Contract):
+    kind: ErrorKind
+    message: str
+
+
+class ChatResponse(Event):
+    """The answer to a chat request (or an error, never silence)."""
+
+    kind: Literal["chat.response"] = "chat.response"
+    request_id: Identifier
+    tenant: TenantId
+    ok: bool = True
+    text: str = ""
+    cited_rules: tuple[RuleRef, ...] = ()
+    strategy: Strategy = Strategy.OPO
+    backend: str = ""
+    model: str = ""
+    finish_reason: str | None = None
+    option_logprobs: dict[str, float] | None = None
+    """Multiple choice: logprob of each option letter as the first answer token."""
+    usage: Usage = Usage()
+    timings: Timings = Timings()
+    error: ErrorInfo | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _error_iff_not_ok(self) -> ChatResponse:
+        if self.ok == (self.error is not None):
+            raise ValueError("a response has an error exactly when ok is false")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.request_id}"
+
+
+# --------------------------------------------------------------------------- exams
+
+
+class ExamJob(Event):
+    """Run an exam through the pipeline with one or more strategies."""
+
+    kind: Literal["exam.job"] = "exam.job"
+    job_id: Identifier = Field(default_factory=new_id)
+    tenant: TenantId
+    dataset: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    """Path of the exam file, as the grading service sees it."""
+    dataset_format: Literal["auto", "opo-zh", "opo-social", "mcq"] = "auto"
+    strategies: tuple[Strategy, ...] = Field(default=(Strategy.NONE, Strategy.OPO), min_length=1)
+    backend: str | None = None
+    """Generation backend name; None: the service default."""
+    model: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    """Sample this many questions (seeded); None: all."""
+    seed: int = 0
+    scope: RuleScope = RuleScope()
+
+    @property
+    def key(self) -> str:
+        return self.job_id
+
+
+class ExamAnswer(Event):
+    """One graded answer of an exam job."""
+
+    kind: Literal["exam.answer"] = "exam.answer"
+    job_id: Identifier
+    question_id: Identifier
+    strategy: Strategy
+    expected: str
+    chosen: str | None
+    """The extracted option; None when the reply could not be parsed."""
+    correct: bool
+    category: str | None = None
+    raw_text: str = ""
+    cited_rules: tuple[RuleRef, ...] = ()
+    latency_ms: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return self.job_id
+
+
+class StrategyScore(Contract):
+    strategy: Strategy
+    answered: int = 0
+    correct: int = 0
+    invalid: int = 0
+    accuracy: float = 0.0
+    ci_low: float = 0.0
+    """95% Wilson interval of the accuracy."""
+    ci_high: float = 0.0
+
+
+class ExamResult(Event):
+    """Progress (``final=False``) and final results of an exam job."""
+
+    kind: Literal["exam.result"] = "exam.result"
+    job_id: Identifier
+    tenant: TenantId
+    total_questions: int
+    final: bool = False
+    scores: tuple[StrategyScore, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.job_id
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+class DeadLetter(Event):
+    """A message a service could not process, kept with the reason so nothing is lost."""
+
+    kind: Literal["dead_letter"] = "dead_letter"
+    service: str
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
+    original: bytes
+    """The message body exactly as received."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    reason: str
+    """Short machine-readable cause, e.g. ``invalid_payload``, ``unknown_version``."""
+    error: Annotated[str, StringConstraints(max_length=8192)]
+    failed_at: datetime = Field(default_factory=utcnow)
+
+    @field_serializer("original", "key", when_used="json")
+    def _b64(self, value: bytes | None) -> str | None:
+        return None if value is None else base64.b64encode(value).decode("ascii")
+
+    @field_validator("original", "key", mode="before")
+    @classmethod
+    def _unb64(cls, value: object) -> object:
+        return base64.b64decode(value, validate=True) if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------- adapters
+
+AnyEvent = Annotated[
+    RuleUpsert
+    | RuleDelete
+    | RuleIndexed
+    | ChatRequest
+    | GroundedRequest
+    | ChatResponse
+    | ExamJob
+    | ExamAnswer
+    | ExamResult
+    | DeadLetter,
+    Field(discriminator="kind"),
+]
+
+RULE_EVENT: TypeAdapter[RuleUpsert | RuleDelete] = TypeAdapter(RuleEvent)
+ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    """Wire format of every event: compact UTF-8 JSON."""
+    return event.model_dump_json().encode("utf-8")

@@ -1,0 +1,139 @@
+"""Kafka broker factory, consumer options and explicit topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
+from faststream.kafka import KafkaBroker
+from faststream.security import (
+    BaseSecurity,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
+
+from shared.settings import KafkaSettings
+from shared.topics import TopicNames, TopicSpec, all_topics
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
+    if "SSL" not in settings.security_protocol:
+        return None
+    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.ssl_certfile:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    return context
+
+
+def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
+    """FastStream security object for the configured protocol (None: plaintext)."""
+    context = _ssl_context(settings)
+    if not settings.security_protocol.startswith("SASL"):
+        return BaseSecurity(ssl_context=context) if context else None
+    if settings.sasl_username is None or settings.sasl_password is None:
+        raise ValueError("SASL needs ALIGNSTREAM_KAFKA_SASL_USERNAME and _SASL_PASSWORD")
+    user, password = settings.sasl_username, settings.sasl_password.get_secret_value()
+    if settings.sasl_mechanism == "SCRAM-SHA-256":
+        return SASLScram256(user, password, ssl_context=context)
+    if settings.sasl_mechanism == "SCRAM-SHA-512":
+        return SASLScram512(user, password, ssl_context=context)
+    return SASLPlaintext(user, password, ssl_context=context)
+
+
+def _client_security_kwargs(settings: KafkaSettings) -> dict[str, Any]:
+    """The same security for raw aiokafka clients (admin)."""
+    kwargs: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    context = _ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            kwargs["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return kwargs
+
+
+def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> KafkaBroker:
+    """A FastStream KafkaBroker with the project's settings (security, timeouts)."""
+    return KafkaBroker(
+        settings.bootstrap,
+        client_id=client_id,
+        request_timeout_ms=settings.request_timeout_ms,
+        security=broker_security(settings),
+        # Topics are created explicitly; an auto-created topic would get the broker's defaults.
+        allow_auto_create_topics=False,
+        graceful_timeout=15.0,
+        **kwargs,
+    )
+
+
+def consumer_options(settings: KafkaSettings, *, group_id: str) -> dict[str, Any]:
+    """Subscriber keyword arguments shared by every service's consumers."""
+    return {
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+    }
+
+
+async def ensure_topics(
+    settings: KafkaSettings,
+    specs: Iterable[TopicSpec] | None = None,
+    *,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    Existing topics are left as they are (an operator may have tuned them). Retries while the
+    broker is still starting, up to ``timeout_s``.
+    """
+    names = TopicNames(settings.topic_prefix)
+    wanted = list(specs if specs is not None else all_topics())
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap,
+            request_timeout_ms=settings.request_timeout_ms,
+            **_client_security_kwargs(settings),
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [spec for spec in wanted if names(spec) not in existing]
+            if missing:
+                response = await admin.create_topics(
+                    [
+                        NewTopic(
+                            names(spec),
+                            settings.partitions_override or spec.partitions,
+                            settings.replication_factor,
+                            topic_configs=spec.configs,
+                        )
+                        for spec in missing
+                    ]
+                )
+                for topic, code, message in response.topic_errors:
+                    if code not in (0, TOPIC_ALREADY_EXISTS):
+                        raise RuntimeError(f"cannot create topic {topic}: {code} {message}")
+                log.info("created topics", extra={"topics": [names(s) for s in missing]})
+            return [names(spec) for spec in missing]
+        except (OSError, TimeoutError, KafkaConnectionError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"Kafka at {settings.bootstrap} not reachable") from exc
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()

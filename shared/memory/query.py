@@ -1,0 +1,66 @@
+"""KNN queries over the rule index, with the pre-filters that enforce scope and isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from shared.events import GLOBAL_JURISDICTION, RuleDomain, RuleStatus
+from shared.memory.schema import RETURN_FIELDS, day_number, tag_value
+
+
+def escape_tag(value: str) -> str:
+    """Escape a TAG value for the query syntax: every char but letters, digits and ``_``
+    (letters of any script, so 北京市 stays as it is)."""
+    return "".join(ch if ch.isalnum() or ch == "_" else "\\" + ch for ch in tag_value(value))
+
+
+def tag_clause(field_name: str, values: Iterable[str]) -> str:
+    return f"@{field_name}:{{{' | '.join(escape_tag(v) for v in values)}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFilter:
+    """What a search may return. ``tenant`` is mandatory: isolation is not optional."""
+
+    tenant: str
+    domains: tuple[RuleDomain, ...] = ()
+    jurisdictions: tuple[str, ...] = ()
+    """Empty: any. Otherwise the given regions plus ``global`` rules."""
+    locales: tuple[str, ...] = ()
+    as_of: date | None = None
+    """Only rules in force that day; None: no date filter."""
+    statuses: tuple[RuleStatus, ...] = field(default=(RuleStatus.ACTIVE,))
+
+    def expression(self) -> str:
+        clauses = [tag_clause("tenant", [self.tenant])]
+        if self.statuses:
+            clauses.append(tag_clause("status", [s.value for s in self.statuses]))
+        if self.domains:
+            clauses.append(tag_clause("domain", [d.value for d in self.domains]))
+        if self.jurisdictions:
+            regions = dict.fromkeys((GLOBAL_JURISDICTION, *self.jurisdictions))
+            clauses.append(tag_clause("jurisdiction", regions))
+        if self.locales:
+            clauses.append(tag_clause("locale", self.locales))
+        if self.as_of is not None:
+            day = day_number(self.as_of)
+            clauses.append(f"@eff_from:[-inf {day}] @eff_until:[{day} +inf]")
+        return " ".join(clauses)
+
+
+def knn_query_args(
+    flt: RuleFilter, vector: bytes, *, k: int, ef_runtime: int
+) -> list[str | int | bytes]:
+    """FT.SEARCH arguments (after the index name) for the k nearest rules within the filter.
+    The score returned is the cosine *distance* (0 = identical)."""
+    query = f"({flt.expression()})=>[KNN {k} @embedding $vec EF_RUNTIME {ef_runtime} AS score]"
+    return [
+        query,
+        "PARAMS", 2, "vec", vector,
+        "SORTBY", "score", "ASC",
+        "RETURN", len(RETURN_FIELDS), *RETURN_FIELDS,
+        "LIMIT", 0, k,
+        "DIALECT", 2,
+    ]  # fmt: skip

@@ -1,0 +1,54 @@
+"""Prometheus metrics common to every service.
+
+Metric objects are module-level, as prometheus_client expects; every series carries a ``service``
+label so one process can host several services (tests, the demo).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+MESSAGES_CONSUMED = Counter(
+    "alignstream_messages_consumed_total",
+    "Messages taken from a topic (valid or not).",
+    ["service", "topic"],
+)
+MESSAGES_DEAD_LETTERED = Counter(
+    "alignstream_messages_dead_lettered_total",
+    "Messages sent to a dead-letter topic, by reason.",
+    ["service", "topic", "reason"],
+)
+PROCESSING_RETRIES = Counter(
+    "alignstream_processing_retries_total",
+    "Messages whose processing failed transiently and will be redelivered.",
+    ["service", "topic"],
+)
+HANDLER_SECONDS = Histogram(
+    "alignstream_handler_seconds",
+    "Time spent handling one message or batch.",
+    ["service", "topic"],
+    buckets=LATENCY_BUCKETS_S,
+)
+SERVICE_UP = Gauge(
+    "alignstream_service_ready",
+    "1 when the service is started and ready.",
+    ["service"],
+)

@@ -1,0 +1,105 @@
+"""The lifecycle every service shares: topics, broker, health endpoint, clean shutdown.
+
+A service subclasses ``Service``: it registers its subscribers on ``self.broker`` in
+``__init__`` and may override ``on_start``/``on_stop``/``is_ready``. ``start``/``stop`` are used
+by tests and the demo (several services in one process); ``run`` serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from types import TracebackType
+from typing import Self
+
+from faststream.kafka import KafkaBroker
+
+from shared.dlq import DeadLetters
+from shared.http import HealthServer
+from shared.kafka import ensure_topics, make_broker
+from shared.metrics import SERVICE_UP
+from shared.settings import ServiceSettings
+from shared.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    name: str = "service"
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.topics: TopicNames = settings.kafka.topics
+        self.broker: KafkaBroker = make_broker(
+            settings.kafka, client_id=f"alignstream-{self.name}", logger=log
+        )
+        self.dead_letters = DeadLetters(self.broker, self.topics, self.name)
+        self.health = HealthServer(
+            settings.observability.http_host,
+            settings.observability.http_port,
+            ready=self.is_ready,
+            live=self._is_live,
+        )
+        self._started = False
+
+    # Hooks for subclasses --------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        """Before consuming starts (connect to Redis, load models, create indexes)."""
+
+    async def on_stop(self) -> None:
+        """After consuming stopped and in-flight messages are done."""
+
+    async def is_ready(self) -> bool:
+        return self._started
+
+    # Lifecycle ------------------------------------------------------------------------
+
+    async def _is_live(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings.kafka)
+        await self.on_start()
+        await self.broker.start()
+        await self.health.start()
+        self._started = True
+        SERVICE_UP.labels(self.name).set(1)
+        log.info("service started", extra={"service": self.name, "http_port": self.health.port})
+
+    async def stop(self) -> None:
+        self._started = False
+        SERVICE_UP.labels(self.name).set(0)
+        # The broker waits (graceful_timeout) for handlers in flight before closing consumers,
+        # so no offset is committed for unfinished work.
+        await self.broker.stop()
+        await self.on_stop()
+        await self.health.stop()
+        log.info("service stopped", extra={"service": self.name})
+
+    async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,97 @@
+"""Settings shared by every service, read from the environment.
+
+Each block has its own prefix (``ALIGNSTREAM_KAFKA_``, ``ALIGNSTREAM_REDIS_``, ...); each service
+adds its own block (``ALIGNSTREAM_INGEST_`` ...) that embeds these. The defaults run against the
+local stack (``alignstream stack up``). ``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` are accepted as the
+conventional short names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.topics import TopicNames
+
+LOCAL_KAFKA = "127.0.0.1:19092"
+LOCAL_REDIS = "redis://127.0.0.1:16379/0"
+
+
+class KafkaSettings(BaseSettings):
+    """Broker connection and consumer timing."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_KAFKA_", extra="ignore")
+
+    bootstrap: str = Field(
+        default=LOCAL_KAFKA,
+        validation_alias=AliasChoices("ALIGNSTREAM_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP"),
+    )
+    """Comma-separated ``host:port`` list."""
+    topic_prefix: str = ""
+    """Prepended to every topic name (several environments on one cluster)."""
+    partitions_override: int | None = Field(default=None, ge=1)
+    """Create every topic with this many partitions (small local setups)."""
+    replication_factor: int = Field(default=1, ge=1)
+    fetch_max_wait_ms: int = Field(default=10, ge=0)
+    """How long a fetch may wait for data; bounds end-to-end latency on brokers whose fetch is
+    not woken by new data (Tansu)."""
+    session_timeout_ms: int = Field(default=10_000, ge=100)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=50)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    request_timeout_ms: int = Field(default=40_000, ge=1000)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
+
+
+class RedisSettings(BaseSettings):
+    """Redis (with RediSearch + RedisJSON) connection."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_REDIS_", extra="ignore")
+
+    url: SecretStr = Field(
+        default=SecretStr(LOCAL_REDIS),
+        validation_alias=AliasChoices("ALIGNSTREAM_REDIS_URL", "REDIS_URL"),
+    )
+    """``redis://`` or ``rediss://`` (TLS) URL; may hold a password, hence secret."""
+    key_prefix: str = "alignstream"
+    """Prefix of every key and index the services create."""
+    socket_timeout_s: float = Field(default=5.0, gt=0)
+    ssl_ca_certs: str | None = None
+
+
+class ObservabilitySettings(BaseSettings):
+    """Logging and the metrics/health HTTP endpoint."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_", extra="ignore")
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    """One JSON object per line (for log shippers); False gives readable lines."""
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=0, ge=0, le=65535)
+    """Port of ``/metrics``, ``/healthz`` and ``/readyz``; 0 picks a free port."""
+
+
+class ServiceSettings(BaseSettings):
+    """What every service embeds; each service subclasses it with its own prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    """Larger messages go to the dead-letter topic unparsed."""
+    retry_backoff_s: float = Field(default=0.5, gt=0)
+    """Pause before a message whose processing failed transiently is retried."""

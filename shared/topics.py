@@ -1,0 +1,146 @@
+"""The one place that names every topic: its key, partitions, cleanup policy and value model.
+
+Topics are created explicitly at startup (``shared.kafka.ensure_topics``); nothing relies on broker
+auto-creation (whose defaults differ between brokers). A deployment-wide prefix lets several
+environments, or test sessions, share one cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared import events
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    """Name without the deployment prefix."""
+    key: str
+    """What the Kafka key holds; it fixes ordering and compaction."""
+    value: type[events.Event]
+    partitions: int
+    cleanup_policy: Literal["compact", "delete"] = "delete"
+    retention_ms: int | None = None
+    """None: the broker default. Ignored for compacted topics."""
+    description: str = ""
+
+    @property
+    def configs(self) -> dict[str, str]:
+        configs: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
+        if self.retention_ms is not None and self.cleanup_policy == "delete":
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
+
+    def dead_letter(self) -> TopicSpec:
+        """The topic that receives this topic's messages that could not be processed."""
+        return TopicSpec(
+            name=self.name + DLQ_SUFFIX,
+            key="same key as the source message",
+            value=events.DeadLetter,
+            partitions=1,
+            cleanup_policy="delete",
+            retention_ms=14 * 24 * 3600 * 1000,
+            description=f"messages from {self.name} that failed, with the reason",
+        )
+
+
+DAY_MS = 24 * 3600 * 1000
+
+RULES_EVENTS = TopicSpec(
+    "rules.events",
+    key="tenant:rule_id",
+    value=events.RuleUpsert,  # or RuleDelete: the rule topic carries both kinds
+    partitions=6,
+    cleanup_policy="compact",
+    description="source of truth for rules; Redis is rebuilt by replaying it",
+)
+RULES_INDEXED = TopicSpec(
+    "rules.indexed",
+    key="tenant:rule_id",
+    value=events.RuleIndexed,
+    partitions=3,
+    retention_ms=DAY_MS,
+    description="ingest confirms each applied rule event (read-your-writes)",
+)
+CHAT_REQUESTS = TopicSpec(
+    "chat.requests",
+    key="tenant:conversation_id",
+    value=events.ChatRequest,
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    description="questions from clients and exam jobs",
+)
+CHAT_GROUNDED = TopicSpec(
+    "chat.grounded",
+    key="tenant:conversation_id",
+    value=events.GroundedRequest,
+    partitions=6,
+    retention_ms=DAY_MS,
+    description="requests with their retrieved rules, for generation",
+)
+CHAT_RESPONSES = TopicSpec(
+    "chat.responses",
+    key="tenant:request_id",
+    value=events.ChatResponse,
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    description="default reply topic of chat requests",
+)
+EXAM_JOBS = TopicSpec(
+    "exam.jobs",
+    key="job_id",
+    value=events.ExamJob,
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    description="exam jobs for the grading service",
+)
+EXAM_ANSWERS = TopicSpec(
+    "exam.answers",
+    key="tenant:request_id",
+    value=events.ChatResponse,
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    description="reply topic of exam questions",
+)
+EXAM_RESULTS = TopicSpec(
+    "exam.results",
+    key="job_id",
+    value=events.ExamResult,
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    description="exam progress and final results",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    RULES_EVENTS,
+    RULES_INDEXED,
+    CHAT_REQUESTS,
+    CHAT_GROUNDED,
+    CHAT_RESPONSES,
+    EXAM_JOBS,
+    EXAM_ANSWERS,
+    EXAM_RESULTS,
+)
+"""Every topic the services use, without their dead-letter topics."""
+
+
+def all_topics() -> tuple[TopicSpec, ...]:
+    """Every topic including one dead-letter topic per consumed topic."""
+    return TOPICS + tuple(spec.dead_letter() for spec in TOPICS)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Resolves topic names under a deployment prefix (``""`` in production by default)."""
+
+    prefix: str = ""
+
+    def __call__(self, spec: TopicSpec) -> str:
+        return self.prefix + spec.name
+
+    def dlq(self, spec: TopicSpec) -> str:
+        return self.prefix + spec.name + DLQ_SUFFIX
