@@ -77,7 +77,11 @@ def decode(adapter: TypeAdapter[T], value: bytes, *, max_bytes: int) -> T:
 
 
 def _is_unknown_kind(exc: ValidationError) -> bool:
-    return any(err["type"] in ("union_tag_invalid", "union_tag_not_found") for err in exc.errors())
+    return any(
+        err["type"] in ("union_tag_invalid", "union_tag_not_found")
+        or (err["type"] == "literal_error" and err["loc"] == ("kind",))
+        for err in exc.errors()
+    )
 
 
 class DeadLetters:

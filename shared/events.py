@@ -33,9 +33,9 @@ MAX_RULE_TEXT_CHARS = 8000
 
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
+    StringConstraints(min_length=1, max_length=128, pattern=r"^\w[\w.:\-]*$"),
 ]
-"""Ids of tenants, rules, requests and jobs: safe in Kafka keys and Redis keys."""
+"""Ids of rules, requests and jobs: letters (any script), digits, ``_ . : -``."""
 
 TenantId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")

@@ -50,7 +50,7 @@ def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
     return SASLPlaintext(user, password, ssl_context=context)
 
 
-def _client_security_kwargs(settings: KafkaSettings) -> dict[str, Any]:
+def client_security_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     """The same security for raw aiokafka clients (admin)."""
     kwargs: dict[str, Any] = {"security_protocol": settings.security_protocol}
     context = _ssl_context(settings)
@@ -108,7 +108,7 @@ async def ensure_topics(
         admin = AIOKafkaAdminClient(
             bootstrap_servers=settings.bootstrap,
             request_timeout_ms=settings.request_timeout_ms,
-            **_client_security_kwargs(settings),
+            **client_security_kwargs(settings),
         )
         try:
             await admin.start()

@@ -34,7 +34,6 @@ def make_redis(settings: RedisSettings) -> aioredis.Redis:
         socket_timeout=settings.socket_timeout_s,
         socket_connect_timeout=settings.socket_timeout_s,
         health_check_interval=15,
-        ssl_ca_certs=settings.ssl_ca_certs,
     )
 
 

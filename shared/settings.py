@@ -22,7 +22,9 @@ LOCAL_REDIS = "redis://127.0.0.1:16379/0"
 class KafkaSettings(BaseSettings):
     """Broker connection and consumer timing."""
 
-    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALIGNSTREAM_KAFKA_", extra="ignore", validate_by_name=True
+    )
 
     bootstrap: str = Field(
         default=LOCAL_KAFKA,
@@ -57,17 +59,19 @@ class KafkaSettings(BaseSettings):
 class RedisSettings(BaseSettings):
     """Redis (with RediSearch + RedisJSON) connection."""
 
-    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_REDIS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALIGNSTREAM_REDIS_", extra="ignore", validate_by_name=True
+    )
 
     url: SecretStr = Field(
         default=SecretStr(LOCAL_REDIS),
         validation_alias=AliasChoices("ALIGNSTREAM_REDIS_URL", "REDIS_URL"),
     )
-    """``redis://`` or ``rediss://`` (TLS) URL; may hold a password, hence secret."""
+    """``redis://`` or ``rediss://`` (TLS) URL; may hold a password, hence secret. TLS options go
+    in the query string, e.g. ``rediss://:pw@host:6380/0?ssl_ca_certs=/etc/ca.pem``."""
     key_prefix: str = "alignstream"
     """Prefix of every key and index the services create."""
     socket_timeout_s: float = Field(default=5.0, gt=0)
-    ssl_ca_certs: str | None = None
 
 
 class ObservabilitySettings(BaseSettings):

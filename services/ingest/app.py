@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import redis.asyncio as aioredis
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
-from services.ingest.memory import RuleEvent, RuleWriter, identity, plan
+from services.ingest.ingestor import RuleIngestor
+from services.ingest.memory import RuleEvent, RuleWriter, identity
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.dlq import Inbox
@@ -26,14 +28,6 @@ RULES_APPLIED = Counter(
     "alignstream_rules_indexed_total",
     "Rule events processed by ingest, by operation and outcome (applied or stale).",
     ["op", "outcome"],
-)
-EMBED_BATCH = Histogram(
-    "alignstream_embed_batch_size",
-    "Texts per embedding call in ingest.",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-)
-EMBED_SECONDS = Histogram(
-    "alignstream_embed_seconds", "Time of one embedding call.", buckets=LATENCY_BUCKETS_S
 )
 EVENT_TO_SERVABLE = Histogram(
     "alignstream_rule_event_to_servable_seconds",
@@ -53,7 +47,7 @@ class IngestService(Service):
             RULES_EVENTS, events.RULE_EVENT, self.dead_letters, max_bytes=settings.max_message_bytes
         )
         self.redis: aioredis.Redis | None = None
-        self.writer: RuleWriter | None = None
+        self.ingestor: RuleIngestor | None = None
         self.broker.subscriber(
             self.topics(RULES_EVENTS),
             batch=True,
@@ -73,7 +67,7 @@ class IngestService(Service):
         schema = RuleSchema(self.settings.redis.key_prefix, self.embedder.dim, self.embedder.name)
         await ensure_index(self.redis, schema)
         await wait_for_index(self.redis, schema)
-        self.writer = RuleWriter(self.redis, schema)
+        self.ingestor = RuleIngestor(RuleWriter(self.redis, schema), self.embedder)
 
     async def on_stop(self) -> None:
         await self.embedder.close()
@@ -97,30 +91,9 @@ class IngestService(Service):
 
     async def apply(self, batch: list[RuleEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""
-        assert self.writer is not None, "service not started"
-        applied = await self.writer.applied_versions([identity(e)[:2] for e in batch])
-        chosen = plan(batch, applied)
-        vectors: dict[tuple[str, str], bytes] = {}
-        upserts = chosen.upserts
-        if upserts:
-            EMBED_BATCH.observe(len(upserts))
-            with EMBED_SECONDS.time():
-                matrix = await self.embedder.embed([u.rule.text for u in upserts])
-            vectors = {
-                (u.rule.tenant, u.rule.rule_id): row.tobytes()
-                for u, row in zip(upserts, matrix, strict=True)
-            }
-        written = dict(
-            zip(
-                chosen.writes,
-                await self.writer.write(list(chosen.writes.values()), vectors),
-                strict=True,
-            )
-        )
-        confirmations = [
-            self._confirm(event, outcome, written)
-            for event, outcome in zip(batch, chosen.outcomes, strict=True)
-        ]
+        assert self.ingestor is not None, "service not started"
+        outcomes = await self.ingestor.apply(batch)
+        confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
         await asyncio.gather(
             *(
                 self.broker.publish(
@@ -133,26 +106,20 @@ class IngestService(Service):
         )
         return confirmations
 
-    def _confirm(
-        self,
-        event: RuleEvent,
-        expected: events.IndexOutcome,
-        written: dict[tuple[str, str], bool],
-    ) -> events.RuleIndexed:
-        tenant, rule_id, version = identity(event)
-        applied = expected is events.IndexOutcome.APPLIED and written.get((tenant, rule_id), False)
-        outcome = events.IndexOutcome.APPLIED if applied else events.IndexOutcome.STALE
-        op = "upsert" if isinstance(event, events.RuleUpsert) else "delete"
-        confirmation = events.RuleIndexed(
-            tenant=tenant,
-            rule_id=rule_id,
-            version=version,
-            op=op,
-            outcome=outcome,
-            source_event_id=event.event_id,
-            event_created_at=event.created_at,
-        )
-        RULES_APPLIED.labels(op, outcome.value).inc()
-        if applied:
-            EVENT_TO_SERVABLE.observe(confirmation.latency_ms / 1000.0)
-        return confirmation
+
+def confirm(event: RuleEvent, outcome: events.IndexOutcome) -> events.RuleIndexed:
+    tenant, rule_id, version = identity(event)
+    op: Literal["upsert", "delete"] = "upsert" if isinstance(event, events.RuleUpsert) else "delete"
+    confirmation = events.RuleIndexed(
+        tenant=tenant,
+        rule_id=rule_id,
+        version=version,
+        op=op,
+        outcome=outcome,
+        source_event_id=event.event_id,
+        event_created_at=event.created_at,
+    )
+    RULES_APPLIED.labels(op, outcome.value).inc()
+    if outcome is events.IndexOutcome.APPLIED:
+        EVENT_TO_SERVABLE.observe(confirmation.latency_ms / 1000.0)
+    return confirmation

@@ -1,0 +1,112 @@
+"""Rebuild the Redis rule memory by replaying the compacted rule topic.
+
+Reads every partition from the beginning up to the end offsets seen at the start (no consumer
+group, nothing committed), applying events in batches through the same ingest path. Because
+writes are idempotent by version, replaying into a non-empty memory is safe too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.ingest.ingestor import RuleIngestor
+from services.ingest.memory import RuleEvent, RuleWriter
+from shared import events
+from shared.dlq import PoisonMessage, decode
+from shared.embedders import Embedder
+from shared.events import IndexOutcome
+from shared.kafka import client_security_kwargs
+from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.schema import RuleSchema
+from shared.redis import make_redis
+from shared.settings import KafkaSettings, RedisSettings
+from shared.topics import RULES_EVENTS
+
+
+@dataclass
+class RebuildReport:
+    events: int = 0
+    applied: int = 0
+    stale: int = 0
+    invalid: int = 0
+    dropped_keys: int = 0
+
+
+async def drop_memory(redis_settings: RedisSettings, schema: RuleSchema) -> int:
+    """Delete every rule document and version ledger (the index stays and empties)."""
+    client = make_redis(redis_settings)
+    dropped = 0
+    try:
+        for pattern in (schema.doc_prefix + "*", schema.versions_key("*")):
+            async for key in client.scan_iter(match=pattern, count=1000):
+                dropped += await client.delete(key)
+    finally:
+        await client.aclose()
+    return dropped
+
+
+async def rebuild(
+    kafka: KafkaSettings,
+    redis_settings: RedisSettings,
+    embedder: Embedder,
+    *,
+    drop: bool = False,
+    batch_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> RebuildReport:
+    """Replay the rule topic into Redis; ``progress(done, total)`` is called per batch."""
+    await embedder.start()
+    schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
+    report = RebuildReport()
+    if drop:
+        report.dropped_keys = await drop_memory(redis_settings, schema)
+    client = make_redis(redis_settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+        **client_security_kwargs(kafka),
+    )
+    try:
+        await ensure_index(client, schema)
+        await wait_for_index(client, schema)
+        ingestor = RuleIngestor(RuleWriter(client, schema), embedder)
+        await consumer.start()
+        topic = kafka.topics(RULES_EVENTS)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        starts = {tp: await consumer.position(tp) for tp in partitions}
+        ends = await consumer.end_offsets(partitions)
+        total = sum(ends[tp] - starts[tp] for tp in partitions)
+        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=batch_size)
+            batch: list[RuleEvent] = []
+            for tp, records in fetched.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        continue
+                    report.events += 1
+                    try:
+                        batch.append(
+                            decode(events.RULE_EVENT, record.value or b"", max_bytes=1 << 24)
+                        )
+                    except PoisonMessage:
+                        report.invalid += 1
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if batch:
+                outcomes = await ingestor.apply(batch)
+                report.applied += outcomes.count(IndexOutcome.APPLIED)
+                report.stale += outcomes.count(IndexOutcome.STALE)
+            if progress is not None:
+                progress(report.events, total)
+    finally:
+        await consumer.stop()
+        await client.aclose()
+    return report

@@ -1,0 +1,154 @@
+"""Real broker and Redis for integration tests.
+
+The project's own local stack is started once per session on free ports, unless
+``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` point at existing servers (Apache Kafka, Redis Stack).
+Each test gets its own topic prefix and Redis key prefix, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from faststream.kafka import KafkaBroker
+from redis.exceptions import ResponseError
+
+from services.ingest.app import IngestService
+from services.ingest.settings import IngestSettings
+from services.retrieval.app import RetrievalService
+from services.retrieval.settings import RetrievalSettings
+from shared.embedders.use import UniversalSentenceEncoder
+from shared.kafka import ensure_topics, make_broker
+from shared.localstack import LocalStack, free_port
+from shared.redis import command, make_redis
+from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+from tests.integration.helpers import TopicReader
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("REDIS_URL"):
+        yield {
+            "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
+            "REDIS_URL": os.environ["REDIS_URL"],
+        }
+        return
+    stack = LocalStack(
+        Path(tmp_path_factory.mktemp("stack")), kafka_port=free_port(), redis_port=free_port()
+    )
+    stack.up()
+    try:
+        yield stack.environment()
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def kafka_settings(servers: dict[str, str], prefix: str) -> KafkaSettings:
+    settings = KafkaSettings(
+        bootstrap=servers["KAFKA_BOOTSTRAP"],
+        topic_prefix=f"{prefix}.",
+        partitions_override=2,
+        session_timeout_ms=1000,
+        heartbeat_interval_ms=200,
+    )
+    await ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def redis_settings(servers: dict[str, str], prefix: str) -> RedisSettings:
+    return RedisSettings(url=servers["REDIS_URL"], key_prefix=prefix)
+
+
+@pytest.fixture
+async def redis_client(redis_settings: RedisSettings) -> AsyncIterator[aioredis.Redis]:
+    client = make_redis(redis_settings)
+    yield client
+    # Drop this test's index and keys.
+    with contextlib.suppress(ResponseError):
+        await command(client, "FT.DROPINDEX", f"{redis_settings.key_prefix}:idx:rules")
+    async for key in client.scan_iter(match=f"{redis_settings.key_prefix}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+def reader(kafka_settings: KafkaSettings) -> TopicReader:
+    return TopicReader(kafka_settings)
+
+
+@pytest.fixture
+async def client_broker(kafka_settings: KafkaSettings) -> AsyncIterator[KafkaBroker]:
+    """A started broker used as a plain producer by the test."""
+    broker = make_broker(kafka_settings, client_id="test-client")
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+@pytest.fixture
+def observability() -> ObservabilitySettings:
+    return ObservabilitySettings(http_host="127.0.0.1", http_port=0, log_json=False)
+
+
+@pytest.fixture
+def ingest_settings(
+    kafka_settings: KafkaSettings,
+    redis_settings: RedisSettings,
+    observability: ObservabilitySettings,
+) -> IngestSettings:
+    return IngestSettings(
+        kafka=kafka_settings,
+        redis=redis_settings,
+        observability=observability,
+        group_id=f"{kafka_settings.topic_prefix}ingest",
+        max_message_bytes=65_536,
+    )
+
+
+@pytest.fixture
+def retrieval_settings(
+    kafka_settings: KafkaSettings,
+    redis_settings: RedisSettings,
+    observability: ObservabilitySettings,
+) -> RetrievalSettings:
+    return RetrievalSettings(
+        kafka=kafka_settings,
+        redis=redis_settings,
+        observability=observability,
+        group_id=f"{kafka_settings.topic_prefix}retrieval",
+        max_message_bytes=65_536,
+    )
+
+
+@pytest.fixture
+async def ingest(
+    ingest_settings: IngestSettings,
+    use_embedder: UniversalSentenceEncoder,
+    redis_client: aioredis.Redis,
+) -> AsyncIterator[IngestService]:
+    async with IngestService(ingest_settings, embedder=use_embedder) as service:
+        yield service
+
+
+@pytest.fixture
+async def retrieval(
+    retrieval_settings: RetrievalSettings,
+    use_embedder: UniversalSentenceEncoder,
+    redis_client: aioredis.Redis,
+) -> AsyncIterator[RetrievalService]:
+    async with RetrievalService(retrieval_settings, embedder=use_embedder) as service:
+        yield service

@@ -1,0 +1,138 @@
+"""The memory is a view of the rule topic: rebuild it by replay, survive a Redis restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import redis.asyncio as aioredis
+from faststream.kafka import KafkaBroker
+
+from services.ingest.app import IngestService
+from services.ingest.rebuild import rebuild
+from services.ingest.settings import IngestSettings
+from shared import events
+from shared.embedders.use import UniversalSentenceEncoder
+from shared.localstack import ValkeyServer, free_port
+from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.schema import RuleSchema
+from shared.redis import make_redis
+from shared.settings import RedisSettings
+from shared.topics import RULES_EVENTS, RULES_INDEXED
+from tests.integration.helpers import TopicReader
+from tests.samples import sample_rule
+
+
+def history() -> list[events.Event]:
+    """Updates, a delete, an out-of-order version and a replayed event."""
+    out: list[events.Event] = []
+    for i in range(20):
+        out.append(
+            events.RuleUpsert(rule=sample_rule(rule_id=f"r{i}", version=1, text=f"Rule {i} v1."))
+        )
+    for i in range(0, 20, 3):
+        out.append(
+            events.RuleUpsert(rule=sample_rule(rule_id=f"r{i}", version=2, text=f"Rule {i} v2."))
+        )
+    out.append(events.RuleDelete(tenant="acme", rule_id="r4", version=3))
+    out.append(events.RuleUpsert(rule=sample_rule(rule_id="r3", version=1, text="late old")))
+    out.append(out[0])
+    return out
+
+
+async def snapshot(client: aioredis.Redis, schema: RuleSchema) -> dict[bytes, dict[bytes, object]]:
+    """Every rule document and version ledger. Embeddings are rounded: the embedder's floats
+    differ in the last bits with the batch a text was embedded in."""
+    docs: dict[bytes, dict[bytes, object]] = {}
+    async for key in client.scan_iter(match=schema.doc_prefix + "*"):
+        doc: dict[bytes, object] = dict(await client.hgetall(key))
+        vector = np.frombuffer(doc.pop(b"embedding"), dtype=np.float32)  # type: ignore[call-overload]
+        doc[b"embedding"] = tuple(np.round(vector, 4).tolist())
+        docs[key] = doc
+    async for key in client.scan_iter(match=schema.versions_key("*")):
+        docs[key] = dict(await client.hgetall(key))
+    return docs
+
+
+async def test_rebuild_from_topic_gives_the_same_memory(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    client_broker: KafkaBroker,
+    reader: TopicReader,
+    redis_client: aioredis.Redis,
+    use_embedder: UniversalSentenceEncoder,
+) -> None:
+    assert ingest.ingestor is not None
+    schema = ingest.ingestor.writer.schema
+    stream = history()
+    for event in stream:
+        await client_broker.publish(
+            events.encode(event),
+            reader.name(RULES_EVENTS),
+            key=event.key.encode(),  # type: ignore[attr-defined]
+        )
+    await reader.read(RULES_INDEXED, count=len(stream))
+    before = await snapshot(redis_client, schema)
+    assert len([k for k in before if k.startswith(schema.doc_prefix.encode())]) == 19
+
+    progress: list[tuple[int, int]] = []
+    report = await rebuild(
+        ingest_settings.kafka,
+        ingest_settings.redis,
+        use_embedder,
+        drop=True,
+        progress=lambda done, total: progress.append((done, total)),
+    )
+
+    assert await snapshot(redis_client, schema) == before
+    assert report.events == len(stream)
+    assert report.invalid == 0
+    # Within a batch only each rule's newest version is written, so the count depends on
+    # batching: at least one write per rule (r4's delete included), at most one per new version.
+    assert 20 <= report.applied <= 20 + 7 + 1
+    assert report.applied + report.stale == len(stream)
+    assert progress[-1] == (len(stream), len(stream))
+
+    again = await rebuild(ingest_settings.kafka, ingest_settings.redis, use_embedder)
+    assert again.applied == 0
+    assert await snapshot(redis_client, schema) == before
+
+
+async def test_redis_restart_loses_no_rule(
+    tmp_path: Path, use_embedder: UniversalSentenceEncoder
+) -> None:
+    server = ValkeyServer(tmp_path, free_port())
+    server.start(timeout_s=30)
+    settings = RedisSettings(url=server.address, key_prefix="restart")
+    schema = RuleSchema("restart", use_embedder.dim, use_embedder.name)
+    rules = [sample_rule(rule_id=f"r{i}", text=f"Restart rule {i}.") for i in range(300)]
+    try:
+        client = make_redis(settings)
+        await ensure_index(client, schema)
+        from services.ingest.memory import RuleWriter
+
+        vectors = use_embedder.embed_sync([r.text for r in rules])
+        await RuleWriter(client, schema).write(
+            [events.RuleUpsert(rule=r) for r in rules],
+            {(r.tenant, r.rule_id): v.tobytes() for r, v in zip(rules, vectors, strict=True)},
+        )
+        await client.aclose()
+        await asyncio.sleep(1.2)  # appendfsync everysec
+        pid = server.pid()
+        assert pid is not None
+        import os
+        import signal
+
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        server.start(timeout_s=60)
+
+        client = make_redis(settings)
+        await wait_for_index(client, schema, timeout_s=60)
+        info = await client.execute_command("FT.INFO", schema.index_name)  # type: ignore[no-untyped-call]
+        fields = dict(zip(info[::2], info[1::2], strict=True))
+        assert int(fields[b"num_docs"]) == len(rules)
+        await client.aclose()
+    finally:
+        server.stop()

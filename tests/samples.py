@@ -1,0 +1,87 @@
+"""One valid instance of every event model, for round-trip tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from shared import events
+
+
+def sample_rule(**changes: object) -> events.Rule:
+    fields: dict[str, object] = {
+        "tenant": "acme",
+        "rule_id": "privacy-1",
+        "version": 1,
+        "domain": events.RuleDomain.POLICY,
+        "jurisdiction": "EU",
+        "locale": "en",
+        "title": "Customer data",
+        "text": "Never share customer personal data with third parties without consent.",
+        "priority": 10,
+    }
+    fields.update(changes)
+    return events.Rule.model_validate(fields)
+
+
+def sample_events() -> list[events.Event]:
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    rule = sample_rule(effective_from=date(2025, 1, 1), tags=("gdpr",))
+    retrieved = events.RetrievedRule(rule_id="privacy-1", version=1, score=0.8, text=rule.text)
+    request = events.ChatRequest(
+        tenant="acme",
+        messages=(events.ChatMessage(role=events.Role.USER, content="May I share emails?"),),
+        scope=events.RuleScope(jurisdictions=("EU",), as_of=date(2026, 1, 1)),
+        params=events.GenerationParams(seed=7, stop=("<END>",)),
+        metadata={"job": "j1"},
+    )
+    return [
+        events.RuleUpsert(rule=rule),
+        events.RuleDelete(tenant="acme", rule_id="privacy-1", version=2),
+        events.RuleIndexed(
+            tenant="acme",
+            rule_id="privacy-1",
+            version=1,
+            op="upsert",
+            outcome=events.IndexOutcome.APPLIED,
+            source_event_id="e1",
+            event_created_at=now,
+        ),
+        request,
+        events.GroundedRequest(request=request, rules=(retrieved,), received_at=now),
+        events.ChatResponse(
+            request_id=request.request_id,
+            tenant="acme",
+            text="No.",
+            cited_rules=(retrieved.ref,),
+            usage=events.Usage(prompt_tokens=10, completion_tokens=2),
+        ),
+        events.ChatResponse(
+            request_id="r2",
+            tenant="acme",
+            ok=False,
+            error=events.ErrorInfo(kind=events.ErrorKind.TIMEOUT, message="slow"),
+        ),
+        events.ExamJob(tenant="acme", dataset="/data/a_law.csv", limit=10),
+        events.ExamAnswer(
+            job_id="j1",
+            question_id="q1",
+            strategy=events.Strategy.OPO,
+            expected="A",
+            chosen="B",
+            correct=False,
+        ),
+        events.ExamResult(
+            job_id="j1",
+            tenant="acme",
+            total_questions=10,
+            scores=(events.StrategyScore(strategy=events.Strategy.NONE, answered=3, correct=2),),
+        ),
+        events.DeadLetter(
+            service="ingest",
+            source_topic="rules.events",
+            original=b"\x00\xffnot json",
+            key=b"k",
+            reason="invalid_json",
+            error="Expecting value",
+        ),
+    ]
