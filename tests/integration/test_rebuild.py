@@ -41,17 +41,17 @@ def history() -> list[events.Event]:
     return out
 
 
-async def snapshot(client: aioredis.Redis, schema: RuleSchema) -> dict[bytes, dict[bytes, object]]:
+async def snapshot(client: aioredis.Redis, schema: RuleSchema) -> dict[bytes, dict[object, object]]:
     """Every rule document and version ledger. Embeddings are rounded: the embedder's floats
     differ in the last bits with the batch a text was embedded in."""
-    docs: dict[bytes, dict[bytes, object]] = {}
+    docs: dict[bytes, dict[object, object]] = {}
     async for key in client.scan_iter(match=schema.doc_prefix + "*"):
-        doc: dict[bytes, object] = dict(await client.hgetall(key))
+        doc: dict[object, object] = {k: v for k, v in (await client.hgetall(key)).items()}
         vector = np.frombuffer(doc.pop(b"embedding"), dtype=np.float32)  # type: ignore[call-overload]
         doc[b"embedding"] = tuple(np.round(vector, 4).tolist())
         docs[key] = doc
     async for key in client.scan_iter(match=schema.versions_key("*")):
-        docs[key] = dict(await client.hgetall(key))
+        docs[key] = {k: v for k, v in (await client.hgetall(key)).items()}
     return docs
 
 

@@ -1,0 +1,50 @@
+"""Choosing writes for a batch of rule events (pure)."""
+
+from __future__ import annotations
+
+from services.ingest.memory import plan
+from shared.events import IndexOutcome, RuleDelete, RuleUpsert
+from tests.samples import sample_rule
+
+APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE
+
+
+def up(rule_id: str, version: int, tenant: str = "acme") -> RuleUpsert:
+    return RuleUpsert(rule=sample_rule(tenant=tenant, rule_id=rule_id, version=version))
+
+
+def test_new_rules_are_written() -> None:
+    batch = [up("a", 1), up("b", 1)]
+    result = plan(batch, {})
+    assert result.outcomes == [APPLIED, APPLIED]
+    assert list(result.writes) == [("acme", "a"), ("acme", "b")]
+
+
+def test_only_the_newest_version_in_a_batch_is_written() -> None:
+    batch = [up("a", 1), up("a", 3), up("a", 2)]
+    result = plan(batch, {})
+    assert result.outcomes == [STALE, APPLIED, STALE]
+    assert result.writes[("acme", "a")] is batch[1]
+    assert [u.rule.version for u in result.upserts] == [3]
+
+
+def test_versions_already_applied_are_stale() -> None:
+    assert plan([up("a", 2)], {("acme", "a"): 2}).outcomes == [STALE]
+    assert plan([up("a", 3)], {("acme", "a"): 2}).outcomes == [APPLIED]
+
+
+def test_duplicate_of_the_newest_counts_once() -> None:
+    event = up("a", 2)
+    assert plan([event, event], {}).outcomes == [APPLIED, STALE]
+
+
+def test_delete_competes_by_version_and_needs_no_embedding() -> None:
+    delete = RuleDelete(tenant="acme", rule_id="a", version=5)
+    result = plan([up("a", 4), delete], {})
+    assert result.outcomes == [STALE, APPLIED]
+    assert result.upserts == []
+
+
+def test_tenants_do_not_collide() -> None:
+    result = plan([up("a", 1, "t1"), up("a", 1, "t2")], {("t1", "a"): 1})
+    assert result.outcomes == [STALE, APPLIED]

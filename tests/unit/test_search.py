@@ -1,0 +1,130 @@
+"""Retrieval domain logic: filters, query syntax, reply parsing, ordering, token budget."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from services.retrieval.search import (
+    Hit,
+    build_filter,
+    mentioned_jurisdictions,
+    order_hits,
+    pack_to_budget,
+    parse_search_reply,
+)
+from shared.events import RuleDomain, RuleScope
+from shared.memory.query import RuleFilter, escape_tag, knn_query_args
+from shared.memory.schema import FOREVER_UNTIL, day_number
+from shared.tokens import HeuristicTokenCounter
+
+
+def hit(rule_id: str, similarity: float, text: str = "text", priority: int = 0) -> Hit:
+    return Hit(rule_id, 1, similarity, "", text, RuleDomain.LAW, "global", priority)
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [("acme", "acme"), ("en-US", "en\\-US"), ("1.2.0", "1\\.2\\.0"), ("北京市", "北京市"),
+     ("a b", "a\\ b"), ("x|y", "x\\/y")],
+)  # fmt: skip
+def test_escape_tag(raw: str, escaped: str) -> None:
+    assert escape_tag(raw) == escaped
+
+
+def test_filter_always_isolates_the_tenant() -> None:
+    assert RuleFilter(tenant="acme").expression() == "@tenant:{acme} @status:{active}"
+
+
+def test_filter_with_every_clause() -> None:
+    flt = RuleFilter(
+        tenant="acme",
+        domains=(RuleDomain.LAW,),
+        jurisdictions=("北京市", "global"),
+        locales=("zh-CN",),
+        as_of=date(1970, 1, 11),
+    )
+    assert flt.expression() == (
+        "@tenant:{acme} @status:{active} @domain:{law} @jurisdiction:{global | 北京市} "
+        "@locale:{zh\\-CN} @eff_from:[-inf 10] @eff_until:[10 +inf]"
+    )
+
+
+def test_knn_query_args() -> None:
+    args = knn_query_args(RuleFilter(tenant="t"), b"vec", k=7, ef_runtime=50)
+    assert args[0] == (
+        "(@tenant:{t} @status:{active})=>[KNN 7 @embedding $vec EF_RUNTIME 50 AS score]"
+    )
+    assert args[args.index("PARAMS") : args.index("PARAMS") + 4] == ["PARAMS", 2, "vec", b"vec"]
+    assert args[args.index("LIMIT") : args.index("LIMIT") + 3] == ["LIMIT", 0, 7]
+
+
+def test_day_numbers() -> None:
+    assert day_number(date(1970, 1, 1)) == 0
+    assert day_number(date(2026, 11, 23)) < FOREVER_UNTIL
+
+
+def test_jurisdictions_named_in_the_question() -> None:
+    known = {"global", "北京市", "上海市", "Beijing", "bei"}
+    assert mentioned_jurisdictions("北京市的限速是多少？", known) == ("北京市",)
+    assert set(mentioned_jurisdictions("speed limits in beijing", known)) == {"Beijing", "bei"}
+    assert mentioned_jurisdictions("全国的规定", known) == ()
+
+
+def test_scope_jurisdictions_win_over_inference() -> None:
+    scope = RuleScope(jurisdictions=("上海市",))
+    flt = build_filter(
+        "t", scope, today=date(2026, 1, 1), query="北京市", known_jurisdictions={"北京市"}
+    )
+    assert flt.jurisdictions == ("上海市",)
+    assert flt.as_of == date(2026, 1, 1)
+    inferred = build_filter(
+        "t", RuleScope(), today=date(2026, 1, 1), query="北京市", known_jurisdictions={"北京市"}
+    )
+    assert inferred.jurisdictions == ("北京市",)
+
+
+def test_parse_resp2_search_reply() -> None:
+    reply = [
+        2,
+        b"p:rule:acme:a",
+        [b"rule_id", b"a", b"version", b"3", b"score", b"0.25", b"text", "北京".encode(),
+         b"domain", b"law", b"jurisdiction", "北京市".encode(), b"priority", b"5", b"title", b"T"],
+        b"p:rule:acme:b",
+        [b"rule_id", b"b", b"version", b"1", b"score", b"0.5", b"text", b"x"],
+    ]  # fmt: skip
+    first, second = parse_search_reply(reply)
+    assert first == Hit("a", 3, 0.75, "T", "北京", RuleDomain.LAW, "北京市", 5)
+    assert (second.rule_id, second.similarity, second.domain) == ("b", 0.5, RuleDomain.OTHER)
+
+
+def test_order_by_similarity_then_priority() -> None:
+    ordered = order_hits([hit("low", 0.5), hit("tie-a", 0.8), hit("tie-b", 0.8, priority=9)])
+    assert [h.rule_id for h in ordered] == ["tie-b", "tie-a", "low"]
+    assert [h.rule_id for h in order_hits([hit("a", 0.2), hit("b", 0.6)], min_score=0.3)] == ["b"]
+
+
+def test_budget_keeps_whole_rules_then_cuts_one() -> None:
+    counter = HeuristicTokenCounter()
+    hits = [hit("a", 0.9, "字" * 60), hit("b", 0.8, "字" * 60), hit("c", 0.7, "字" * 10)]
+    rules = pack_to_budget(hits, top_k=3, token_budget=100, counter=counter)
+    assert [r.rule_id for r in rules] == ["a", "b"]
+    assert [r.tokens for r in rules] == [60, 40]
+    assert rules[1].text == "字" * 40
+    assert sum(r.tokens for r in rules) <= 100
+
+
+def test_budget_drops_tiny_fragments_and_respects_top_k() -> None:
+    hits = [hit("a", 0.9, "字" * 90), hit("b", 0.8, "字" * 60)]
+    assert [r.rule_id for r in pack_to_budget(hits, top_k=3, token_budget=100)] == ["a"]
+    assert [r.rule_id for r in pack_to_budget(hits, top_k=1, token_budget=1000)] == ["a"]
+
+
+def test_token_counter() -> None:
+    counter = HeuristicTokenCounter()
+    assert counter.count("") == 0
+    assert counter.count("公民的财产") == 5
+    assert counter.count("hello, world") == 2 + 1 + 2
+    assert counter.truncate("公民的财产", 3) == "公民的"
+    assert counter.truncate("short", 10) == "short"

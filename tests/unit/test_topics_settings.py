@@ -1,0 +1,76 @@
+"""Topic registry and environment settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.ingest.settings import IngestSettings
+from shared import events, topics
+from shared.kafka import broker_security, consumer_options
+from shared.settings import KafkaSettings, RedisSettings
+
+
+def test_rule_topic_is_compacted_and_keyed_by_rule() -> None:
+    assert topics.RULES_EVENTS.configs == {"cleanup.policy": "compact"}
+    assert topics.RULES_EVENTS.key == "tenant:rule_id"
+
+
+def test_every_topic_has_a_dead_letter_topic() -> None:
+    names = [spec.name for spec in topics.all_topics()]
+    assert len(names) == len(set(names)) == 2 * len(topics.TOPICS)
+    for spec in topics.TOPICS:
+        assert spec.dead_letter().name == spec.name + ".dlq"
+        assert spec.dead_letter().value is events.DeadLetter
+
+
+def test_prefix_applies_to_topics_and_dlqs() -> None:
+    names = topics.TopicNames("staging.")
+    assert names(topics.CHAT_REQUESTS) == "staging.chat.requests"
+    assert names.dlq(topics.CHAT_REQUESTS) == "staging.chat.requests.dlq"
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("REDIS_URL", "redis://:secret@redis:6379/1")
+    monkeypatch.setenv("ALIGNSTREAM_KAFKA_FETCH_MAX_WAIT_MS", "25")
+    monkeypatch.setenv("ALIGNSTREAM_INGEST_BATCH_MAX", "17")
+    monkeypatch.setenv("ALIGNSTREAM_EMBEDDER_BACKEND", "openai")
+    settings = IngestSettings()
+    assert settings.kafka.bootstrap == "kafka:9092"
+    assert settings.kafka.fetch_max_wait_ms == 25
+    assert settings.batch_max == 17
+    assert settings.embedder.backend == "openai"
+    assert settings.redis.url.get_secret_value() == "redis://:secret@redis:6379/1"
+    assert "secret" not in repr(settings)
+
+
+def test_explicit_values_win_over_defaults() -> None:
+    assert KafkaSettings(bootstrap="x:1").bootstrap == "x:1"
+    assert RedisSettings(url="redis://y:2").url.get_secret_value() == "redis://y:2"
+
+
+def test_consumer_options_carry_the_timeouts() -> None:
+    options = consumer_options(
+        KafkaSettings(session_timeout_ms=1000, heartbeat_interval_ms=200), group_id="g"
+    )
+    assert options["group_id"] == "g"
+    assert options["session_timeout_ms"] == 1000
+    assert options["heartbeat_interval_ms"] == 200
+    assert options["auto_offset_reset"] == "earliest"
+
+
+def test_security_mapping() -> None:
+    assert broker_security(KafkaSettings()) is None
+    sasl = broker_security(
+        KafkaSettings(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username="u",
+            sasl_password="p",
+        )
+    )
+    assert type(sasl).__name__ == "SASLScram512"
+    assert sasl is not None
+    assert sasl.use_ssl
+    with pytest.raises(ValueError, match="SASL needs"):
+        broker_security(KafkaSettings(security_protocol="SASL_PLAINTEXT"))
