@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import stack
+from services.cli import memory, rules, stack
 from services.cli.serve import serve
 
 app = typer.Typer(
@@ -13,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(stack.app, name="stack")
+app.add_typer(rules.app, name="rules")
+app.add_typer(memory.app, name="memory")
 app.command()(serve)
 
 

@@ -1,8 +1,10 @@
 """Rebuild the Redis rule memory by replaying the compacted rule topic.
 
-Reads every partition from the beginning up to the end offsets seen at the start (no consumer
-group, nothing committed), applying events in batches through the same ingest path. Because
-writes are idempotent by version, replaying into a non-empty memory is safe too.
+Reads every partition from the beginning (no consumer group, nothing committed), applying events
+in batches through the same ingest path, until it has reached the end offsets reported at the
+start *and* a fetch comes back empty: some brokers (Tansu) under-report end offsets, so they
+alone are not trusted. Because writes are idempotent by version, replaying into a non-empty
+memory, or while ingest runs, is safe.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ async def rebuild(
     *,
     drop: bool = False,
     batch_size: int = 256,
+    idle_ms: int = 300,
     progress: Callable[[int, int], None] | None = None,
 ) -> RebuildReport:
     """Replay the rule topic into Redis; ``progress(done, total)`` is called per batch."""
@@ -83,14 +86,16 @@ async def rebuild(
         starts = {tp: await consumer.position(tp) for tp in partitions}
         ends = await consumer.end_offsets(partitions)
         total = sum(ends[tp] - starts[tp] for tp in partitions)
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-        while remaining:
-            fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=batch_size)
+        while True:
+            fetched = await consumer.getmany(timeout_ms=idle_ms, max_records=batch_size)
+            if not fetched:
+                positions = [await consumer.position(tp) for tp in partitions]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                    break
+                continue
             batch: list[RuleEvent] = []
-            for tp, records in fetched.items():
+            for records in fetched.values():
                 for record in records:
-                    if record.offset >= ends[tp]:
-                        continue
                     report.events += 1
                     try:
                         batch.append(
@@ -98,14 +103,12 @@ async def rebuild(
                         )
                     except PoisonMessage:
                         report.invalid += 1
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
             if batch:
                 outcomes = await ingestor.apply(batch)
                 report.applied += outcomes.count(IndexOutcome.APPLIED)
                 report.stale += outcomes.count(IndexOutcome.STALE)
             if progress is not None:
-                progress(report.events, total)
+                progress(report.events, max(total, report.events))
     finally:
         await consumer.stop()
         await client.aclose()

@@ -1,0 +1,160 @@
+"""A client for people and programs: publish rule events and ask questions over Kafka.
+
+Replies come back on topics, not through ``broker.request()`` (which real Kafka does not
+support): the client listens on the reply topic (no consumer group, from the end offsets taken
+before it publishes, so nothing is missed) and matches replies by correlation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared import events
+from shared.kafka import client_security_kwargs
+from shared.settings import KafkaSettings
+from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS, RULES_EVENTS, RULES_INDEXED, TopicSpec
+
+RuleEvent = events.RuleUpsert | events.RuleDelete
+
+
+class TopicTail:
+    """Reads a topic from its current end, across all partitions, without a consumer group."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            **client_security_kwargs(settings),
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(self.topic, p)
+            for p in sorted(self._consumer.partitions_for_topic(self.topic) or ())
+        ]
+        if not partitions:
+            await self._consumer.stop()
+            raise RuntimeError(f"topic {self.topic} does not exist (is the stack up?)")
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for partition in partitions:  # resolve the end offsets now, before anything is published
+            await self._consumer.position(partition)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def values(self, timeout_ms: int = 100) -> list[bytes]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        return [r.value for records in batches.values() for r in records if r.value is not None]
+
+
+class AlignstreamClient:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap,
+            linger_ms=2,
+            acks="all",
+            **client_security_kwargs(settings),
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._producer.stop()
+
+    async def send(self, spec: TopicSpec, event: events.Event, key: str) -> None:
+        await self._producer.send(self.topics(spec), events.encode(event), key=key.encode())
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+    async def publish_rules(
+        self,
+        rule_events: Sequence[RuleEvent],
+        *,
+        wait: bool = False,
+        timeout_s: float = 60.0,
+        on_sent: Callable[[int], None] | None = None,
+        on_confirmed: Callable[[events.RuleIndexed], None] | None = None,
+    ) -> list[events.RuleIndexed]:
+        """Publish rule events in order; with ``wait``, return their confirmations (in the order
+        they arrived) once every event is servable. Raises TimeoutError listing what is missing."""
+        tail = TopicTail(self.settings, self.topics(RULES_INDEXED)) if wait else None
+        if tail is not None:
+            await tail.start()
+        try:
+            for event in rule_events:
+                await self.send(RULES_EVENTS, event, event.key)
+                if on_sent is not None:
+                    on_sent(1)
+            await self.flush()
+            if tail is None:
+                return []
+            return await self._confirmations(tail, rule_events, timeout_s, on_confirmed)
+        finally:
+            if tail is not None:
+                await tail.stop()
+
+    async def _confirmations(
+        self,
+        tail: TopicTail,
+        rule_events: Sequence[RuleEvent],
+        timeout_s: float,
+        on_confirmed: Callable[[events.RuleIndexed], None] | None,
+    ) -> list[events.RuleIndexed]:
+        pending = {event.event_id for event in rule_events}
+        confirmed: list[events.RuleIndexed] = []
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} rule events not confirmed in {timeout_s}s")
+            for value in await tail.values():
+                confirmation = events.RuleIndexed.model_validate_json(value)
+                if confirmation.source_event_id in pending:
+                    pending.discard(confirmation.source_event_id)
+                    confirmed.append(confirmation)
+                    if on_confirmed is not None:
+                        on_confirmed(confirmation)
+        return confirmed
+
+    async def ground(
+        self, requests: Iterable[events.ChatRequest], *, timeout_s: float = 30.0
+    ) -> dict[str, events.GroundedRequest]:
+        """Send requests and collect what retrieval grounded them with (by request id)."""
+        tail = TopicTail(self.settings, self.topics(CHAT_GROUNDED))
+        await tail.start()
+        try:
+            pending = {}
+            for request in requests:
+                pending[request.request_id] = request
+                await self.send(CHAT_REQUESTS, request, request.key)
+            await self.flush()
+            found: dict[str, events.GroundedRequest] = {}
+            async with asyncio.timeout(timeout_s):
+                while len(found) < len(pending):
+                    for value in await tail.values():
+                        grounded = events.GroundedRequest.model_validate_json(value)
+                        if grounded.request.request_id in pending:
+                            found[grounded.request.request_id] = grounded
+            return found
+        finally:
+            await tail.stop()
