@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from services.cli import memory, rules, stack
+from services.cli.demo import demo
 from services.cli.serve import serve
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(rules.app, name="rules")
 app.add_typer(memory.app, name="memory")
 app.command()(serve)
+app.command()(demo)
 
 
 def main() -> None:

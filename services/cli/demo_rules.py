@@ -1,0 +1,62 @@
+# ruff: noqa: E501  (rule texts read better unbroken)
+"""The demo's sample rule set: self-written, zh and en, three tenants, several jurisdictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SAMPLE_RULES: list[dict[str, Any]] = [
+    # acme: an online shop with company policies and regional privacy law.
+    {"tenant": "acme", "rule_id": "refunds", "domain": "policy", "locale": "en",
+     "title": "Refund window", "priority": 10,
+     "text": "Customers may return any unused item within 30 days of delivery for a full refund."},
+    {"tenant": "acme", "rule_id": "privacy-sharing", "domain": "policy", "locale": "en",
+     "title": "Customer data", "priority": 20,
+     "text": "Never share a customer's personal data with third parties without written consent."},
+    {"tenant": "acme", "rule_id": "gdpr-erasure", "domain": "law", "jurisdiction": "EU",
+     "locale": "en", "title": "GDPR Art. 17", "priority": 50,
+     "text": "A person in the EU may ask for their personal data to be erased; it must be deleted "
+             "without undue delay, at the latest within one month."},
+    {"tenant": "acme", "rule_id": "ccpa-delete", "domain": "law", "jurisdiction": "California",
+     "locale": "en", "title": "CCPA deletion", "priority": 50,
+     "text": "A California consumer may request deletion of personal information; the business "
+             "must respond within 45 days."},
+    # civic: Chinese traffic law, national and by city.
+    {"tenant": "civic", "rule_id": "dao-lu-jiao-tong-51", "domain": "law", "locale": "zh-CN",
+     "title": "道路交通安全法 第五十一条", "priority": 50,
+     "text": "机动车行驶时，驾驶人、乘坐人员应当按规定使用安全带，摩托车驾驶人及乘坐人员应当按规定戴安全头盔。"},
+    {"tenant": "civic", "rule_id": "beijing-ebike-passenger", "domain": "law",
+     "jurisdiction": "北京市", "locale": "zh-CN", "title": "北京市非机动车管理条例", "priority": 40,
+     "text": "在北京市，驾驶电动自行车不得载人，但可以搭载一名十二周岁以下的未成年人。"},
+    {"tenant": "civic", "rule_id": "shanghai-ebike-passenger", "domain": "law",
+     "jurisdiction": "上海市", "locale": "zh-CN", "title": "上海市非机动车管理办法", "priority": 40,
+     "text": "在上海市，驾驶电动自行车可以搭载一名十六周岁以下的未成年人，搭载学龄前儿童应当使用安全座椅。"},
+    {"tenant": "civic", "rule_id": "beijing-ebike-helmet-2030", "domain": "law",
+     "jurisdiction": "北京市", "locale": "zh-CN", "title": "北京市头盔新规（2030年起施行）",
+     "priority": 40, "effective_from": "2030-01-01",
+     "text": "自2030年1月1日起，在北京市驾驶电动自行车的所有乘员都应当佩戴安全头盔。"},
+    # clinic: professional ethics, English and Chinese.
+    {"tenant": "clinic", "rule_id": "confidentiality", "domain": "morality", "locale": "en",
+     "title": "Patient confidentiality", "priority": 60,
+     "text": "Staff must not discuss a patient's diagnosis with anyone outside the care team, "
+             "family included, unless the patient agrees."},
+    {"tenant": "clinic", "rule_id": "gifts", "domain": "morality", "locale": "zh-CN",
+     "title": "礼品规定", "priority": 30,
+     "text": "医务人员不得收受患者及其家属赠送的红包、礼金或贵重礼品。"},
+]  # fmt: skip
+
+REFUNDS_UPDATE = (
+    "Customers may return any unused item within 14 days of delivery for a full refund; "
+    "sale items cannot be returned."
+)
+
+QUESTIONS: list[dict[str, Any]] = [
+    {"tenant": "acme", "question": "A customer in Germany wants us to delete all their data. "
+     "What must we do?", "jurisdictions": ["EU"]},
+    {"tenant": "acme", "question": "Can a customer return shoes three weeks after delivery?"},
+    {"tenant": "civic", "question": "在北京市，骑电动自行车可以带孩子吗？"},
+    {"tenant": "civic", "question": "在上海市，骑电动自行车可以带孩子吗？"},
+    {"tenant": "clinic", "question": "A patient's daughter asks me about her father's diagnosis. "
+     "Can I tell her?"},
+    {"tenant": "globex", "question": "Can a customer return shoes three weeks after delivery?"},
+]  # fmt: skip
