@@ -10,6 +10,6 @@ from shared.embedders.use import UniversalSentenceEncoder
 @pytest.fixture(scope="session")
 def use_embedder() -> UniversalSentenceEncoder:
     """The real offline embedder, loaded once (~1 s)."""
-    embedder = UniversalSentenceEncoder(threads=2)
+    embedder = UniversalSentenceEncoder()
     embedder.embed_sync(["load"])
     return embedder

@@ -1,3 +1,4 @@
 from services.cli.main import main
 
-main()
+if __name__ == "__main__":  # spawned workers (embedder) re-import the main module
+    main()

@@ -94,16 +94,18 @@ class IngestService(Service):
         assert self.ingestor is not None, "service not started"
         outcomes = await self.ingestor.apply(batch)
         confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
-        await asyncio.gather(
-            *(
-                self.broker.publish(
-                    events.encode(c),
-                    self.topics(RULES_INDEXED),
-                    key=events.rule_key(c.tenant, c.rule_id).encode(),
-                )
-                for c in confirmations
+        # Enqueue every confirmation, then wait for all deliveries at once (one round of
+        # produce requests instead of one awaited send per event).
+        deliveries = [
+            await self.broker.publish(
+                events.encode(c),
+                self.topics(RULES_INDEXED),
+                key=events.rule_key(c.tenant, c.rule_id).encode(),
+                no_confirm=True,
             )
-        )
+            for c in confirmations
+        ]
+        await asyncio.gather(*deliveries)
         return confirmations
 
 

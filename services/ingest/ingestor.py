@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from prometheus_client import Histogram
 
 from services.ingest.memory import RuleEvent, RuleWriter, identity, plan
 from shared.embedders import Embedder
-from shared.events import IndexOutcome
+from shared.events import IndexOutcome, RuleUpsert
 from shared.metrics import LATENCY_BUCKETS_S
 
 EMBED_BATCH = Histogram(
@@ -20,28 +23,49 @@ EMBED_SECONDS = Histogram(
 
 
 class RuleIngestor:
-    def __init__(self, writer: RuleWriter, embedder: Embedder) -> None:
+    """Embeds upserts in chunks and writes each chunk while the next one is being embedded:
+    the Redis work (HNSW insertion, in the Redis server) overlaps the embedding."""
+
+    def __init__(self, writer: RuleWriter, embedder: Embedder, *, chunk_size: int = 64) -> None:
         self.writer = writer
         self.embedder = embedder
+        self.chunk_size = chunk_size
 
     async def apply(self, batch: list[RuleEvent]) -> list[IndexOutcome]:
         """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis)."""
         applied = await self.writer.applied_versions([identity(e)[:2] for e in batch])
         chosen = plan(batch, applied)
-        vectors: dict[tuple[str, str], bytes] = {}
-        if upserts := chosen.upserts:
-            EMBED_BATCH.observe(len(upserts))
-            with EMBED_SECONDS.time():
-                matrix = await self.embedder.embed([u.rule.text for u in upserts])
-            vectors = {
-                (u.rule.tenant, u.rule.rule_id): row.tobytes()
-                for u, row in zip(upserts, matrix, strict=True)
-            }
-        written = await self.writer.write(list(chosen.writes.values()), vectors)
-        changed = {key for key, ok in zip(chosen.writes, written, strict=True) if ok}
+        changed: set[tuple[str, str]] = set()
+        deletes = [e for e in chosen.writes.values() if not isinstance(e, RuleUpsert)]
+        # Each rule is written at most once per batch, so chunks may be written in any order.
+        writing = asyncio.create_task(self._write(deletes, {}))
+        upserts = chosen.upserts
+        for start in range(0, len(upserts), self.chunk_size):
+            chunk = upserts[start : start + self.chunk_size]
+            vectors = await self._embed(chunk)
+            changed |= await writing
+            writing = asyncio.create_task(self._write(chunk, vectors))
+        changed |= await writing
         return [
             IndexOutcome.APPLIED
             if outcome is IndexOutcome.APPLIED and identity(event)[:2] in changed
             else IndexOutcome.STALE
             for event, outcome in zip(batch, chosen.outcomes, strict=True)
         ]
+
+    async def _embed(self, upserts: list[RuleUpsert]) -> dict[tuple[str, str], bytes]:
+        EMBED_BATCH.observe(len(upserts))
+        with EMBED_SECONDS.time():
+            matrix = await self.embedder.embed([u.rule.text for u in upserts])
+        return {
+            (u.rule.tenant, u.rule.rule_id): row.tobytes()
+            for u, row in zip(upserts, matrix, strict=True)
+        }
+
+    async def _write(
+        self, writes: Sequence[RuleEvent], vectors: dict[tuple[str, str], bytes]
+    ) -> set[tuple[str, str]]:
+        if not writes:
+            return set()
+        results = await self.writer.write(writes, vectors)
+        return {identity(e)[:2] for e, ok in zip(writes, results, strict=True) if ok}

@@ -58,6 +58,7 @@ class EmbedderSettings(BaseSettings):
     """Ask the endpoint for this many dimensions (models that support it)."""
     batch_size: int = Field(default=64, ge=1)
     """Largest number of texts sent in one call."""
-    threads: int = Field(default=2, ge=1)
-    """CPU threads of the local model."""
+    threads: int | None = Field(default=None, ge=1)
+    """BLAS threads of the local model; None: numpy's default (all cores). On small machines
+    shared with Redis and Kafka, 1 leaves them a core."""
     timeout_s: float = Field(default=30.0, gt=0)

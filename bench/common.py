@@ -1,0 +1,134 @@
+"""Shared helpers for benchmarks: a private stack, services as processes, JSON results."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.localstack import LocalStack, free_port
+
+RESULTS = Path(__file__).parent / "results"
+
+SUBJECTS = [
+    "customers",
+    "employees",
+    "drivers",
+    "patients",
+    "tenants",
+    "suppliers",
+    "students",
+    "contractors",
+    "visitors",
+    "minors",
+    "pharmacists",
+    "landlords",
+]
+ACTIONS = [
+    "must not share",
+    "may request",
+    "shall keep records of",
+    "must report",
+    "may refuse",
+    "shall verify",
+    "must encrypt",
+    "may not sell",
+    "shall disclose",
+    "must obtain consent for",
+]
+OBJECTS = [
+    "personal data",
+    "medical records",
+    "refund requests",
+    "safety incidents",
+    "payment details",
+    "location history",
+    "contracts",
+    "complaints",
+    "invoices",
+    "identity documents",
+    "test results",
+    "working hours",
+]
+CONDITIONS = ["within 30 days", "before the end of each quarter", "unless required by law",
+              "when asked in writing", "for at least ten years", "after a court order",
+              "without undue delay", "in every region where they operate"]  # fmt: skip
+
+
+def synthetic_rules(n: int, seed: int = 0) -> list[str]:
+    """Rule-like English sentences (~20 words), varied enough for realistic embeddings."""
+    rng = random.Random(seed)
+    return [
+        f"Rule {i}: {rng.choice(SUBJECTS)} {rng.choice(ACTIONS)} {rng.choice(OBJECTS)} "
+        f"{rng.choice(CONDITIONS)}, and {rng.choice(SUBJECTS)} {rng.choice(ACTIONS)} "
+        f"{rng.choice(OBJECTS)}."
+        for i in range(n)
+    ]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(array, 50)), 3),
+        "p90": round(float(np.percentile(array, 90)), 3),
+        "p99": round(float(np.percentile(array, 99)), 3),
+        "max": round(float(array.max()), 3),
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node()}
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "machine": machine(), "at": time.time(), **result}
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    print(json.dumps(payload, indent=2, ensure_ascii=False))
+    return path
+
+
+@contextlib.contextmanager
+def private_stack() -> Iterator[dict[str, str]]:
+    """The servers given by KAFKA_BOOTSTRAP/REDIS_URL, or a fresh local stack."""
+    if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("REDIS_URL"):
+        yield {
+            "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
+            "REDIS_URL": os.environ["REDIS_URL"],
+        }
+        return
+    with tempfile.TemporaryDirectory(prefix="alignstream-bench-") as state:
+        stack = LocalStack(Path(state), kafka_port=free_port(), redis_port=free_port())
+        stack.up()
+        try:
+            yield stack.environment()
+        finally:
+            stack.down()
+
+
+@contextlib.contextmanager
+def service_process(name: str, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``alignstream serve NAME`` as its own process until the block ends (SIGTERM)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", name],
+        env={**os.environ, "ALIGNSTREAM_LOG_LEVEL": "WARNING", **env},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
