@@ -1,0 +1,137 @@
+"""Search: KNN k=5 with a tenant filter over N rules (default 100k) in Redis.
+
+Real USE embeddings of synthetic rule texts, 20 tenants. Reports p50/p99 of the search step
+(FT.SEARCH round trip from the client), recall@5 against exact numpy search over the tenant's
+vectors, the same numpy brute force timed in the same run as baseline, and memory per rule
+(INFO used_memory delta) extrapolated to 1M rules. Embeddings are cached in bench/results/.
+
+    python -m bench.search [--rules 100000] [--queries 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.common import RESULTS, percentiles, private_stack, synthetic_rules, write_result
+from services.ingest.memory import RuleWriter
+from services.retrieval.search import RuleSearcher
+from shared import events
+from shared.embedders.use import UniversalSentenceEncoder
+from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.query import RuleFilter
+from shared.memory.schema import RuleSchema
+from shared.redis import command, make_redis
+from shared.settings import RedisSettings
+
+TENANTS = 20
+K = 5
+
+
+def embeddings(texts: list[str], cache: Path) -> npt.NDArray[np.float32]:
+    if cache.exists():
+        cached: npt.NDArray[np.float32] = np.load(cache)
+        if len(cached) == len(texts):
+            return cached
+    vectors = UniversalSentenceEncoder(batch_size=256).embed_sync(texts)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors
+
+
+async def used_memory(settings: RedisSettings) -> int:
+    client = make_redis(settings)
+    info = await client.info("memory")
+    await client.aclose()
+    return int(info["used_memory"])
+
+
+async def run(n: int, queries: int, env: dict[str, str]) -> dict[str, object]:
+    texts = synthetic_rules(n, seed=3)
+    vectors = embeddings(texts, RESULTS / f"cache-use-{n}.npy")
+    query_vectors = UniversalSentenceEncoder().embed_sync(synthetic_rules(queries, seed=99))
+    tenants = np.arange(n) % TENANTS
+
+    settings = RedisSettings(url=env["REDIS_URL"], key_prefix="searchbench")
+    client = make_redis(settings)
+    schema = RuleSchema(settings.key_prefix, vectors.shape[1], "use-multilingual-v3")
+    await ensure_index(client, schema)
+    before = await used_memory(settings)
+    writer = RuleWriter(client, schema)
+    started = time.perf_counter()
+    for start in range(0, n, 1000):
+        chunk = range(start, min(n, start + 1000))
+        rules = [
+            events.Rule(tenant=f"t{tenants[i]}", rule_id=f"r{i}", version=1, text=texts[i])
+            for i in chunk
+        ]
+        await writer.write(
+            [events.RuleUpsert(rule=r) for r in rules],
+            {
+                (r.tenant, r.rule_id): vectors[i].tobytes()
+                for r, i in zip(rules, chunk, strict=True)
+            },
+        )
+    insert_s = time.perf_counter() - started
+    await wait_for_index(client, schema)
+    memory = await used_memory(settings) - before
+    info = await command(client, "FT.INFO", schema.index_name)
+    fields = dict(zip(info[::2], info[1::2], strict=True))
+
+    results: dict[str, object] = {}
+    for ef in (10, 50, 100, 200):
+        searcher = RuleSearcher(client, schema, ef_runtime=ef)
+        latencies, brute, recalls = [], [], []
+        for q, query in enumerate(query_vectors):
+            tenant = q % TENANTS
+            t0 = time.perf_counter()
+            hits = await searcher.search(query.tobytes(), RuleFilter(tenant=f"t{tenant}"), k=K)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            own = np.flatnonzero(tenants == tenant)
+            exact = own[np.argsort(-(vectors[own] @ query))[:K]]
+            brute.append((time.perf_counter() - t0) * 1000)
+            found = {int(h.rule_id[1:]) for h in hits}
+            recalls.append(len(found & set(exact.tolist())) / K)
+        search, numpy_ms = percentiles(latencies), percentiles(brute)
+        results[f"ef_runtime_{ef}"] = {
+            "search_ms": search,
+            "numpy_brute_force_ms": numpy_ms,
+            "ratio_p50_search_vs_numpy": round(search["p50"] / numpy_ms["p50"], 3),
+            "recall_at_5": round(float(np.mean(recalls)), 4),
+        }
+    await client.aclose()
+    per_rule = memory / n
+    return {
+        "rules": n,
+        "tenants": TENANTS,
+        "rules_per_tenant": n // TENANTS,
+        "queries": queries,
+        "dim": int(vectors.shape[1]),
+        "insert_rules_per_s": round(n / insert_s, 1),
+        "index_num_docs": int(fields[b"num_docs"]),
+        "memory_bytes_per_rule": round(per_rule),
+        "memory_1m_rules_gb_extrapolated": round(per_rule * 1_000_000 / 1e9, 2),
+        "by_ef_runtime": results,
+        "default_ef_runtime": 100,
+        "targets": {"p99_ms": 5, "recall_at_5": 0.95},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rules", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args()
+    with private_stack() as env:
+        result = asyncio.run(run(args.rules, args.queries, env))
+    write_result("search", result)
+
+
+if __name__ == "__main__":
+    main()
