@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.localstack import LocalStack, free_port
+from shared.localstack import servers_for_testing
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -104,19 +104,11 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 @contextlib.contextmanager
 def private_stack() -> Iterator[dict[str, str]]:
     """The servers given by KAFKA_BOOTSTRAP/REDIS_URL, or a fresh local stack."""
-    if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("REDIS_URL"):
-        yield {
-            "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
-            "REDIS_URL": os.environ["REDIS_URL"],
-        }
-        return
-    with tempfile.TemporaryDirectory(prefix="alignstream-bench-") as state:
-        stack = LocalStack(Path(state), kafka_port=free_port(), redis_port=free_port())
-        stack.up()
-        try:
-            yield stack.environment()
-        finally:
-            stack.down()
+    with (
+        tempfile.TemporaryDirectory(prefix="alignstream-bench-") as state,
+        servers_for_testing(Path(state)) as env,
+    ):
+        yield env
 
 
 @contextlib.contextmanager

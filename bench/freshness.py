@@ -20,7 +20,7 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics
-from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.index import open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
 from shared.redis import make_redis
@@ -43,13 +43,13 @@ async def run(updates: int, env: dict[str, str]) -> dict[str, object]:
     await embedder.start()
     schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
     client = make_redis(redis_settings)
-    await ensure_index(client, schema)
+    indexes = await open_indexes(client, schema)
     searcher = RuleSearcher(client, schema, ef_runtime=100)
     texts = synthetic_rules(updates, seed=1)
     query = (await embedder.embed(["customers personal data rule"]))[0].tobytes()
 
     # Baseline: the same work without Kafka (embed, write, search until visible).
-    writer = RuleWriter(client, schema)
+    writer = RuleWriter(indexes)
     direct: list[float] = []
     for i, text in enumerate(texts[:100], start=1):
         rule = events.Rule(tenant=TENANT, rule_id="direct", version=i, text=text)
@@ -63,7 +63,7 @@ async def run(updates: int, env: dict[str, str]) -> dict[str, object]:
     pipeline: list[float] = []
     confirmed: list[float] = []
     with service_process("ingest", {**env, "ALIGNSTREAM_INGEST_BATCH_WAIT_MS": "2"}):
-        await wait_for_index(client, schema)
+        await indexes.wait_ready()
         async with AlignstreamClient(kafka) as producer:
             await producer.publish_rules(  # warm-up: wait until ingest consumes
                 [events.RuleUpsert(rule=events.Rule(tenant=TENANT, rule_id="r", version=1,

@@ -128,9 +128,8 @@ class Inbox(Generic[T]):
         self.dead_letters = dead_letters
         self.max_bytes = max_bytes
 
-    async def open(self, raw: Any) -> T | None:
-        """Decode one consumer record; None when it was dead-lettered."""
-        record = Record.from_consumer_record(raw)
+    async def open(self, record: Record) -> T | None:
+        """Decode one record; None when it was dead-lettered."""
         MESSAGES_CONSUMED.labels(self.dead_letters.service, self.source.name).inc()
         try:
             return decode(self.adapter, record.value, max_bytes=self.max_bytes)
@@ -138,13 +137,16 @@ class Inbox(Generic[T]):
             await self.dead_letters.send(record, self.source, exc.reason, exc.detail)
             return None
 
-    async def open_batch(self, raws: Sequence[Any]) -> list[tuple[Record, T]]:
-        """Decode a batch, keeping each valid event with its record, in order."""
+    async def open_batch(self, raw_message: Any) -> list[tuple[Record, T]]:
+        """Decode what a batch subscriber received (one ConsumerRecord or a tuple of them),
+        keeping each valid event with its record, in order."""
+        raws: Sequence[Any] = raw_message if isinstance(raw_message, tuple) else (raw_message,)
         opened: list[tuple[Record, T]] = []
         for raw in raws:
-            event = await self.open(raw)
+            record = Record.from_consumer_record(raw)
+            event = await self.open(record)
             if event is not None:
-                opened.append((Record.from_consumer_record(raw), event))
+                opened.append((record, event))
         return opened
 
     async def reject(self, record: Record, exc: PoisonMessage) -> None:

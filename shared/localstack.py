@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,3 +290,22 @@ class LocalStack:
     def environment(self) -> dict[str, str]:
         """Environment variables that point the services at this stack."""
         return {"KAFKA_BOOTSTRAP": self.kafka.address, "REDIS_URL": self.redis.address}
+
+
+@contextlib.contextmanager
+def servers_for_testing(state_dir: Path) -> Iterator[dict[str, str]]:
+    """``KAFKA_BOOTSTRAP``/``REDIS_URL`` of the servers to test against: those already set in the
+    environment (Apache Kafka, Redis Stack), else a fresh local stack on free ports, stopped
+    afterwards."""
+    if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("REDIS_URL"):
+        yield {
+            "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
+            "REDIS_URL": os.environ["REDIS_URL"],
+        }
+        return
+    stack = LocalStack(state_dir, kafka_port=free_port(), redis_port=free_port())
+    stack.up()
+    try:
+        yield stack.environment()
+    finally:
+        stack.down()

@@ -17,7 +17,7 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.kafka import consumer_options
-from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
 from shared.redis import make_redis
@@ -65,9 +65,8 @@ class IngestService(Service):
         await self.embedder.start()
         self.redis = make_redis(self.settings.redis)
         schema = RuleSchema(self.settings.redis.key_prefix, self.embedder.dim, self.embedder.name)
-        await ensure_index(self.redis, schema)
-        await wait_for_index(self.redis, schema)
-        self.ingestor = RuleIngestor(RuleWriter(self.redis, schema), self.embedder)
+        indexes = await open_indexes(self.redis, schema)
+        self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder)
 
     async def on_stop(self) -> None:
         await self.embedder.close()
@@ -75,11 +74,8 @@ class IngestService(Service):
             await self.redis.aclose()
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
-        records = message.raw_message
         with HANDLER_SECONDS.labels(self.name, RULES_EVENTS.name).time():
-            opened = await self.inbox.open_batch(
-                records if isinstance(records, tuple) else (records,)
-            )
+            opened = await self.inbox.open_batch(message.raw_message)
             if opened:
                 try:
                     await self.apply([event for _, event in opened])
@@ -94,18 +90,10 @@ class IngestService(Service):
         assert self.ingestor is not None, "service not started"
         outcomes = await self.ingestor.apply(batch)
         confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
-        # Enqueue every confirmation, then wait for all deliveries at once (one round of
-        # produce requests instead of one awaited send per event).
-        deliveries = [
-            await self.broker.publish(
-                events.encode(c),
-                self.topics(RULES_INDEXED),
-                key=events.rule_key(c.tenant, c.rule_id).encode(),
-                no_confirm=True,
-            )
-            for c in confirmations
-        ]
-        await asyncio.gather(*deliveries)
+        await self.publish_all(
+            self.topics(RULES_INDEXED),
+            ((events.rule_key(c.tenant, c.rule_id), c) for c in confirmations),
+        )
         return confirmations
 
 

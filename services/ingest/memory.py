@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from shared.events import IndexOutcome, RuleDelete, RuleUpsert
-from shared.memory.schema import RuleSchema, rule_fields
+from shared.memory.index import RuleIndexes
+from shared.memory.schema import rule_fields
 
 RuleEvent = RuleUpsert | RuleDelete
 
@@ -74,10 +73,11 @@ return 1
 
 
 class RuleWriter:
-    def __init__(self, client: aioredis.Redis, schema: RuleSchema) -> None:
-        self.client = client
-        self.schema = schema
-        self._apply = client.register_script(_APPLY)
+    def __init__(self, indexes: RuleIndexes) -> None:
+        self.indexes = indexes
+        self.client = indexes.client
+        self.schema = indexes.schema
+        self._apply = self.client.register_script(_APPLY)
 
     async def applied_versions(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Versions already applied (0: never seen), in one round trip."""
@@ -92,6 +92,8 @@ class RuleWriter:
         self, events: Sequence[RuleEvent], vectors: Mapping[tuple[str, str], bytes]
     ) -> list[bool]:
         """Apply each event (upserts need their vector); True where it changed the memory."""
+        for tenant in {identity(e)[0] for e in events if isinstance(e, RuleUpsert)}:
+            await self.indexes.ensure(tenant)  # before its documents: searchable at once
         pipe = self.client.pipeline(transaction=False)
         for event in events:
             tenant, rule_id, version = identity(event)

@@ -21,7 +21,7 @@ from shared.dlq import PoisonMessage, decode
 from shared.embedders import Embedder
 from shared.events import IndexOutcome
 from shared.kafka import client_security_kwargs
-from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
@@ -38,11 +38,11 @@ class RebuildReport:
 
 
 async def drop_memory(redis_settings: RedisSettings, schema: RuleSchema) -> int:
-    """Delete every rule document and version ledger (the index stays and empties)."""
+    """Delete every rule document and version ledger (the indexes stay and empty)."""
     client = make_redis(redis_settings)
     dropped = 0
     try:
-        for pattern in (schema.doc_prefix + "*", schema.versions_key("*")):
+        for pattern in (schema.docs_pattern, schema.versions_key("*")):
             async for key in client.scan_iter(match=pattern, count=1000):
                 dropped += await client.delete(key)
     finally:
@@ -75,9 +75,7 @@ async def rebuild(
         **client_security_kwargs(kafka),
     )
     try:
-        await ensure_index(client, schema)
-        await wait_for_index(client, schema)
-        ingestor = RuleIngestor(RuleWriter(client, schema), embedder)
+        ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder)
         await consumer.start()
         topic = kafka.topics(RULES_EVENTS)
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

@@ -18,7 +18,7 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.kafka import consumer_options
-from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
 from shared.redis import make_redis
@@ -59,8 +59,8 @@ class RetrievalService(Service):
         )
         self.redis: aioredis.Redis | None = None
         self.searcher: RuleSearcher | None = None
-        self._jurisdictions: set[str] = set()
-        self._jurisdictions_read_at = 0.0
+        self._jurisdictions: dict[str, tuple[float, set[str]]] = {}
+        """Per tenant: when its jurisdictions were read, and what they were."""
         self.broker.subscriber(
             self.topics(CHAT_REQUESTS),
             batch=True,
@@ -78,8 +78,7 @@ class RetrievalService(Service):
         await self.embedder.start()
         self.redis = make_redis(self.settings.redis)
         schema = RuleSchema(self.settings.redis.key_prefix, self.embedder.dim, self.embedder.name)
-        await ensure_index(self.redis, schema)
-        await wait_for_index(self.redis, schema)
+        await open_indexes(self.redis, schema)
         self.searcher = RuleSearcher(self.redis, schema, ef_runtime=self.settings.ef_runtime)
 
     async def on_stop(self) -> None:
@@ -88,12 +87,9 @@ class RetrievalService(Service):
             await self.redis.aclose()
 
     async def on_chat_requests(self, message: KafkaMessage) -> None:
-        records = message.raw_message
         received_at = datetime.now(UTC)
         with HANDLER_SECONDS.labels(self.name, CHAT_REQUESTS.name).time():
-            opened = await self.inbox.open_batch(
-                records if isinstance(records, tuple) else (records,)
-            )
+            opened = await self.inbox.open_batch(message.raw_message)
             if not opened:
                 return
             try:
@@ -101,14 +97,7 @@ class RetrievalService(Service):
             except Exception:
                 await asyncio.sleep(self.settings.retry_backoff_s)
                 raise
-            await asyncio.gather(
-                *(
-                    self.broker.publish(
-                        events.encode(g), self.topics(CHAT_GROUNDED), key=g.key.encode()
-                    )
-                    for g in grounded
-                )
-            )
+            await self.publish_all(self.topics(CHAT_GROUNDED), ((g.key, g) for g in grounded))
 
     async def ground(
         self, requests: list[events.ChatRequest], received_at: datetime
@@ -150,7 +139,7 @@ class RetrievalService(Service):
     ) -> list[events.RetrievedRule]:
         assert self.searcher is not None, "service not started"
         scope = request.scope
-        known = await self.known_jurisdictions() if not scope.jurisdictions else set()
+        known = await self.known_jurisdictions(request.tenant) if not scope.jurisdictions else set()
         flt = build_filter(
             request.tenant,
             scope,
@@ -168,12 +157,13 @@ class RetrievalService(Service):
             token_budget=scope.token_budget,
         )
 
-    async def known_jurisdictions(self) -> set[str]:
-        """Region names in the index, cached for ``jurisdictions_refresh_s``."""
+    async def known_jurisdictions(self, tenant: str) -> set[str]:
+        """Region names in the tenant's index, cached for ``jurisdictions_refresh_s``."""
         if not self.settings.infer_jurisdiction or self.searcher is None:
             return set()
         now = time.monotonic()
-        if now - self._jurisdictions_read_at > self.settings.jurisdictions_refresh_s:
-            self._jurisdictions = await self.searcher.known_jurisdictions()
-            self._jurisdictions_read_at = now
-        return self._jurisdictions
+        read_at, names = self._jurisdictions.get(tenant, (-1e9, set()))
+        if now - read_at > self.settings.jurisdictions_refresh_s:
+            names = await self.searcher.known_jurisdictions(tenant)
+            self._jurisdictions[tenant] = (now, names)
+        return names

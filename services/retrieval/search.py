@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from shared.events import GLOBAL_JURISDICTION, RetrievedRule, RuleDomain, RuleScope
 from shared.memory.query import RuleFilter, knn_query_args
@@ -142,14 +143,32 @@ class RuleSearcher:
         self.ef_runtime = ef_runtime
 
     async def search(self, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
-        reply = await command(
-            self.client,
-            "FT.SEARCH",
-            self.schema.index_name,
-            *knn_query_args(flt, vector, k=k, ef_runtime=self.ef_runtime),
-        )
+        try:
+            reply = await command(
+                self.client,
+                "FT.SEARCH",
+                self.schema.index_name(flt.tenant),
+                *knn_query_args(flt, vector, k=k, ef_runtime=self.ef_runtime),
+            )
+        except ResponseError as exc:
+            if _is_missing_index(exc):
+                return []  # a tenant without rules has no index yet
+            raise
         return parse_search_reply(reply)
 
-    async def known_jurisdictions(self) -> set[str]:
-        values = await command(self.client, "FT.TAGVALS", self.schema.index_name, "jurisdiction")
+    async def known_jurisdictions(self, tenant: str) -> set[str]:
+        """Jurisdictions of the tenant's rules (lower-cased by RediSearch)."""
+        try:
+            values = await command(
+                self.client, "FT.TAGVALS", self.schema.index_name(tenant), "jurisdiction"
+            )
+        except ResponseError as exc:
+            if _is_missing_index(exc):
+                return set()
+            raise
         return {v.decode() if isinstance(v, bytes) else str(v) for v in values}
+
+
+def _is_missing_index(exc: ResponseError) -> bool:
+    message = str(exc).lower()
+    return "unknown index" in message or "no such index" in message

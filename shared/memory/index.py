@@ -1,4 +1,4 @@
-"""Create, migrate and wait for the rule index."""
+"""Create, migrate and wait for the per-tenant rule indexes."""
 
 from __future__ import annotations
 
@@ -14,45 +14,69 @@ from shared.redis import command, index_ready, wait_until_loaded
 log = logging.getLogger(__name__)
 
 
-async def ensure_index(client: aioredis.Redis, schema: RuleSchema) -> bool:
-    """Create the index, or re-create it when the schema fingerprint changed.
+class RuleIndexes:
+    """The tenant indexes of one schema; creates a tenant's index on its first rule."""
 
-    Returns True when the index was (re)created. Existing rule documents stay and are re-indexed
-    by RediSearch; documents embedded by another model (dimension change) need
-    ``alignstream memory rebuild``.
-    """
-    await wait_until_loaded(client)
-    stored = await client.get(schema.meta_key)
-    if stored == schema.fingerprint.encode() and await _exists(client, schema):
-        return False
-    if await _exists(client, schema):
-        log.warning("rule index schema changed; re-creating it", extra={"index": schema.index_name})
-        await command(client, "FT.DROPINDEX", schema.index_name)
-    try:
-        await command(client, "FT.CREATE", *schema.create_args())
-    except ResponseError as exc:  # another replica created it first
-        if "already exists" not in str(exc).lower():
-            raise
-    await client.set(schema.meta_key, schema.fingerprint)
-    return True
+    def __init__(self, client: aioredis.Redis, schema: RuleSchema) -> None:
+        self.client = client
+        self.schema = schema
+        self._known: set[str] = set()
+
+    async def tenants(self) -> list[str]:
+        """Tenants that have an index."""
+        names = await command(self.client, "FT._LIST")
+        found = (self.schema.tenant_of_index(n.decode()) for n in names)
+        return sorted(t for t in found if t is not None)
+
+    async def migrate(self) -> None:
+        """At startup: if the schema fingerprint changed, re-create every tenant's index.
+
+        Documents stay and are re-indexed by RediSearch; documents embedded by another model
+        (dimension change) need ``alignstream memory rebuild --drop``.
+        """
+        await wait_until_loaded(self.client)
+        stored = await self.client.get(self.schema.meta_key)
+        tenants = await self.tenants()
+        if stored != self.schema.fingerprint.encode():
+            for tenant in tenants:
+                log.warning("rule index schema changed; re-creating", extra={"tenant": tenant})
+                await command(self.client, "FT.DROPINDEX", self.schema.index_name(tenant))
+                await self._create(tenant)
+            await self.client.set(self.schema.meta_key, self.schema.fingerprint)
+        self._known = set(tenants)
+
+    async def ensure(self, tenant: str) -> None:
+        """Make sure the tenant's index exists (cheap after the first call)."""
+        if tenant in self._known:
+            return
+        try:
+            await command(self.client, "FT.INFO", self.schema.index_name(tenant))
+        except ResponseError:
+            await self._create(tenant)
+        self._known.add(tenant)
+
+    async def _create(self, tenant: str) -> None:
+        try:
+            await command(self.client, "FT.CREATE", *self.schema.create_args(tenant))
+        except ResponseError as exc:  # another replica created it first
+            if "already exists" not in str(exc).lower():
+                raise
+
+    async def wait_ready(self, *, timeout_s: float = 600.0) -> None:
+        """Block until Redis has loaded its data and every index covers all its documents, so a
+        service never answers from a half-loaded index after a Redis restart."""
+        await wait_until_loaded(self.client, timeout_s=timeout_s)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        for tenant in await self.tenants():
+            while not await index_ready(self.client, self.schema.index_name(tenant)):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"rule index of {tenant} not ready after {timeout_s}s")
+                await asyncio.sleep(0.2)
 
 
-async def _exists(client: aioredis.Redis, schema: RuleSchema) -> bool:
-    try:
-        await command(client, "FT.INFO", schema.index_name)
-    except ResponseError:
-        return False
-    return True
-
-
-async def wait_for_index(
-    client: aioredis.Redis, schema: RuleSchema, *, timeout_s: float = 600.0
-) -> None:
-    """Block until Redis has loaded its data and the index covers every document, so a service
-    never answers from a half-loaded index after a Redis restart."""
-    await wait_until_loaded(client, timeout_s=timeout_s)
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await index_ready(client, schema.index_name):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"index {schema.index_name} not ready after {timeout_s}s")
-        await asyncio.sleep(0.2)
+async def open_indexes(client: aioredis.Redis, schema: RuleSchema) -> RuleIndexes:
+    """Migrate if needed and wait until every index is ready: what services do at startup."""
+    indexes = RuleIndexes(client, schema)
+    await indexes.migrate()
+    await indexes.wait_ready()
+    return indexes

@@ -1,4 +1,4 @@
-"""KNN queries over the rule index, with the pre-filters that enforce scope and isolation."""
+"""KNN queries over a tenant's rule index, with the pre-filters of the request's scope."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def tag_clause(field_name: str, values: Iterable[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RuleFilter:
-    """What a search may return. ``tenant`` is mandatory: isolation is not optional."""
+    """What a search may return. ``tenant`` picks the index searched: isolation is not a
+    clause that could be left out."""
 
     tenant: str
     domains: tuple[RuleDomain, ...] = ()
@@ -33,8 +34,13 @@ class RuleFilter:
     """Only rules in force that day; None: no date filter."""
     statuses: tuple[RuleStatus, ...] = field(default=(RuleStatus.ACTIVE,))
 
+    @property
+    def selective(self) -> bool:
+        """True when the filter may keep only a small share of the tenant's rules."""
+        return bool(self.domains or self.jurisdictions or self.locales)
+
     def expression(self) -> str:
-        clauses = [tag_clause("tenant", [self.tenant])]
+        clauses = []
         if self.statuses:
             clauses.append(tag_clause("status", [s.value for s in self.statuses]))
         if self.domains:
@@ -47,15 +53,23 @@ class RuleFilter:
         if self.as_of is not None:
             day = day_number(self.as_of)
             clauses.append(f"@eff_from:[-inf {day}] @eff_until:[{day} +inf]")
-        return " ".join(clauses)
+        return " ".join(clauses) or "*"
 
 
 def knn_query_args(
     flt: RuleFilter, vector: bytes, *, k: int, ef_runtime: int
 ) -> list[str | int | bytes]:
     """FT.SEARCH arguments (after the index name) for the k nearest rules within the filter.
-    The score returned is the cosine *distance* (0 = identical)."""
-    query = f"({flt.expression()})=>[KNN {k} @embedding $vec EF_RUNTIME {ef_runtime} AS score]"
+    The score returned is the cosine *distance* (0 = identical).
+
+    A broad filter (status, dates: nearly every rule passes) is run with the BATCHES hybrid
+    policy: HNSW candidates filtered as they stream. Left to itself RediSearch picks brute force
+    over the filtered set for such filters (measured on 5k rules: p50 4.6 ms vs 1.1 ms). A
+    selective filter lets RediSearch choose, since brute force over a small set is fast."""
+    policy = "" if flt.selective else " HYBRID_POLICY BATCHES"
+    query = (
+        f"({flt.expression()})=>[KNN {k} @embedding $vec EF_RUNTIME {ef_runtime}{policy} AS score]"
+    )
     return [
         query,
         "PARAMS", 2, "vec", vector,

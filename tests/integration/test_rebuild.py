@@ -10,15 +10,16 @@ import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 
 from services.ingest.app import IngestService
+from services.ingest.memory import RuleWriter
 from services.ingest.rebuild import rebuild
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.localstack import ValkeyServer, free_port
-from shared.memory.index import ensure_index, wait_for_index
+from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.schema import RuleSchema
-from shared.redis import make_redis
+from shared.redis import command, make_redis
 from shared.settings import RedisSettings
 from tests.integration.helpers import TopicReader
 from tests.samples import sample_rule
@@ -45,7 +46,7 @@ async def snapshot(client: aioredis.Redis, schema: RuleSchema) -> dict[bytes, di
     """Every rule document and version ledger. Embeddings are rounded: the embedder's floats
     differ in the last bits with the batch a text was embedded in."""
     docs: dict[bytes, dict[object, object]] = {}
-    async for key in client.scan_iter(match=schema.doc_prefix + "*"):
+    async for key in client.scan_iter(match=schema.docs_pattern):
         doc: dict[object, object] = {k: v for k, v in (await client.hgetall(key)).items()}
         vector = np.frombuffer(doc.pop(b"embedding"), dtype=np.float32)  # type: ignore[call-overload]
         doc[b"embedding"] = tuple(np.round(vector, 4).tolist())
@@ -71,7 +72,7 @@ async def test_rebuild_from_topic_gives_the_same_memory(
     async with AlignstreamClient(ingest_settings.kafka) as client:
         await client.publish_rules(stream, wait=True, timeout_s=30)
     before = await snapshot(redis_client, schema)
-    assert len([k for k in before if k.startswith(schema.doc_prefix.encode())]) == 19
+    assert len([k for k in before if k.startswith(schema.doc_prefix("acme").encode())]) == 19
 
     progress: list[tuple[int, int]] = []
     report = await rebuild(
@@ -106,11 +107,8 @@ async def test_redis_restart_loses_no_rule(
     rules = [sample_rule(rule_id=f"r{i}", text=f"Restart rule {i}.") for i in range(300)]
     try:
         client = make_redis(settings)
-        await ensure_index(client, schema)
-        from services.ingest.memory import RuleWriter
-
         vectors = use_embedder.embed_sync([r.text for r in rules])
-        await RuleWriter(client, schema).write(
+        await RuleWriter(await open_indexes(client, schema)).write(
             [events.RuleUpsert(rule=r) for r in rules],
             {(r.tenant, r.rule_id): v.tobytes() for r, v in zip(rules, vectors, strict=True)},
         )
@@ -126,8 +124,8 @@ async def test_redis_restart_loses_no_rule(
         server.start(timeout_s=60)
 
         client = make_redis(settings)
-        await wait_for_index(client, schema, timeout_s=60)
-        info = await client.execute_command("FT.INFO", schema.index_name)  # type: ignore[no-untyped-call]
+        await RuleIndexes(client, schema).wait_ready(timeout_s=60)
+        info = await command(client, "FT.INFO", schema.index_name("acme"))
         fields = dict(zip(info[::2], info[1::2], strict=True))
         assert int(fields[b"num_docs"]) == len(rules)
         await client.aclose()

@@ -16,7 +16,7 @@ from services.retrieval.app import RetrievalService
 from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.embedders.use import UniversalSentenceEncoder
-from shared.memory.index import ensure_index
+from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
 from shared.settings import RedisSettings
@@ -34,7 +34,7 @@ async def write_rules(
     rules: list[events.Rule],
 ) -> None:
     vectors = embedder.embed_sync([r.text for r in rules])
-    await RuleWriter(client, schema).write(
+    await RuleWriter(RuleIndexes(client, schema)).write(
         [events.RuleUpsert(rule=r) for r in rules],
         {(r.tenant, r.rule_id): v.tobytes() for r, v in zip(rules, vectors, strict=True)},
     )
@@ -98,7 +98,7 @@ async def test_jurisdiction_and_date_filters(
     use_embedder: UniversalSentenceEncoder,
 ) -> None:
     schema = RuleSchema(redis_settings.key_prefix, use_embedder.dim, use_embedder.name)
-    await ensure_index(redis_client, schema)
+    await open_indexes(redis_client, schema)
     text = "机动车在道路上行驶不得超过限速标志标明的最高时速。"
     rules = [
         sample_rule(rule_id="national", domain=LAW, jurisdiction="global", text=text),
@@ -125,7 +125,8 @@ async def test_jurisdiction_and_date_filters(
     assert await ids(as_of=date(2019, 5, 1)) == {"national", "beijing", "shanghai", "old"}
     assert await ids(as_of=date(2031, 5, 1)) == {"national", "beijing", "shanghai", "future"}
     assert await ids(domains=(events.RuleDomain.MORALITY,)) == set()
-    assert "北京市" in await searcher.known_jurisdictions()
+    assert "北京市" in await searcher.known_jurisdictions("acme")
+    assert await searcher.known_jurisdictions("nobody") == set()
 
 
 TENANTS = ("alpha", "beta", "gamma")
@@ -151,7 +152,7 @@ async def test_tenant_never_sees_another_tenants_rules(
     query: str,
 ) -> None:
     schema = RuleSchema(redis_settings.key_prefix, use_embedder.dim, use_embedder.name)
-    await ensure_index(redis_client, schema)
+    await open_indexes(redis_client, schema)
     await drop_memory(redis_settings, schema)  # docs and version ledgers of earlier examples
     rules = [
         sample_rule(tenant=owner, rule_id=f"r{i}", text=f"Rule about {words[i]} number {i}.")

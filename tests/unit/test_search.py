@@ -16,7 +16,7 @@ from services.retrieval.search import (
 )
 from shared.events import RuleDomain, RuleScope
 from shared.memory.query import RuleFilter, escape_tag, knn_query_args
-from shared.memory.schema import FOREVER_UNTIL, day_number
+from shared.memory.schema import FOREVER_UNTIL, RuleSchema, day_number
 from shared.tokens import HeuristicTokenCounter
 
 
@@ -33,8 +33,15 @@ def test_escape_tag(raw: str, escaped: str) -> None:
     assert escape_tag(raw) == escaped
 
 
-def test_filter_always_isolates_the_tenant() -> None:
-    assert RuleFilter(tenant="acme").expression() == "@tenant:{acme} @status:{active}"
+def test_tenant_selects_the_index_not_a_clause() -> None:
+    assert RuleFilter(tenant="acme").expression() == "@status:{active}"
+    assert RuleFilter(tenant="acme", statuses=()).expression() == "*"
+    schema = RuleSchema("p", 512, "m")
+    assert schema.index_name("acme") == "p:idx:rules:acme"
+    assert schema.doc_key("acme", "r1").startswith(schema.doc_prefix("acme"))
+    assert not schema.doc_prefix("acme2").startswith(schema.doc_prefix("acme"))
+    assert schema.tenant_of_index("p:idx:rules:acme") == "acme"
+    assert schema.tenant_of_index("q:idx:rules:acme") is None
 
 
 def test_filter_with_every_clause() -> None:
@@ -45,8 +52,9 @@ def test_filter_with_every_clause() -> None:
         locales=("zh-CN",),
         as_of=date(1970, 1, 11),
     )
+    assert flt.selective
     assert flt.expression() == (
-        "@tenant:{acme} @status:{active} @domain:{law} @jurisdiction:{global | 北京市} "
+        "@status:{active} @domain:{law} @jurisdiction:{global | 北京市} "
         "@locale:{zh\\-CN} @eff_from:[-inf 10] @eff_until:[10 +inf]"
     )
 
@@ -54,8 +62,10 @@ def test_filter_with_every_clause() -> None:
 def test_knn_query_args() -> None:
     args = knn_query_args(RuleFilter(tenant="t"), b"vec", k=7, ef_runtime=50)
     assert args[0] == (
-        "(@tenant:{t} @status:{active})=>[KNN 7 @embedding $vec EF_RUNTIME 50 AS score]"
+        "(@status:{active})=>[KNN 7 @embedding $vec EF_RUNTIME 50 HYBRID_POLICY BATCHES AS score]"
     )
+    selective = knn_query_args(RuleFilter(tenant="t", locales=("en",)), b"v", k=1, ef_runtime=9)
+    assert "HYBRID_POLICY" not in str(selective[0])
     assert args[args.index("PARAMS") : args.index("PARAMS") + 4] == ["PARAMS", 2, "vec", b"vec"]
     assert args[args.index("LIMIT") : args.index("LIMIT") + 3] == ["LIMIT", 0, 7]
 
