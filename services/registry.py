@@ -9,6 +9,7 @@ from shared.service import Service
 SERVICES: dict[str, str] = {
     "ingest": "services.ingest.app:IngestService",
     "retrieval": "services.retrieval.app:RetrievalService",
+    "generation": "services.generation.app:GenerationService",
 }
 
 

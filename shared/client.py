@@ -18,7 +18,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared import events
 from shared.kafka import client_security_kwargs
 from shared.settings import KafkaSettings
-from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS, RULES_EVENTS, RULES_INDEXED, TopicSpec
+from shared.topics import (
+    CHAT_GROUNDED,
+    CHAT_REQUESTS,
+    CHAT_RESPONSES,
+    RULES_EVENTS,
+    RULES_INDEXED,
+    TopicSpec,
+)
 
 RuleEvent = events.RuleUpsert | events.RuleDelete
 
@@ -156,5 +163,36 @@ class AlignstreamClient:
                         if grounded.request.request_id in pending:
                             found[grounded.request.request_id] = grounded
             return found
+        finally:
+            await tail.stop()
+
+    async def ask(
+        self,
+        requests: Iterable[events.ChatRequest],
+        *,
+        timeout_s: float = 120.0,
+        on_response: Callable[[events.ChatResponse], None] | None = None,
+    ) -> dict[str, events.ChatResponse]:
+        """Send chat requests and wait for one response each (by request id; a duplicate from a
+        redelivery is ignored). The requests' reply topic must be the default responses topic."""
+        tail = TopicTail(self.settings, self.topics(CHAT_RESPONSES))
+        await tail.start()
+        try:
+            pending: set[str] = set()
+            for request in requests:
+                pending.add(request.request_id)
+                await self.send(CHAT_REQUESTS, request, request.key)
+            await self.flush()
+            answers: dict[str, events.ChatResponse] = {}
+            async with asyncio.timeout(timeout_s):
+                while pending:
+                    for value in await tail.values():
+                        response = events.ChatResponse.model_validate_json(value)
+                        if response.request_id in pending:
+                            pending.discard(response.request_id)
+                            answers[response.request_id] = response
+                            if on_response is not None:
+                                on_response(response)
+            return answers
         finally:
             await tail.stop()

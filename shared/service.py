@@ -13,19 +13,22 @@ import logging
 import signal
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from faststream.kafka import KafkaBroker
+from pydantic import TypeAdapter
 
-from shared.dlq import DeadLetters
+from shared.dlq import DeadLetters, Inbox
 from shared.events import Event, encode
 from shared.http import HealthServer
 from shared.kafka import ensure_topics, make_broker
 from shared.metrics import SERVICE_UP
 from shared.settings import ServiceSettings
-from shared.topics import TopicNames
+from shared.topics import TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Service:
@@ -51,11 +54,18 @@ class Service:
     async def on_start(self) -> None:
         """Before consuming starts (connect to Redis, load models, create indexes)."""
 
+    async def on_draining(self) -> None:
+        """Before consuming stops: finish work in flight outside the handlers."""
+
     async def on_stop(self) -> None:
         """After consuming stopped and in-flight messages are done."""
 
     async def is_ready(self) -> bool:
         return self._started
+
+    def make_inbox(self, source: TopicSpec, adapter: TypeAdapter[T]) -> Inbox[T]:
+        """Decoding for one consumed topic, dead-lettering through this service."""
+        return Inbox(source, adapter, self.dead_letters, max_bytes=self.settings.max_message_bytes)
 
     async def publish_all(self, topic: str, keyed: Iterable[tuple[str, Event]]) -> None:
         """Publish events with their keys: enqueue all, then wait for every delivery at once
@@ -83,6 +93,7 @@ class Service:
     async def stop(self) -> None:
         self._started = False
         SERVICE_UP.labels(self.name).set(0)
+        await self.on_draining()
         # The broker waits (graceful_timeout) for handlers in flight before closing consumers,
         # so no offset is committed for unfinished work.
         await self.broker.stop()

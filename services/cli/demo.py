@@ -1,8 +1,12 @@
 """``alignstream demo``: the whole pipeline on the local stack, end to end.
 
 Starts the local broker and Redis, runs the services in this process, streams a sample rule set
-over Kafka, asks questions through Kafka and shows the rules each was grounded in, then updates
-and deletes a rule live and shows the next answers change.
+over Kafka, asks questions through Kafka and shows the rules each was grounded in and the answer,
+then updates and deletes a rule live and shows the next answers change.
+
+Generation uses the configured backend (``ALIGNSTREAM_GENERATION_BACKEND``, ``ALIGNSTREAM_VLLM_*``,
+``ALIGNSTREAM_OPENAI_*``). Without configuration it runs the real vLLM engine on CPU with a tiny
+random-weight model built locally: the pipeline is real, the words are not.
 """
 
 from __future__ import annotations
@@ -15,18 +19,23 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from services.cli.chat import show_answer
 from services.cli.demo_rules import QUESTIONS, REFUNDS_UPDATE, SAMPLE_RULES
 from services.cli.progress import console
+from services.generation.app import GenerationService
+from services.generation.backends.tiny_model import build_tiny_model
+from services.generation.settings import GenerationSettings, VllmSettings
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared import events
-from shared.client import AlignstreamClient
+from shared.client import AlignstreamClient, TopicTail
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.localstack import DEFAULT_STATE_DIR, LocalStack
 from shared.logging import configure_logging
 from shared.settings import KafkaSettings, ObservabilitySettings
+from shared.topics import CHAT_RESPONSES
 
 
 def _question(tenant: str, text: str, jurisdictions: tuple[str, ...] = ()) -> events.ChatRequest:
@@ -34,6 +43,7 @@ def _question(tenant: str, text: str, jurisdictions: tuple[str, ...] = ()) -> ev
         tenant=tenant,
         messages=(events.ChatMessage(role=events.Role.USER, content=text),),
         scope=events.RuleScope(jurisdictions=jurisdictions, top_k=3, min_score=0.15),
+        params=events.GenerationParams(max_tokens=48, seed=0),
     )
 
 
@@ -54,9 +64,37 @@ def _show(grounded: events.GroundedRequest) -> None:
 
 
 async def _ask(client: AlignstreamClient, requests: list[events.ChatRequest]) -> None:
-    grounded = await client.ground(requests)
+    """Show what retrieval grounded each request in, then its answer from generation (which
+    consumes the same grounded requests)."""
+    answers = TopicTail(client.settings, client.topics(CHAT_RESPONSES))
+    await answers.start()
+    try:
+        grounded = await client.ground(requests)
+        wanted = {request.request_id for request in requests}
+        responses: dict[str, events.ChatResponse] = {}
+        async with asyncio.timeout(300):
+            while len(responses) < len(wanted):
+                for value in await answers.values():
+                    response = events.ChatResponse.model_validate_json(value)
+                    if response.request_id in wanted:  # the tail may hold older replies
+                        responses[response.request_id] = response
+    finally:
+        await answers.stop()
     for request in requests:
         _show(grounded[request.request_id])
+        show_answer(responses[request.request_id])
+
+
+def _generation_settings(kafka: KafkaSettings, quiet: ObservabilitySettings) -> GenerationSettings:
+    settings = GenerationSettings(kafka=kafka, observability=quiet)
+    if settings.backend != "vllm" or settings.vllm.model != VllmSettings().model:
+        return settings  # configured by the user
+    console.print("[yellow]no model configured: using a tiny random-weight model on the CPU "
+                  "engine; answers are gibberish, the pipeline is real[/]")  # fmt: skip
+    model = build_tiny_model(Path(settings.vllm.model))
+    cpu = VllmSettings(model=str(model), dtype="float32", enforce_eager=True,
+                       gpu_memory_utilization=0.3, max_model_len=2048, max_num_seqs=32)  # fmt: skip
+    return settings.model_copy(update={"vllm": cpu})
 
 
 async def run_demo(kafka: KafkaSettings) -> None:
@@ -66,8 +104,9 @@ async def run_demo(kafka: KafkaSettings) -> None:
     retrieval = RetrievalService(
         RetrievalSettings(kafka=kafka, observability=quiet), embedder=embedder
     )
-    console.rule("starting the ingest and retrieval services")
-    async with ingest, retrieval, AlignstreamClient(kafka) as client:
+    generation = GenerationService(_generation_settings(kafka, quiet))
+    console.rule("starting the ingest, retrieval and generation services")
+    async with ingest, retrieval, generation, AlignstreamClient(kafka) as client:
         # Versions from the clock: every run supersedes the previous run's rules.
         base = int(time.time() * 1000)
         rules = [events.Rule.model_validate({**r, "version": base}) for r in SAMPLE_RULES]
@@ -78,7 +117,7 @@ async def run_demo(kafka: KafkaSettings) -> None:
         slowest = max(c.latency_ms for c in confirmations)
         console.print(f"all {len(confirmations)} rules servable; slowest {slowest:.0f} ms")
 
-        console.rule("questions through Kafka -> retrieval")
+        console.rule("questions through Kafka -> retrieval -> generation (first ones warm up)")
         await _ask(
             client,
             [_question(q["tenant"], q["question"], tuple(q.get("jurisdictions", ())))
@@ -100,7 +139,6 @@ async def run_demo(kafka: KafkaSettings) -> None:
         (confirmed,) = await client.publish_rules([delete], wait=True)
         console.print(f"deleted in {confirmed.latency_ms:.1f} ms")
         await _ask(client, [_question("acme", str(QUESTIONS[1]["question"]))])
-    console.rule("[yellow]answer generation (vLLM) is not built yet: the demo ends at retrieval")
 
 
 def demo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from services.cli import memory, rules, stack
+from services.cli.chat import chat
 from services.cli.demo import demo
 from services.cli.serve import serve
 
@@ -18,6 +19,7 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(memory.app, name="memory")
 app.command()(serve)
 app.command()(demo)
+app.command()(chat)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from shared.settings import ObservabilitySettings
 class ServiceName(StrEnum):
     INGEST = "ingest"
     RETRIEVAL = "retrieval"
+    GENERATION = "generation"
 
 
 def serve(service: ServiceName = typer.Argument(..., help="Which service to run.")) -> None:

@@ -43,9 +43,7 @@ class IngestService(Service):
         super().__init__(settings)
         self.settings: IngestSettings = settings
         self.embedder = embedder or make_embedder(settings.embedder)
-        self.inbox: Inbox[RuleEvent] = Inbox(
-            RULES_EVENTS, events.RULE_EVENT, self.dead_letters, max_bytes=settings.max_message_bytes
-        )
+        self.inbox: Inbox[RuleEvent] = self.make_inbox(RULES_EVENTS, events.RULE_EVENT)
         self.redis: aioredis.Redis | None = None
         self.ingestor: RuleIngestor | None = None
         self.broker.subscriber(

@@ -51,12 +51,7 @@ class RetrievalService(Service):
         super().__init__(settings)
         self.settings: RetrievalSettings = settings
         self.embedder = embedder or make_embedder(settings.embedder)
-        self.inbox: Inbox[events.ChatRequest] = Inbox(
-            CHAT_REQUESTS,
-            ChatRequestAdapter,
-            self.dead_letters,
-            max_bytes=settings.max_message_bytes,
-        )
+        self.inbox: Inbox[events.ChatRequest] = self.make_inbox(CHAT_REQUESTS, ChatRequestAdapter)
         self.redis: aioredis.Redis | None = None
         self.searcher: RuleSearcher | None = None
         self._jurisdictions: dict[str, tuple[float, set[str]]] = {}

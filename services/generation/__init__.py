@@ -1,0 +1,1 @@
+"""Generation: grounded requests -> prompt -> LLM backend -> response on the reply topic."""

@@ -1,0 +1,214 @@
+"""The generation service: grounded requests -> prompt -> backend -> response on the reply topic.
+
+Keeps up to ``max_in_flight`` generations running at once (the vLLM engine batches them
+continuously); the consumer takes the next messages while earlier ones generate and pauses only
+when the window is full (backpressure). Offsets are committed behind finished work only. Every
+request gets a response: a failure or a timeout becomes an error response, never silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import TopicPartition
+from faststream import AckPolicy
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import TypeAdapter
+
+from services.generation.backends.base import BackendError, GenerationBackend, GenerationInput
+from services.generation.backends.factory import make_backend
+from services.generation.inflight import OffsetTracker
+from services.generation.prompts import build_prompt
+from services.generation.prompts.drpo import DrpoPromptSet, strip_markers
+from services.generation.settings import GenerationSettings
+from shared import events
+from shared.dlq import Record
+from shared.kafka import consumer_options
+from shared.metrics import LATENCY_BUCKETS_S
+from shared.service import Service
+from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = Gauge("alignstream_generation_in_flight", "Generations running now.")
+QUEUE_WAIT = Histogram(
+    "alignstream_generation_queue_wait_seconds",
+    "From consumed to a free generation slot.",
+    buckets=LATENCY_BUCKETS_S,
+)
+TTFT = Histogram(
+    "alignstream_generation_ttft_seconds", "Time to first token.", buckets=LATENCY_BUCKETS_S
+)
+TOKENS = Counter("alignstream_generation_tokens_total", "Generated tokens.", ["backend"])
+TOKENS_PER_S = Histogram(
+    "alignstream_generation_tokens_per_second",
+    "Completion tokens per second of one request.",
+    buckets=(1, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+)
+ERRORS = Counter("alignstream_generation_errors_total", "Error responses, by kind.", ["kind"])
+
+GroundedAdapter: TypeAdapter[events.GroundedRequest] = TypeAdapter(events.GroundedRequest)
+
+
+class GenerationService(Service):
+    name = "generation"
+
+    def __init__(
+        self, settings: GenerationSettings, backend: GenerationBackend | None = None
+    ) -> None:
+        super().__init__(settings)
+        self.settings: GenerationSettings = settings
+        self.backend = backend or make_backend(settings)
+        self.inbox = self.make_inbox(CHAT_GROUNDED, GroundedAdapter)
+        self.drpo = (
+            DrpoPromptSet.load(settings.drpo_system_prompt, settings.drpo_examples)
+            if settings.drpo_system_prompt
+            else None
+        )
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._offsets: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._consumer: Any = None
+        self.broker.subscriber(
+            self.topics(CHAT_GROUNDED),
+            batch=True,
+            max_records=settings.fetch_max,
+            batch_timeout_ms=5,
+            ack_policy=AckPolicy.MANUAL,  # committed by _finish, behind finished work
+            **consumer_options(settings.kafka, group_id=settings.group_id),
+        )(self.on_grounded)
+
+    @classmethod
+    def from_env(cls) -> GenerationService:
+        return cls(GenerationSettings())
+
+    async def on_start(self) -> None:
+        await self.backend.start()
+
+    async def on_draining(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.settings.request_timeout_s)
+
+    async def on_stop(self) -> None:
+        await self.backend.close()
+
+    async def on_grounded(self, message: KafkaMessage) -> None:
+        self._consumer = message.consumer
+        raws = message.raw_message
+        for raw in raws if isinstance(raws, tuple) else (raws,):
+            record = Record.from_consumer_record(raw)
+            partition = TopicPartition(record.topic, record.partition or 0)
+            self._offsets.start(partition, record.offset or 0)
+            grounded = await self.inbox.open(record)
+            if grounded is None:  # dead-lettered
+                await self._finish(partition, record.offset or 0)
+                continue
+            consumed = time.perf_counter()
+            await self._slots.acquire()  # backpressure: wait for a free slot
+            QUEUE_WAIT.observe(time.perf_counter() - consumed)
+            task = asyncio.create_task(self._serve(grounded, partition, record.offset or 0))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve(
+        self, grounded: events.GroundedRequest, partition: TopicPartition, offset: int
+    ) -> None:
+        IN_FLIGHT.inc()
+        try:
+            response = await self.respond(grounded)
+            request = grounded.request
+            topic = request.reply_topic or self.topics(CHAT_RESPONSES)
+            await self.publish_all(topic, [(response.key, response)])
+        except Exception:
+            # Publishing failed (broker down): leave the offset uncommitted for redelivery.
+            log.exception("could not publish a response", extra={"offset": offset})
+            return
+        finally:
+            IN_FLIGHT.dec()
+            self._slots.release()
+        await self._finish(partition, offset)
+
+    async def _finish(self, partition: TopicPartition, offset: int) -> None:
+        commit = self._offsets.finish(partition, offset)
+        if commit is not None and self._consumer is not None:
+            try:
+                await self._consumer.commit({partition: commit})
+            except Exception:  # rebalanced away: the new owner redelivers
+                log.warning("offset commit failed", extra={"partition": str(partition)})
+                self._offsets.forget(partition)
+
+    async def respond(self, grounded: events.GroundedRequest) -> events.ChatResponse:
+        """Generate the answer to one grounded request, or an error response."""
+        request = grounded.request
+        prompt = build_prompt(
+            grounded,
+            drpo_set=self.drpo,
+            drpo_examples=self.drpo.examples[: self.settings.drpo_k] if self.drpo else (),
+        )
+        common: dict[str, Any] = {
+            "request_id": request.request_id,
+            "tenant": request.tenant,
+            "strategy": request.strategy,
+            "backend": self.backend.name,
+            "model": self.backend.model,
+            "metadata": request.metadata,
+        }
+        started = time.perf_counter()
+        try:
+            output = await asyncio.wait_for(
+                self.backend.generate(
+                    GenerationInput(
+                        request_id=f"{request.request_id}-{time.monotonic_ns()}",
+                        messages=prompt.messages,
+                        params=request.params,
+                        continue_final=prompt.continue_final,
+                        stop=prompt.stop,
+                    )
+                ),
+                timeout=self.settings.request_timeout_s,
+            )
+        except TimeoutError:
+            return self._error(common, events.ErrorKind.TIMEOUT, "generation timed out")
+        except BackendError as exc:
+            return self._error(common, events.ErrorKind.BACKEND, str(exc))
+        except Exception as exc:
+            log.exception("backend failed")
+            return self._error(common, events.ErrorKind.BACKEND, f"{type(exc).__name__}: {exc}")
+        generation_ms = (time.perf_counter() - started) * 1000
+        text = (
+            strip_markers(output.text) if request.strategy is events.Strategy.DRPO else output.text
+        )
+        TOKENS.labels(self.backend.name).inc(output.completion_tokens)
+        if output.ttft_ms is not None:
+            TTFT.observe(output.ttft_ms / 1000)
+        if generation_ms > 0:
+            TOKENS_PER_S.observe(output.completion_tokens / (generation_ms / 1000))
+        return events.ChatResponse(
+            **common,
+            text=text,
+            cited_rules=tuple(rule.ref for rule in prompt.cited),
+            finish_reason=output.finish_reason,
+            option_logprobs=output.option_logprobs,
+            usage=events.Usage(
+                prompt_tokens=output.prompt_tokens, completion_tokens=output.completion_tokens
+            ),
+            timings=events.Timings(
+                retrieval_ms=grounded.retrieval_ms,
+                ttft_ms=output.ttft_ms,
+                generation_ms=generation_ms,
+                total_ms=(datetime.now(UTC) - request.created_at).total_seconds() * 1000,
+            ),
+        )
+
+    def _error(
+        self, common: dict[str, Any], kind: events.ErrorKind, message: str
+    ) -> events.ChatResponse:
+        ERRORS.labels(kind.value).inc()
+        return events.ChatResponse(
+            **common, ok=False, error=events.ErrorInfo(kind=kind, message=message[:2000])
+        )

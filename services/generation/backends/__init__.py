@@ -1,0 +1,1 @@
+"""LLM backends behind one interface: in-process vLLM engine, OpenAI-compatible HTTP."""

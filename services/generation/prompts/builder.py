@@ -1,0 +1,73 @@
+"""Turn a grounded request into chat messages for a backend, per strategy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from services.generation.prompts import drpo, opo
+from shared.events import ChatMessage, GroundedRequest, RetrievedRule, Role, Strategy
+
+MCQ_SYSTEM = {
+    "zh": "你是一个中文人工智能助手，你需要做一个单项选择题，从{n}个选项中选出一个正确答案。",
+    "en": "You are a helpful AI assistant. Answer the single-choice question by choosing the one "
+    "correct option out of {n}.",
+}
+"""OPO's exam system prompt (zh verbatim) when the request scores option letters."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPrompt:
+    messages: tuple[dict[str, str], ...]
+    """OpenAI-style ``{"role", "content"}`` dicts, ready for a chat template."""
+    continue_final: bool = False
+    """The last message is an assistant prefill to continue (not a new turn)."""
+    stop: tuple[str, ...] = ()
+    cited: tuple[RetrievedRule, ...] = field(default=())
+    """The rules placed in the prompt: what the answer may cite."""
+
+
+def build_prompt(
+    grounded: GroundedRequest,
+    *,
+    drpo_set: drpo.DrpoPromptSet | None = None,
+    drpo_examples: Sequence[drpo.Example] = (),
+) -> ChatPrompt:
+    request = grounded.request
+    question = request.query
+    language = opo.language_of(question)
+    use_rules = request.strategy in (Strategy.OPO, Strategy.ORACLE)
+    rules = tuple(grounded.rules) if use_rules else ()
+
+    history = [_as_dict(m) for m in request.messages]
+    # The question is the last user message; what follows it (an assistant prefill) stays.
+    last_user = max(i for i, m in enumerate(request.messages) if m.role is Role.USER)
+    system: str | None = None
+    stop: tuple[str, ...] = ()
+    if request.strategy is Strategy.DRPO and drpo_set is not None:
+        system = drpo.render_system(drpo_set, drpo_examples)
+        history[last_user] = {"role": "user", "content": drpo.render_user_turn(question)}
+        stop = (drpo.END,)
+    else:
+        template = opo.template_for(language)
+        history[last_user] = {
+            "role": "user",
+            "content": opo.render_user_turn(question, rules, template),
+        }
+        if request.params.option_letters:
+            system = MCQ_SYSTEM[language].format(n=len(request.params.option_letters))
+    if system is not None and not any(m["role"] == "system" for m in history):
+        history.insert(0, {"role": "system", "content": system})
+    continue_final = request.prefill is not None
+    if request.prefill is not None:
+        history.append({"role": "assistant", "content": request.prefill})
+    return ChatPrompt(
+        messages=tuple(history),
+        continue_final=continue_final,
+        stop=tuple(dict.fromkeys((*request.params.stop, *stop))),
+        cited=rules,
+    )
+
+
+def _as_dict(message: ChatMessage) -> dict[str, str]:
+    return {"role": message.role.value, "content": message.content}

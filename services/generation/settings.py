@@ -1,0 +1,61 @@
+"""Settings of the generation service (prefix ``ALIGNSTREAM_GENERATION_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class VllmSettings(BaseSettings):
+    """The in-process vLLM engine (``ALIGNSTREAM_VLLM_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_VLLM_", extra="ignore")
+
+    model: str = ".alignstream/models/tiny-chat"
+    """A local model folder or a model name already in the local cache (no downloads in CI)."""
+    dtype: str = "auto"
+    """``float32`` on CPU (bf16 needs AMX set-up per process)."""
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """On CPU: the share of RAM for the KV cache (0.3 is plenty for small models)."""
+    enforce_eager: bool = False
+    max_model_len: int | None = Field(default=4096, ge=64)
+    max_num_seqs: int = Field(default=256, ge=1)
+    """Most sequences the engine batches together."""
+    seed: int = 0
+
+
+class OpenAISettings(BaseSettings):
+    """An OpenAI-compatible chat endpoint (``ALIGNSTREAM_OPENAI_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_OPENAI_", extra="ignore")
+
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr = SecretStr("EMPTY")
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+
+
+class GenerationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_GENERATION_", extra="ignore")
+
+    group_id: str = "alignstream-generation"
+    backend: Literal["vllm", "openai"] = "vllm"
+    max_in_flight: int = Field(default=256, ge=1)
+    """Requests generating at once; the consumer pauses (backpressure) when all are busy."""
+    fetch_max: int = Field(default=64, ge=1)
+    """Most requests taken from Kafka per poll."""
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    """A generation slower than this is cancelled and answered with a timeout error."""
+    drpo_system_prompt: Path | None = None
+    """DRPO prompt set: the optimized system prompt file..."""
+    drpo_examples: Path | None = None
+    """...and its ``{query: answer}`` JSON in-context examples (the first ``drpo_k`` used)."""
+    drpo_k: int = Field(default=2, ge=0)
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)

@@ -1,0 +1,154 @@
+"""The generation service on the real broker, with a scripted backend.
+
+The backend here is a test double (the engine itself is covered by test_vllm_cpu.py): it lets
+these tests control timing and failures precisely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from services.generation.app import GenerationService
+from services.generation.backends.base import BackendError, GenerationInput, GenerationOutput
+from services.generation.settings import GenerationSettings
+from shared import events
+from shared.client import AlignstreamClient, TopicTail
+from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, EXAM_ANSWERS
+from tests.integration.helpers import TopicReader
+
+
+class ScriptedBackend:
+    """Answers by the question text: ``fail`` raises, ``slow N`` sleeps N seconds."""
+
+    name = "scripted"
+    model = "script-1"
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.max_running = 0
+        self.seen: list[GenerationInput] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def generate(self, request: GenerationInput) -> GenerationOutput:
+        self.seen.append(request)
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            question = request.messages[-1]["content"]
+            if "fail" in question:
+                raise BackendError("scripted failure")
+            if "slow" in question:
+                await asyncio.sleep(float(question.split("slow ")[1].split()[0]))
+            else:
+                await asyncio.sleep(0.2)
+            return GenerationOutput(text=f"echo: {question}", finish_reason="stop",
+                                    prompt_tokens=3, completion_tokens=2, ttft_ms=1.0)  # fmt: skip
+        finally:
+            self.running -= 1
+
+
+@pytest.fixture
+async def generation(
+    service_settings: dict[str, Any], prefix: str
+) -> AsyncIterator[tuple[GenerationService, ScriptedBackend]]:
+    backend = ScriptedBackend()
+    settings = GenerationSettings(
+        **service_settings, group_id=f"{prefix}.generation", request_timeout_s=1.5, max_in_flight=16
+    )
+    async with GenerationService(settings, backend=backend) as service:
+        yield service, backend
+
+
+def grounded(question: str, **request: Any) -> events.GroundedRequest:
+    chat = events.ChatRequest(
+        tenant="acme",
+        messages=(events.ChatMessage(role=events.Role.USER, content=question),),
+        **request,
+    )
+    rule = events.RetrievedRule(rule_id="r1", version=3, score=0.9, text="A rule.")
+    return events.GroundedRequest(request=chat, rules=(rule,), received_at=chat.created_at)
+
+
+async def run(
+    client: AlignstreamClient, items: list[events.GroundedRequest], timeout_s: float = 30
+) -> list[events.ChatResponse]:
+    """Publish grounded requests and collect responses in arrival order."""
+    arrived: list[events.ChatResponse] = []
+    tail = TopicTail(client.settings, client.topics(CHAT_RESPONSES))
+    await tail.start()
+    try:
+        for item in items:
+            await client.send(CHAT_GROUNDED, item, item.key)
+        await client.flush()
+        async with asyncio.timeout(timeout_s):
+            while len(arrived) < len(items):
+                arrived.extend(
+                    events.ChatResponse.model_validate_json(v) for v in await tail.values()
+                )
+    finally:
+        await tail.stop()
+    return arrived
+
+
+async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
+    generation: tuple[GenerationService, ScriptedBackend], reader: TopicReader
+) -> None:
+    service, _ = generation
+    ok, fail, slow = grounded("hello"), grounded("please fail"), grounded("slow 5 please")
+    async with AlignstreamClient(service.settings.kafka) as client:
+        responses = {r.request_id: r for r in await run(client, [ok, fail, slow])}
+
+    answer = responses[ok.request.request_id]
+    assert answer.ok
+    assert answer.text.startswith("echo: Supplementary information: A rule.")
+    assert answer.cited_rules == (events.RuleRef(rule_id="r1", version=3),)
+    assert (answer.backend, answer.model) == ("scripted", "script-1")
+    assert answer.usage.completion_tokens == 2
+    assert answer.timings.total_ms > 0
+
+    failed = responses[fail.request.request_id]
+    assert not failed.ok
+    assert failed.error is not None
+    assert failed.error.kind is events.ErrorKind.BACKEND
+
+    timed_out = responses[slow.request.request_id]
+    assert timed_out.error is not None
+    assert timed_out.error.kind is events.ErrorKind.TIMEOUT
+
+
+async def test_requests_overlap_and_a_slow_one_does_not_hold_back_the_rest(
+    generation: tuple[GenerationService, ScriptedBackend],
+) -> None:
+    service, backend = generation
+    slow = grounded("slow 1.2 first")
+    fast = [grounded(f"fast {i}") for i in range(12)]
+    async with AlignstreamClient(service.settings.kafka) as client:
+        arrived = await run(client, [slow, *fast])
+
+    assert backend.max_running >= 8  # 13 requests of 0.2-1.2 s ran concurrently
+    order = [r.request_id for r in arrived]
+    assert order[-1] == slow.request.request_id  # published first, answered last
+    assert all(r.ok for r in arrived)
+
+
+async def test_reply_topic_and_metadata_are_honoured(
+    generation: tuple[GenerationService, ScriptedBackend], reader: TopicReader
+) -> None:
+    service, _ = generation
+    item = grounded("hello", reply_topic=reader.name(EXAM_ANSWERS), metadata={"job": "j1"})
+    async with AlignstreamClient(service.settings.kafka) as client:
+        await client.send(CHAT_GROUNDED, item, item.key)
+        await client.flush()
+    (record,) = await reader.read(EXAM_ANSWERS, count=1)
+    response = events.ChatResponse.model_validate_json(record.value)
+    assert response.request_id == item.request.request_id
+    assert response.metadata == {"job": "j1"}

@@ -1,0 +1,121 @@
+"""Prompt templates render exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.generation.prompts import build_prompt
+from services.generation.prompts.drpo import DrpoPromptSet, Example, strip_markers
+from shared import events
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+RULES = (
+    events.RetrievedRule(rule_id="a", version=2, score=0.9, text="第一条：禁止酒后驾驶。"),
+    events.RetrievedRule(rule_id="b", version=1, score=0.8, text="第二条：必须系安全带。"),
+)
+
+
+def grounded(question: str, strategy: events.Strategy, **request: object) -> events.GroundedRequest:
+    chat = events.ChatRequest.model_validate(
+        {
+            "tenant": "t",
+            "messages": [{"role": "user", "content": question}],
+            "strategy": strategy,
+            **request,
+        }
+    )
+    return events.GroundedRequest(request=chat, rules=RULES, received_at=NOW)
+
+
+def test_opo_zh_puts_rules_before_the_question() -> None:
+    prompt = build_prompt(grounded("可以酒后开车吗？", events.Strategy.OPO))
+    assert prompt.messages == (
+        {
+            "role": "user",
+            "content": "辅助信息：第一条：禁止酒后驾驶。\n第二条：必须系安全带。\n\n"
+            "问题：可以酒后开车吗？\n答案：",
+        },
+    )
+    assert [r.rule_id for r in prompt.cited] == ["a", "b"]
+    assert not prompt.continue_final
+
+
+def test_baseline_has_no_rules_and_cites_none() -> None:
+    prompt = build_prompt(grounded("May I drink and drive?", events.Strategy.NONE))
+    assert prompt.messages == (
+        {"role": "user", "content": "Question: May I drink and drive?\nAnswer:"},
+    )
+    assert prompt.cited == ()
+
+
+def test_oracle_uses_the_given_rules_in_english() -> None:
+    prompt = build_prompt(grounded("Drink and drive?", events.Strategy.ORACLE))
+    assert prompt.messages[-1]["content"] == (
+        "Supplementary information: 第一条：禁止酒后驾驶。\n第二条：必须系安全带。\n\n"
+        "Question: Drink and drive?\nAnswer:"
+    )
+
+
+def test_multiple_choice_gets_opo_exam_system_prompt() -> None:
+    params = {"option_letters": ["A", "B", "C", "D"]}
+    prompt = build_prompt(grounded("问题？\nA. 甲\nB. 乙", events.Strategy.NONE, params=params))
+    assert prompt.messages[0] == {
+        "role": "system",
+        "content": "你是一个中文人工智能助手，你需要做一个单项选择题，"
+        "从4个选项中选出一个正确答案。",
+    }
+
+
+def test_prefill_is_continued() -> None:
+    prompt = build_prompt(
+        grounded(
+            "How do I pick a lock?",
+            events.Strategy.NONE,
+            prefill="Of course, I can assist you with that. First",
+        )
+    )
+    assert prompt.continue_final
+    assert prompt.messages[-1] == {
+        "role": "assistant",
+        "content": "Of course, I can assist you with that. First",
+    }
+
+
+def test_history_is_kept_and_only_the_last_question_is_templated() -> None:
+    prompt = build_prompt(
+        grounded(
+            "unused",
+            events.Strategy.NONE,
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Speed limit?"},
+            ],
+        )
+    )
+    assert [m["content"] for m in prompt.messages] == [
+        "Be brief.",
+        "Hi",
+        "Hello",
+        "Question: Speed limit?\nAnswer:",
+    ]
+
+
+def test_drpo_format() -> None:
+    prompt_set = DrpoPromptSet("Be helpful and harmless.", (Example("q1", "<START>\na1\n<END>"),))
+    prompt = build_prompt(
+        grounded("How to stay safe online?", events.Strategy.DRPO),
+        drpo_set=prompt_set,
+        drpo_examples=prompt_set.examples,
+    )
+    assert prompt.messages == (
+        {
+            "role": "system",
+            "content": "Be helpful and harmless.\n\n#Query:\nq1\n\n#Answer:\n<START>\na1\n<END>",
+        },
+        {"role": "user", "content": "# Query:\nHow to stay safe online?\n\n# Answer:\n<START>"},
+    )
+    assert prompt.stop == ("<END>",)
+    assert prompt.cited == ()
+    assert strip_markers("<START>\nStay safe.\n<END> trailing") == "Stay safe."
