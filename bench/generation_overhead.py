@@ -1,0 +1,147 @@
+"""Pipeline overhead of generation: the same requests through the raw engine and through Kafka
+and the generation service, in one run, sharing one engine instance.
+
+Reports throughput (completion tokens/s) of each, their ratio (targets: >= 0.95 on GPU, >= 0.90
+on CPU with the tiny model) and the latency the pipeline adds (p50/p99 per request). Without
+``--model`` it builds the tiny random-weight model and runs on CPU; on a GPU machine pass a
+local model folder and ``--gpu``.
+
+    python -m bench.generation_overhead [--requests 64] [--max-tokens 32] [--model DIR --gpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from bench.common import percentiles, private_stack, write_result
+from services.generation.app import GenerationService
+from services.generation.backends.base import GenerationInput
+from services.generation.backends.tiny_model import build_tiny_model
+from services.generation.backends.vllm_engine import VllmEngineBackend
+from services.generation.prompts import build_prompt
+from services.generation.settings import GenerationSettings, VllmSettings
+from shared import events
+from shared.client import AlignstreamClient, TopicTail
+from shared.kafka import ensure_topics
+from shared.settings import KafkaSettings, ObservabilitySettings
+from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
+
+
+def requests(n: int, max_tokens: int) -> list[events.GroundedRequest]:
+    out = []
+    for i in range(n):
+        chat = events.ChatRequest(
+            tenant="bench",
+            messages=(
+                events.ChatMessage(role=events.Role.USER, content=f"Question {i}: refunds?"),
+            ),
+            strategy=events.Strategy.NONE,
+            params=events.GenerationParams(max_tokens=max_tokens, seed=i),
+        )
+        out.append(events.GroundedRequest(request=chat, received_at=chat.created_at))
+    return out
+
+
+async def raw(
+    backend: VllmEngineBackend, items: list[events.GroundedRequest]
+) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+
+    async def one(item: events.GroundedRequest) -> int:
+        prompt = build_prompt(item)
+        started = time.perf_counter()
+        out = await backend.generate(
+            GenerationInput(f"raw-{item.request.request_id}", prompt.messages, item.request.params)
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        return out.completion_tokens
+
+    started = time.perf_counter()
+    tokens = sum(await asyncio.gather(*(one(i) for i in items)))
+    return tokens / (time.perf_counter() - started), latencies, tokens
+
+
+async def pipeline(
+    service: GenerationService, items: list[events.GroundedRequest]
+) -> tuple[float, list[float], int]:
+    kafka = service.settings.kafka
+    tail = TopicTail(kafka, kafka.topics(CHAT_RESPONSES))
+    await tail.start()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    tokens = 0
+    async with AlignstreamClient(kafka) as client:
+        started = time.perf_counter()
+        for item in items:
+            sent[item.request.request_id] = time.perf_counter()
+            await client.send(CHAT_GROUNDED, item, item.key)
+        await client.flush()
+        while len(latencies) < len(items):
+            for value in await tail.values(timeout_ms=5):
+                response = events.ChatResponse.model_validate_json(value)
+                if response.request_id in sent:
+                    latencies.append((time.perf_counter() - sent.pop(response.request_id)) * 1000)
+                    tokens += response.usage.completion_tokens
+        elapsed = time.perf_counter() - started
+    await tail.stop()
+    return tokens / elapsed, latencies, tokens
+
+
+async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
+    model = args.model or str(build_tiny_model(Path(".alignstream/models/tiny-chat")))
+    engine = VllmSettings(model=model) if args.gpu else VllmSettings(
+        model=model, dtype="float32", enforce_eager=True, gpu_memory_utilization=0.3,
+        max_model_len=1024, max_num_seqs=max(args.requests, 8),
+    )  # fmt: skip
+    kafka = KafkaSettings(bootstrap=env["KAFKA_BOOTSTRAP"])
+    await ensure_topics(kafka)
+    backend = VllmEngineBackend(engine)
+    settings = GenerationSettings(
+        kafka=kafka, observability=ObservabilitySettings(http_host="127.0.0.1"), vllm=engine
+    )
+    async with GenerationService(settings, backend=backend) as service:
+        await raw(backend, requests(args.requests, args.max_tokens))  # warm-up (CPU kernels)
+        rounds = []
+        for _ in range(args.rounds):  # alternate to spread machine noise over both
+            direct = await raw(backend, requests(args.requests, args.max_tokens))
+            through = await pipeline(service, requests(args.requests, args.max_tokens))
+            rounds.append((direct, through))
+    raw_tps = sum(r[0][0] for r in rounds) / len(rounds)
+    pipe_tps = sum(r[1][0] for r in rounds) / len(rounds)
+    raw_lat = percentiles([x for r in rounds for x in r[0][1]])
+    pipe_lat = percentiles([x for r in rounds for x in r[1][1]])
+    return {
+        "model": model,
+        "device": "gpu" if args.gpu else "cpu",
+        "requests_per_round": args.requests,
+        "rounds": args.rounds,
+        "max_tokens": args.max_tokens,
+        "raw_engine_tokens_per_s": round(raw_tps, 1),
+        "pipeline_tokens_per_s": round(pipe_tps, 1),
+        "ratio_pipeline_vs_raw": round(pipe_tps / raw_tps, 3),
+        "raw_latency_ms": raw_lat,
+        "pipeline_latency_ms": pipe_lat,
+        "added_latency_p50_ms": round(pipe_lat["p50"] - raw_lat["p50"], 2),
+        "added_latency_p99_ms": round(pipe_lat["p99"] - raw_lat["p99"], 2),
+        "target_ratio": 0.95 if args.gpu else 0.90,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--gpu", action="store_true")
+    args = parser.parse_args()
+    with private_stack() as env:
+        result = asyncio.run(run(args, env))
+    write_result(f"generation_overhead_{'gpu' if args.gpu else 'cpu'}", result)
+
+
+if __name__ == "__main__":
+    main()
