@@ -72,21 +72,26 @@ async def pipeline(
     await tail.start()
     sent: dict[str, float] = {}
     latencies: list[float] = []
-    tokens = 0
+
+    def arrived(response: events.ChatResponse) -> None:
+        latencies.append((time.perf_counter() - sent[response.request_id]) * 1000)
+
     async with AlignstreamClient(kafka) as client:
         started = time.perf_counter()
         for item in items:
             sent[item.request.request_id] = time.perf_counter()
             await client.send(CHAT_GROUNDED, item, item.key)
         await client.flush()
-        while len(latencies) < len(items):
-            for value in await tail.values(timeout_ms=5):
-                response = events.ChatResponse.model_validate_json(value)
-                if response.request_id in sent:
-                    latencies.append((time.perf_counter() - sent.pop(response.request_id)) * 1000)
-                    tokens += response.usage.completion_tokens
+        responses = await tail.collect(
+            events.ChatResponse.model_validate_json,
+            lambda r: r.request_id,
+            sent,
+            timeout_s=600,
+            on_item=arrived,
+        )
         elapsed = time.perf_counter() - started
     await tail.stop()
+    tokens = sum(r.usage.completion_tokens for r in responses.values())
     return tokens / elapsed, latencies, tokens
 
 

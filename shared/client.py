@@ -7,11 +7,10 @@ before it publishes, so nothing is missed) and matches replies by correlation id
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -28,6 +27,7 @@ from shared.topics import (
 )
 
 RuleEvent = events.RuleUpsert | events.RuleDelete
+T = TypeVar("T")
 
 
 class TopicTail:
@@ -63,6 +63,34 @@ class TopicTail:
     async def values(self, timeout_ms: int = 100) -> list[bytes]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms)
         return [r.value for records in batches.values() for r in records if r.value is not None]
+
+    async def collect(
+        self,
+        parse: Callable[[bytes], T],
+        key: Callable[[T], str],
+        wanted: Iterable[str],
+        *,
+        timeout_s: float,
+        on_item: Callable[[T], None] | None = None,
+    ) -> dict[str, T]:
+        """Read until one item per wanted key has arrived; items with other keys (older
+        messages, other clients') and repeats (redeliveries) are skipped. Returned in arrival
+        order; TimeoutError says how many are missing."""
+        pending = set(wanted)
+        found: dict[str, T] = {}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} of {len(pending) + len(found)} replies "
+                                   f"missing on {self.topic} after {timeout_s}s")  # fmt: skip
+            for value in await self.values():
+                item = parse(value)
+                if (item_key := key(item)) in pending:
+                    pending.discard(item_key)
+                    found[item_key] = item
+                    if on_item is not None:
+                        on_item(item)
+        return found
 
 
 class AlignstreamClient:
@@ -116,32 +144,17 @@ class AlignstreamClient:
             await self.flush()
             if tail is None:
                 return []
-            return await self._confirmations(tail, rule_events, timeout_s, on_confirmed)
+            confirmed = await tail.collect(
+                events.RuleIndexed.model_validate_json,
+                lambda c: c.source_event_id,
+                (event.event_id for event in rule_events),
+                timeout_s=timeout_s,
+                on_item=on_confirmed,
+            )
+            return list(confirmed.values())
         finally:
             if tail is not None:
                 await tail.stop()
-
-    async def _confirmations(
-        self,
-        tail: TopicTail,
-        rule_events: Sequence[RuleEvent],
-        timeout_s: float,
-        on_confirmed: Callable[[events.RuleIndexed], None] | None,
-    ) -> list[events.RuleIndexed]:
-        pending = {event.event_id for event in rule_events}
-        confirmed: list[events.RuleIndexed] = []
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(pending)} rule events not confirmed in {timeout_s}s")
-            for value in await tail.values():
-                confirmation = events.RuleIndexed.model_validate_json(value)
-                if confirmation.source_event_id in pending:
-                    pending.discard(confirmation.source_event_id)
-                    confirmed.append(confirmation)
-                    if on_confirmed is not None:
-                        on_confirmed(confirmation)
-        return confirmed
 
     async def ground(
         self, requests: Iterable[events.ChatRequest], *, timeout_s: float = 30.0
@@ -150,19 +163,13 @@ class AlignstreamClient:
         tail = TopicTail(self.settings, self.topics(CHAT_GROUNDED))
         await tail.start()
         try:
-            pending = {}
-            for request in requests:
-                pending[request.request_id] = request
-                await self.send(CHAT_REQUESTS, request, request.key)
-            await self.flush()
-            found: dict[str, events.GroundedRequest] = {}
-            async with asyncio.timeout(timeout_s):
-                while len(found) < len(pending):
-                    for value in await tail.values():
-                        grounded = events.GroundedRequest.model_validate_json(value)
-                        if grounded.request.request_id in pending:
-                            found[grounded.request.request_id] = grounded
-            return found
+            ids = await self._send_requests(requests)
+            return await tail.collect(
+                events.GroundedRequest.model_validate_json,
+                lambda g: g.request.request_id,
+                ids,
+                timeout_s=timeout_s,
+            )
         finally:
             await tail.stop()
 
@@ -178,21 +185,22 @@ class AlignstreamClient:
         tail = TopicTail(self.settings, self.topics(CHAT_RESPONSES))
         await tail.start()
         try:
-            pending: set[str] = set()
-            for request in requests:
-                pending.add(request.request_id)
-                await self.send(CHAT_REQUESTS, request, request.key)
-            await self.flush()
-            answers: dict[str, events.ChatResponse] = {}
-            async with asyncio.timeout(timeout_s):
-                while pending:
-                    for value in await tail.values():
-                        response = events.ChatResponse.model_validate_json(value)
-                        if response.request_id in pending:
-                            pending.discard(response.request_id)
-                            answers[response.request_id] = response
-                            if on_response is not None:
-                                on_response(response)
-            return answers
+            ids = await self._send_requests(requests)
+            return await tail.collect(
+                events.ChatResponse.model_validate_json,
+                lambda r: r.request_id,
+                ids,
+                timeout_s=timeout_s,
+                on_item=on_response,
+            )
         finally:
             await tail.stop()
+
+    async def _send_requests(self, requests: Iterable[events.ChatRequest]) -> list[str]:
+        """Send chat requests; return their ids."""
+        ids = []
+        for request in requests:
+            ids.append(request.request_id)
+            await self.send(CHAT_REQUESTS, request, request.key)
+        await self.flush()
+        return ids

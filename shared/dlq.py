@@ -56,6 +56,13 @@ class Record:
         return cls(raw.topic, raw.partition, raw.offset, raw.key, raw.value or b"", headers)
 
 
+def records_of(raw_message: Any) -> list[Record]:
+    """The records a batch subscriber received: FastStream hands over one ConsumerRecord or a
+    tuple of them."""
+    raws: Sequence[Any] = raw_message if isinstance(raw_message, tuple) else (raw_message,)
+    return [Record.from_consumer_record(raw) for raw in raws]
+
+
 def decode(adapter: TypeAdapter[T], value: bytes, *, max_bytes: int) -> T:
     """Validate one message body; raise ``PoisonMessage`` with a precise reason."""
     if len(value) > max_bytes:
@@ -138,12 +145,10 @@ class Inbox(Generic[T]):
             return None
 
     async def open_batch(self, raw_message: Any) -> list[tuple[Record, T]]:
-        """Decode what a batch subscriber received (one ConsumerRecord or a tuple of them),
-        keeping each valid event with its record, in order."""
-        raws: Sequence[Any] = raw_message if isinstance(raw_message, tuple) else (raw_message,)
+        """Decode what a batch subscriber received, keeping each valid event with its record,
+        in order."""
         opened: list[tuple[Record, T]] = []
-        for raw in raws:
-            record = Record.from_consumer_record(raw)
+        for record in records_of(raw_message):
             event = await self.open(record)
             if event is not None:
                 opened.append((record, event))

@@ -70,14 +70,12 @@ async def _ask(client: AlignstreamClient, requests: list[events.ChatRequest]) ->
     await answers.start()
     try:
         grounded = await client.ground(requests)
-        wanted = {request.request_id for request in requests}
-        responses: dict[str, events.ChatResponse] = {}
-        async with asyncio.timeout(300):
-            while len(responses) < len(wanted):
-                for value in await answers.values():
-                    response = events.ChatResponse.model_validate_json(value)
-                    if response.request_id in wanted:  # the tail may hold older replies
-                        responses[response.request_id] = response
+        responses = await answers.collect(
+            events.ChatResponse.model_validate_json,
+            lambda r: r.request_id,
+            grounded,
+            timeout_s=300,
+        )
     finally:
         await answers.stop()
     for request in requests:

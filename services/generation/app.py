@@ -27,7 +27,7 @@ from services.generation.prompts import build_prompt
 from services.generation.prompts.drpo import DrpoPromptSet, strip_markers
 from services.generation.settings import GenerationSettings
 from shared import events
-from shared.dlq import Record
+from shared.dlq import records_of
 from shared.kafka import consumer_options
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.service import Service
@@ -99,9 +99,7 @@ class GenerationService(Service):
 
     async def on_grounded(self, message: KafkaMessage) -> None:
         self._consumer = message.consumer
-        raws = message.raw_message
-        for raw in raws if isinstance(raws, tuple) else (raws,):
-            record = Record.from_consumer_record(raw)
+        for record in records_of(message.raw_message):
             partition = TopicPartition(record.topic, record.partition or 0)
             self._offsets.start(partition, record.offset or 0)
             grounded = await self.inbox.open(record)

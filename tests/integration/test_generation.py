@@ -82,21 +82,21 @@ async def run(
     client: AlignstreamClient, items: list[events.GroundedRequest], timeout_s: float = 30
 ) -> list[events.ChatResponse]:
     """Publish grounded requests and collect responses in arrival order."""
-    arrived: list[events.ChatResponse] = []
     tail = TopicTail(client.settings, client.topics(CHAT_RESPONSES))
     await tail.start()
     try:
         for item in items:
             await client.send(CHAT_GROUNDED, item, item.key)
         await client.flush()
-        async with asyncio.timeout(timeout_s):
-            while len(arrived) < len(items):
-                arrived.extend(
-                    events.ChatResponse.model_validate_json(v) for v in await tail.values()
-                )
+        responses = await tail.collect(
+            events.ChatResponse.model_validate_json,
+            lambda r: r.request_id,
+            (item.request.request_id for item in items),
+            timeout_s=timeout_s,
+        )
     finally:
         await tail.stop()
-    return arrived
+    return list(responses.values())
 
 
 async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
