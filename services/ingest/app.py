@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-import redis.asyncio as aioredis
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
@@ -17,11 +16,8 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.kafka import consumer_options
-from shared.memory.index import open_indexes
-from shared.memory.schema import RuleSchema
+from shared.memory.service import RuleMemoryService
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
-from shared.redis import make_redis
-from shared.service import Service
 from shared.topics import RULES_EVENTS, RULES_INDEXED
 
 RULES_APPLIED = Counter(
@@ -36,15 +32,13 @@ EVENT_TO_SERVABLE = Histogram(
 )
 
 
-class IngestService(Service):
+class IngestService(RuleMemoryService):
     name = "ingest"
 
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
-        super().__init__(settings)
+        super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: IngestSettings = settings
-        self.embedder = embedder or make_embedder(settings.embedder)
         self.inbox: Inbox[RuleEvent] = self.make_inbox(RULES_EVENTS, events.RULE_EVENT)
-        self.redis: aioredis.Redis | None = None
         self.ingestor: RuleIngestor | None = None
         self.broker.subscriber(
             self.topics(RULES_EVENTS),
@@ -60,16 +54,9 @@ class IngestService(Service):
         return cls(IngestSettings())
 
     async def on_start(self) -> None:
-        await self.embedder.start()
-        self.redis = make_redis(self.settings.redis)
-        schema = RuleSchema(self.settings.redis.key_prefix, self.embedder.dim, self.embedder.name)
-        indexes = await open_indexes(self.redis, schema)
-        self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder)
-
-    async def on_stop(self) -> None:
-        await self.embedder.close()
-        if self.redis is not None:
-            await self.redis.aclose()
+        await super().on_start()
+        assert self.indexes is not None
+        self.ingestor = RuleIngestor(RuleWriter(self.indexes), self.embedder)
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
         with HANDLER_SECONDS.labels(self.name, RULES_EVENTS.name).time():

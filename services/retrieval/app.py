@@ -6,7 +6,6 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Histogram
@@ -18,11 +17,8 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.kafka import consumer_options
-from shared.memory.index import open_indexes
-from shared.memory.schema import RuleSchema
+from shared.memory.service import RuleMemoryService
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
-from shared.redis import make_redis
-from shared.service import Service
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
 
 SEARCH_SECONDS = Histogram(
@@ -44,15 +40,13 @@ HITS = Histogram(
 ChatRequestAdapter: TypeAdapter[events.ChatRequest] = TypeAdapter(events.ChatRequest)
 
 
-class RetrievalService(Service):
+class RetrievalService(RuleMemoryService):
     name = "retrieval"
 
     def __init__(self, settings: RetrievalSettings, embedder: Embedder | None = None) -> None:
-        super().__init__(settings)
+        super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: RetrievalSettings = settings
-        self.embedder = embedder or make_embedder(settings.embedder)
         self.inbox: Inbox[events.ChatRequest] = self.make_inbox(CHAT_REQUESTS, ChatRequestAdapter)
-        self.redis: aioredis.Redis | None = None
         self.searcher: RuleSearcher | None = None
         self._jurisdictions: dict[str, tuple[float, set[str]]] = {}
         """Per tenant: when its jurisdictions were read, and what they were."""
@@ -70,16 +64,11 @@ class RetrievalService(Service):
         return cls(RetrievalSettings())
 
     async def on_start(self) -> None:
-        await self.embedder.start()
-        self.redis = make_redis(self.settings.redis)
-        schema = RuleSchema(self.settings.redis.key_prefix, self.embedder.dim, self.embedder.name)
-        await open_indexes(self.redis, schema)
-        self.searcher = RuleSearcher(self.redis, schema, ef_runtime=self.settings.ef_runtime)
-
-    async def on_stop(self) -> None:
-        await self.embedder.close()
-        if self.redis is not None:
-            await self.redis.aclose()
+        await super().on_start()
+        assert self.indexes is not None
+        self.searcher = RuleSearcher(
+            self.indexes.client, self.indexes.schema, ef_runtime=self.settings.ef_runtime
+        )
 
     async def on_chat_requests(self, message: KafkaMessage) -> None:
         received_at = datetime.now(UTC)
