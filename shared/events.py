@@ -399,51 +399,102 @@ class ExamJob(Event):
     tenant: TenantId
     dataset: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     """Path of the exam file, as the grading service sees it."""
-    dataset_format: Literal["auto", "opo-zh", "opo-social", "mcq"] = "auto"
+    dataset_format: Literal["auto", "csv", "jsonl"] = "auto"
+    """``csv``: OPO's exam CSVs or any ``id,question,A,B,...,answer`` file; ``jsonl``: one
+    ``{id, question, options, answer}`` object per line; ``auto``: by file extension."""
     strategies: tuple[Strategy, ...] = Field(default=(Strategy.NONE, Strategy.OPO), min_length=1)
     backend: str | None = None
-    """Generation backend name; None: the service default."""
+    """Label of the generation backend the answers come from (recorded with the results)."""
     model: str | None = None
     limit: int | None = Field(default=None, ge=1)
     """Sample this many questions (seeded); None: all."""
     seed: int = 0
     scope: RuleScope = RuleScope()
+    """Retrieval scope of the OPO strategy; a question's location is added as jurisdiction."""
+    scoring: Literal["auto", "text", "logprobs"] = "auto"
+    """How the chosen option is read: from the reply text (OPO's answer patterns), from the
+    option letters' logprobs (OPO's open models), or logprobs when the backend gives them."""
+    max_tokens: int = Field(default=64, ge=1, le=4096)
+    window: int | None = Field(default=None, ge=1, le=10_000)
+    """Most questions of this job in the pipeline at once; None: the service default."""
 
     @property
     def key(self) -> str:
         return self.job_id
 
 
-class ExamAnswer(Event):
-    """One graded answer of an exam job."""
+class AnswerOutcome(StrEnum):
+    CORRECT = "correct"
+    WRONG = "wrong"
+    INVALID = "invalid"
+    """The reply named no option that could be read."""
+    ERROR = "error"
+    """The pipeline gave an error response on every attempt."""
 
-    kind: Literal["exam.answer"] = "exam.answer"
-    job_id: Identifier
+
+class ExamAnswer(Contract):
+    """One graded answer of an exam job (stored per job, question and strategy)."""
+
     question_id: Identifier
     strategy: Strategy
     expected: str
     chosen: str | None
     """The extracted option; None when the reply could not be parsed."""
-    correct: bool
+    outcome: AnswerOutcome
+    scored_by: Literal["text", "logprobs", "none"] = "text"
     category: str | None = None
-    raw_text: str = ""
+    raw_text: Annotated[str, StringConstraints(max_length=4000)] = ""
     cited_rules: tuple[RuleRef, ...] = ()
     latency_ms: float = 0.0
+    attempts: int = 1
 
     @property
-    def key(self) -> str:
-        return self.job_id
+    def correct(self) -> bool:
+        return self.outcome is AnswerOutcome.CORRECT
+
+
+class CategoryScore(Contract):
+    category: str
+    answered: int
+    correct: int
+    accuracy: float
 
 
 class StrategyScore(Contract):
     strategy: Strategy
     answered: int = 0
+    """Questions finished with this strategy (correct, wrong, invalid or error)."""
     correct: int = 0
     invalid: int = 0
+    errors: int = 0
     accuracy: float = 0.0
+    """correct / answered: invalid replies and errors count as wrong, as in OPO."""
     ci_low: float = 0.0
     """95% Wilson interval of the accuracy."""
     ci_high: float = 0.0
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+    categories: tuple[CategoryScore, ...] = ()
+
+
+class PairedComparison(Contract):
+    """One strategy against another on the questions both answered (exact McNemar test)."""
+
+    baseline: Strategy
+    treatment: Strategy
+    pairs: int
+    delta: float
+    """Accuracy of the treatment minus the baseline's, on the paired questions."""
+    treatment_only: int
+    """Questions only the treatment got right."""
+    baseline_only: int
+    p_value: float
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
 
 
 class ExamResult(Event):
@@ -452,9 +503,22 @@ class ExamResult(Event):
     kind: Literal["exam.result"] = "exam.result"
     job_id: Identifier
     tenant: TenantId
+    dataset: str = ""
+    backend: str | None = None
+    model: str | None = None
+    status: JobStatus = JobStatus.RUNNING
+    error: str | None = None
+    """Why a job failed (e.g. its dataset could not be read)."""
     total_questions: int
+    total_answers: int = 0
+    """Questions x strategies."""
+    answered: int = 0
     final: bool = False
     scores: tuple[StrategyScore, ...] = ()
+    comparisons: tuple[PairedComparison, ...] = ()
+    started_at: datetime | None = None
+    elapsed_s: float = 0.0
+    answers_per_s: float = 0.0
 
     @property
     def key(self) -> str:
@@ -501,7 +565,6 @@ AnyEvent = Annotated[
     | GroundedRequest
     | ChatResponse
     | ExamJob
-    | ExamAnswer
     | ExamResult
     | DeadLetter,
     Field(discriminator="kind"),

@@ -62,14 +62,6 @@ def sample_events() -> list[events.Event]:
             error=events.ErrorInfo(kind=events.ErrorKind.TIMEOUT, message="slow"),
         ),
         events.ExamJob(tenant="acme", dataset="/data/a_law.csv", limit=10),
-        events.ExamAnswer(
-            job_id="j1",
-            question_id="q1",
-            strategy=events.Strategy.OPO,
-            expected="A",
-            chosen="B",
-            correct=False,
-        ),
         events.ExamResult(
             job_id="j1",
             tenant="acme",

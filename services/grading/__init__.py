@@ -1,0 +1,1 @@
+"""The grading service: exam jobs through the pipeline, graded and summarized."""

@@ -1,0 +1,269 @@
+"""The grading service: exam jobs -> questions through the pipeline -> graded answers -> results.
+
+A job's questions go out a window at a time (``chat.requests``, reply topic ``exam.answers``);
+each reply is graded and stored once (Redis ``HSETNX``), which frees a slot for the next question.
+A sweep resends items whose reply is overdue, turns repeated failures into error answers and
+resumes every active job after a restart. Progress and final results go to ``exam.results``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from faststream import AckPolicy
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter, Gauge
+from pydantic import TypeAdapter
+
+from services.grading.asking import ITEM_KEY, JOB_KEY, exam_request
+from services.grading.datasets import DatasetError, load_exam
+from services.grading.grader import grade, lost
+from services.grading.records import JobRecord, parse_item
+from services.grading.results import exam_result
+from services.grading.settings import GradingSettings
+from services.grading.store import ExamStore
+from shared import events
+from shared.dlq import PoisonMessage
+from shared.kafka import consumer_options
+from shared.metrics import HANDLER_SECONDS
+from shared.redis import make_redis
+from shared.service import Service
+from shared.topics import CHAT_REQUESTS, EXAM_ANSWERS, EXAM_JOBS, EXAM_RESULTS
+
+log = logging.getLogger(__name__)
+
+ANSWERS = Counter(
+    "alignstream_exam_answers_total", "Graded exam answers, by outcome.", ["strategy", "outcome"]
+)
+DUPLICATES = Counter(
+    "alignstream_exam_duplicate_replies_total", "Replies to items already graded (ignored)."
+)
+RESENDS = Counter("alignstream_exam_resends_total", "Questions sent again.", ["reason"])
+ACTIVE_JOBS = Gauge("alignstream_exam_jobs_active", "Exam jobs running.")
+ACCURACY = Gauge(
+    "alignstream_exam_accuracy", "Accuracy of the latest job per dataset.", ["dataset", "strategy"]
+)
+PROGRESS = Gauge(
+    "alignstream_exam_progress_ratio", "Share of the latest job's items answered.", ["dataset"]
+)
+
+JobAdapter: TypeAdapter[events.ExamJob] = TypeAdapter(events.ExamJob)
+ResponseAdapter: TypeAdapter[events.ChatResponse] = TypeAdapter(events.ChatResponse)
+
+
+class GradingService(Service):
+    name = "grading"
+
+    def __init__(self, settings: GradingSettings) -> None:
+        super().__init__(settings)
+        self.settings: GradingSettings = settings
+        self.jobs_inbox = self.make_inbox(EXAM_JOBS, JobAdapter)
+        self.answers_inbox = self.make_inbox(EXAM_ANSWERS, ResponseAdapter)
+        self.store: ExamStore | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._progress_at: dict[str, float] = {}
+        options = consumer_options(settings.kafka, group_id=settings.group_id)
+        self.broker.subscriber(
+            self.topics(EXAM_JOBS), batch=True, max_records=16,
+            ack_policy=AckPolicy.NACK_ON_ERROR, **options,
+        )(self.on_jobs)  # fmt: skip
+        self.broker.subscriber(
+            self.topics(EXAM_ANSWERS), batch=True, max_records=settings.batch_max,
+            batch_timeout_ms=5, ack_policy=AckPolicy.NACK_ON_ERROR, **options,
+        )(self.on_answers)  # fmt: skip
+
+    @classmethod
+    def from_env(cls) -> GradingService:
+        return cls(GradingSettings())
+
+    async def on_start(self) -> None:
+        self.store = ExamStore(make_redis(self.settings.redis), self.settings.redis.key_prefix)
+        await self.store.redis.ping()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="grading-sweep")
+
+    async def on_draining(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    async def on_stop(self) -> None:
+        if self.store is not None:
+            await self.store.redis.aclose()
+
+    def _store(self) -> ExamStore:
+        assert self.store is not None, "service not started"
+        return self.store
+
+    # Jobs -------------------------------------------------------------------------------
+
+    async def on_jobs(self, message: KafkaMessage) -> None:
+        with HANDLER_SECONDS.labels(self.name, EXAM_JOBS.name).time():
+            try:
+                for _, job in await self.jobs_inbox.open_batch(message.raw_message):
+                    await self.start_job(job)
+            except Exception:
+                # Redis or the broker failed: the batch is redelivered (starting a job twice
+                # resumes it), after a pause so an outage is not a busy loop.
+                await asyncio.sleep(self.settings.retry_backoff_s)
+                raise
+
+    async def start_job(self, job: events.ExamJob) -> None:
+        """Load and queue a new job; a job seen before (redelivered) just resumes."""
+        store = self._store()
+        if await store.record_of(job.job_id) is None:
+            try:
+                exam = await asyncio.to_thread(
+                    load_exam, self._dataset_path(job), job.dataset_format
+                )
+            except DatasetError as exc:
+                record = await store.create_failed(job, str(exc))
+                log.warning("exam job failed", extra={"job": job.job_id, "error": str(exc)})
+                await self._publish(exam_result(record, [], final=True))
+                return
+            questions = exam.sample(job.limit, job.seed)
+            if await store.create(job, exam.name, questions):
+                log.info("exam job started", extra={"job": job.job_id, "questions": len(questions)})
+        await self.advance(job.job_id)
+
+    def _dataset_path(self, job: events.ExamJob) -> Path:
+        path = Path(job.dataset).expanduser().resolve()
+        root = self.settings.data_root
+        if root is not None and not path.is_relative_to(root.resolve()):
+            raise DatasetError(f"{job.dataset}: outside the grading service's data root")
+        return path
+
+    # Answers ----------------------------------------------------------------------------
+
+    async def on_answers(self, message: KafkaMessage) -> None:
+        with HANDLER_SECONDS.labels(self.name, EXAM_ANSWERS.name).time():
+            try:
+                await self._take_replies(message)
+            except Exception:
+                # Grading is idempotent: the redelivered batch changes only what was missed.
+                await asyncio.sleep(self.settings.retry_backoff_s)
+                raise
+
+    async def _take_replies(self, message: KafkaMessage) -> None:
+        touched: set[str] = set()
+        for record, response in await self.answers_inbox.open_batch(message.raw_message):
+            job_id, item = response.metadata.get(JOB_KEY), response.metadata.get(ITEM_KEY)
+            if not job_id or not item:
+                await self.answers_inbox.reject(
+                    record, PoisonMessage("not_an_exam_reply", "no exam job/item metadata")
+                )
+                continue
+            if await self.take_reply(job_id, item, response):
+                touched.add(job_id)
+        for job_id in touched:  # refill the freed slots now, not at the next sweep
+            await self.advance(job_id)
+
+    async def take_reply(self, job_id: str, item: str, response: events.ChatResponse) -> bool:
+        """Grade and store one reply; False when it changed nothing (duplicate, stale)."""
+        store = self._store()
+        record = await store.record_of(job_id)
+        if record is None or record.status is not events.JobStatus.RUNNING:
+            DUPLICATES.inc()
+            return False
+        strategy, question_id = parse_item(item)
+        if not response.ok:
+            attempt = await store.retry(job_id, item, time.time(), self.settings.max_attempts)
+            if attempt > 0:
+                RESENDS.labels("error_reply").inc()
+                await self._send(record, [item])
+                return True
+            if attempt < 0:
+                DUPLICATES.inc()
+                return False
+        (question,) = await store.questions(job_id, [question_id])
+        attempts = await store.attempts(job_id, item)
+        answer = grade(record.job, question, strategy, response, attempts=attempts)
+        if not await store.record(job_id, item, answer):
+            DUPLICATES.inc()
+            return False
+        ANSWERS.labels(strategy.value, answer.outcome.value).inc()
+        return True
+
+    # Progress ---------------------------------------------------------------------------
+
+    async def advance(self, job_id: str) -> None:
+        """Resend overdue items, refill the window, publish progress or the final result."""
+        store = self._store()
+        async with self._locks[job_id]:
+            record = await store.record_of(job_id)
+            if record is None or record.status is not events.JobStatus.RUNNING:
+                return
+            now = time.time()
+            resend = []
+            for item in await store.overdue(job_id, now - self.settings.resend_after_s):
+                attempt = await store.retry(job_id, item, now, self.settings.max_attempts)
+                if attempt > 0:
+                    resend.append(item)
+                    RESENDS.labels("overdue").inc()
+                elif attempt == 0:
+                    await self._give_up(record, item)
+            window = record.job.window or self.settings.window
+            await self._send(record, resend + await store.fill(job_id, window, now))
+            todo, pending, _ = await store.counts(job_id)
+            if todo == 0 and pending == 0:
+                await self._finish(record)
+            elif now - self._progress_at.get(job_id, 0.0) >= self.settings.progress_interval_s:
+                self._progress_at[job_id] = now
+                answers = await store.answers(job_id)
+                await self._publish(exam_result(record, answers, final=False))
+
+    async def _give_up(self, record: JobRecord, item: str) -> None:
+        store = self._store()
+        strategy, question_id = parse_item(item)
+        (question,) = await store.questions(record.job.job_id, [question_id])
+        answer = lost(question, strategy, self.settings.max_attempts)
+        if await store.record(record.job.job_id, item, answer):
+            ANSWERS.labels(strategy.value, answer.outcome.value).inc()
+
+    async def _finish(self, record: JobRecord) -> None:
+        store = self._store()
+        answers = await store.answers(record.job.job_id)
+        done = record.model_copy(update={"status": events.JobStatus.DONE})
+        # Publish first: a crash before ``finish`` republishes the same result on resume.
+        await self._publish(exam_result(done, answers, final=True))
+        await store.finish(record.job.job_id)
+        self._progress_at.pop(record.job.job_id, None)
+        log.info("exam job done", extra={"job": record.job.job_id, "answers": len(answers)})
+
+    async def _send(self, record: JobRecord, items: list[str]) -> None:
+        if not items:
+            return
+        question_ids = {parse_item(item)[1] for item in items}
+        questions = await self._store().questions(record.job.job_id, question_ids)
+        by_id = {q.question_id: q for q in questions}
+        reply_topic = self.topics(EXAM_ANSWERS)
+        requests = []
+        for item in items:
+            strategy, question_id = parse_item(item)
+            requests.append(exam_request(record.job, by_id[question_id], strategy, reply_topic))
+        await self.publish_all(self.topics(CHAT_REQUESTS), ((r.key, r) for r in requests))
+
+    async def _publish(self, result: events.ExamResult) -> None:
+        await self.publish_all(self.topics(EXAM_RESULTS), [(result.key, result)])
+        PROGRESS.labels(result.dataset).set(result.answered / max(result.total_answers, 1))
+        for score in result.scores:
+            ACCURACY.labels(result.dataset, score.strategy.value).set(score.accuracy)
+
+    # Sweep ------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                active = await self._store().active()
+                ACTIVE_JOBS.set(len(active))
+                for job_id in active:
+                    await self.advance(job_id)
+            except Exception:  # Redis or the broker is away: try again next round
+                log.exception("exam sweep failed")
+            await asyncio.sleep(self.settings.sweep_interval_s)

@@ -1,0 +1,174 @@
+"""Exam files: OPO's exam CSVs and a generic multiple-choice format (CSV or JSONL).
+
+CSV: ``id,question,A,B[,C,...],answer`` plus optional ``category``, ``principle`` (the rules the
+question was built from: the oracle strategy's rules) and ``location`` (jurisdiction). That covers
+OPO's five exams: 4 options for the Chinese sets, 3 labels (Taboo/Normal/Expected) for
+H-Social-Morality. JSONL: ``{"id", "question", "options": {"A": ...} | [...], "answer", ...}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import string
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+LETTERS = string.ascii_uppercase
+MAX_QUESTIONS = 100_000
+
+
+class DatasetError(ValueError):
+    """An exam file that cannot be used; the message names the line."""
+
+
+class ExamQuestion(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    question_id: str = Field(min_length=1, max_length=100, pattern=r"^\w[\w.:\-]*$")
+    stem: str = Field(min_length=1, max_length=20_000)
+    options: dict[str, str] = Field(min_length=2, max_length=26)
+    """Letter -> option text, in letter order (A, B, ...)."""
+    answer: str
+    category: str | None = None
+    principle: str | None = None
+    """The rule text the question tests (oracle strategy); None: none given."""
+    location: str | None = None
+
+    @model_validator(mode="after")
+    def _answer_is_an_option(self) -> ExamQuestion:
+        expected = list(LETTERS[: len(self.options)])
+        if list(self.options) != expected:
+            raise ValueError(f"options must be lettered {''.join(expected)} in order")
+        if self.answer not in self.options:
+            raise ValueError(f"answer {self.answer!r} is not one of {''.join(self.options)}")
+        return self
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return tuple(self.options)
+
+    def prompt_text(self) -> str:
+        """The question as the model sees it: the stem, then one ``X. option`` line each."""
+        lines = "".join(f"\n{letter}. {text}" for letter, text in self.options.items())
+        return self.stem + lines
+
+
+class Exam(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    questions: tuple[ExamQuestion, ...]
+
+    def sample(self, limit: int | None, seed: int) -> tuple[ExamQuestion, ...]:
+        """``limit`` questions drawn with ``seed`` (the same every run), in file order."""
+        if limit is None or limit >= len(self.questions):
+            return self.questions
+        chosen = set(random.Random(seed).sample(range(len(self.questions)), limit))
+        return tuple(q for i, q in enumerate(self.questions) if i in chosen)
+
+
+def load_exam(path: Path, fmt: Literal["auto", "csv", "jsonl"] = "auto") -> Exam:
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    if fmt == "auto":
+        fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".json", ".ndjson") else "csv"
+    rows = _jsonl_rows(path) if fmt == "jsonl" else _csv_rows(path)
+    questions = []
+    for line, row in rows:
+        try:
+            questions.append(ExamQuestion.model_validate(row))
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}"
+                                for e in exc.errors())  # fmt: skip
+            raise DatasetError(f"{path}:{line}: {problem}") from None
+        if len(questions) > MAX_QUESTIONS:
+            raise DatasetError(f"{path}: more than {MAX_QUESTIONS} questions")
+    if not questions:
+        raise DatasetError(f"{path}: no questions")
+    duplicates = [qid for qid, n in Counter(q.question_id for q in questions).items() if n > 1]
+    if duplicates:
+        raise DatasetError(f"{path}: duplicate question ids {duplicates[:5]}")
+    _label_categories(questions)
+    return Exam(name=path.stem, questions=tuple(questions))
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = {"id", "question", "answer"} - set(header)
+        if missing or "A" not in header:
+            raise DatasetError(f"{path}:1: header needs id, question, A, B, ..., answer; "
+                               f"missing {sorted(missing | ({'A'} - set(header)))}")  # fmt: skip
+        letters = [c for c in LETTERS if c in header]
+        for row in reader:
+            # A multi-line cell spans several physical lines: report where the record ends.
+            options = {c: (row.get(c) or "").strip() for c in letters}
+            yield (
+                reader.line_num,
+                {
+                    "question_id": (row.get("id") or "").strip(),
+                    "stem": (row.get("question") or "").strip(),
+                    "options": {c: t for c, t in options.items() if t},
+                    "answer": (row.get("answer") or "").strip().upper(),
+                    **_optional(row),
+                },
+            )
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}:{line_no}: expected a JSON object")
+            options = row.get("options")
+            if isinstance(options, list):
+                options = dict(zip(LETTERS, (str(o) for o in options), strict=False))
+            yield (
+                line_no,
+                {
+                    "question_id": str(row.get("id", "")),
+                    "stem": str(row.get("question", "")),
+                    "options": options,
+                    "answer": str(row.get("answer", "")).strip().upper(),
+                    **_optional(row),
+                },
+            )
+
+
+def _optional(row: Mapping[str, Any]) -> dict[str, str | None]:
+    def text(name: str) -> str | None:
+        value = row.get(name)
+        if value is None:
+            return None
+        return str(value).strip() or None
+
+    return {"category": text("category"), "principle": text("principle"),
+            "location": text("location")}  # fmt: skip
+
+
+def _label_categories(questions: list[ExamQuestion]) -> None:
+    """Questions without a category: by location when the file has one (A-Law: province;
+    A-Professional-Morality: company), else by the expected label when every question has the
+    same option labels (H-Social-Morality: Taboo/Normal/Expected)."""
+    if all(q.category for q in questions):
+        return
+    same_labels = len({tuple(q.options.values()) for q in questions}) == 1
+    for i, question in enumerate(questions):
+        if question.category:
+            continue
+        category = question.location or (question.options[question.answer] if same_labels else None)
+        if category:
+            questions[i] = question.model_copy(update={"category": category})

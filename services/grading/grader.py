@@ -1,0 +1,68 @@
+"""Grade one reply: which option it chose and whether that is the expected one."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from services.grading.datasets import ExamQuestion
+from services.grading.extract import choice_from_logprobs, extract_choice
+from shared.events import AnswerOutcome, ChatResponse, ExamAnswer, ExamJob, Strategy
+
+RAW_TEXT_KEPT = 2000
+
+
+def grade(
+    job: ExamJob,
+    question: ExamQuestion,
+    strategy: Strategy,
+    response: ChatResponse,
+    *,
+    attempts: int,
+) -> ExamAnswer:
+    chosen: str | None = None
+    scored_by: Literal["text", "logprobs", "none"] = "none"
+    if response.ok:
+        if job.scoring != "text":
+            chosen = choice_from_logprobs(response.option_logprobs, question.letters)
+            if chosen is not None:
+                scored_by = "logprobs"
+        if chosen is None and job.scoring != "logprobs":
+            chosen = extract_choice(response.text, question.options)
+            scored_by = "text"
+        outcome = (
+            AnswerOutcome.INVALID
+            if chosen is None
+            else AnswerOutcome.CORRECT
+            if chosen == question.answer
+            else AnswerOutcome.WRONG
+        )
+    else:
+        outcome = AnswerOutcome.ERROR
+    return ExamAnswer(
+        question_id=question.question_id,
+        strategy=strategy,
+        expected=question.answer,
+        chosen=chosen,
+        outcome=outcome,
+        scored_by=scored_by,
+        category=question.category,
+        raw_text=(response.text if response.ok else str(response.error))[:RAW_TEXT_KEPT],
+        cited_rules=response.cited_rules,
+        latency_ms=response.timings.total_ms,
+        attempts=attempts,
+    )
+
+
+def lost(question: ExamQuestion, strategy: Strategy, attempts: int) -> ExamAnswer:
+    """The item got no reply in any of its attempts."""
+    return ExamAnswer(
+        question_id=question.question_id,
+        strategy=strategy,
+        expected=question.answer,
+        chosen=None,
+        outcome=AnswerOutcome.ERROR,
+        scored_by="none",
+        category=question.category,
+        raw_text=f"no reply after {attempts} attempts",
+        attempts=attempts,
+    )

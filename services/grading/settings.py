@@ -1,0 +1,31 @@
+"""Settings of the grading service (prefix ``ALIGNSTREAM_GRADING_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class GradingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_GRADING_", extra="ignore")
+
+    group_id: str = "alignstream-grading"
+    window: int = Field(default=64, ge=1, le=10_000)
+    """Most questions of one job in the pipeline at once (a job's ``window`` overrides it).
+    Several jobs share the pipeline fairly instead of the first one flooding it."""
+    resend_after_s: float = Field(default=600.0, gt=0)
+    """An item with no reply after this long is sent again (its request or reply was lost)."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Sends per item (error replies and lost ones included) before it counts as an error."""
+    sweep_interval_s: float = Field(default=1.0, gt=0)
+    """How often active jobs are checked: resends, refills, completion (and resume after a
+    restart)."""
+    progress_interval_s: float = Field(default=1.0, ge=0)
+    """Least time between two progress events of one job."""
+    data_root: Path | None = None
+    """When set, exam files must lie under this folder (jobs come from the network)."""
+    batch_max: int = Field(default=256, ge=1)

@@ -1,0 +1,194 @@
+"""Exam jobs in Redis: questions, the work queue, and graded answers counted exactly once.
+
+Per job (``{prefix}:exam:{job_id}:...``): ``meta`` (hash), ``questions`` (hash id -> JSON),
+``todo`` (list of items not yet sent), ``pending`` (zset item -> time sent), ``attempts`` (hash)
+and ``answers`` (hash item -> JSON). An item moves todo -> pending -> answers; the moves are Lua
+scripts, so a crash between steps leaves every item in exactly one place, and ``HSETNX`` on
+answers makes a redelivered reply change nothing. ``exam:jobs`` (zset by start time) and
+``exam:active`` (set) index the jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from services.grading.datasets import ExamQuestion
+from services.grading.records import JobRecord, item_of
+from shared.events import ExamAnswer, ExamJob, JobStatus
+
+_FILL = """
+local room = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[2])
+if room <= 0 then return {} end
+local items = redis.call('LPOP', KEYS[1], room)
+if not items then return {} end
+for _, item in ipairs(items) do
+  redis.call('ZADD', KEYS[2], ARGV[2], item)
+  redis.call('HINCRBY', KEYS[3], item, 1)
+end
+return items
+"""
+
+_RECORD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+_RETRY = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return -1 end
+local attempts = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+if attempts >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+"""
+
+
+class ExamStore:
+    def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
+        self.redis = redis
+        self.prefix = f"{key_prefix}:exam"
+        self._fill = redis.register_script(_FILL)
+        self._record = redis.register_script(_RECORD)
+        self._retry = redis.register_script(_RETRY)
+
+    def _key(self, job_id: str, part: str) -> str:
+        return f"{self.prefix}:{job_id}:{part}"
+
+    # Jobs -------------------------------------------------------------------------------
+
+    async def create(
+        self, job: ExamJob, dataset_name: str, questions: Sequence[ExamQuestion]
+    ) -> bool:
+        """Store a new job and queue its items; False when the job already exists (a
+        redelivered job message: it resumes instead)."""
+        if await self.redis.exists(self._key(job.job_id, "meta")):
+            return False
+        now = datetime.now(UTC)
+        # Question-major order: a question's strategies are asked close together.
+        items = [item_of(s, q.question_id) for q in questions for s in job.strategies]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(job.job_id, "questions"),
+                      mapping={q.question_id: q.model_dump_json() for q in questions})  # fmt: skip
+            pipe.rpush(self._key(job.job_id, "todo"), *items)
+            pipe.hset(
+                self._key(job.job_id, "meta"),
+                mapping={
+                    "job": job.model_dump_json(),
+                    "dataset": dataset_name,
+                    "status": JobStatus.RUNNING.value,
+                    "total_questions": len(questions),
+                    "started_at": now.isoformat(),
+                },
+            )
+            pipe.zadd(f"{self.prefix}:jobs", {job.job_id: now.timestamp()})
+            pipe.sadd(f"{self.prefix}:active", job.job_id)
+            await pipe.execute()
+        return True
+
+    async def create_failed(self, job: ExamJob, error: str) -> JobRecord:
+        """Record a job that could not start (e.g. its dataset is unreadable)."""
+        now = datetime.now(UTC)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                self._key(job.job_id, "meta"),
+                mapping={"job": job.model_dump_json(), "dataset": job.dataset,
+                         "status": JobStatus.FAILED.value, "total_questions": 0,
+                         "started_at": now.isoformat(), "finished_at": now.isoformat(),
+                         "error": error},
+            )  # fmt: skip
+            pipe.zadd(f"{self.prefix}:jobs", {job.job_id: now.timestamp()})
+            await pipe.execute()
+        record = await self.record_of(job.job_id)
+        assert record is not None
+        return record
+
+    async def record_of(self, job_id: str) -> JobRecord | None:
+        raw = await self.redis.hgetall(self._key(job_id, "meta"))
+        meta = {_text(k): _text(v) for k, v in raw.items()}
+        if not meta:
+            return None
+        return JobRecord(
+            job=ExamJob.model_validate_json(meta["job"]),
+            dataset_name=meta["dataset"],
+            status=JobStatus(meta["status"]),
+            total_questions=int(meta["total_questions"]),
+            started_at=datetime.fromisoformat(meta["started_at"]),
+            finished_at=datetime.fromisoformat(meta["finished_at"])
+            if meta.get("finished_at")
+            else None,
+            error=meta.get("error"),
+        )
+
+    async def finish(self, job_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(job_id, "meta"),
+                      mapping={"status": JobStatus.DONE.value,
+                               "finished_at": datetime.now(UTC).isoformat()})  # fmt: skip
+            pipe.srem(f"{self.prefix}:active", job_id)
+            await pipe.execute()
+
+    async def active(self) -> list[str]:
+        return sorted(_text(m) for m in await self.redis.smembers(f"{self.prefix}:active"))
+
+    async def recent(self, limit: int = 50) -> list[JobRecord]:
+        """The newest jobs first."""
+        ids = await self.redis.zrevrange(f"{self.prefix}:jobs", 0, limit - 1)
+        records = [await self.record_of(_text(job_id)) for job_id in ids]
+        return [r for r in records if r is not None]
+
+    # Work items -------------------------------------------------------------------------
+
+    async def fill(self, job_id: str, window: int, now: float) -> list[str]:
+        """Move items from todo to pending (sent at ``now``) until ``window`` are pending;
+        atomic, so replicas refilling at once never exceed the window."""
+        keys = [self._key(job_id, p) for p in ("todo", "pending", "attempts")]
+        items = await self._fill(keys=keys, args=[window, now])
+        return [_text(i) for i in items]
+
+    async def questions(self, job_id: str, question_ids: Iterable[str]) -> list[ExamQuestion]:
+        ids = list(question_ids)
+        if not ids:
+            return []
+        values = await self.redis.hmget(self._key(job_id, "questions"), ids)
+        return [ExamQuestion.model_validate_json(v) for v in values if v is not None]
+
+    async def record(self, job_id: str, item: str, answer: ExamAnswer) -> bool:
+        """Store a graded answer; False when the item was answered already (a duplicate)."""
+        keys = [self._key(job_id, p) for p in ("answers", "pending")]
+        return bool(await self._record(keys=keys, args=[item, answer.model_dump_json()]))
+
+    async def retry(self, job_id: str, item: str, now: float, max_attempts: int) -> int:
+        """Mark an unanswered item as sent again: the attempt number, 0 when it has used all
+        its attempts, -1 when it is answered already."""
+        keys = [self._key(job_id, p) for p in ("answers", "pending", "attempts")]
+        return int(await self._retry(keys=keys, args=[item, now, max_attempts]))
+
+    async def attempts(self, job_id: str, item: str) -> int:
+        return int(await self.redis.hget(self._key(job_id, "attempts"), item) or 0)
+
+    async def overdue(self, job_id: str, sent_before: float) -> list[str]:
+        """Pending items sent before the given time (their reply may be lost)."""
+        items = await self.redis.zrangebyscore(self._key(job_id, "pending"), "-inf", sent_before)
+        return [_text(i) for i in items]
+
+    async def counts(self, job_id: str) -> tuple[int, int, int]:
+        """(todo, pending, answered)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(self._key(job_id, "todo"))
+            pipe.zcard(self._key(job_id, "pending"))
+            pipe.hlen(self._key(job_id, "answers"))
+            todo, pending, answered = await pipe.execute()
+        return int(todo), int(pending), int(answered)
+
+    async def answers(self, job_id: str) -> list[ExamAnswer]:
+        values = await self.redis.hvals(self._key(job_id, "answers"))
+        return [ExamAnswer.model_validate_json(v) for v in values]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

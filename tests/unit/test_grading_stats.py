@@ -1,0 +1,81 @@
+"""Confidence intervals and the paired test against published values; scores from answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.grading.results import compare_strategies, score_strategies
+from services.grading.stats import mcnemar_exact, percentile, wilson_interval
+from shared.events import AnswerOutcome, ExamAnswer, Strategy
+
+# Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I, method 3.
+NEWCOMBE = [
+    (81, 263, 0.2553, 0.3662),
+    (15, 148, 0.0624, 0.1605),
+    (0, 20, 0.0, 0.1611),
+    (1, 29, 0.0061, 0.1718),
+]
+
+
+@pytest.mark.parametrize(("k", "n", "low", "high"), NEWCOMBE)
+def test_wilson_matches_newcombe(k: int, n: int, low: float, high: float) -> None:
+    got_low, got_high = wilson_interval(k, n)
+    assert got_low == pytest.approx(low, abs=1e-4)
+    assert got_high == pytest.approx(high, abs=1e-4)
+
+
+def test_wilson_edges() -> None:
+    assert wilson_interval(0, 0) == (0.0, 0.0)
+    low, high = wilson_interval(10, 10)
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.7225, abs=1e-4)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)
+
+
+def test_mcnemar_exact() -> None:
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)  # 2 * (1 + 10) / 2**10
+    assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9)
+    assert mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(0, 6) == pytest.approx(2 / 64)
+
+
+def test_percentile() -> None:
+    assert percentile([], 50) == 0.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([0.0, 10.0], 95) == pytest.approx(9.5)
+
+
+def _answer(
+    qid: str, strategy: Strategy, outcome: AnswerOutcome, category: str = "x"
+) -> ExamAnswer:
+    return ExamAnswer(question_id=qid, strategy=strategy, expected="A",
+                      chosen=None if outcome in (AnswerOutcome.INVALID, AnswerOutcome.ERROR) else "A",
+                      outcome=outcome, category=category, latency_ms=10.0)  # fmt: skip
+
+
+def test_scores_and_paired_comparison() -> None:
+    ok, bad, inv, err = (AnswerOutcome.CORRECT, AnswerOutcome.WRONG, AnswerOutcome.INVALID,
+                         AnswerOutcome.ERROR)  # fmt: skip
+    base, opo = Strategy.NONE, Strategy.OPO
+    answers = [
+        _answer("q1", base, bad, "law"), _answer("q1", opo, ok, "law"),
+        _answer("q2", base, inv, "law"), _answer("q2", opo, ok, "law"),
+        _answer("q3", base, ok, "ethics"), _answer("q3", opo, ok, "ethics"),
+        _answer("q4", base, ok, "ethics"), _answer("q4", opo, err, "ethics"),
+        _answer("q5", base, bad, "ethics"),  # opo has not answered q5 yet: not paired
+    ]  # fmt: skip
+    base_score, opo_score = score_strategies(answers, (base, opo))
+    assert (base_score.answered, base_score.correct, base_score.invalid) == (5, 2, 1)
+    assert base_score.accuracy == pytest.approx(0.4)
+    assert (opo_score.answered, opo_score.correct, opo_score.errors) == (4, 3, 1)
+    assert (opo_score.ci_low, opo_score.ci_high) == pytest.approx(wilson_interval(3, 4))
+    assert {c.category: (c.correct, c.answered) for c in base_score.categories} == {
+        "law": (0, 2),
+        "ethics": (2, 3),
+    }
+    (comparison,) = compare_strategies(answers, (base, opo))
+    assert comparison.pairs == 4
+    assert (comparison.treatment_only, comparison.baseline_only) == (2, 1)
+    assert comparison.delta == pytest.approx(0.25)
+    assert comparison.p_value == pytest.approx(mcnemar_exact(1, 2))
