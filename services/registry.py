@@ -10,6 +10,7 @@ SERVICES: dict[str, str] = {
     "ingest": "services.ingest.app:IngestService",
     "retrieval": "services.retrieval.app:RetrievalService",
     "generation": "services.generation.app:GenerationService",
+    "grading": "services.grading.app:GradingService",
 }
 
 

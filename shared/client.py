@@ -21,6 +21,8 @@ from shared.topics import (
     CHAT_GROUNDED,
     CHAT_REQUESTS,
     CHAT_RESPONSES,
+    EXAM_JOBS,
+    EXAM_RESULTS,
     RULES_EVENTS,
     RULES_INDEXED,
     TopicSpec,
@@ -195,6 +197,33 @@ class AlignstreamClient:
             )
         finally:
             await tail.stop()
+
+    async def run_exam(
+        self,
+        job: events.ExamJob,
+        *,
+        timeout_s: float = 3600.0,
+        on_progress: Callable[[events.ExamResult], None] | None = None,
+    ) -> events.ExamResult:
+        """Submit an exam job and follow its progress events until the final result."""
+        tail = TopicTail(self.settings, self.topics(EXAM_RESULTS))
+        await tail.start()
+        try:
+            await self.send(EXAM_JOBS, job, job.key)
+            await self.flush()
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for value in await tail.values():
+                    result = events.ExamResult.model_validate_json(value)
+                    if result.job_id != job.job_id:
+                        continue
+                    if on_progress is not None:
+                        on_progress(result)
+                    if result.final:
+                        return result
+        finally:
+            await tail.stop()
+        raise TimeoutError(f"exam job {job.job_id} not finished after {timeout_s}s")
 
     async def _send_requests(self, requests: Iterable[events.ChatRequest]) -> list[str]:
         """Send chat requests; return their ids."""

@@ -54,6 +54,9 @@ class Service:
     async def on_start(self) -> None:
         """Before consuming starts (connect to Redis, load models, create indexes)."""
 
+    async def on_running(self) -> None:
+        """After the broker is connected (start background work that publishes)."""
+
     async def on_draining(self) -> None:
         """Before consuming stops: finish work in flight outside the handlers."""
 
@@ -86,6 +89,7 @@ class Service:
         await self.on_start()
         await self.broker.start()
         await self.health.start()
+        await self.on_running()
         self._started = True
         SERVICE_UP.labels(self.name).set(1)
         log.info("service started", extra={"service": self.name, "http_port": self.health.port})

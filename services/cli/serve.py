@@ -16,6 +16,7 @@ class ServiceName(StrEnum):
     INGEST = "ingest"
     RETRIEVAL = "retrieval"
     GENERATION = "generation"
+    GRADING = "grading"
 
 
 def serve(service: ServiceName = typer.Argument(..., help="Which service to run.")) -> None:

@@ -85,6 +85,8 @@ class GradingService(Service):
     async def on_start(self) -> None:
         self.store = ExamStore(make_redis(self.settings.redis), self.settings.redis.key_prefix)
         await self.store.redis.ping()
+
+    async def on_running(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="grading-sweep")
 
     async def on_draining(self) -> None:
@@ -201,7 +203,10 @@ class GradingService(Service):
                 return
             now = time.time()
             resend = []
-            for item in await store.overdue(job_id, now - self.settings.resend_after_s):
+            overdue = await store.overdue(
+                job_id, now - self.settings.resend_after_s, now - self.settings.unsent_after_s
+            )
+            for item in overdue:
                 attempt = await store.retry(job_id, item, now, self.settings.max_attempts)
                 if attempt > 0:
                     resend.append(item)
@@ -248,6 +253,7 @@ class GradingService(Service):
             strategy, question_id = parse_item(item)
             requests.append(exam_request(record.job, by_id[question_id], strategy, reply_topic))
         await self.publish_all(self.topics(CHAT_REQUESTS), ((r.key, r) for r in requests))
+        await self._store().sent(record.job.job_id, items)
 
     async def _publish(self, result: events.ExamResult) -> None:
         await self.publish_all(self.topics(EXAM_RESULTS), [(result.key, result)])

@@ -19,6 +19,9 @@ class GradingSettings(ServiceSettings):
     Several jobs share the pipeline fairly instead of the first one flooding it."""
     resend_after_s: float = Field(default=600.0, gt=0)
     """An item with no reply after this long is sent again (its request or reply was lost)."""
+    unsent_after_s: float = Field(default=10.0, gt=0)
+    """An item claimed this long ago whose request was never confirmed published is sent again
+    (the grading instance that claimed it crashed in between)."""
     max_attempts: int = Field(default=3, ge=1)
     """Sends per item (error replies and lost ones included) before it counts as an error."""
     sweep_interval_s: float = Field(default=1.0, gt=0)

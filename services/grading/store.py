@@ -1,8 +1,9 @@
 """Exam jobs in Redis: questions, the work queue, and graded answers counted exactly once.
 
 Per job (``{prefix}:exam:{job_id}:...``): ``meta`` (hash), ``questions`` (hash id -> JSON),
-``todo`` (list of items not yet sent), ``pending`` (zset item -> time sent), ``attempts`` (hash)
-and ``answers`` (hash item -> JSON). An item moves todo -> pending -> answers; the moves are Lua
+``todo`` (list of items not yet sent), ``pending`` (zset item -> time sent), ``unsent`` (the
+pending items whose requests are not yet confirmed published), ``attempts`` (hash) and
+``answers`` (hash item -> JSON). An item moves todo -> pending -> answers; the moves are Lua
 scripts, so a crash between steps leaves every item in exactly one place, and ``HSETNX`` on
 answers makes a redelivered reply change nothing. ``exam:jobs`` (zset by start time) and
 ``exam:active`` (set) index the jobs.
@@ -26,6 +27,7 @@ local items = redis.call('LPOP', KEYS[1], room)
 if not items then return {} end
 for _, item in ipairs(items) do
   redis.call('ZADD', KEYS[2], ARGV[2], item)
+  redis.call('ZADD', KEYS[4], ARGV[2], item)
   redis.call('HINCRBY', KEYS[3], item, 1)
 end
 return items
@@ -34,6 +36,7 @@ return items
 _RECORD = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
   return 1
 end
 return 0
@@ -44,6 +47,7 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return -1 end
 local attempts = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 if attempts >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 """
 
@@ -146,7 +150,7 @@ class ExamStore:
     async def fill(self, job_id: str, window: int, now: float) -> list[str]:
         """Move items from todo to pending (sent at ``now``) until ``window`` are pending;
         atomic, so replicas refilling at once never exceed the window."""
-        keys = [self._key(job_id, p) for p in ("todo", "pending", "attempts")]
+        keys = [self._key(job_id, p) for p in ("todo", "pending", "attempts", "unsent")]
         items = await self._fill(keys=keys, args=[window, now])
         return [_text(i) for i in items]
 
@@ -159,22 +163,31 @@ class ExamStore:
 
     async def record(self, job_id: str, item: str, answer: ExamAnswer) -> bool:
         """Store a graded answer; False when the item was answered already (a duplicate)."""
-        keys = [self._key(job_id, p) for p in ("answers", "pending")]
+        keys = [self._key(job_id, p) for p in ("answers", "pending", "unsent")]
         return bool(await self._record(keys=keys, args=[item, answer.model_dump_json()]))
 
     async def retry(self, job_id: str, item: str, now: float, max_attempts: int) -> int:
         """Mark an unanswered item as sent again: the attempt number, 0 when it has used all
         its attempts, -1 when it is answered already."""
-        keys = [self._key(job_id, p) for p in ("answers", "pending", "attempts")]
+        keys = [self._key(job_id, p) for p in ("answers", "pending", "attempts", "unsent")]
         return int(await self._retry(keys=keys, args=[item, now, max_attempts]))
 
     async def attempts(self, job_id: str, item: str) -> int:
         return int(await self.redis.hget(self._key(job_id, "attempts"), item) or 0)
 
-    async def overdue(self, job_id: str, sent_before: float) -> list[str]:
-        """Pending items sent before the given time (their reply may be lost)."""
-        items = await self.redis.zrangebyscore(self._key(job_id, "pending"), "-inf", sent_before)
-        return [_text(i) for i in items]
+    async def sent(self, job_id: str, items: Sequence[str]) -> None:
+        """The requests of these items are published (acknowledged by the broker)."""
+        if items:
+            await self.redis.zrem(self._key(job_id, "unsent"), *items)
+
+    async def overdue(self, job_id: str, sent_before: float, claimed_before: float) -> list[str]:
+        """Pending items sent before ``sent_before`` (their reply may be lost), and items
+        claimed before ``claimed_before`` but never published (the sender crashed)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self._key(job_id, "pending"), "-inf", sent_before)
+            pipe.zrangebyscore(self._key(job_id, "unsent"), "-inf", claimed_before)
+            lost, unsent = await pipe.execute()
+        return list(dict.fromkeys(_text(i) for i in (*unsent, *lost)))
 
     async def counts(self, job_id: str) -> tuple[int, int, int]:
         """(todo, pending, answered)."""

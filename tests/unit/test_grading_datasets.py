@@ -21,13 +21,17 @@ def test_opo_zh_csv() -> None:
     assert exam.name == "exam_zh"
     assert [q.question_id for q in exam.questions] == ["q1", "q2", "q3", "q4"]
     q1 = exam.questions[0]
-    assert q1.letters == ("A", "B", "C", "D") and q1.answer == "B"
+    assert q1.letters == ("A", "B", "C", "D")
+    assert q1.answer == "B"
     assert q1.prompt_text() == (
         "在示例省，商店收到顾客退货申请后，应当在多少日内处理？\nA. 3日\nB. 7日\nC. 15日\nD. 30日"
     )
-    assert q1.principle and q1.principle.startswith("示例省消费者保护条例规定")
-    assert q1.location == "示例省" and q1.category == "示例省"  # location stands in for category
-    assert exam.questions[1].location is None and exam.questions[1].category is None
+    assert q1.principle
+    assert q1.principle.startswith("示例省消费者保护条例规定")
+    assert q1.location == "示例省"
+    assert q1.category == "示例省"
+    assert exam.questions[1].location is None
+    assert exam.questions[1].category is None
 
 
 def test_social_csv_categories_are_the_expected_labels() -> None:
@@ -47,11 +51,13 @@ def test_jsonl_with_list_or_dict_options() -> None:
 @pytest.mark.parametrize(
     ("content", "suffix", "message"),
     [
-        ("id,question,A,B,answer\n1,Q?,x,y,C\n", ".csv", ":2: row: Value error, answer 'C' is not one of AB"),
+        ("id,question,A,B,answer\n1,Q?,x,y,C\n", ".csv",
+         ":2: row: Value error, answer 'C' is not one of AB"),
         ("id,question,answer\n1,Q?,A\n", ".csv", ":1: header needs"),
         ('{"id": "1", "question": "Q?", "options": ["x", "y"], "answer": "A"}\n{oops\n', ".jsonl",
          ":2: invalid JSON"),
-        ('{"id": "1", "question": "Q?", "options": ["x"], "answer": "A"}\n', ".jsonl", ":1: options"),
+        ('{"id": "1", "question": "Q?", "options": ["x"], "answer": "A"}\n', ".jsonl",
+         ":1: options"),
         ("id,question,A,B,answer\n1,Q?,x,y,A\n1,Q2?,x,y,B\n", ".csv", "duplicate question ids"),
         ("id,question,A,B,answer\n", ".csv", "no questions"),
     ],
@@ -93,12 +99,15 @@ def test_exam_request_per_strategy() -> None:
     assert opo.request_id == request_id_for("j1", "opo|q1")
     assert opo.metadata == {JOB_KEY: "j1", ITEM_KEY: "opo|q1"}
     assert opo.scope.jurisdictions == ("示例省",)
-    assert opo.params.option_letters == ("A", "B", "C", "D") and opo.params.seed == 3
-    assert opo.query == question.prompt_text() and opo.reply_topic == "p.exam.answers"
+    assert opo.params.option_letters == ("A", "B", "C", "D")
+    assert opo.params.seed == 3
+    assert opo.query == question.prompt_text()
+    assert opo.reply_topic == "p.exam.answers"
     oracle = exam_request(job, question, Strategy.ORACLE, "t")
     assert [r.text for r in oracle.oracle_rules] == [question.principle]
     base = exam_request(job, question, Strategy.NONE, "t")
-    assert base.scope.jurisdictions == () and base.oracle_rules == ()
+    assert base.scope.jurisdictions == ()
+    assert base.oracle_rules == ()
     assert len({opo.request_id, oracle.request_id, base.request_id}) == 3
     logprob_job = job.model_copy(update={"scoring": "logprobs"})
     assert exam_request(logprob_job, question, Strategy.NONE, "t").params.max_tokens == 1

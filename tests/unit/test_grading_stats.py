@@ -27,8 +27,9 @@ def test_wilson_matches_newcombe(k: int, n: int, low: float, high: float) -> Non
 def test_wilson_edges() -> None:
     assert wilson_interval(0, 0) == (0.0, 0.0)
     low, high = wilson_interval(10, 10)
-    assert high == pytest.approx(1.0) and low == pytest.approx(0.7225, abs=1e-4)
-    with pytest.raises(ValueError):
+    assert high == pytest.approx(1.0)
+    assert low == pytest.approx(0.7225, abs=1e-4)
+    with pytest.raises(ValueError, match="between 0 and trials"):
         wilson_interval(5, 4)
 
 
@@ -49,9 +50,10 @@ def test_percentile() -> None:
 def _answer(
     qid: str, strategy: Strategy, outcome: AnswerOutcome, category: str = "x"
 ) -> ExamAnswer:
+    unread = outcome in (AnswerOutcome.INVALID, AnswerOutcome.ERROR)
     return ExamAnswer(question_id=qid, strategy=strategy, expected="A",
-                      chosen=None if outcome in (AnswerOutcome.INVALID, AnswerOutcome.ERROR) else "A",
-                      outcome=outcome, category=category, latency_ms=10.0)  # fmt: skip
+                      chosen=None if unread else "A", outcome=outcome, category=category,
+                      latency_ms=10.0)  # fmt: skip
 
 
 def test_scores_and_paired_comparison() -> None:

@@ -1,0 +1,262 @@
+"""The grading service on the real broker and Redis, with real retrieval and a scripted model.
+
+The backend answers like a model that knows nothing but reads its prompt: with rules in the
+prompt it picks B, without it picks A. The fixture exams' answers are mostly B, so base, OPO and
+oracle scores are known in advance and each path (retrieval, oracle rules, none) is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+
+from services.generation.app import GenerationService
+from services.generation.backends.base import GenerationInput, GenerationOutput
+from services.generation.settings import GenerationSettings
+from services.grading.app import ANSWERS, DUPLICATES, GradingService
+from services.grading.settings import GradingSettings
+from services.grading.store import ExamStore
+from services.ingest.app import IngestService
+from services.retrieval.app import RetrievalService
+from shared import events
+from shared.client import AlignstreamClient
+from shared.settings import KafkaSettings, RedisSettings
+from shared.topics import EXAM_ANSWERS
+from tests.integration.helpers import TopicReader
+from tests.samples import sample_rule
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+ROOT = Path(__file__).parents[2]
+
+
+class ReadsItsPrompt:
+    """B when the prompt carries rules, else A; ``delay`` seconds per answer."""
+
+    name = "scripted"
+    model = "reads-its-prompt"
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def generate(self, request: GenerationInput) -> GenerationOutput:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        prompt = request.messages[-1]["content"]
+        grounded = "Supplementary information" in prompt or "辅助信息" in prompt
+        text = "The answer is (B)." if grounded else "A"
+        return GenerationOutput(text=text, finish_reason="stop", prompt_tokens=9,
+                                completion_tokens=5, ttft_ms=1.0)  # fmt: skip
+
+
+class RepliesTwice(GenerationService):
+    """Publishes every response twice, as a redelivery after a crash would."""
+
+    async def publish_all(self, topic: str, keyed: Iterable[tuple[str, events.Event]]) -> None:
+        keyed = list(keyed)
+        await super().publish_all(topic, keyed + keyed)
+
+
+@pytest.fixture
+def grading_settings(service_settings: dict[str, Any], prefix: str) -> GradingSettings:
+    return GradingSettings(**service_settings, group_id=f"{prefix}.grading", window=4,
+                           sweep_interval_s=0.2, progress_interval_s=0.0,
+                           unsent_after_s=2.0)  # fmt: skip
+
+
+@pytest.fixture
+async def grading(
+    grading_settings: GradingSettings, redis_client: aioredis.Redis
+) -> AsyncIterator[GradingService]:
+    async with GradingService(grading_settings) as service:
+        yield service
+
+
+def generation_settings(service_settings: dict[str, Any], prefix: str) -> GenerationSettings:
+    return GenerationSettings(**service_settings, group_id=f"{prefix}.generation", max_in_flight=8)
+
+
+async def acme_rule(ingest: IngestService) -> None:
+    async with AlignstreamClient(ingest.settings.kafka) as client:
+        await client.publish_rules([events.RuleUpsert(rule=sample_rule())], wait=True)
+
+
+def job_for(dataset: str, **fields: Any) -> events.ExamJob:
+    fields.setdefault(
+        "strategies", (events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE)
+    )
+    return events.ExamJob(tenant="acme", dataset=str(FIXTURES / dataset), **fields)
+
+
+def counted(metric: Counter) -> float:
+    return sum(s.value for m in metric.collect() for s in m.samples if s.name.endswith("_total"))
+
+
+def scores_of(result: events.ExamResult) -> dict[str, tuple[int, int]]:
+    return {s.strategy.value: (s.correct, s.answered) for s in result.scores}
+
+
+async def test_exam_job_end_to_end_with_duplicate_replies(
+    ingest: IngestService,
+    retrieval: RetrievalService,
+    grading: GradingService,
+    service_settings: dict[str, Any],
+    prefix: str,
+) -> None:
+    await acme_rule(ingest)
+    backend = ReadsItsPrompt()
+    generation = RepliesTwice(generation_settings(service_settings, prefix), backend=backend)
+    progress: list[events.ExamResult] = []
+    graded_before, duplicates_before = counted(ANSWERS), counted(DUPLICATES)
+    async with generation, AlignstreamClient(grading.settings.kafka) as client:
+        result = await client.run_exam(job_for("exam_en.jsonl"), timeout_s=60,
+                                       on_progress=progress.append)  # fmt: skip
+
+    assert result.final
+    assert result.status is events.JobStatus.DONE
+    assert (result.total_questions, result.total_answers, result.answered) == (3, 9, 9)
+    # base says A to every question (all expect B); OPO finds acme's rule and says B; oracle
+    # has a principle for one question only.
+    assert scores_of(result) == {"none": (0, 3), "opo": (3, 3), "oracle": (1, 3)}
+    assert backend.calls == 9
+    # every reply arrived twice; each was graded once, the copies counted as duplicates
+    assert counted(ANSWERS) - graded_before == 9
+    assert counted(DUPLICATES) - duplicates_before >= 9
+    base_vs_opo = result.comparisons[0]
+    assert (base_vs_opo.baseline, base_vs_opo.treatment) == (
+        events.Strategy.NONE,
+        events.Strategy.OPO,
+    )
+    assert (base_vs_opo.pairs, base_vs_opo.treatment_only, base_vs_opo.delta) == (3, 3, 1.0)
+    assert progress[-1] == result
+    assert len(progress) >= 2
+    answered = [p.answered for p in progress]
+    assert answered == sorted(answered)  # progress never goes back
+    opo = next(s for s in result.scores if s.strategy is events.Strategy.OPO)
+    assert {c.category for c in opo.categories} == {"refunds", "privacy", "safety"}
+
+    store = grading._store()
+    answers = await store.answers(result.job_id)
+    assert len(answers) == 9
+    cited = {a.question_id: a.cited_rules for a in answers if a.strategy is events.Strategy.OPO}
+    assert all(refs == (events.RuleRef(rule_id="privacy-1", version=1),) for refs in cited.values())
+    (record,) = await store.recent()
+    assert record.status is events.JobStatus.DONE
+    assert record.dataset_name == "exam_en"
+
+
+async def test_unreadable_dataset_fails_the_job_and_foreign_replies_are_dead_lettered(
+    grading: GradingService, reader: TopicReader, client_broker: Any
+) -> None:
+    async with AlignstreamClient(grading.settings.kafka) as client:
+        result = await client.run_exam(job_for("no_such_exam.csv"), timeout_s=20)
+    assert result.final
+    assert result.status is events.JobStatus.FAILED
+    assert result.error is not None
+    assert "no such file" in result.error
+
+    stray = events.ChatResponse(request_id="r1", tenant="acme", text="A")
+    await client_broker.publish(events.encode(stray), reader.name(EXAM_ANSWERS), key=b"k")
+    (record,) = await reader.read(EXAM_ANSWERS, dlq=True, count=1)
+    letter = events.DeadLetter.model_validate_json(record.value)
+    assert letter.reason == "not_an_exam_reply"
+    assert letter.service == "grading"
+
+
+async def test_error_replies_are_retried_then_counted_as_errors(
+    retrieval: RetrievalService,
+    grading: GradingService,
+    service_settings: dict[str, Any],
+    prefix: str,
+) -> None:
+    class Fails(ReadsItsPrompt):
+        async def generate(self, request: GenerationInput) -> GenerationOutput:
+            self.calls += 1
+            raise RuntimeError("model down")
+
+    backend = Fails()
+    generation = GenerationService(generation_settings(service_settings, prefix), backend=backend)
+    async with generation, AlignstreamClient(grading.settings.kafka) as client:
+        job = job_for("exam_social.csv", strategies=(events.Strategy.NONE,))
+        result = await client.run_exam(job, timeout_s=30)
+    (score,) = result.scores
+    assert (score.answered, score.errors, score.correct) == (3, 3, 0)
+    assert backend.calls == 3 * grading.settings.max_attempts
+
+
+def grading_process(
+    kafka: KafkaSettings, redis: RedisSettings, prefix: str
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "ALIGNSTREAM_KAFKA_PARTITIONS_OVERRIDE": "2",
+        "ALIGNSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000",
+        "ALIGNSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200",
+        "REDIS_URL": redis.url.get_secret_value(),
+        "ALIGNSTREAM_REDIS_KEY_PREFIX": redis.key_prefix,
+        "ALIGNSTREAM_GRADING_GROUP_ID": f"{prefix}.grading",
+        "ALIGNSTREAM_GRADING_WINDOW": "2",
+        "ALIGNSTREAM_GRADING_SWEEP_INTERVAL_S": "0.2",
+        "ALIGNSTREAM_HTTP_HOST": "127.0.0.1",
+    }
+    command = [sys.executable, "-m", "services.cli", "serve", "grading"]
+    quiet = subprocess.DEVNULL
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=quiet, stderr=quiet)
+
+
+async def test_job_survives_kill_9_of_the_grading_service(
+    retrieval: RetrievalService,
+    service_settings: dict[str, Any],
+    grading_settings: GradingSettings,
+    kafka_settings: KafkaSettings,
+    redis_settings: RedisSettings,
+    redis_client: aioredis.Redis,
+    prefix: str,
+) -> None:
+    backend = ReadsItsPrompt(delay=0.3)
+    generation = GenerationService(generation_settings(service_settings, prefix), backend=backend)
+    store = ExamStore(redis_client, redis_settings.key_prefix)
+    job = job_for("exam_zh.csv", strategies=(events.Strategy.NONE, events.Strategy.ORACLE))
+    process = grading_process(kafka_settings, redis_settings, prefix)
+    try:
+        async with generation, AlignstreamClient(kafka_settings) as client:
+            running = asyncio.create_task(client.run_exam(job, timeout_s=90))
+            deadline = time.monotonic() + 60
+            while (await store.counts(job.job_id))[2] < 2:  # some answers graded, most not
+                assert time.monotonic() < deadline, "the grading process graded nothing"
+                await asyncio.sleep(0.05)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+            killed_at = (await store.counts(job.job_id))[2]
+            assert killed_at < 8
+            async with GradingService(grading_settings):  # a fresh instance resumes the job
+                result = await running
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (result.answered, result.total_answers) == (8, 8)
+    # Without retrieval in the prompt the model says A; with the principle, B (answers: B B A B).
+    assert scores_of(result) == {"none": (1, 4), "oracle": (2, 4)}
+    answers = await store.answers(job.job_id)
+    assert sorted((a.strategy.value, a.question_id) for a in answers) == sorted(
+        (s, q) for s in ("none", "oracle") for q in ("q1", "q2", "q3", "q4")
+    )
