@@ -12,6 +12,8 @@ random-weight model built locally: the pipeline is real, the words are not.
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,11 +22,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from services.cli.chat import show_answer
-from services.cli.demo_rules import QUESTIONS, REFUNDS_UPDATE, SAMPLE_RULES
+from services.cli.demo_rules import DEMO_EXAM, QUESTIONS, REFUNDS_UPDATE, SAMPLE_RULES
+from services.cli.exam import follow_job, show_result
 from services.cli.progress import console
 from services.generation.app import GenerationService
 from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.settings import GenerationSettings, VllmSettings
+from services.grading.app import GradingService
+from services.grading.settings import GradingSettings
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
@@ -83,16 +88,32 @@ async def _ask(client: AlignstreamClient, requests: list[events.ChatRequest]) ->
         show_answer(responses[request.request_id])
 
 
-def _generation_settings(kafka: KafkaSettings, quiet: ObservabilitySettings) -> GenerationSettings:
+async def _exam_slice(client: AlignstreamClient, tiny_model: bool) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "acme_exam.jsonl"
+        path.write_text("".join(json.dumps(q) + "\n" for q in DEMO_EXAM), encoding="utf-8")
+        job = events.ExamJob(tenant="acme", dataset=str(path), max_tokens=16,
+                             strategies=(events.Strategy.NONE, events.Strategy.OPO))  # fmt: skip
+        result = await follow_job(client, job, timeout_s=600)
+    show_result(result)
+    if tiny_model:
+        console.print("[yellow]the tiny random-weight model picks options at random: the job, "
+                      "retrieval and grading are real, the scores are not[/]")  # fmt: skip
+
+
+def _generation_settings(
+    kafka: KafkaSettings, quiet: ObservabilitySettings
+) -> tuple[GenerationSettings, bool]:
+    """The configured generation settings, or the tiny local model's (then True)."""
     settings = GenerationSettings(kafka=kafka, observability=quiet)
     if settings.backend != "vllm" or settings.vllm.model != VllmSettings().model:
-        return settings  # configured by the user
+        return settings, False  # configured by the user
     console.print("[yellow]no model configured: using a tiny random-weight model on the CPU "
                   "engine; answers are gibberish, the pipeline is real[/]")  # fmt: skip
     model = build_tiny_model(Path(settings.vllm.model))
     cpu = VllmSettings(model=str(model), dtype="float32", enforce_eager=True,
                        gpu_memory_utilization=0.3, max_model_len=2048, max_num_seqs=32)  # fmt: skip
-    return settings.model_copy(update={"vllm": cpu})
+    return settings.model_copy(update={"vllm": cpu}), True
 
 
 async def run_demo(kafka: KafkaSettings) -> None:
@@ -102,9 +123,11 @@ async def run_demo(kafka: KafkaSettings) -> None:
     retrieval = RetrievalService(
         RetrievalSettings(kafka=kafka, observability=quiet), embedder=embedder
     )
-    generation = GenerationService(_generation_settings(kafka, quiet))
-    console.rule("starting the ingest, retrieval and generation services")
-    async with ingest, retrieval, generation, AlignstreamClient(kafka) as client:
+    generation_settings, tiny_model = _generation_settings(kafka, quiet)
+    generation = GenerationService(generation_settings)
+    grading = GradingService(GradingSettings(kafka=kafka, observability=quiet))
+    console.rule("starting the ingest, retrieval, generation and grading services")
+    async with ingest, retrieval, generation, grading, AlignstreamClient(kafka) as client:
         # Versions from the clock: every run supersedes the previous run's rules.
         base = int(time.time() * 1000)
         rules = [events.Rule.model_validate({**r, "version": base}) for r in SAMPLE_RULES]
@@ -137,6 +160,9 @@ async def run_demo(kafka: KafkaSettings) -> None:
         (confirmed,) = await client.publish_rules([delete], wait=True)
         console.print(f"deleted in {confirmed.latency_ms:.1f} ms")
         await _ask(client, [_question("acme", str(QUESTIONS[1]["question"]))])
+
+        console.rule("exam slice: acme's rules, without retrieval (base) vs with it (OPO)")
+        await _exam_slice(client, tiny_model)
 
 
 def demo(

@@ -60,3 +60,22 @@ QUESTIONS: list[dict[str, Any]] = [
      "Can I tell her?"},
     {"tenant": "globex", "question": "Can a customer return shoes three weeks after delivery?"},
 ]  # fmt: skip
+
+DEMO_EXAM: list[dict[str, Any]] = [
+    {"id": "gdpr-deadline", "question": "Within how long must acme erase an EU person's data after a valid request?",
+     "options": ["Within one week", "Without undue delay, at the latest within one month", "Within one year"],
+     "answer": "B", "location": "EU", "category": "privacy law"},
+    {"id": "ccpa-deadline", "question": "How many days does acme have to respond to a California consumer's deletion request?",
+     "options": ["10 days", "30 days", "45 days"], "answer": "C", "location": "California",
+     "category": "privacy law"},
+    {"id": "partner-sharing", "question": "May acme give a customer's personal data to a marketing partner?",
+     "options": ["Yes, always", "Only with the customer's written consent", "Only if the partner pays"],
+     "answer": "B", "category": "company policy"},
+    {"id": "france-erasure", "question": "A customer in France asks acme to delete her data. What applies?",
+     "options": ["Nothing, France has no such right", "Erase it without undue delay, within one month",
+                 "Keep it for 45 days first"], "answer": "B", "location": "EU", "category": "privacy law"},
+    {"id": "analytics-sharing", "question": "Does acme need consent before sharing order data with a third-party analytics firm?",
+     "options": ["No", "Yes, the customer's written consent", "Only for customers in the EU"],
+     "answer": "B", "category": "company policy"},
+]  # fmt: skip
+"""A small exam on acme's rules for the demo's base vs OPO slice."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import memory, rules, stack
+from services.cli import exam, memory, rules, stack
 from services.cli.chat import chat
 from services.cli.demo import demo
 from services.cli.serve import serve
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(rules.app, name="rules")
 app.add_typer(memory.app, name="memory")
+app.add_typer(exam.app, name="exam")
 app.command()(serve)
 app.command()(demo)
 app.command()(chat)

@@ -17,6 +17,8 @@ import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 from redis.exceptions import ResponseError
 
+from services.grading.app import GradingService
+from services.grading.settings import GradingSettings
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
@@ -135,4 +137,19 @@ async def retrieval(
     redis_client: aioredis.Redis,
 ) -> AsyncIterator[RetrievalService]:
     async with RetrievalService(retrieval_settings, embedder=use_embedder) as service:
+        yield service
+
+
+@pytest.fixture
+def grading_settings(service_settings: dict[str, Any], prefix: str) -> GradingSettings:
+    return GradingSettings(**service_settings, group_id=f"{prefix}.grading", window=4,
+                           sweep_interval_s=0.2, progress_interval_s=0.0,
+                           unsent_after_s=2.0)  # fmt: skip
+
+
+@pytest.fixture
+async def grading(
+    grading_settings: GradingSettings, redis_client: aioredis.Redis
+) -> AsyncIterator[GradingService]:
+    async with GradingService(grading_settings) as service:
         yield service

@@ -13,11 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
@@ -72,21 +71,6 @@ class RepliesTwice(GenerationService):
     async def publish_all(self, topic: str, keyed: Iterable[tuple[str, events.Event]]) -> None:
         keyed = list(keyed)
         await super().publish_all(topic, keyed + keyed)
-
-
-@pytest.fixture
-def grading_settings(service_settings: dict[str, Any], prefix: str) -> GradingSettings:
-    return GradingSettings(**service_settings, group_id=f"{prefix}.grading", window=4,
-                           sweep_interval_s=0.2, progress_interval_s=0.0,
-                           unsent_after_s=2.0)  # fmt: skip
-
-
-@pytest.fixture
-async def grading(
-    grading_settings: GradingSettings, redis_client: aioredis.Redis
-) -> AsyncIterator[GradingService]:
-    async with GradingService(grading_settings) as service:
-        yield service
 
 
 def generation_settings(service_settings: dict[str, Any], prefix: str) -> GenerationSettings:
@@ -260,3 +244,58 @@ async def test_job_survives_kill_9_of_the_grading_service(
     assert sorted((a.strategy.value, a.question_id) for a in answers) == sorted(
         (s, q) for s in ("none", "oracle") for q in ("q1", "q2", "q3", "q4")
     )
+
+
+async def alignstream_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run the CLI in a subprocess without blocking the services running in this process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", *args, cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, output.decode()
+
+
+async def test_exam_cli_run_show_list(
+    retrieval: RetrievalService,
+    grading: GradingService,
+    service_settings: dict[str, Any],
+    kafka_settings: KafkaSettings,
+    redis_settings: RedisSettings,
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    env = {
+        "KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "REDIS_URL": redis_settings.url.get_secret_value(),
+        "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix,
+    }
+    generation = GenerationService(
+        generation_settings(service_settings, prefix), backend=ReadsItsPrompt()
+    )
+    async with generation:
+        code, output = await alignstream_cli(
+            env, "exam", "run", "--dataset", str(FIXTURES / "exam_social.csv"), "--tenant", "acme",
+            "--strategy", "base,oracle", "--out", str(tmp_path), "--timeout", "60",
+        )  # fmt: skip
+    assert code == 0, output
+    # base answers A: right for question 1 only (Taboo); no principles, so oracle = base
+    result = events.ExamResult.model_validate_json((tmp_path / "result.json").read_text())
+    assert scores_of(result) == {"none": (1, 3), "oracle": (1, 3)}
+    assert "oracle vs none" in output
+    markdown = (tmp_path / "result.md").read_text()
+    assert "| none | 33.3 | 6.1-79.2 | 1 / 3 | 0 | 0 |" in markdown
+    assert (tmp_path / "result.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    code, output = await alignstream_cli(env, "exam", "list")
+    assert code == 0
+    assert result.job_id in output
+    assert "done" in output
+    code, output = await alignstream_cli(env, "exam", "show", result.job_id)
+    assert code == 0
+    assert "33.3" in output
+    code, output = await alignstream_cli(env, "exam", "show", "no-such-job")
+    assert code == 1
+    assert "no exam job" in output

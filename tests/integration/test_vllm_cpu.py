@@ -16,6 +16,7 @@ import pytest
 from services.generation.app import GenerationService
 from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.settings import GenerationSettings, VllmSettings
+from services.grading.app import GradingService
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
@@ -55,8 +56,14 @@ async def generation(
         yield service
 
 
-async def test_question_to_answer_through_the_cpu_engine(
-    ingest: IngestService, retrieval: RetrievalService, generation: GenerationService
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+async def test_questions_and_an_exam_through_the_cpu_engine(
+    ingest: IngestService,
+    retrieval: RetrievalService,
+    generation: GenerationService,
+    grading: GradingService,
 ) -> None:
     rule = sample_rule(
         rule_id="refunds", version=7, text="Customers may return goods within 30 days."
@@ -85,6 +92,11 @@ async def test_question_to_answer_through_the_cpu_engine(
             params=events.GenerationParams(max_tokens=4),
         )
         answers = await client.ask([*questions, mcq, prefill], timeout_s=240)
+        job = events.ExamJob(
+            tenant="acme", dataset=str(FIXTURES / "exam_zh.csv"), max_tokens=8,
+            strategies=(events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE),
+        )  # fmt: skip
+        exam = await client.run_exam(job, timeout_s=240)
 
     for question in questions:
         answer = answers[question.request_id]
@@ -101,3 +113,12 @@ async def test_question_to_answer_through_the_cpu_engine(
     assert scored.option_logprobs is not None
     assert set(scored.option_logprobs) <= {"A", "B"}
     assert answers[prefill.request_id].ok
+
+    # The exam job: every question asked with every strategy and graded once; the random model's
+    # choices are noise, but none may be lost or fail.
+    assert exam.status is events.JobStatus.DONE
+    assert (exam.answered, exam.total_answers) == (12, 12)
+    assert [(s.strategy, s.answered, s.errors) for s in exam.scores] == [
+        (events.Strategy.NONE, 4, 0), (events.Strategy.OPO, 4, 0), (events.Strategy.ORACLE, 4, 0)
+    ]  # fmt: skip
+    assert all(s.latency_p50_ms > 0 for s in exam.scores)

@@ -1,0 +1,165 @@
+"""``alignstream exam run|show|list``: exam jobs through the pipeline and their results."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from services.cli.progress import console, progress_bar
+from services.grading.records import JobRecord
+from services.grading.report import export, pct
+from services.grading.results import exam_result
+from services.grading.store import ExamStore
+from shared import events
+from shared.client import AlignstreamClient
+from shared.redis import make_redis
+from shared.settings import KafkaSettings, RedisSettings
+
+app = typer.Typer(help="Run exams through the pipeline and show their results.",
+                  no_args_is_help=True)  # fmt: skip
+
+STRATEGY_NAMES = {"base": events.Strategy.NONE, **{s.value: s for s in events.Strategy}}
+
+
+def parse_strategies(value: str) -> tuple[events.Strategy, ...]:
+    names = [n.strip().lower() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STRATEGY_NAMES]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(STRATEGY_NAMES)}")
+    return tuple(dict.fromkeys(STRATEGY_NAMES[n] for n in names))
+
+
+def show_result(result: events.ExamResult) -> None:
+    title = (f"{result.dataset}: {result.total_questions} questions, "
+             f"{result.answered}/{result.total_answers} answers, {result.status.value}, "
+             f"{result.elapsed_s:.1f} s ({result.answers_per_s:.2f} answers/s)")  # fmt: skip
+    if result.error:
+        console.print(f"[red]job {result.job_id} failed: {result.error}[/]")
+        return
+    table = Table("strategy", "accuracy %", "95% CI", "correct", "answered", "invalid", "errors",
+                  "p50 ms", title=title)  # fmt: skip
+    for s in result.scores:
+        table.add_row(s.strategy.value, pct(s.accuracy), f"{pct(s.ci_low)}-{pct(s.ci_high)}",
+                      str(s.correct), str(s.answered), str(s.invalid), str(s.errors),
+                      f"{s.latency_p50_ms:.0f}")  # fmt: skip
+    console.print(table)
+    if result.comparisons:
+        paired = Table("comparison", "pairs", "delta pp", "only treatment right",
+                       "only baseline right", "p (McNemar)")  # fmt: skip
+        for c in result.comparisons:
+            paired.add_row(f"{c.treatment.value} vs {c.baseline.value}", str(c.pairs),
+                           f"{100 * c.delta:+.1f}", str(c.treatment_only), str(c.baseline_only),
+                           f"{c.p_value:.3g}")  # fmt: skip
+        console.print(paired)
+    categories = sorted({c.category for s in result.scores for c in s.categories})
+    if 1 < len(categories) <= 40:
+        by_category = Table("category", *(s.strategy.value for s in result.scores))
+        for name in categories:
+            cells = []
+            for s in result.scores:
+                found = next((c for c in s.categories if c.category == name), None)
+                cells.append(f"{pct(found.accuracy)} ({found.answered})" if found else "-")
+            by_category.add_row(name, *cells)
+        console.print(by_category)
+
+
+def _export(result: events.ExamResult, out: Path | None) -> None:
+    if out is not None:
+        paths = export(result, out)
+        console.print("written: " + ", ".join(str(p) for p in paths))
+
+
+async def follow_job(
+    client: AlignstreamClient, job: events.ExamJob, timeout_s: float
+) -> events.ExamResult:
+    with progress_bar() as bar:
+        task = bar.add_task(f"exam {Path(job.dataset).name}", total=None)
+
+        def on_progress(result: events.ExamResult) -> None:
+            bar.update(task, total=result.total_answers, completed=result.answered)
+
+        return await client.run_exam(job, timeout_s=timeout_s, on_progress=on_progress)
+
+
+@app.command()
+def run(
+    dataset: Path = typer.Option(..., exists=True, dir_okay=False, help="Exam CSV or JSONL."),
+    tenant: str = typer.Option(..., help="Whose rule memory the OPO strategy searches."),
+    strategy: str = typer.Option("base,opo", help="Comma-separated: base, opo, oracle, drpo."),
+    limit: int | None = typer.Option(None, min=1, help="Sample this many questions (seeded)."),
+    seed: int = typer.Option(0),
+    scoring: str = typer.Option("auto", help="auto, text or logprobs."),
+    max_tokens: int = typer.Option(64, min=1),
+    window: int | None = typer.Option(None, min=1, help="Questions in flight for this job."),
+    model: str | None = typer.Option(None, help="Label recorded with the results."),
+    out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
+    timeout: float = typer.Option(3600.0, help="Seconds to wait for the job."),
+) -> None:
+    """Submit an exam job, show its progress, then its results."""
+    if scoring not in ("auto", "text", "logprobs"):
+        raise typer.BadParameter("scoring must be auto, text or logprobs")
+    job = events.ExamJob(
+        tenant=tenant, dataset=str(dataset.resolve()), strategies=parse_strategies(strategy),
+        limit=limit, seed=seed, scoring=scoring, max_tokens=max_tokens,
+        window=window, model=model,
+    )  # fmt: skip
+    console.print(f"exam job [bold]{job.job_id}[/]")
+
+    async def submit() -> events.ExamResult:
+        async with AlignstreamClient(KafkaSettings()) as client:
+            return await follow_job(client, job, timeout)
+
+    try:
+        result = asyncio.run(submit())
+    except TimeoutError as exc:
+        console.print(f"[red]{exc}; is the grading service running (alignstream serve grading)? "
+                      f"`alignstream exam show {job.job_id}` shows what is done.[/]")  # fmt: skip
+        raise typer.Exit(1) from exc
+    show_result(result)
+    _export(result, out)
+    if result.status is events.JobStatus.FAILED:
+        raise typer.Exit(1)
+
+
+async def _load(job_id: str | None, limit: int) -> tuple[list[JobRecord], list[events.ExamAnswer]]:
+    settings = RedisSettings()
+    store = ExamStore(make_redis(settings), settings.key_prefix)
+    try:
+        if job_id is None:
+            return await store.recent(limit), []
+        record = await store.record_of(job_id)
+        return ([record] if record else []), await store.answers(job_id) if record else []
+    finally:
+        await store.redis.aclose()
+
+
+@app.command()
+def show(
+    job_id: str = typer.Argument(..., help="The job's id (see `exam list`)."),
+    out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
+) -> None:
+    """Results of one job so far (from Redis)."""
+    records, answers = asyncio.run(_load(job_id, 1))
+    if not records:
+        console.print(f"[red]no exam job {job_id}[/]")
+        raise typer.Exit(1)
+    result = exam_result(
+        records[0], answers, final=records[0].status is not events.JobStatus.RUNNING
+    )
+    show_result(result)
+    _export(result, out)
+
+
+@app.command("list")
+def list_jobs(limit: int = typer.Option(20, min=1)) -> None:
+    """The newest exam jobs."""
+    records, _ = asyncio.run(_load(None, limit))
+    table = Table("job", "dataset", "tenant", "strategies", "questions", "status", "started")
+    for r in records:
+        table.add_row(r.job.job_id, r.dataset_name, r.job.tenant,
+                      ",".join(s.value for s in r.job.strategies), str(r.total_questions),
+                      r.status.value, r.started_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    console.print(table if records else "no exam jobs yet")
