@@ -299,3 +299,31 @@ async def test_exam_cli_run_show_list(
     code, output = await alignstream_cli(env, "exam", "show", "no-such-job")
     assert code == 1
     assert "no exam job" in output
+
+
+async def test_two_jobs_at_once_share_the_pipeline(
+    ingest: IngestService,
+    retrieval: RetrievalService,
+    grading: GradingService,
+    service_settings: dict[str, Any],
+    prefix: str,
+) -> None:
+    await acme_rule(ingest)
+    backend = ReadsItsPrompt(delay=0.1)
+    generation = GenerationService(generation_settings(service_settings, prefix), backend=backend)
+    zh = job_for("exam_zh.csv", strategies=(events.Strategy.NONE, events.Strategy.OPO), window=2)
+    en = job_for("exam_en.jsonl", strategies=(events.Strategy.OPO,), window=2)
+    async with generation, AlignstreamClient(grading.settings.kafka) as client:
+        zh_result, en_result = await asyncio.gather(
+            client.run_exam(zh, timeout_s=60), client.run_exam(en, timeout_s=60)
+        )
+    assert scores_of(zh_result) == {"none": (1, 4), "opo": (3, 4)}
+    assert scores_of(en_result) == {"opo": (3, 3)}
+    # Both ran at once: each started before the other finished.
+    assert zh_result.started_at is not None
+    assert en_result.started_at is not None
+    zh_end = zh_result.started_at.timestamp() + zh_result.elapsed_s
+    en_end = en_result.started_at.timestamp() + en_result.elapsed_s
+    assert en_result.started_at.timestamp() < zh_end
+    assert zh_result.started_at.timestamp() < en_end
+    assert backend.calls == 11
