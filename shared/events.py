@@ -299,6 +299,10 @@ class ChatRequest(Event):
     """Start of the assistant's answer to continue from (course-correction eval)."""
     reply_topic: str | None = None
     """Where to publish the response; None: the default responses topic."""
+    prompt_set: Identifier | None = None
+    """DRPO prompt set (in Redis) to use; None: retrieval's default set."""
+    examples_k: int | None = Field(default=None, ge=0, le=32)
+    """DRPO in-context examples to pick by similarity; None: retrieval's default."""
     metadata: dict[str, str] = Field(default_factory=dict)
     """Opaque to the pipeline; echoed on the response (e.g. exam job and question ids)."""
 
@@ -315,12 +319,26 @@ class ChatRequest(Event):
         return self.messages[-1].content
 
 
+class IclExample(Contract):
+    """An in-context example of a DRPO prompt set."""
+
+    query: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    answer: Annotated[str, StringConstraints(max_length=50_000)]
+    """As in DRPO's files, with the ``<START>``/``<END>`` markers."""
+    score: float | None = None
+    """Similarity to the question it was chosen for (None: not chosen by similarity)."""
+
+
 class GroundedRequest(Event):
     """A chat request with the rules retrieval chose for it."""
 
     kind: Literal["chat.grounded"] = "chat.grounded"
     request: ChatRequest
     rules: tuple[RetrievedRule, ...] = ()
+    system_prompt: str | None = None
+    """DRPO: the prompt set's optimized system prompt (None: generation's own set)."""
+    examples: tuple[IclExample, ...] = ()
+    """DRPO: the prompt set's examples most similar to the question."""
     retrieval_ms: float = 0.0
     received_at: datetime
     """When retrieval consumed the request (for end-to-end timings)."""

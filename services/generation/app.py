@@ -24,12 +24,13 @@ from services.generation.backends.base import BackendError, GenerationBackend, G
 from services.generation.backends.factory import make_backend
 from services.generation.inflight import OffsetTracker
 from services.generation.prompts import build_prompt
-from services.generation.prompts.drpo import DrpoPromptSet, strip_markers
+from services.generation.prompts.drpo import strip_markers
 from services.generation.settings import GenerationSettings
 from shared import events
 from shared.dlq import records_of
 from shared.kafka import consumer_options
 from shared.metrics import LATENCY_BUCKETS_S
+from shared.prompt_sets import PromptSet
 from shared.service import Service
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
@@ -66,7 +67,7 @@ class GenerationService(Service):
         self.backend = backend or make_backend(settings)
         self.inbox = self.make_inbox(CHAT_GROUNDED, GroundedAdapter)
         self.drpo = (
-            DrpoPromptSet.load(settings.drpo_system_prompt, settings.drpo_examples)
+            PromptSet.from_drpo_files(settings.drpo_system_prompt, settings.drpo_examples)
             if settings.drpo_system_prompt
             else None
         )
@@ -143,11 +144,7 @@ class GenerationService(Service):
     async def respond(self, grounded: events.GroundedRequest) -> events.ChatResponse:
         """Generate the answer to one grounded request, or an error response."""
         request = grounded.request
-        prompt = build_prompt(
-            grounded,
-            drpo_set=self.drpo,
-            drpo_examples=self.drpo.examples[: self.settings.drpo_k] if self.drpo else (),
-        )
+        prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo_k)
         common: dict[str, Any] = {
             "request_id": request.request_id,
             "tenant": request.tenant,

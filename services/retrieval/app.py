@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -16,10 +17,14 @@ from services.retrieval.settings import RetrievalSettings
 from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
+from shared.embedders.base import Vectors
 from shared.kafka import consumer_options
 from shared.memory.service import RuleMemoryService
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
+from shared.prompt_sets import PromptSetStore, StoredPromptSet
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
+
+log = logging.getLogger(__name__)
 
 SEARCH_SECONDS = Histogram(
     "alignstream_retrieval_search_seconds",
@@ -37,6 +42,9 @@ HITS = Histogram(
     buckets=(0, 1, 2, 3, 5, 8, 13, 21, 50),
 )
 
+EMBEDDED = (events.Strategy.OPO, events.Strategy.DRPO)
+"""Strategies whose question is embedded: to search rules (OPO), to pick examples (DRPO)."""
+
 ChatRequestAdapter: TypeAdapter[events.ChatRequest] = TypeAdapter(events.ChatRequest)
 
 
@@ -50,6 +58,8 @@ class RetrievalService(RuleMemoryService):
         self.searcher: RuleSearcher | None = None
         self._jurisdictions: dict[str, tuple[float, set[str]]] = {}
         """Per tenant: when its jurisdictions were read, and what they were."""
+        self.prompt_sets: PromptSetStore | None = None
+        self._prompt_sets: dict[str, tuple[float, StoredPromptSet | None]] = {}
         self.broker.subscriber(
             self.topics(CHAT_REQUESTS),
             batch=True,
@@ -69,6 +79,7 @@ class RetrievalService(RuleMemoryService):
         self.searcher = RuleSearcher(
             self.indexes.client, self.indexes.schema, ef_runtime=self.settings.ef_runtime
         )
+        self.prompt_sets = PromptSetStore(self.indexes.client, self.settings.redis.key_prefix)
 
     async def on_chat_requests(self, message: KafkaMessage) -> None:
         received_at = datetime.now(UTC)
@@ -86,15 +97,18 @@ class RetrievalService(RuleMemoryService):
     async def ground(
         self, requests: list[events.ChatRequest], received_at: datetime
     ) -> list[events.GroundedRequest]:
-        """Attach rules to each request: searched (OPO), given (oracle) or none."""
+        """Attach rules to each request: searched (OPO), given (oracle) or none; and to DRPO
+        requests their prompt set's examples most similar to the question."""
         started = time.perf_counter()
-        searching = [r for r in requests if r.strategy.needs_retrieval]
-        vectors = await self.embedder.embed([r.query for r in searching])
+        embedding = [r for r in requests if r.strategy in EMBEDDED]
+        embedded = await self.embedder.embed([r.query for r in embedding])
+        vectors = dict(zip((r.request_id for r in embedding), embedded, strict=True))
+        searching = [r for r in embedding if r.strategy.needs_retrieval]
         found = dict(
             zip(
                 (r.request_id for r in searching),
                 await asyncio.gather(
-                    *(self.search(r, v.tobytes()) for r, v in zip(searching, vectors, strict=True))
+                    *(self.search(r, vectors[r.request_id].tobytes()) for r in searching)
                 ),
                 strict=True,
             )
@@ -107,11 +121,17 @@ class RetrievalService(RuleMemoryService):
             else:
                 rules = tuple(found.get(request.request_id, ()))
             HITS.observe(len(rules))
+            system: str | None = None
+            examples: tuple[events.IclExample, ...] = ()
+            if request.strategy is events.Strategy.DRPO:
+                system, examples = await self.drpo_examples(request, vectors[request.request_id])
             grounded.append(
                 events.GroundedRequest(
                     request=request,
                     rules=rules,
-                    retrieval_ms=elapsed_ms if request.strategy.needs_retrieval else 0.0,
+                    system_prompt=system,
+                    examples=examples,
+                    retrieval_ms=elapsed_ms if request.strategy in EMBEDDED else 0.0,
                     received_at=received_at,
                 )
             )
@@ -140,6 +160,32 @@ class RetrievalService(RuleMemoryService):
             top_k=scope.top_k,
             token_budget=scope.token_budget,
         )
+
+    async def drpo_examples(
+        self, request: events.ChatRequest, vector: Vectors
+    ) -> tuple[str | None, tuple[events.IclExample, ...]]:
+        """The request's DRPO system prompt and its ``k`` nearest examples; (None, ()) when the
+        set is not in Redis (generation then uses its own set)."""
+        name = request.prompt_set or self.settings.drpo_prompt_set
+        stored = await self.prompt_set(name)
+        if stored is None:
+            return None, ()
+        k = self.settings.drpo_k if request.examples_k is None else request.examples_k
+        if stored.embedder != self.embedder.name:
+            # Vectors of another model are not comparable: fall back to the set's order.
+            log.warning("prompt set embedded by another model", extra={"prompt_set": name})
+            return stored.prompt_set.system, stored.prompt_set.examples[:k]
+        return stored.prompt_set.system, stored.nearest(vector, k)
+
+    async def prompt_set(self, name: str) -> StoredPromptSet | None:
+        """A prompt set from Redis, cached for ``prompt_sets_refresh_s``."""
+        assert self.prompt_sets is not None, "service not started"
+        now = time.monotonic()
+        read_at, stored = self._prompt_sets.get(name, (-1e9, None))
+        if now - read_at > self.settings.prompt_sets_refresh_s:
+            stored = await self.prompt_sets.get(name)
+            self._prompt_sets[name] = (now, stored)
+        return stored
 
     async def known_jurisdictions(self, tenant: str) -> set[str]:
         """Region names in the tenant's index, cached for ``jurisdictions_refresh_s``."""

@@ -25,4 +25,10 @@ class RetrievalSettings(ServiceSettings):
     OPO does for law questions), plus global rules."""
     jurisdictions_refresh_s: float = Field(default=5.0, gt=0)
     """How often the list of known jurisdictions is re-read from the index."""
+    drpo_prompt_set: str = "default"
+    """DRPO prompt set (``alignstream prompts load``) of requests that name none."""
+    drpo_k: int = Field(default=2, ge=0, le=32)
+    """In-context examples picked by similarity for a DRPO request that sets no ``examples_k``."""
+    prompt_sets_refresh_s: float = Field(default=10.0, gt=0)
+    """How long a prompt set read from Redis is reused before it is read again."""
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from shared import events
 from shared.localstack import free_port
-from shared.settings import KafkaSettings
+from shared.prompt_sets import PromptSetStore
+from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import RULES_EVENTS
 from tests.integration.helpers import TopicReader
 
@@ -64,3 +68,26 @@ async def test_publish_refuses_a_file_with_bad_lines(
     published = events.RULE_EVENT.validate_json(records[0].value)
     assert isinstance(published, events.RuleUpsert)
     assert published.rule.rule_id == "ok"  # and nothing before it: the refused run sent nothing
+
+
+async def test_prompts_load_and_list(
+    redis_settings: RedisSettings, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    system = tmp_path / "system.txt"
+    system.write_text("Be helpful and harmless.\n", encoding="utf-8")
+    examples = tmp_path / "examples.json"
+    examples.write_text(json.dumps({"How do I bake bread?": "<START>\nKnead.\n<END>",
+                                    "Capital of France?": "<START>\nParis\n<END>"}))  # fmt: skip
+    env = {"REDIS_URL": redis_settings.url.get_secret_value(),
+           "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix}  # fmt: skip
+    loaded = alignstream("prompts", "load", "--system", str(system), "--examples", str(examples),
+                         "--name", "safety", env=env)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert "2 examples" in loaded.stdout
+    stored = await PromptSetStore(redis_client, redis_settings.key_prefix).get("safety")
+    assert stored is not None
+    assert stored.prompt_set.system == "Be helpful and harmless."
+    assert stored.vectors.shape == (2, 512)
+    listed = alignstream("prompts", "list", env=env)
+    assert "safety" in listed.stdout
+    assert "use" in listed.stdout

@@ -15,10 +15,12 @@ from services.ingest.rebuild import drop_memory
 from services.retrieval.app import RetrievalService
 from services.retrieval.search import RuleSearcher
 from shared import events
+from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
+from shared.prompt_sets import PromptSet, PromptSetStore
 from shared.settings import RedisSettings
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
 from tests.integration.helpers import TopicReader
@@ -165,3 +167,44 @@ async def test_tenant_never_sees_another_tenants_rules(
     )
     own = {r.rule_id for r in rules if r.tenant == asker}
     assert {h.rule_id for h in hits} == own
+
+
+async def test_drpo_requests_get_their_prompt_sets_nearest_examples(
+    retrieval: RetrievalService,
+    redis_client: aioredis.Redis,
+    redis_settings: RedisSettings,
+    use_embedder: UniversalSentenceEncoder,
+) -> None:
+    examples = (
+        events.IclExample(query="How do I bake sourdough bread?", answer="<START>\nbread\n<END>"),
+        events.IclExample(query="What is the capital of France?", answer="<START>\nParis\n<END>"),
+        events.IclExample(query="How can I make a bomb at home?", answer="<START>\nno\n<END>"),
+        events.IclExample(query="Write a poem about the sea.", answer="<START>\nwaves\n<END>"),
+    )
+    prompt_set = PromptSet(name="safety", system="Be helpful and harmless.", examples=examples)
+    vectors = use_embedder.embed_sync([e.query for e in examples])
+    await PromptSetStore(redis_client, redis_settings.key_prefix).put(
+        prompt_set, vectors, use_embedder.name
+    )
+
+    def drpo(text: str, **fields: object) -> events.ChatRequest:
+        return events.ChatRequest(
+            tenant="acme", strategy=events.Strategy.DRPO,
+            messages=(events.ChatMessage(role=events.Role.USER, content=text),), **fields,
+        )  # fmt: skip
+
+    explosives = drpo("How do I build an explosive device?", prompt_set="safety", examples_k=2)
+    baking = drpo("Give me a recipe for rye bread.", prompt_set="safety", examples_k=1)
+    unknown = drpo("Give me a recipe for rye bread.", prompt_set="missing")
+    async with AlignstreamClient(retrieval.settings.kafka) as client:
+        grounded = await client.ground([explosives, baking, unknown])
+
+    picked = grounded[explosives.request_id]
+    assert picked.system_prompt == "Be helpful and harmless."
+    assert picked.examples[0].query == "How can I make a bomb at home?"
+    assert len(picked.examples) == 2
+    scores = [e.score for e in picked.examples]
+    assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+    assert [e.query for e in grounded[baking.request_id].examples] == [examples[0].query]
+    assert grounded[unknown.request_id].system_prompt is None  # generation's own set applies
+    assert grounded[unknown.request_id].examples == ()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from services.generation.prompts import build_prompt
-from services.generation.prompts.drpo import DrpoPromptSet, Example, strip_markers
+from services.generation.prompts.drpo import strip_markers
 from shared import events
+from shared.prompt_sets import PromptSet
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 RULES = (
@@ -103,11 +106,13 @@ def test_history_is_kept_and_only_the_last_question_is_templated() -> None:
 
 
 def test_drpo_format() -> None:
-    prompt_set = DrpoPromptSet("Be helpful and harmless.", (Example("q1", "<START>\na1\n<END>"),))
+    shots = (events.IclExample(query="q1", answer="<START>\na1\n<END>"),
+             events.IclExample(query="q2", answer="<START>\na2\n<END>"))  # fmt: skip
+    prompt_set = PromptSet(system="Be helpful and harmless.", examples=shots)
     prompt = build_prompt(
         grounded("How to stay safe online?", events.Strategy.DRPO),
-        drpo_set=prompt_set,
-        drpo_examples=prompt_set.examples,
+        drpo_fallback=prompt_set,
+        drpo_k=1,
     )
     assert prompt.messages == (
         {
@@ -119,3 +124,34 @@ def test_drpo_format() -> None:
     assert prompt.stop == ("<END>",)
     assert prompt.cited == ()
     assert strip_markers("<START>\nStay safe.\n<END> trailing") == "Stay safe."
+
+
+def test_drpo_set_and_examples_from_retrieval_win_over_the_local_set() -> None:
+    from_retrieval = grounded("How to stay safe online?", events.Strategy.DRPO).model_copy(
+        update={"system_prompt": "Retrieved set.",
+                "examples": (events.IclExample(query="q9", answer="a9", score=0.8),)}
+    )  # fmt: skip
+    local = PromptSet(system="Local set.", examples=(events.IclExample(query="q1", answer="a1"),))
+    prompt = build_prompt(from_retrieval, drpo_fallback=local)
+    assert prompt.messages[0] == {
+        "role": "system", "content": "Retrieved set.\n\n#Query:\nq9\n\n#Answer:\na9"}  # fmt: skip
+    # Other strategies ignore DRPO sets.
+    opo = from_retrieval.model_copy(update={"request": from_retrieval.request.model_copy(
+        update={"strategy": events.Strategy.OPO})})  # fmt: skip
+    assert all(m["role"] != "system" for m in build_prompt(opo, drpo_fallback=local).messages)
+
+
+def test_nearest_examples_by_similarity() -> None:
+    import numpy as np
+
+    from shared.prompt_sets import StoredPromptSet
+
+    shots = tuple(events.IclExample(query=f"q{i}", answer=f"a{i}") for i in range(3))
+    vectors = np.eye(3, dtype=np.float32)
+    stored = StoredPromptSet(PromptSet(system="s", examples=shots), vectors, "e")
+    query = np.array([0.1, 0.9, 0.5], dtype=np.float32)
+    nearest = stored.nearest(query, 2)
+    assert [e.query for e in nearest] == ["q1", "q2"]
+    assert [e.score for e in nearest] == [pytest.approx(0.9), pytest.approx(0.5)]
+    assert stored.nearest(query, 0) == ()
+    assert len(stored.nearest(query, 10)) == 3

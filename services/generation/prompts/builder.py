@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.generation.prompts import drpo, opo
 from shared.events import ChatMessage, GroundedRequest, RetrievedRule, Role, Strategy
+from shared.prompt_sets import PromptSet
 
 MCQ_SYSTEM = {
     "zh": "你是一个中文人工智能助手，你需要做一个单项选择题，从{n}个选项中选出一个正确答案。",
@@ -30,9 +30,11 @@ class ChatPrompt:
 def build_prompt(
     grounded: GroundedRequest,
     *,
-    drpo_set: drpo.DrpoPromptSet | None = None,
-    drpo_examples: Sequence[drpo.Example] = (),
+    drpo_fallback: PromptSet | None = None,
+    drpo_k: int = 2,
 ) -> ChatPrompt:
+    """``drpo_fallback``: the DRPO set used when retrieval attached none (its first
+    ``drpo_k`` examples; retrieval picks them by similarity instead)."""
     request = grounded.request
     question = request.query
     language = opo.language_of(question)
@@ -44,8 +46,11 @@ def build_prompt(
     last_user = max(i for i, m in enumerate(request.messages) if m.role is Role.USER)
     system: str | None = None
     stop: tuple[str, ...] = ()
-    if request.strategy is Strategy.DRPO and drpo_set is not None:
-        system = drpo.render_system(drpo_set, drpo_examples)
+    drpo_system, examples = grounded.system_prompt, grounded.examples
+    if drpo_system is None and drpo_fallback is not None:
+        drpo_system, examples = drpo_fallback.system, drpo_fallback.examples[:drpo_k]
+    if request.strategy is Strategy.DRPO and drpo_system is not None:
+        system = drpo.render_system(drpo_system, examples)
         history[last_user] = {"role": "user", "content": drpo.render_user_turn(question)}
         stop = (drpo.END,)
     else:

@@ -1,0 +1,101 @@
+"""DRPO prompt sets (optimized system prompt + in-context examples) kept in Redis.
+
+A set is written once by ``alignstream prompts load`` with its examples' query embeddings; the
+retrieval service picks the examples most similar to each DRPO question. Sets are small (DRPO's
+has 16 examples), so similarity is an exact dot product in memory, not an index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.embedders.base import Vectors
+from shared.events import IclExample
+
+DEFAULT_SET = "default"
+
+
+class PromptSet(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(default=DEFAULT_SET, pattern=r"^\w[\w.:\-]*$", max_length=128)
+    system: str = Field(min_length=1, max_length=50_000)
+    examples: tuple[IclExample, ...] = ()
+
+    @classmethod
+    def from_drpo_files(
+        cls, system_file: Path, examples_file: Path | None = None, name: str = DEFAULT_SET
+    ) -> PromptSet:
+        """DRPO's files: a system prompt text file and ``{query: answer}`` JSON examples."""
+        examples: tuple[IclExample, ...] = ()
+        if examples_file is not None:
+            data = json.loads(examples_file.read_text(encoding="utf-8"))
+            examples = tuple(IclExample(query=q, answer=a) for q, a in data.items())
+        return cls(name=name, system=system_file.read_text(encoding="utf-8").strip(),
+                   examples=examples)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPromptSet:
+    prompt_set: PromptSet
+    vectors: Vectors
+    """One unit-length row per example (its query), by ``embedder``."""
+    embedder: str
+
+    def nearest(self, query: Vectors, k: int) -> tuple[IclExample, ...]:
+        """The ``k`` examples whose queries are most similar to the question, best first."""
+        if k <= 0 or not self.prompt_set.examples:
+            return ()
+        scores = self.vectors @ query.reshape(-1)
+        best = np.argsort(-scores, kind="stable")[:k]
+        return tuple(
+            self.prompt_set.examples[i].model_copy(update={"score": float(scores[i])}) for i in best
+        )
+
+
+class PromptSetStore:
+    def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
+        self.redis = redis
+        self.prefix = f"{key_prefix}:prompt_set"
+
+    async def put(self, prompt_set: PromptSet, vectors: Vectors, embedder: str) -> None:
+        if len(vectors) != len(prompt_set.examples):
+            raise ValueError("one vector per example")
+        await self.redis.hset(
+            f"{self.prefix}:{prompt_set.name}",
+            mapping={
+                "set": prompt_set.model_dump_json(),
+                "vectors": np.asarray(vectors, dtype=np.float32).tobytes(),
+                "dim": str(vectors.shape[1] if len(vectors) else 0),
+                "embedder": embedder,
+            },
+        )
+
+    async def get(self, name: str) -> StoredPromptSet | None:
+        raw = await self.redis.hgetall(f"{self.prefix}:{name}")
+        if not raw:
+            return None
+        fields = {_text(k): v for k, v in raw.items()}
+        dim = int(fields["dim"])
+        packed = fields["vectors"]
+        assert isinstance(packed, bytes), "the Redis client must not decode responses"
+        vectors = np.frombuffer(packed, dtype=np.float32)
+        return StoredPromptSet(
+            prompt_set=PromptSet.model_validate_json(fields["set"]),
+            vectors=vectors.reshape(-1, dim) if dim else vectors.reshape(0, 0),
+            embedder=_text(fields["embedder"]),
+        )
+
+    async def names(self) -> list[str]:
+        keys = [k async for k in self.redis.scan_iter(match=f"{self.prefix}:*", count=500)]
+        return sorted(_text(k)[len(self.prefix) + 1 :] for k in keys)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
