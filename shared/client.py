@@ -21,6 +21,7 @@ from shared.topics import (
     CHAT_GROUNDED,
     CHAT_REQUESTS,
     CHAT_RESPONSES,
+    CHAT_TOKENS,
     EXAM_JOBS,
     EXAM_RESULTS,
     RULES_EVENTS,
@@ -197,6 +198,46 @@ class AlignstreamClient:
             )
         finally:
             await tail.stop()
+
+    async def ask_streaming(
+        self,
+        request: events.ChatRequest,
+        on_text: Callable[[str], None],
+        *,
+        timeout_s: float = 120.0,
+    ) -> events.ChatResponse:
+        """Send one request with ``stream`` set; pass its text to ``on_text`` as it is generated,
+        in order, then return the response."""
+        request = request.model_copy(update={"stream": True})
+        tokens = TopicTail(self.settings, self.topics(CHAT_TOKENS))
+        responses = TopicTail(self.settings, self.topics(CHAT_RESPONSES))
+        await tokens.start()
+        await responses.start()
+        pieces: dict[int, events.ChatToken] = {}
+        shown = 0
+        response: events.ChatResponse | None = None
+        try:
+            await self._send_requests([request])
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for value in await tokens.values(timeout_ms=20):
+                    token = events.ChatToken.model_validate_json(value)
+                    if token.request_id == request.request_id:
+                        pieces.setdefault(token.seq, token)
+                while shown in pieces:  # in seq order, each piece once
+                    on_text(pieces[shown].text)
+                    shown += 1
+                for value in await responses.values(timeout_ms=0):
+                    candidate = events.ChatResponse.model_validate_json(value)
+                    if candidate.request_id == request.request_id:
+                        response = candidate
+                ended = shown > 0 and pieces[shown - 1].final
+                if response is not None and (ended or not response.ok):
+                    return response
+        finally:
+            await tokens.stop()
+            await responses.stop()
+        raise TimeoutError(f"no complete answer to {request.request_id} after {timeout_s}s")
 
     async def run_exam(
         self,

@@ -299,6 +299,8 @@ class ChatRequest(Event):
     """Start of the assistant's answer to continue from (course-correction eval)."""
     reply_topic: str | None = None
     """Where to publish the response; None: the default responses topic."""
+    stream: bool = False
+    """Also publish the answer's text as it is generated (``chat.tokens``)."""
     prompt_set: Identifier | None = None
     """DRPO prompt set (in Redis) to use; None: retrieval's default set."""
     examples_k: int | None = Field(default=None, ge=0, le=32)
@@ -400,6 +402,23 @@ class ChatResponse(Event):
         if self.ok == (self.error is not None):
             raise ValueError("a response has an error exactly when ok is false")
         return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.request_id}"
+
+
+class ChatToken(Event):
+    """A piece of an answer as it is generated (requests with ``stream``); the pieces of one
+    request, in ``seq`` order, concatenate to the response's text."""
+
+    kind: Literal["chat.token"] = "chat.token"
+    request_id: Identifier
+    tenant: TenantId
+    seq: int = Field(ge=0)
+    text: str = ""
+    final: bool = False
+    """The last piece (the response follows on the reply topic)."""
 
     @property
     def key(self) -> str:
@@ -582,6 +601,7 @@ AnyEvent = Annotated[
     | ChatRequest
     | GroundedRequest
     | ChatResponse
+    | ChatToken
     | ExamJob
     | ExamResult
     | DeadLetter,

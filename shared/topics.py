@@ -90,6 +90,14 @@ CHAT_RESPONSES = TopicSpec(
     retention_ms=7 * DAY_MS,
     description="default reply topic of chat requests",
 )
+CHAT_TOKENS = TopicSpec(
+    "chat.tokens",
+    key="tenant:request_id",
+    value=events.ChatToken,
+    partitions=6,
+    retention_ms=DAY_MS,
+    description="answer text as it is generated, for requests that ask to stream",
+)
 EXAM_JOBS = TopicSpec(
     "exam.jobs",
     key="job_id",
@@ -121,6 +129,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     CHAT_REQUESTS,
     CHAT_GROUNDED,
     CHAT_RESPONSES,
+    CHAT_TOKENS,
     EXAM_JOBS,
     EXAM_ANSWERS,
     EXAM_RESULTS,

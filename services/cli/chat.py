@@ -14,24 +14,32 @@ from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings
 
 
-def show_answer(response: events.ChatResponse) -> None:
+def show_answer(response: events.ChatResponse, *, with_text: bool = True) -> None:
     if not response.ok:
         assert response.error is not None
         console.print(f"[red]{response.error.kind.value}: {response.error.message}[/]")
         return
     timings = response.timings
-    console.print(
-        Panel(
-            response.text.strip() or "[dim](empty answer)[/]",
-            title=f"{response.model} ({response.strategy.value})",
-            subtitle=f"{response.usage.completion_tokens} tokens, total {timings.total_ms:.0f} ms",
+    summary = f"{response.usage.completion_tokens} tokens, total {timings.total_ms:.0f} ms"
+    if not with_text:  # already shown as it streamed
+        console.print(f"[dim]{response.model} ({response.strategy.value}): {summary}[/]")
+    else:
+        console.print(
+            Panel(
+                response.text.strip() or "[dim](empty answer)[/]",
+                title=f"{response.model} ({response.strategy.value})",
+                subtitle=summary,
+            )
         )
-    )
     if response.cited_rules:
         table = Table("cited rule", "version", show_edge=False)
         for ref in response.cited_rules:
             table.add_row(ref.rule_id, str(ref.version))
         console.print(table)
+
+
+def show_text(text: str) -> None:
+    console.print(text, end="", markup=False, highlight=False)
 
 
 def chat(
@@ -41,6 +49,7 @@ def chat(
     jurisdiction: list[str] = typer.Option([], help="Repeatable; global rules always apply."),
     max_tokens: int = typer.Option(256, min=1),
     timeout: float = typer.Option(120.0, help="Seconds to wait for the answer."),
+    stream: bool = typer.Option(False, help="Show the answer's text as it is generated."),
 ) -> None:
     """Publish a question to the chat topic, wait for the answer and print it with its rules."""
     request = events.ChatRequest(
@@ -53,6 +62,10 @@ def chat(
 
     async def run() -> events.ChatResponse:
         async with AlignstreamClient(KafkaSettings()) as client:
+            if stream:
+                answer = await client.ask_streaming(request, show_text, timeout_s=timeout)
+                console.print()
+                return answer
             answers = await client.ask([request], timeout_s=timeout)
         return answers[request.request_id]
 
@@ -61,6 +74,6 @@ def chat(
     except TimeoutError as exc:
         console.print("[red]no answer in time: are the services running (alignstream serve)?[/]")
         raise typer.Exit(1) from exc
-    show_answer(response)
+    show_answer(response, with_text=not stream)
     if not response.ok:
         raise typer.Exit(1)

@@ -26,13 +26,14 @@ from services.generation.inflight import OffsetTracker
 from services.generation.prompts import build_prompt
 from services.generation.prompts.drpo import strip_markers
 from services.generation.settings import GenerationSettings
+from services.generation.streaming import TokenStream
 from shared import events
 from shared.dlq import records_of
 from shared.kafka import consumer_options
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.prompt_sets import PromptSet
 from shared.service import Service
-from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
+from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, CHAT_TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class GenerationService(Service):
             "metadata": request.metadata,
         }
         started = time.perf_counter()
+        stream = self._token_stream(request) if request.stream else None
         try:
             output = await asyncio.wait_for(
                 self.backend.generate(
@@ -163,6 +165,7 @@ class GenerationService(Service):
                         params=request.params,
                         continue_final=prompt.continue_final,
                         stop=prompt.stop,
+                        on_text=stream.add if stream is not None else None,
                     )
                 ),
                 timeout=self.settings.request_timeout_s,
@@ -174,6 +177,9 @@ class GenerationService(Service):
         except Exception as exc:
             log.exception("backend failed")
             return self._error(common, events.ErrorKind.BACKEND, f"{type(exc).__name__}: {exc}")
+        finally:
+            if stream is not None:
+                await stream.close()
         generation_ms = (time.perf_counter() - started) * 1000
         text = (
             strip_markers(output.text) if request.strategy is events.Strategy.DRPO else output.text
@@ -199,6 +205,14 @@ class GenerationService(Service):
                 total_ms=(datetime.now(UTC) - request.created_at).total_seconds() * 1000,
             ),
         )
+
+    def _token_stream(self, request: events.ChatRequest) -> TokenStream:
+        topic = self.topics(CHAT_TOKENS)
+
+        async def publish(token: events.ChatToken) -> None:
+            await self.publish_all(topic, [(token.key, token)])
+
+        return TokenStream(request, publish, self.settings.stream_interval_s)
 
     def _error(
         self, common: dict[str, Any], kind: events.ErrorKind, message: str

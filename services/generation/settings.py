@@ -52,6 +52,8 @@ class GenerationSettings(ServiceSettings):
     """Most requests taken from Kafka per poll."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A generation slower than this is cancelled and answered with a timeout error."""
+    stream_interval_s: float = Field(default=0.05, gt=0)
+    """Streaming requests: how often the text generated so far is published."""
     drpo_system_prompt: Path | None = None
     """DRPO prompt set: the optimized system prompt file..."""
     drpo_examples: Path | None = None

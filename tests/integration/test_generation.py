@@ -7,6 +7,7 @@ these tests control timing and failures precisely.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from services.generation.app import GenerationService
 from services.generation.backends.base import BackendError, GenerationInput, GenerationOutput
 from services.generation.settings import GenerationSettings
+from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, EXAM_ANSWERS
@@ -46,6 +48,13 @@ class ScriptedBackend:
             question = request.messages[-1]["content"]
             if "fail" in question:
                 raise BackendError("scripted failure")
+            if "stream" in question and request.on_text is not None:
+                words = [f"word{i} " for i in range(8)]
+                for word in words:  # 8 pieces over ~0.4 s
+                    request.on_text(word)
+                    await asyncio.sleep(0.05)
+                return GenerationOutput(text="".join(words), finish_reason="stop",
+                                        completion_tokens=8)  # fmt: skip
             if "slow" in question:
                 await asyncio.sleep(float(question.split("slow ")[1].split()[0]))
             else:
@@ -152,3 +161,23 @@ async def test_reply_topic_and_metadata_are_honoured(
     response = events.ChatResponse.model_validate_json(record.value)
     assert response.request_id == item.request.request_id
     assert response.metadata == {"job": "j1"}
+
+
+async def test_streaming_request_shows_text_in_pieces_then_the_response(
+    retrieval: RetrievalService, generation: tuple[GenerationService, ScriptedBackend]
+) -> None:
+    service, _ = generation
+    request = grounded("please stream").request
+    pieces: list[tuple[float, str]] = []
+    async with AlignstreamClient(service.settings.kafka) as client:
+        response = await client.ask_streaming(
+            request, lambda text: pieces.append((time.monotonic(), text)), timeout_s=20
+        )
+    arrived = time.monotonic()
+    assert response.ok
+    assert "".join(text for _, text in pieces) == response.text
+    assert response.text == "".join(f"word{i} " for i in range(8))
+    # Coalesced (fewer messages than the 8 pieces) but streamed: the first piece came well
+    # before the end of the ~0.4 s generation.
+    assert 2 <= len(pieces) <= 9
+    assert arrived - pieces[0][0] > 0.1

@@ -97,6 +97,16 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
             strategies=(events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE),
         )  # fmt: skip
         exam = await client.run_exam(job, timeout_s=240)
+        pieces: list[str] = []
+        streamed = await client.ask_streaming(
+            events.ChatRequest(
+                tenant="acme",
+                messages=(events.ChatMessage(role=events.Role.USER, content="Refunds?"),),
+                params=events.GenerationParams(max_tokens=24, seed=1),
+            ),
+            pieces.append,
+            timeout_s=120,
+        )
 
     for question in questions:
         answer = answers[question.request_id]
@@ -122,3 +132,8 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
         (events.Strategy.NONE, 4, 0), (events.Strategy.OPO, 4, 0), (events.Strategy.ORACLE, 4, 0)
     ]  # fmt: skip
     assert all(s.latency_p50_ms > 0 for s in exam.scores)
+
+    # Streaming through the real engine: the pieces add up to the answer.
+    assert streamed.ok
+    assert pieces
+    assert "".join(pieces) == streamed.text

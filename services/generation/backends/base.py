@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +17,8 @@ class GenerationInput:
     continue_final: bool = False
     """Continue the last (assistant) message instead of starting a new turn."""
     stop: tuple[str, ...] = ()
+    on_text: Callable[[str], None] | None = None
+    """Called with each new piece of text as it is generated (streaming requests)."""
 
 
 @dataclass(slots=True)

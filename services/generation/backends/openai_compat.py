@@ -68,6 +68,8 @@ class OpenAIBackend:
                         if ttft is None:
                             ttft = (time.perf_counter() - started) * 1000
                         parts.append(choice.delta.content)
+                        if request.on_text is not None:
+                            request.on_text(choice.delta.content)
                     if choice.logprobs and choice.logprobs.content and not first_top:
                         first_top = {
                             t.token: t.logprob for t in choice.logprobs.content[0].top_logprobs

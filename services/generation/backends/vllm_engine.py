@@ -72,12 +72,18 @@ class VllmEngineBackend:
         started = time.perf_counter()
         ttft: float | None = None
         final: Any = None
+        streamed = 0  # characters passed to on_text (vLLM's outputs are cumulative)
         try:
             async for output in self._engine.generate(
                 self.render(request), sampling, request_id=request.request_id
             ):
                 if ttft is None and output.outputs and output.outputs[0].token_ids:
                     ttft = (time.perf_counter() - started) * 1000
+                if request.on_text is not None and output.outputs:
+                    text = output.outputs[0].text
+                    if len(text) > streamed:
+                        request.on_text(text[streamed:])
+                        streamed = len(text)
                 final = output
         except Exception as exc:
             raise BackendError(f"vLLM engine: {exc}") from exc
