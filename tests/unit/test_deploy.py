@@ -1,0 +1,288 @@
+"""The Helm chart and docker-compose.yml, checked without a cluster or Docker.
+
+The chart is rendered by the real Helm engine (the Go SDK via helm-python-sdk) with each values
+file in deploy/helm/values/; every manifest is validated against the Kubernetes schemas
+(kubernetes-validate, strict), the KEDA and Prometheus Operator objects against their own
+required fields; compose is validated against the compose specification.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python", reason="dev extra: helm-python-sdk")
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="dev extra")
+compose_spec = pytest.importorskip("compose_spec", reason="dev extra")
+
+ROOT = Path(__file__).parents[2]
+CHART = ROOT / "deploy" / "helm" / "alignstream"
+VALUES = ROOT / "deploy" / "helm" / "values"
+K8S_VERSION = "1.30.0"
+CRDS = {"ScaledObject", "ServiceMonitor"}
+Manifests = list[dict[str, Any]]
+
+
+def render(values: dict[str, Any] | None = None, *files: str) -> Manifests:
+    merged: dict[str, Any] = {}
+    for name in files:
+        merged = deep_merge(merged, yaml.safe_load((VALUES / name).read_text()))
+    merged = deep_merge(merged, values or {})
+    rendered = helm.Chart.load(str(CHART)).render(merged, name="rel", namespace="prod")
+    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def of_kind(docs: Manifests, kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+VALUE_SETS = [[], ["gpu.yaml"], ["external.yaml"], ["autoscaling.yaml"], ["cpu.yaml"],
+              ["external.yaml", "gpu.yaml", "autoscaling.yaml"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("files", VALUE_SETS, ids=lambda f: "+".join(f) or "defaults")
+def test_every_manifest_is_valid_kubernetes(files: list[str]) -> None:
+    docs = render(None, *files)
+    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "Job"} <= {
+        d["kind"] for d in docs
+    }
+    for doc in docs:
+        if doc["kind"] in CRDS:
+            check_crd(doc)
+        else:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def check_crd(doc: dict[str, Any]) -> None:
+    """The fields KEDA and the Prometheus Operator require (their CRDs are not in the bundled
+    Kubernetes schemas)."""
+    spec = doc["spec"]
+    if doc["kind"] == "ScaledObject":
+        assert doc["apiVersion"] == "keda.sh/v1alpha1"
+        assert spec["scaleTargetRef"]["name"]
+        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+        for trigger in spec["triggers"]:
+            assert trigger["type"] in ("kafka", "prometheus")
+            assert all(isinstance(v, str) for v in trigger["metadata"].values())
+    else:
+        assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+        assert spec["selector"]["matchLabels"]
+        assert all(e["port"] == "http-metrics" for e in spec["endpoints"])
+
+
+def test_lint_is_clean() -> None:
+    assert helm.lint(str(CHART))["errors"] == []
+
+
+def test_gpu_goes_to_generation_only() -> None:
+    deployments = of_kind(render(None, "gpu.yaml"), "Deployment")
+    assert set(deployments) == {f"rel-alignstream-{n}" for n in
+                                ("ingest", "retrieval", "grading", "generation")}  # fmt: skip
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        limits = container(deployment)["resources"].get("limits", {})
+        if name.endswith("generation"):
+            assert limits["nvidia.com/gpu"] == "1"
+            assert pod["runtimeClassName"] == "nvidia"
+            # the pool's label from gpu.yaml, merged with the chart's default GPU label
+            assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
+                                           "nvidia.com/gpu.present": "true"}  # fmt: skip
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+                "tolerations"
+            ]
+            mounts = {m["mountPath"] for m in container(deployment)["volumeMounts"]}
+            assert mounts == {"/dev/shm", "/models"}
+            claims = [
+                v["persistentVolumeClaim"]["claimName"]
+                for v in pod["volumes"]
+                if "persistentVolumeClaim" in v
+            ]
+            assert claims == ["model-weights-rox"]
+            assert container(deployment)["startupProbe"]["failureThreshold"] * 10 >= 600
+        else:
+            assert "nvidia.com/gpu" not in limits
+            assert "runtimeClassName" not in pod
+            assert "tolerations" not in pod
+    # An existing claim: the chart creates none.
+    assert of_kind(render(None, "gpu.yaml"), "PersistentVolumeClaim") == {}
+
+
+def test_cpu_profile_runs_the_cpu_engine_without_gpus() -> None:
+    generation = of_kind(render(None, "cpu.yaml"), "Deployment")["rel-alignstream-generation"]
+    env = {e["name"]: e.get("value") for e in container(generation)["env"]}
+    assert env["ALIGNSTREAM_VLLM_DTYPE"] == "float32"
+    assert "nvidia.com/gpu" not in json.dumps(generation)
+    assert "runtimeClassName" not in generation["spec"]["template"]["spec"]
+
+
+def test_external_kafka_and_redis_use_secrets_and_deploy_nothing_stateful() -> None:
+    docs = render(None, "external.yaml")
+    assert of_kind(docs, "StatefulSet") == {}
+    settings = of_kind(docs, "ConfigMap")["rel-alignstream-settings"]["data"]
+    assert settings["KAFKA_BOOTSTRAP"] == "b-1.kafka.example.com:9096,b-2.kafka.example.com:9096"
+    assert settings["ALIGNSTREAM_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    for deployment in of_kind(docs, "Deployment").values():
+        env = {e["name"]: e for e in container(deployment)["env"]}
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "alignstream-redis",
+            "key": "redis-url",
+        }
+        assert (
+            env["ALIGNSTREAM_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+            == "alignstream-kafka"
+        )
+        assert (
+            env["ALIGNSTREAM_OPENAI_API_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+            == "alignstream-openai"
+        )
+    assert of_kind(docs, "Secret") == {}  # no credential is ever written by the chart
+    assert "password" not in json.dumps(settings).lower()
+
+
+def test_defaults_bundle_kafka_and_redis_for_trials() -> None:
+    docs = render()
+    assert set(of_kind(docs, "StatefulSet")) == {"rel-alignstream-kafka", "rel-alignstream-redis"}
+    settings = of_kind(docs, "ConfigMap")["rel-alignstream-settings"]["data"]
+    assert settings["KAFKA_BOOTSTRAP"] == "rel-alignstream-kafka:9092"
+    assert of_kind(docs, "ScaledObject") == {}
+    assert of_kind(docs, "ServiceMonitor") == {}
+
+
+def test_autoscaling_objects_only_when_enabled_and_capped_at_partitions() -> None:
+    docs = render(None, "autoscaling.yaml")
+    scaled = of_kind(docs, "ScaledObject")
+    assert set(scaled) == {
+        f"rel-alignstream-{n}" for n in ("ingest", "retrieval", "grading", "generation")
+    }
+    retrieval = scaled["rel-alignstream-retrieval"]["spec"]
+    assert retrieval["maxReplicaCount"] == 6  # asked for 12; chat.requests has 6 partitions
+    (kafka,) = retrieval["triggers"]
+    assert kafka["metadata"]["topic"] == "chat.requests"
+    assert kafka["metadata"]["consumerGroup"] == "alignstream-retrieval"
+    generation = scaled["rel-alignstream-generation"]["spec"]
+    assert [t["type"] for t in generation["triggers"]] == ["prometheus", "kafka"]
+    assert "alignstream_generation_in_flight" in generation["triggers"][0]["metadata"]["query"]
+    # Autoscaled deployments leave replicas to KEDA.
+    assert "replicas" not in of_kind(docs, "Deployment")["rel-alignstream-retrieval"]["spec"]
+    assert of_kind(docs, "ServiceMonitor")
+    dashboard = of_kind(docs, "ConfigMap")["rel-alignstream-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["alignstream.json"])["uid"] == "alignstream"
+
+
+def test_topic_prefix_and_group_overrides_reach_the_scalers() -> None:
+    docs = render({"kafka": {"topicPrefix": "staging."}, "services": {"ingest": {
+        "env": {"ALIGNSTREAM_INGEST_GROUP_ID": "ingest-v2"}}}}, "autoscaling.yaml")  # fmt: skip
+    (trigger,) = of_kind(docs, "ScaledObject")["rel-alignstream-ingest"]["spec"]["triggers"]
+    assert trigger["metadata"]["topic"] == "staging.rules.events"
+    assert trigger["metadata"]["consumerGroup"] == "ingest-v2"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"bogus": 1}, "additional properties 'bogus' not allowed"),
+        ({"kafka": {"deploy": False}}, "/kafka/bootstrap"),
+        ({"redis": {"deploy": False}}, "/redis/existingSecret"),
+        ({"services": {"generation": {"backend": "tgi"}}}, "/services/generation/backend"),
+        ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
+        ({"services": {"retrieval": {"replicas": -1}}}, "/services/retrieval/replicas"),
+    ],
+)
+def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        render(values)
+
+
+def test_every_value_is_documented() -> None:
+    """Each key in values.yaml has a comment on it or on its parent block."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w.]*):", line)
+        if not match or match.group(1):  # top-level keys must carry their own comment
+            continue
+        if not lines[i - 1].lstrip().startswith("#"):
+            undocumented.append(match.group(2))
+    assert undocumented == []
+
+
+def test_scaler_inputs_match_the_topic_registry() -> None:
+    from shared import topics
+
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    block = helpers.split('define "alignstream.inputs"')[1].split("{{- end -}}")[0]
+    inputs = yaml.safe_load(block.split("-}}", 1)[1])
+    consumed = {"ingest": topics.RULES_EVENTS, "retrieval": topics.CHAT_REQUESTS,
+                "grading": topics.EXAM_ANSWERS, "generation": topics.CHAT_GROUNDED}  # fmt: skip
+    assert inputs == {name: {"topic": spec.name, "partitions": spec.partitions}
+                      for name, spec in consumed.items()}  # fmt: skip
+
+
+def test_dashboard_queries_only_metrics_the_services_export() -> None:
+    import prometheus_client
+
+    import services.generation.app
+    import services.grading.app
+    import services.ingest.app
+    import services.retrieval.app  # noqa: F401  (registers their metrics)
+
+    exported = set()
+    for metric in prometheus_client.REGISTRY.collect():
+        # Labelled metrics have no samples until first used: derive the series names.
+        exported |= {metric.name + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    dashboard = json.loads((CHART / "dashboards" / "alignstream.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"alignstream_\w+", target["expr"])}  # fmt: skip
+    assert used
+    assert used - exported == set()
+
+
+def test_compose_file_follows_the_compose_spec() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    project = compose_spec.PyOptions(apply_merge=True).from_yaml(text)
+    project.validate()
+    raw = yaml.safe_load(text)
+    services = raw["services"]
+    assert {"kafka", "redis", "topics", "ingest", "retrieval", "grading", "generation",
+            "generation-cpu", "prometheus", "grafana"} <= set(services)  # fmt: skip
+    for name in ("ingest", "retrieval", "grading", "generation"):
+        assert services[name]["command"] == ["serve", name]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert set(depends) <= set(services), name
+    gpu = services["generation"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert (gpu["driver"], gpu["capabilities"]) == ("nvidia", ["gpu"])
+    assert services["generation"]["profiles"] == ["gpu"]
+    assert services["generation-cpu"]["profiles"] == ["cpu"]
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {t.split(":")[0] for job in scrape["scrape_configs"]
+               for group in job["static_configs"] for t in group["targets"]}  # fmt: skip
+    assert targets <= set(services)
+
+
+def test_compose_spec_rejects_mistakes() -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        compose_spec.PyOptions(apply_merge=True).from_yaml(
+            "services:\n  a:\n    image: x\n    bogus: 1\n"
+        )
