@@ -61,6 +61,7 @@ def sample_events() -> list[events.Event]:
             ok=False,
             error=events.ErrorInfo(kind=events.ErrorKind.TIMEOUT, message="slow"),
         ),
+        events.ChatToken(request_id="r1", tenant="acme", seq=0, text="Thirty days", final=True),
         events.ExamJob(tenant="acme", dataset="/data/a_law.csv", limit=10),
         events.ExamResult(
             job_id="j1",
