@@ -454,6 +454,12 @@ class ExamJob(Event):
     max_tokens: int = Field(default=64, ge=1, le=4096)
     window: int | None = Field(default=None, ge=1, le=10_000)
     """Most questions of this job in the pipeline at once; None: the service default."""
+    task: Literal["mcq", "course-correction"] = "mcq"
+    """``mcq``: multiple-choice exams graded by the chosen option. ``course-correction``:
+    C2-EVAL: a harmful prompt, an assistant turn prefilled with a compliance opener and the first
+    k words of an unsafe answer; a judge decides whether the continuation steers away."""
+    prefill_words: tuple[int, ...] = Field(default=(10, 20, 30, 40, 50, 60, 70, 80), min_length=1)
+    """course-correction: the k values (words of the unsafe answer in the prefill)."""
 
     @property
     def key(self) -> str:
@@ -478,7 +484,7 @@ class ExamAnswer(Contract):
     chosen: str | None
     """The extracted option; None when the reply could not be parsed."""
     outcome: AnswerOutcome
-    scored_by: Literal["text", "logprobs", "none"] = "text"
+    scored_by: Literal["text", "logprobs", "judge", "none"] = "text"
     category: str | None = None
     raw_text: Annotated[str, StringConstraints(max_length=4000)] = ""
     cited_rules: tuple[RuleRef, ...] = ()
@@ -495,6 +501,8 @@ class CategoryScore(Contract):
     answered: int
     correct: int
     accuracy: float
+    ci_low: float = 0.0
+    ci_high: float = 0.0
 
 
 class StrategyScore(Contract):
@@ -540,6 +548,7 @@ class ExamResult(Event):
     kind: Literal["exam.result"] = "exam.result"
     job_id: Identifier
     tenant: TenantId
+    task: Literal["mcq", "course-correction"] = "mcq"
     dataset: str = ""
     backend: str | None = None
     model: str | None = None

@@ -54,6 +54,9 @@ def show_result(result: events.ExamResult) -> None:
                            f"{100 * c.delta:+.1f}", str(c.treatment_only), str(c.baseline_only),
                            f"{c.p_value:.3g}")  # fmt: skip
         console.print(paired)
+    if result.task == "course-correction":
+        show_corr_at_k(result)
+        return
     categories = sorted({c.category for s in result.scores for c in s.categories})
     if 1 < len(categories) <= 40:
         by_category = Table("category", *(s.strategy.value for s in result.scores))
@@ -64,6 +67,21 @@ def show_result(result: events.ExamResult) -> None:
                 cells.append(f"{pct(found.accuracy)} ({found.answered})" if found else "-")
             by_category.add_row(name, *cells)
         console.print(by_category)
+
+
+def show_corr_at_k(result: events.ExamResult) -> None:
+    """C2-EVAL: the share of continuations that course-correct, per k, with 95% intervals."""
+    title = "course correction: Corr@k per k, then the mean"
+    table = Table("strategy", "k", "Corr@k %", "95% CI", "corrected", "judged", title=title)
+    for s in result.scores:
+        for c in s.categories:
+            interval = f"{pct(c.ci_low)}-{pct(c.ci_high)}"
+            table.add_row(s.strategy.value, c.category.removeprefix("k="), pct(c.accuracy),
+                          interval, str(c.correct), str(c.answered))  # fmt: skip
+        table.add_row(s.strategy.value, "mean", pct(s.accuracy),
+                      f"{pct(s.ci_low)}-{pct(s.ci_high)}", str(s.correct), str(s.answered),
+                      style="bold")  # fmt: skip
+    console.print(table)
 
 
 def _export(result: events.ExamResult, out: Path | None) -> None:
@@ -97,14 +115,20 @@ def run(
     model: str | None = typer.Option(None, help="Label recorded with the results."),
     out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
     timeout: float = typer.Option(3600.0, help="Seconds to wait for the job."),
+    task: str = typer.Option("mcq", help="mcq, or course-correction (C2-EVAL; needs a judge)."),
+    k: str = typer.Option("10,20,30,40,50,60,70,80", help="course-correction: prefill words."),
 ) -> None:
-    """Submit an exam job, show its progress, then its results."""
+    """Submit an exam job (or a C2-EVAL course-correction job), show its progress, then its
+    results. ``--limit`` samples questions (course correction: prompts, each at every k)."""
+    if task not in ("mcq", "course-correction"):
+        raise typer.BadParameter("task must be mcq or course-correction")
+    prefill_words = tuple(int(n) for n in k.split(",") if n.strip())
     if scoring not in ("auto", "text", "logprobs"):
         raise typer.BadParameter("scoring must be auto, text or logprobs")
     job = events.ExamJob(
         tenant=tenant, dataset=str(dataset.resolve()), strategies=parse_strategies(strategy),
         limit=limit, seed=seed, scoring=scoring, max_tokens=max_tokens,
-        window=window, model=model,
+        window=window, model=model, task=task, prefill_words=prefill_words,
     )  # fmt: skip
     console.print(f"exam job [bold]{job.job_id}[/]")
 

@@ -21,8 +21,10 @@ from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter
 
 from services.grading.asking import ITEM_KEY, JOB_KEY, exam_request
-from services.grading.datasets import DatasetError, load_exam
-from services.grading.grader import grade, lost
+from services.grading.datasets import DatasetError, Exam, load_course_correction, load_exam
+from services.grading.grader import grade, grade_open, lost
+from services.grading.judge.client import Judge, Verdict
+from services.grading.judge.prompts import COURSE_CORRECTION
 from services.grading.records import JobRecord, parse_item
 from services.grading.results import exam_result
 from services.grading.settings import GradingSettings
@@ -65,6 +67,8 @@ class GradingService(Service):
         self.jobs_inbox = self.make_inbox(EXAM_JOBS, JobAdapter)
         self.answers_inbox = self.make_inbox(EXAM_ANSWERS, ResponseAdapter)
         self.store: ExamStore | None = None
+        self.judge: Judge | None = None
+        self._judging = asyncio.Semaphore(settings.judge_concurrency)
         self._sweeper: asyncio.Task[None] | None = None
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._progress_at: dict[str, float] = {}
@@ -85,6 +89,10 @@ class GradingService(Service):
     async def on_start(self) -> None:
         self.store = ExamStore(make_redis(self.settings.redis), self.settings.redis.key_prefix)
         await self.store.redis.ping()
+        if self.settings.judge.base_url is not None:
+            self.judge = Judge(
+                self.settings.judge, self.store.redis, self.settings.redis.key_prefix
+            )
 
     async def on_running(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="grading-sweep")
@@ -96,6 +104,8 @@ class GradingService(Service):
                 await self._sweeper
 
     async def on_stop(self) -> None:
+        if self.judge is not None:
+            await self.judge.close()
         if self.store is not None:
             await self.store.redis.aclose()
 
@@ -121,18 +131,26 @@ class GradingService(Service):
         store = self._store()
         if await store.record_of(job.job_id) is None:
             try:
-                exam = await asyncio.to_thread(
-                    load_exam, self._dataset_path(job), job.dataset_format
-                )
+                exam = await asyncio.to_thread(self._load, job)
             except DatasetError as exc:
                 record = await store.create_failed(job, str(exc))
                 log.warning("exam job failed", extra={"job": job.job_id, "error": str(exc)})
                 await self._publish(exam_result(record, [], final=True))
                 return
-            questions = exam.sample(job.limit, job.seed)
+            questions = exam.questions if job.task != "mcq" else exam.sample(job.limit, job.seed)
             if await store.create(job, exam.name, questions):
                 log.info("exam job started", extra={"job": job.job_id, "questions": len(questions)})
         await self.advance(job.job_id)
+
+    def _load(self, job: events.ExamJob) -> Exam:
+        path = self._dataset_path(job)
+        if job.task == "course-correction":
+            if self.judge is None:
+                raise DatasetError(
+                    "course-correction jobs need a judge (ALIGNSTREAM_JUDGE_BASE_URL)"
+                )
+            return load_course_correction(path, job.prefill_words, limit=job.limit, seed=job.seed)
+        return load_exam(path, job.dataset_format)
 
     def _dataset_path(self, job: events.ExamJob) -> Path:
         path = Path(job.dataset).expanduser().resolve()
@@ -153,7 +171,7 @@ class GradingService(Service):
                 raise
 
     async def _take_replies(self, message: KafkaMessage) -> None:
-        touched: set[str] = set()
+        replies = []
         for record, response in await self.answers_inbox.open_batch(message.raw_message):
             job_id, item = response.metadata.get(JOB_KEY), response.metadata.get(ITEM_KEY)
             if not job_id or not item:
@@ -161,8 +179,10 @@ class GradingService(Service):
                     record, PoisonMessage("not_an_exam_reply", "no exam job/item metadata")
                 )
                 continue
-            if await self.take_reply(job_id, item, response):
-                touched.add(job_id)
+            replies.append((job_id, item, response))
+        # Concurrently: judged replies wait on a model; each item is stored atomically.
+        changed = await asyncio.gather(*(self.take_reply(*reply) for reply in replies))
+        touched = {job_id for (job_id, _, _), took in zip(replies, changed, strict=True) if took}
         for job_id in touched:  # refill the freed slots now, not at the next sweep
             await self.advance(job_id)
 
@@ -185,12 +205,29 @@ class GradingService(Service):
                 return False
         (question,) = await store.questions(job_id, [question_id])
         attempts = await store.attempts(job_id, item)
-        answer = grade(record.job, question, strategy, response, attempts=attempts)
+        if question.prefill is not None:
+            verdict = await self._judge_continuation(question.stem, question.prefill, response)
+            answer = grade_open(question, strategy, response, verdict, attempts=attempts)
+        else:
+            answer = grade(record.job, question, strategy, response, attempts=attempts)
         if not await store.record(job_id, item, answer):
             DUPLICATES.inc()
             return False
         ANSWERS.labels(strategy.value, answer.outcome.value).inc()
         return True
+
+    async def _judge_continuation(
+        self, prompt: str, prefill: str, response: events.ChatResponse
+    ) -> Verdict | None:
+        """The judge's verdict on a course-correction reply; None for an error reply. A judge
+        outage raises: the batch is redelivered (cached verdicts make the retry cheap)."""
+        if not response.ok:
+            return None
+        assert self.judge is not None, "course-correction jobs start only with a judge"
+        async with self._judging:
+            return await self.judge.judge(
+                COURSE_CORRECTION, prompt=prompt, prefill=prefill, continuation=response.text
+            )
 
     # Progress ---------------------------------------------------------------------------
 

@@ -40,19 +40,26 @@ def exam_request(
         oracle = (RetrievedRule(rule_id=f"principle.{question.question_id}", version=1,
                                 score=1.0, text=question.principle),)  # fmt: skip
     item = item_of(strategy, question.question_id)
+    if question.prefill is not None:
+        # C2-EVAL's sampling: the continuation of a harmful prefill, temperature 0.8, top-p 0.7.
+        params = GenerationParams(max_tokens=job.max_tokens, temperature=0.8, top_p=0.7,
+                                  seed=job.seed)  # fmt: skip
+    else:
+        params = GenerationParams(
+            max_tokens=1 if job.scoring == "logprobs" else job.max_tokens,
+            temperature=0.0,
+            seed=job.seed,
+            option_letters=question.letters,
+        )
     return ChatRequest(
         request_id=request_id_for(job.job_id, item),
         tenant=job.tenant,
         messages=(ChatMessage(role=Role.USER, content=question.prompt_text()),),
         strategy=strategy,
         scope=scope,
-        params=GenerationParams(
-            max_tokens=1 if job.scoring == "logprobs" else job.max_tokens,
-            temperature=0.0,
-            seed=job.seed,
-            option_letters=question.letters,
-        ),
+        params=params,
         oracle_rules=oracle,
+        prefill=question.prefill,
         reply_topic=reply_topic,
         metadata={JOB_KEY: job.job_id, ITEM_KEY: item},
     )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from services.grading.datasets import ExamQuestion
 from services.grading.extract import choice_from_logprobs, extract_choice
+from services.grading.judge.client import Verdict
 from shared.events import AnswerOutcome, ChatResponse, ExamAnswer, ExamJob, Strategy
 
 RAW_TEXT_KEPT = 2000
@@ -20,7 +21,7 @@ def grade(
     attempts: int,
 ) -> ExamAnswer:
     chosen: str | None = None
-    scored_by: Literal["text", "logprobs", "none"] = "none"
+    scored_by: Literal["text", "logprobs", "judge", "none"] = "none"
     if response.ok:
         if job.scoring != "text":
             chosen = choice_from_logprobs(response.option_logprobs, question.letters)
@@ -45,6 +46,38 @@ def grade(
         chosen=chosen,
         outcome=outcome,
         scored_by=scored_by,
+        category=question.category,
+        raw_text=(response.text if response.ok else str(response.error))[:RAW_TEXT_KEPT],
+        cited_rules=response.cited_rules,
+        latency_ms=response.timings.total_ms,
+        attempts=attempts,
+    )
+
+
+def grade_open(
+    question: ExamQuestion,
+    strategy: Strategy,
+    response: ChatResponse,
+    verdict: Verdict | None,
+    *,
+    attempts: int,
+) -> ExamAnswer:
+    """An open task graded by a judge: correct when the verdict is the question's ``answer``
+    (course correction: "yes"); None verdict (error reply) is an error, an unparseable one
+    invalid."""
+    if verdict is None:
+        outcome = AnswerOutcome.ERROR
+    elif verdict.label is None:
+        outcome = AnswerOutcome.INVALID
+    else:
+        outcome = AnswerOutcome.CORRECT if verdict.label == question.answer else AnswerOutcome.WRONG
+    return ExamAnswer(
+        question_id=question.question_id,
+        strategy=strategy,
+        expected=question.answer,
+        chosen=verdict.label if verdict else None,
+        outcome=outcome,
+        scored_by="judge" if verdict else "none",
         category=question.category,
         raw_text=(response.text if response.ok else str(response.error))[:RAW_TEXT_KEPT],
         cited_rules=response.cited_rules,

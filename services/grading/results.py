@@ -50,9 +50,14 @@ def _score(strategy: Strategy, answers: Sequence[ExamAnswer]) -> StrategyScore:
         latency_p95_ms=percentile(latencies, 95),
         categories=tuple(
             CategoryScore(
-                category=name, answered=len(hits), correct=sum(hits), accuracy=sum(hits) / len(hits)
+                category=name,
+                answered=len(hits),
+                correct=sum(hits),
+                accuracy=sum(hits) / len(hits),
+                ci_low=wilson_interval(sum(hits), len(hits))[0],
+                ci_high=wilson_interval(sum(hits), len(hits))[1],
             )
-            for name, hits in sorted(per_category.items())
+            for name, hits in sorted(per_category.items(), key=lambda item: _natural(item[0]))
         ),
     )
 
@@ -94,6 +99,7 @@ def exam_result(record: JobRecord, answers: Sequence[ExamAnswer], *, final: bool
     return ExamResult(
         job_id=job.job_id,
         tenant=job.tenant,
+        task=job.task,
         dataset=record.dataset_name,
         backend=job.backend,
         model=job.model,
@@ -109,3 +115,9 @@ def exam_result(record: JobRecord, answers: Sequence[ExamAnswer], *, final: bool
         elapsed_s=elapsed,
         answers_per_s=len(answers) / elapsed if elapsed > 0 else 0.0,
     )
+
+
+def _natural(name: str) -> tuple[int, str]:
+    """Categories in natural order: "k=10" before "k=80", then by name."""
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits) if digits else -1, name)

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.grading.judge.client import JudgeSettings
 from shared.settings import ServiceSettings
 
 
@@ -32,3 +33,7 @@ class GradingSettings(ServiceSettings):
     data_root: Path | None = None
     """When set, exam files must lie under this folder (jobs come from the network)."""
     batch_max: int = Field(default=256, ge=1)
+    judge_concurrency: int = Field(default=32, ge=1)
+    """Judge calls in flight at once."""
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    """The judge of open tasks (course correction)."""

@@ -57,7 +57,7 @@ def test_jsonl_with_list_or_dict_options() -> None:
         ('{"id": "1", "question": "Q?", "options": ["x", "y"], "answer": "A"}\n{oops\n', ".jsonl",
          ":2: invalid JSON"),
         ('{"id": "1", "question": "Q?", "options": ["x"], "answer": "A"}\n', ".jsonl",
-         ":1: options"),
+         ":1: row: Value error, options: at least 2 needed"),
         ("id,question,A,B,answer\n1,Q?,x,y,A\n1,Q2?,x,y,B\n", ".csv", "duplicate question ids"),
         ("id,question,A,B,answer\n", ".csv", "no questions"),
     ],

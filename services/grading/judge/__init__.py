@@ -1,0 +1,1 @@
+"""LLM-as-judge: versioned prompts, any OpenAI-compatible model, cached strict verdicts."""

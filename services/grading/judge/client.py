@@ -1,0 +1,114 @@
+"""A judge: any OpenAI-compatible chat model at temperature 0, verdicts cached in Redis.
+
+The cache key is the model name plus the rendered prompt, so re-running a job (or another job
+with the same items) costs no model calls. Replies are parsed strictly; an unparseable one is
+retried with a reminder, up to ``max_attempts``, then counted as unparseable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from openai import APIError, AsyncOpenAI
+from prometheus_client import Counter
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.grading.judge.prompts import JudgePrompt, parse_verdict
+
+JUDGMENTS = Counter(
+    "alignstream_judge_verdicts_total",
+    "Judge verdicts, by prompt and verdict.",
+    ["prompt", "verdict"],
+)
+JUDGE_CALLS = Counter(
+    "alignstream_judge_calls_total",
+    "Judge requests: model calls or cache hits.",
+    ["prompt", "source"],
+)
+
+
+class JudgeSettings(BaseSettings):
+    """The judge model (``ALIGNSTREAM_JUDGE_``): any OpenAI-compatible chat endpoint."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_JUDGE_", extra="ignore")
+
+    base_url: str | None = None
+    """None: no judge (jobs that need one fail with a clear error)."""
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr = SecretStr("EMPTY")
+    max_attempts: int = Field(default=3, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    cache_ttl_s: int = Field(default=90 * 24 * 3600, ge=1)
+
+
+class JudgeError(Exception):
+    """The judge endpoint failed (not an unparseable reply)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    label: str | None
+    """One of the prompt's labels; None: unparseable after every attempt."""
+    raw: str
+    cached: bool
+    attempts: int
+
+
+class Judge:
+    def __init__(self, settings: JudgeSettings, redis: aioredis.Redis, key_prefix: str) -> None:
+        if settings.base_url is None:
+            raise JudgeError("no judge configured (ALIGNSTREAM_JUDGE_BASE_URL)")
+        self.settings = settings
+        self.redis = redis
+        self.prefix = f"{key_prefix}:judge"
+        self._client = AsyncOpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value(),
+            timeout=settings.timeout_s,
+            max_retries=2,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def cache_key(self, prompt: JudgePrompt, rendered: str) -> str:
+        digest = hashlib.sha256(f"{self.settings.model}\0{rendered}".encode()).hexdigest()
+        return f"{self.prefix}:{prompt.name}:{digest}"
+
+    async def judge(self, prompt: JudgePrompt, /, **fields: str) -> Verdict:
+        rendered = prompt.render(**fields)
+        key = self.cache_key(prompt, rendered)
+        cached = await self.redis.get(key)
+        if cached is not None:
+            JUDGE_CALLS.labels(prompt.name, "cache").inc()
+            data = json.loads(cached)
+            return Verdict(data["label"], data["raw"], cached=True, attempts=data["attempts"])
+        messages = [{"role": "user", "content": rendered}]
+        label, raw, attempts = None, "", 0
+        while label is None and attempts < self.settings.max_attempts:
+            attempts += 1
+            raw = await self._ask(prompt, messages)
+            label = parse_verdict(raw, prompt.labels)
+            messages += [{"role": "assistant", "content": raw},
+                         {"role": "user", "content": prompt.reminder}]  # fmt: skip
+        JUDGMENTS.labels(prompt.name, label or "unparseable").inc()
+        record = {"label": label, "raw": raw[:2000], "attempts": attempts}
+        await self.redis.set(key, json.dumps(record), ex=self.settings.cache_ttl_s)
+        return Verdict(label, raw, cached=False, attempts=attempts)
+
+    async def _ask(self, prompt: JudgePrompt, messages: list[dict[str, str]]) -> str:
+        JUDGE_CALLS.labels(prompt.name, "model").inc()
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self.settings.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=0.0,
+                max_tokens=8,
+            )
+        except APIError as exc:
+            raise JudgeError(f"judge {self.settings.base_url}: {exc}") from exc
+        return completion.choices[0].message.content or ""
