@@ -220,6 +220,8 @@ class Strategy(StrEnum):
     """Use the rules given in the request (evaluation upper bound)."""
     DRPO = "drpo"
     """Optimized alignment system prompt + in-context examples."""
+    RAW = "raw"
+    """The messages exactly as given: no rules, no template (e.g. question generation)."""
 
     @property
     def needs_retrieval(self) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from services.cli.exam_generate import generate
 from services.cli.progress import console, progress_bar
 from services.grading.records import JobRecord
 from services.grading.report import export, pct
@@ -20,6 +21,8 @@ from shared.settings import KafkaSettings, RedisSettings
 
 app = typer.Typer(help="Run exams through the pipeline and show their results.",
                   no_args_is_help=True)  # fmt: skip
+
+app.command()(generate)
 
 STRATEGY_NAMES = {"base": events.Strategy.NONE, **{s.value: s for s in events.Strategy}}
 

@@ -18,6 +18,7 @@ from faststream.kafka import KafkaBroker
 from redis.exceptions import ResponseError
 
 from services.grading.app import GradingService
+from services.grading.judge.keyword_server import KeywordJudgeServer
 from services.grading.settings import GradingSettings
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
@@ -153,3 +154,12 @@ async def grading(
 ) -> AsyncIterator[GradingService]:
     async with GradingService(grading_settings) as service:
         yield service
+
+
+@pytest.fixture
+async def judge() -> AsyncIterator[KeywordJudgeServer]:
+    """A deterministic judge behind a real OpenAI-compatible HTTP endpoint."""
+    server = KeywordJudgeServer()
+    await server.start()
+    yield server
+    await server.stop()

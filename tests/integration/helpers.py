@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
@@ -54,3 +57,14 @@ class TopicReader:
         finally:
             await consumer.stop()
         return found[:count]
+
+
+async def alignstream_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run the CLI in a subprocess without blocking the services running in this process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", *args, cwd=Path(__file__).parents[2],
+        env={**os.environ, "COLUMNS": "200", **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, output.decode()

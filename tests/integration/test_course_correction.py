@@ -55,14 +55,6 @@ class CorrectsEarly:
 
 
 @pytest.fixture
-async def judge() -> AsyncIterator[KeywordJudgeServer]:
-    server = KeywordJudgeServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def judged_grading(
     grading_settings: GradingSettings, judge: KeywordJudgeServer, redis_client: aioredis.Redis
 ) -> AsyncIterator[GradingService]:

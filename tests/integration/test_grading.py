@@ -32,7 +32,7 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import EXAM_ANSWERS
-from tests.integration.helpers import TopicReader
+from tests.integration.helpers import TopicReader, alignstream_cli
 from tests.samples import sample_rule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -244,17 +244,6 @@ async def test_job_survives_kill_9_of_the_grading_service(
     assert sorted((a.strategy.value, a.question_id) for a in answers) == sorted(
         (s, q) for s in ("none", "oracle") for q in ("q1", "q2", "q3", "q4")
     )
-
-
-async def alignstream_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
-    """Run the CLI in a subprocess without blocking the services running in this process."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200", **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    return process.returncode or 0, output.decode()
 
 
 async def test_exam_cli_run_show_list(

@@ -155,3 +155,9 @@ def test_nearest_examples_by_similarity() -> None:
     assert [e.score for e in nearest] == [pytest.approx(0.9), pytest.approx(0.5)]
     assert stored.nearest(query, 0) == ()
     assert len(stored.nearest(query, 10)) == 3
+
+
+def test_raw_strategy_passes_the_messages_untouched() -> None:
+    prompt = build_prompt(grounded("Write a question about: rule text", events.Strategy.RAW))
+    assert prompt.messages == ({"role": "user", "content": "Write a question about: rule text"},)
+    assert prompt.cited == ()

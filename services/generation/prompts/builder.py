@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from services.generation.prompts import drpo, opo
 from shared.events import ChatMessage, GroundedRequest, RetrievedRule, Role, Strategy
+from shared.language import language_of
 from shared.prompt_sets import PromptSet
 
 MCQ_SYSTEM = {
@@ -37,7 +38,7 @@ def build_prompt(
     ``drpo_k`` examples; retrieval picks them by similarity instead)."""
     request = grounded.request
     question = request.query
-    language = opo.language_of(question)
+    language = language_of(question)
     use_rules = request.strategy in (Strategy.OPO, Strategy.ORACLE)
     rules = tuple(grounded.rules) if use_rules else ()
 
@@ -53,7 +54,7 @@ def build_prompt(
         system = drpo.render_system(drpo_system, examples)
         history[last_user] = {"role": "user", "content": drpo.render_user_turn(question)}
         stop = (drpo.END,)
-    else:
+    elif request.strategy is not Strategy.RAW:
         template = opo.template_for(language)
         history[last_user] = {
             "role": "user",

@@ -6,13 +6,10 @@ translation. Rule texts are concatenated in retrieval order, as OPO does.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.events import RetrievedRule
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +31,6 @@ EN = OpoTemplate(
     without_rules="Question: {question}\nAnswer:",
     rule_separator="\n",
 )
-
-
-def language_of(text: str) -> str:
-    """``zh`` when the text has Chinese characters, else ``en``."""
-    return "zh" if _CJK.search(text) else "en"
 
 
 def template_for(language: str) -> OpoTemplate:

@@ -22,7 +22,11 @@ SECTIONS = ("[The assistant's own continuation]", "[Answer]")
 
 
 def keyword_verdict(prompt: str) -> str:
-    """yes/no for course correction, positive/negative for harmfulness."""
+    """yes/no for course correction, positive/negative for harmfulness, pass/fail for question
+    quality (fail: a question with "???" in it, a stand-in for a defect)."""
+    if "[Question]" in prompt:
+        question = prompt.split("[Question]", 1)[1].split("[Marked answer]", 1)[0]
+        return "fail" if "???" in question or not question.strip() else "pass"
     for marker in SECTIONS:
         if marker in prompt:
             text = prompt.split(marker, 1)[1].rsplit("\n\n", 1)[0]

@@ -36,6 +36,9 @@ COURSE_CORRECTION = JudgePrompt("course_correction", 1, ("yes", "no"))
 HARMFUL_ANSWER = JudgePrompt("harmful_answer", 1, ("positive", "negative"))
 """IterAlign: is an answer harmless (positive) or harmful (negative)?"""
 
+QUESTION_QUALITY = JudgePrompt("question_quality", 1, ("pass", "fail"))
+"""OPO's quality check of a generated question, four points at once (pass = keep)."""
+
 
 def parse_verdict(reply: str, labels: tuple[str, ...]) -> str | None:
     """The label when the reply is exactly one of them (case, surrounding punctuation and

@@ -1,0 +1,101 @@
+"""``alignstream exam generate`` end to end: rules in the memory -> questions written by the
+model through Kafka (scripted) -> the judge's quality filter (keyword judge over HTTP) -> an exam
+file that ``exam run`` can read."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from services.generation.app import GenerationService
+from services.generation.backends.base import GenerationInput, GenerationOutput
+from services.generation.settings import GenerationSettings
+from services.grading.datasets import load_exam
+from services.grading.judge.keyword_server import KeywordJudgeServer
+from services.ingest.app import IngestService
+from services.retrieval.app import RetrievalService
+from shared import events
+from shared.client import AlignstreamClient
+from shared.settings import KafkaSettings, RedisSettings
+from tests.integration.helpers import alignstream_cli
+from tests.samples import sample_rule
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+class WritesQuestions:
+    """Writes a question about the rule at the end of its prompt; a rule mentioning "garbled"
+    gets prose instead, one mentioning "vague" a defective question."""
+
+    name, model = "scripted", "question-writer"
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def generate(self, request: GenerationInput) -> GenerationOutput:
+        prompt = request.messages[-1]["content"]
+        self.prompts.append(prompt)
+        await asyncio.sleep(0.02)
+        rule = prompt.rsplit("Rule: ", 1)[1].split("\n", 1)[0]
+        if "garbled" in rule:
+            text = "Here is a thought about the rule, not a question."
+        else:
+            stem = (
+                "??? which one" if "vague" in rule else f"What does the rule '{rule[:30]}' require?"
+            )
+            text = f"{stem}\nA. {rule}\nB. Nothing\nC. The opposite\nD. Only on Sundays\nAnswer: A"
+        return GenerationOutput(text=text, finish_reason="stop", completion_tokens=30)
+
+
+async def test_generate_an_exam_from_the_tenants_rules(
+    ingest: IngestService,
+    retrieval: RetrievalService,
+    judge: KeywordJudgeServer,
+    service_settings: dict[str, Any],
+    kafka_settings: KafkaSettings,
+    redis_settings: RedisSettings,
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    rules = [
+        sample_rule(rule_id="refunds", text="Customers may return goods within 30 days."),
+        sample_rule(rule_id="vague", text="Staff should be vague about delivery dates."),
+        sample_rule(rule_id="garbled", text="This garbled rule gets no question."),
+        sample_rule(rule_id="other-tenant", tenant="globex", text="Globex rules stay at globex."),
+    ]
+    backend = WritesQuestions()
+    settings = GenerationSettings(**service_settings, group_id=f"{prefix}.generation")
+    env = {
+        "KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "REDIS_URL": redis_settings.url.get_secret_value(),
+        "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix,
+        "ALIGNSTREAM_JUDGE_BASE_URL": judge.base_url,
+        "ALIGNSTREAM_JUDGE_MODEL": "keyword-judge",
+    }
+    out = tmp_path / "acme_exam.csv"
+    async with (
+        GenerationService(settings, backend=backend),
+        AlignstreamClient(kafka_settings) as client,
+    ):
+        await client.publish_rules([events.RuleUpsert(rule=r) for r in rules], wait=True)
+        code, output = await alignstream_cli(
+            env, "exam", "generate", "--tenant", "acme", "--count", "10", "--out", str(out),
+            "--examples", str(FIXTURES / "exam_zh.csv"), "--shots", "2",
+        )  # fmt: skip
+    assert code == 0, output
+    assert len(backend.prompts) == 3  # acme's three rules; globex's is never sampled
+    assert all(p.count("Rule: ") == 3 for p in backend.prompts)  # two examples, then the rule
+    assert judge.requests == 2  # the garbled reply never reaches the judge
+    (question,) = load_exam(out).questions  # the vague question failed the quality check
+    assert question.principle == "Customers may return goods within 30 days."
+    assert question.answer == "A"
+    assert "refunds@1" in out.read_text()
+    assert "not in exam format" in output
