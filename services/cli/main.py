@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import exam, memory, prompts, rules, stack, topics
+from services.cli import constitution, exam, memory, prompts, rules, stack, topics
 from services.cli.chat import chat
 from services.cli.demo import demo
 from services.cli.serve import serve
@@ -20,6 +20,7 @@ app.add_typer(memory.app, name="memory")
 app.add_typer(exam.app, name="exam")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(topics.app, name="topics")
+app.add_typer(constitution.app, name="constitution")
 app.command()(serve)
 app.command()(demo)
 app.command()(chat)

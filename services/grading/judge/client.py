@@ -100,14 +100,31 @@ class Judge:
         await self.redis.set(key, json.dumps(record), ex=self.settings.cache_ttl_s)
         return Verdict(label, raw, cached=False, attempts=attempts)
 
+    async def write(self, name: str, rendered: str, *, max_tokens: int = 512) -> str:
+        """Free text from the same model (e.g. proposed principles), temperature 0, cached
+        like verdicts."""
+        key = f"{self.prefix}:{name}:" + hashlib.sha256(
+            f"{self.settings.model}\0{rendered}".encode()).hexdigest()  # fmt: skip
+        cached = await self.redis.get(key)
+        if cached is not None:
+            JUDGE_CALLS.labels(name, "cache").inc()
+            return str(json.loads(cached)["text"])
+        JUDGE_CALLS.labels(name, "model").inc()
+        text = await self._complete([{"role": "user", "content": rendered}], max_tokens)
+        await self.redis.set(key, json.dumps({"text": text}), ex=self.settings.cache_ttl_s)
+        return text
+
     async def _ask(self, prompt: JudgePrompt, messages: list[dict[str, str]]) -> str:
         JUDGE_CALLS.labels(prompt.name, "model").inc()
+        return await self._complete(messages, max_tokens=8)
+
+    async def _complete(self, messages: list[dict[str, str]], max_tokens: int) -> str:
         try:
             completion = await self._client.chat.completions.create(
                 model=self.settings.model,
                 messages=messages,  # type: ignore[arg-type]
                 temperature=0.0,
-                max_tokens=8,
+                max_tokens=max_tokens,
             )
         except APIError as exc:
             raise JudgeError(f"judge {self.settings.base_url}: {exc}") from exc

@@ -39,6 +39,9 @@ HARMFUL_ANSWER = JudgePrompt("harmful_answer", 1, ("positive", "negative"))
 QUESTION_QUALITY = JudgePrompt("question_quality", 1, ("pass", "fail"))
 """OPO's quality check of a generated question, four points at once (pass = keep)."""
 
+PROPOSE_PRINCIPLES = JudgePrompt("propose_principles", 1, ())
+"""IterAlign: principles that would have prevented the listed harmful answers (free text)."""
+
 
 def parse_verdict(reply: str, labels: tuple[str, ...]) -> str | None:
     """The label when the reply is exactly one of them (case, surrounding punctuation and

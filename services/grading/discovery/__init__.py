@@ -1,0 +1,1 @@
+"""IterAlign's loop: red-team -> judge -> proposed principles -> rule events -> better answers."""
