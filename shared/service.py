@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from faststream.kafka import KafkaBroker
 from pydantic import TypeAdapter
@@ -97,13 +97,22 @@ class Service:
     async def stop(self) -> None:
         self._started = False
         SERVICE_UP.labels(self.name).set(0)
-        await self.on_draining()
+        # Each phase is bounded: a stuck handler or backend must not keep a pod from stopping
+        # (work not finished is not committed and is redelivered to another consumer).
+        limit = self.settings.shutdown_timeout_s
+        await self._bounded("draining", self.on_draining(), limit)
         # The broker waits (graceful_timeout) for handlers in flight before closing consumers,
         # so no offset is committed for unfinished work.
-        await self.broker.stop()
-        await self.on_stop()
+        await self._bounded("stopping the broker", self.broker.stop(), limit)
+        await self._bounded("closing", self.on_stop(), limit)
         await self.health.stop()
         log.info("service stopped", extra={"service": self.name})
+
+    async def _bounded(self, phase: str, work: Coroutine[Any, Any, None], limit: float) -> None:
+        try:
+            await asyncio.wait_for(work, timeout=limit)
+        except TimeoutError:
+            log.warning("shutdown phase timed out", extra={"service": self.name, "phase": phase})
 
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down cleanly."""

@@ -97,5 +97,7 @@ class ServiceSettings(BaseSettings):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
     """Larger messages go to the dead-letter topic unparsed."""
+    shutdown_timeout_s: float = Field(default=60.0, gt=0)
+    """Longest each shutdown phase (drain, broker stop, close) may take before it is cut."""
     retry_backoff_s: float = Field(default=0.5, gt=0)
     """Pause before a message whose processing failed transiently is retried."""

@@ -108,6 +108,7 @@ def service_settings(
         "redis": redis_settings,
         "observability": observability,
         "max_message_bytes": 65_536,
+        "shutdown_timeout_s": 30.0,  # a stuck shutdown phase fails fast instead of hanging
     }
 
 

@@ -8,6 +8,7 @@ substitute for a model judge; it makes the judge path testable offline and repea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -49,6 +50,7 @@ class KeywordJudgeServer:
         self.host, self.port = host, port
         self.requests = 0
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
 
     @property
     def base_url(self) -> str:
@@ -61,9 +63,14 @@ class KeywordJudgeServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            # Keep-alive connections of clients still open would hold wait_closed() forever.
+            for writer in list(self._connections):
+                writer.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=5)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -86,4 +93,5 @@ class KeywordJudgeServer:
         except (asyncio.IncompleteReadError, ConnectionResetError):
             pass
         finally:
+            self._connections.discard(writer)
             writer.close()
