@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.embedders.base import Vectors
 from shared.events import IclExample
+from shared.redis import as_text
 
 DEFAULT_SET = "default"
 
@@ -81,7 +82,7 @@ class PromptSetStore:
         raw = await self.redis.hgetall(f"{self.prefix}:{name}")
         if not raw:
             return None
-        fields = {_text(k): v for k, v in raw.items()}
+        fields = {as_text(k): v for k, v in raw.items()}
         dim = int(fields["dim"])
         packed = fields["vectors"]
         assert isinstance(packed, bytes), "the Redis client must not decode responses"
@@ -89,13 +90,9 @@ class PromptSetStore:
         return StoredPromptSet(
             prompt_set=PromptSet.model_validate_json(fields["set"]),
             vectors=vectors.reshape(-1, dim) if dim else vectors.reshape(0, 0),
-            embedder=_text(fields["embedder"]),
+            embedder=as_text(fields["embedder"]),
         )
 
     async def names(self) -> list[str]:
         keys = [k async for k in self.redis.scan_iter(match=f"{self.prefix}:*", count=500)]
-        return sorted(_text(k)[len(self.prefix) + 1 :] for k in keys)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        return sorted(as_text(k)[len(self.prefix) + 1 :] for k in keys)

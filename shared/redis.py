@@ -25,6 +25,11 @@ async def command(client: aioredis.Redis, *args: object) -> Any:
     return await client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
+def as_text(value: object) -> str:
+    """A reply value as text (clients from ``make_redis`` return bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def make_redis(settings: RedisSettings) -> aioredis.Redis:
     """An asyncio Redis client (bytes replies, RESP2) for the configured URL."""
     return aioredis.Redis.from_url(

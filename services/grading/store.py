@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from services.grading.datasets import ExamQuestion
 from services.grading.records import JobRecord, item_of
 from shared.events import ExamAnswer, ExamJob, JobStatus
+from shared.redis import as_text
 
 _FILL = """
 local room = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[2])
@@ -113,7 +114,7 @@ class ExamStore:
 
     async def record_of(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.hgetall(self._key(job_id, "meta"))
-        meta = {_text(k): _text(v) for k, v in raw.items()}
+        meta = {as_text(k): as_text(v) for k, v in raw.items()}
         if not meta:
             return None
         return JobRecord(
@@ -137,12 +138,12 @@ class ExamStore:
             await pipe.execute()
 
     async def active(self) -> list[str]:
-        return sorted(_text(m) for m in await self.redis.smembers(f"{self.prefix}:active"))
+        return sorted(as_text(m) for m in await self.redis.smembers(f"{self.prefix}:active"))
 
     async def recent(self, limit: int = 50) -> list[JobRecord]:
         """The newest jobs first."""
         ids = await self.redis.zrevrange(f"{self.prefix}:jobs", 0, limit - 1)
-        records = [await self.record_of(_text(job_id)) for job_id in ids]
+        records = [await self.record_of(as_text(job_id)) for job_id in ids]
         return [r for r in records if r is not None]
 
     # Work items -------------------------------------------------------------------------
@@ -152,7 +153,7 @@ class ExamStore:
         atomic, so replicas refilling at once never exceed the window."""
         keys = [self._key(job_id, p) for p in ("todo", "pending", "attempts", "unsent")]
         items = await self._fill(keys=keys, args=[window, now])
-        return [_text(i) for i in items]
+        return [as_text(i) for i in items]
 
     async def questions(self, job_id: str, question_ids: Iterable[str]) -> list[ExamQuestion]:
         ids = list(question_ids)
@@ -187,7 +188,7 @@ class ExamStore:
             pipe.zrangebyscore(self._key(job_id, "pending"), "-inf", sent_before)
             pipe.zrangebyscore(self._key(job_id, "unsent"), "-inf", claimed_before)
             lost, unsent = await pipe.execute()
-        return list(dict.fromkeys(_text(i) for i in (*unsent, *lost)))
+        return list(dict.fromkeys(as_text(i) for i in (*unsent, *lost)))
 
     async def counts(self, job_id: str) -> tuple[int, int, int]:
         """(todo, pending, answered)."""
@@ -201,7 +202,3 @@ class ExamStore:
     async def answers(self, job_id: str) -> list[ExamAnswer]:
         values = await self.redis.hvals(self._key(job_id, "answers"))
         return [ExamAnswer.model_validate_json(v) for v in values]
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

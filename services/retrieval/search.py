@@ -15,7 +15,7 @@ from redis.exceptions import ResponseError
 from shared.events import GLOBAL_JURISDICTION, RetrievedRule, RuleDomain, RuleScope
 from shared.memory.query import RuleFilter, knn_query_args
 from shared.memory.schema import RuleSchema
-from shared.redis import command
+from shared.redis import as_text, command
 from shared.tokens import HeuristicTokenCounter, TokenCounter
 
 MIN_TRUNCATED_TOKENS = 32
@@ -166,7 +166,7 @@ class RuleSearcher:
             if _is_missing_index(exc):
                 return set()
             raise
-        return {v.decode() if isinstance(v, bytes) else str(v) for v in values}
+        return {as_text(v) for v in values}
 
 
 def _is_missing_index(exc: ResponseError) -> bool:

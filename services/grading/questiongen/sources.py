@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from shared.memory.schema import RuleSchema
+from shared.redis import as_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +35,9 @@ async def sample_rules(
         rule_id, version, text, jurisdiction, status = await redis.hmget(
             key, ["rule_id", "version", "text", "jurisdiction", "status"]
         )
-        if text and _text(status) == "active":
-            fields = (_text(rule_id), int(_text(version)), _text(text), _text(jurisdiction))
+        if text and as_text(status) == "active":
+            fields = (as_text(rule_id), int(as_text(version)), as_text(text), as_text(jurisdiction))
             rules.append(SourceRule(*fields))
         if len(rules) == count:
             break
     return rules
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
