@@ -68,15 +68,14 @@ async def pipeline(
     service: GenerationService, items: list[events.GroundedRequest]
 ) -> tuple[float, list[float], int]:
     kafka = service.settings.kafka
-    tail = TopicTail(kafka, kafka.topics(CHAT_RESPONSES))
-    await tail.start()
     sent: dict[str, float] = {}
     latencies: list[float] = []
 
     def arrived(response: events.ChatResponse) -> None:
         latencies.append((time.perf_counter() - sent[response.request_id]) * 1000)
 
-    async with AlignstreamClient(kafka) as client:
+    tail = TopicTail(kafka, kafka.topics(CHAT_RESPONSES))
+    async with tail, AlignstreamClient(kafka) as client:
         started = time.perf_counter()
         for item in items:
             sent[item.request.request_id] = time.perf_counter()
@@ -90,7 +89,6 @@ async def pipeline(
             on_item=arrived,
         )
         elapsed = time.perf_counter() - started
-    await tail.stop()
     tokens = sum(r.usage.completion_tokens for r in responses.values())
     return tokens / elapsed, latencies, tokens
 

@@ -63,6 +63,13 @@ class TopicTail:
     async def stop(self) -> None:
         await self._consumer.stop()
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
     async def values(self, timeout_ms: int = 100) -> list[bytes]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms)
         return [r.value for records in batches.values() for r in records if r.value is not None]
@@ -136,17 +143,11 @@ class AlignstreamClient:
     ) -> list[events.RuleIndexed]:
         """Publish rule events in order; with ``wait``, return their confirmations (in the order
         they arrived) once every event is servable. Raises TimeoutError listing what is missing."""
-        tail = TopicTail(self.settings, self.topics(RULES_INDEXED)) if wait else None
-        if tail is not None:
-            await tail.start()
-        try:
-            for event in rule_events:
-                await self.send(RULES_EVENTS, event, event.key)
-                if on_sent is not None:
-                    on_sent(1)
-            await self.flush()
-            if tail is None:
-                return []
+        if not wait:
+            await self._send_rules(rule_events, on_sent)
+            return []
+        async with TopicTail(self.settings, self.topics(RULES_INDEXED)) as tail:
+            await self._send_rules(rule_events, on_sent)
             confirmed = await tail.collect(
                 events.RuleIndexed.model_validate_json,
                 lambda c: c.source_event_id,
@@ -154,18 +155,22 @@ class AlignstreamClient:
                 timeout_s=timeout_s,
                 on_item=on_confirmed,
             )
-            return list(confirmed.values())
-        finally:
-            if tail is not None:
-                await tail.stop()
+        return list(confirmed.values())
+
+    async def _send_rules(
+        self, rule_events: Sequence[RuleEvent], on_sent: Callable[[int], None] | None
+    ) -> None:
+        for event in rule_events:
+            await self.send(RULES_EVENTS, event, event.key)
+            if on_sent is not None:
+                on_sent(1)
+        await self.flush()
 
     async def ground(
         self, requests: Iterable[events.ChatRequest], *, timeout_s: float = 30.0
     ) -> dict[str, events.GroundedRequest]:
         """Send requests and collect what retrieval grounded them with (by request id)."""
-        tail = TopicTail(self.settings, self.topics(CHAT_GROUNDED))
-        await tail.start()
-        try:
+        async with TopicTail(self.settings, self.topics(CHAT_GROUNDED)) as tail:
             ids = await self._send_requests(requests)
             return await tail.collect(
                 events.GroundedRequest.model_validate_json,
@@ -173,8 +178,6 @@ class AlignstreamClient:
                 ids,
                 timeout_s=timeout_s,
             )
-        finally:
-            await tail.stop()
 
     async def ask(
         self,
@@ -185,9 +188,7 @@ class AlignstreamClient:
     ) -> dict[str, events.ChatResponse]:
         """Send chat requests and wait for one response each (by request id; a duplicate from a
         redelivery is ignored). The requests' reply topic must be the default responses topic."""
-        tail = TopicTail(self.settings, self.topics(CHAT_RESPONSES))
-        await tail.start()
-        try:
+        async with TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as tail:
             ids = await self._send_requests(requests)
             return await tail.collect(
                 events.ChatResponse.model_validate_json,
@@ -196,8 +197,6 @@ class AlignstreamClient:
                 timeout_s=timeout_s,
                 on_item=on_response,
             )
-        finally:
-            await tail.stop()
 
     async def ask_streaming(
         self,
@@ -209,14 +208,13 @@ class AlignstreamClient:
         """Send one request with ``stream`` set; pass its text to ``on_text`` as it is generated,
         in order, then return the response."""
         request = request.model_copy(update={"stream": True})
-        tokens = TopicTail(self.settings, self.topics(CHAT_TOKENS))
-        responses = TopicTail(self.settings, self.topics(CHAT_RESPONSES))
-        await tokens.start()
-        await responses.start()
         pieces: dict[int, events.ChatToken] = {}
         shown = 0
         response: events.ChatResponse | None = None
-        try:
+        async with (
+            TopicTail(self.settings, self.topics(CHAT_TOKENS)) as tokens,
+            TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as responses,
+        ):
             await self._send_requests([request])
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
@@ -234,9 +232,6 @@ class AlignstreamClient:
                 ended = shown > 0 and pieces[shown - 1].final
                 if response is not None and (ended or not response.ok):
                     return response
-        finally:
-            await tokens.stop()
-            await responses.stop()
         raise TimeoutError(f"no complete answer to {request.request_id} after {timeout_s}s")
 
     async def run_exam(
@@ -247,9 +242,7 @@ class AlignstreamClient:
         on_progress: Callable[[events.ExamResult], None] | None = None,
     ) -> events.ExamResult:
         """Submit an exam job and follow its progress events until the final result."""
-        tail = TopicTail(self.settings, self.topics(EXAM_RESULTS))
-        await tail.start()
-        try:
+        async with TopicTail(self.settings, self.topics(EXAM_RESULTS)) as tail:
             await self.send(EXAM_JOBS, job, job.key)
             await self.flush()
             deadline = time.monotonic() + timeout_s
@@ -262,8 +255,6 @@ class AlignstreamClient:
                         on_progress(result)
                     if result.final:
                         return result
-        finally:
-            await tail.stop()
         raise TimeoutError(f"exam job {job.job_id} not finished after {timeout_s}s")
 
     async def _send_requests(self, requests: Iterable[events.ChatRequest]) -> list[str]:

@@ -71,9 +71,7 @@ def _show(grounded: events.GroundedRequest) -> None:
 async def _ask(client: AlignstreamClient, requests: list[events.ChatRequest]) -> None:
     """Show what retrieval grounded each request in, then its answer from generation (which
     consumes the same grounded requests)."""
-    answers = TopicTail(client.settings, client.topics(CHAT_RESPONSES))
-    await answers.start()
-    try:
+    async with TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as answers:
         grounded = await client.ground(requests)
         responses = await answers.collect(
             events.ChatResponse.model_validate_json,
@@ -81,8 +79,6 @@ async def _ask(client: AlignstreamClient, requests: list[events.ChatRequest]) ->
             grounded,
             timeout_s=300,
         )
-    finally:
-        await answers.stop()
     for request in requests:
         _show(grounded[request.request_id])
         show_answer(responses[request.request_id])

@@ -91,9 +91,7 @@ async def run(
     client: AlignstreamClient, items: list[events.GroundedRequest], timeout_s: float = 30
 ) -> list[events.ChatResponse]:
     """Publish grounded requests and collect responses in arrival order."""
-    tail = TopicTail(client.settings, client.topics(CHAT_RESPONSES))
-    await tail.start()
-    try:
+    async with TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail:
         for item in items:
             await client.send(CHAT_GROUNDED, item, item.key)
         await client.flush()
@@ -103,8 +101,6 @@ async def run(
             (item.request.request_id for item in items),
             timeout_s=timeout_s,
         )
-    finally:
-        await tail.stop()
     return list(responses.values())
 
 
