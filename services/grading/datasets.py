@@ -9,7 +9,6 @@ H-Social-Morality. JSONL: ``{"id", "question", "options": {"A": ...} | [...], "a
 from __future__ import annotations
 
 import csv
-import json
 import random
 import string
 from collections import Counter
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.jsonl import json_objects
 
 LETTERS = string.ascii_uppercase
 MAX_QUESTIONS = 100_000
@@ -131,30 +132,29 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             )
 
 
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's objects with their line numbers; the first bad line stops with its number."""
+    for line_no, row in json_objects(path):
+        if isinstance(row, str):
+            raise DatasetError(f"{path}:{line_no}: {row}")
+        yield line_no, row
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{line_no}: expected a JSON object")
-            options = row.get("options")
-            if isinstance(options, list):
-                options = dict(zip(LETTERS, (str(o) for o in options), strict=False))
-            yield (
-                line_no,
-                {
-                    "question_id": str(row.get("id", "")),
-                    "stem": str(row.get("question", "")),
-                    "options": options,
-                    "answer": str(row.get("answer", "")).strip().upper(),
-                    **_optional(row),
-                },
-            )
+    for line_no, row in read_jsonl(path):
+        options = row.get("options")
+        if isinstance(options, list):
+            options = dict(zip(LETTERS, (str(o) for o in options), strict=False))
+        yield (
+            line_no,
+            {
+                "question_id": str(row.get("id", "")),
+                "stem": str(row.get("question", "")),
+                "options": options,
+                "answer": str(row.get("answer", "")).strip().upper(),
+                **_optional(row),
+            },
+        )
 
 
 def _optional(row: Mapping[str, Any]) -> dict[str, str | None]:
@@ -200,19 +200,15 @@ def load_course_correction(
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     rows: list[tuple[int, str, str]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                prompt = str(row["prompt"])
-                unsafe = next((str(row[f"response_{i}"]) for i in (0, 1)
-                               if row.get(f"is_response_{i}_safe") is False), None)  # fmt: skip
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DatasetError(f"{path}:{line_no}: not a C2-EVAL row ({exc})") from None
-            if unsafe is not None and prompt.strip():
-                rows.append((line_no, prompt, unsafe))
+    for line_no, row in read_jsonl(path):
+        try:
+            prompt = str(row["prompt"])
+            unsafe = next((str(row[f"response_{i}"]) for i in (0, 1)
+                           if row.get(f"is_response_{i}_safe") is False), None)  # fmt: skip
+        except (KeyError, TypeError) as exc:
+            raise DatasetError(f"{path}:{line_no}: not a C2-EVAL row ({exc})") from None
+        if unsafe is not None and prompt.strip():
+            rows.append((line_no, prompt, unsafe))
     if not rows:
         raise DatasetError(f"{path}: no row with an unsafe response")
     if limit is not None and limit < len(rows):

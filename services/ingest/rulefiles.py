@@ -10,7 +10,6 @@ monotonic across successive publishes.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared import events
+from shared.jsonl import json_objects
 
 RuleEvent = events.RuleUpsert | events.RuleDelete
 
@@ -52,16 +52,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
                     cleaned["tags"] = [t.strip() for t in cleaned["tags"].split(";") if t.strip()]
                 yield reader.line_num, cleaned
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, f"invalid JSON: {exc.msg} (column {exc.colno})"
-                continue
-            yield number, data if isinstance(data, dict) else "expected a JSON object"
+    yield from json_objects(path)
 
 
 def _event(data: dict[str, Any], tenant: str | None, version: int) -> RuleEvent:

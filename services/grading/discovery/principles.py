@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Sequence
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.grading.datasets import DatasetError
+from services.grading.datasets import DatasetError, read_jsonl
 from shared.embedders.base import Vectors
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.+?)\s*$")
@@ -21,19 +20,15 @@ def load_prompts(path: Path) -> list[str]:
     """One prompt per line (DRPO's ``mal_train.txt``), or JSONL objects with ``prompt``."""
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
-    prompts = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix in (".jsonl", ".json"):
-            try:
-                prompts.append(str(json.loads(line)["prompt"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DatasetError(
-                    f"{path}:{line_no}: expected a JSON object with prompt"
-                ) from None
-        else:
-            prompts.append(line.strip())
+    if path.suffix in (".jsonl", ".json"):
+        prompts = []
+        for line_no, row in read_jsonl(path):
+            if "prompt" not in row:
+                raise DatasetError(f"{path}:{line_no}: expected a JSON object with prompt")
+            prompts.append(str(row["prompt"]))
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        prompts = [line.strip() for line in lines if line.strip()]
     if len(prompts) < 2:
         raise DatasetError(f"{path}: at least 2 prompts needed (a training and a held-out part)")
     return prompts
