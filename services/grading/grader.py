@@ -30,28 +30,7 @@ def grade(
         if chosen is None and job.scoring != "logprobs":
             chosen = extract_choice(response.text, question.options)
             scored_by = "text"
-        outcome = (
-            AnswerOutcome.INVALID
-            if chosen is None
-            else AnswerOutcome.CORRECT
-            if chosen == question.answer
-            else AnswerOutcome.WRONG
-        )
-    else:
-        outcome = AnswerOutcome.ERROR
-    return ExamAnswer(
-        question_id=question.question_id,
-        strategy=strategy,
-        expected=question.answer,
-        chosen=chosen,
-        outcome=outcome,
-        scored_by=scored_by,
-        category=question.category,
-        raw_text=(response.text if response.ok else str(response.error))[:RAW_TEXT_KEPT],
-        cited_rules=response.cited_rules,
-        latency_ms=response.timings.total_ms,
-        attempts=attempts,
-    )
+    return _from_reply(question, strategy, response, response.ok, chosen, scored_by, attempts)
 
 
 def grade_open(
@@ -65,19 +44,35 @@ def grade_open(
     """An open task graded by a judge: correct when the verdict is the question's ``answer``
     (course correction: "yes"); None verdict (error reply) is an error, an unparseable one
     invalid."""
-    if verdict is None:
+    judged = verdict is not None
+    chosen = verdict.label if verdict is not None else None
+    return _from_reply(question, strategy, response, judged, chosen,
+                       "judge" if judged else "none", attempts)  # fmt: skip
+
+
+def _from_reply(
+    question: ExamQuestion,
+    strategy: Strategy,
+    response: ChatResponse,
+    replied: bool,
+    chosen: str | None,
+    scored_by: Literal["text", "logprobs", "judge", "none"],
+    attempts: int,
+) -> ExamAnswer:
+    """``replied`` False: an error (no usable reply); else invalid, correct or wrong."""
+    if not replied:
         outcome = AnswerOutcome.ERROR
-    elif verdict.label is None:
+    elif chosen is None:
         outcome = AnswerOutcome.INVALID
     else:
-        outcome = AnswerOutcome.CORRECT if verdict.label == question.answer else AnswerOutcome.WRONG
+        outcome = AnswerOutcome.CORRECT if chosen == question.answer else AnswerOutcome.WRONG
     return ExamAnswer(
         question_id=question.question_id,
         strategy=strategy,
         expected=question.answer,
-        chosen=verdict.label if verdict else None,
+        chosen=chosen,
         outcome=outcome,
-        scored_by="judge" if verdict else "none",
+        scored_by=scored_by,
         category=question.category,
         raw_text=(response.text if response.ok else str(response.error))[:RAW_TEXT_KEPT],
         cited_rules=response.cited_rules,
