@@ -11,7 +11,7 @@ from rich.table import Table
 from services.cli.exam_generate import generate
 from services.cli.progress import console, progress_bar
 from services.grading.records import JobRecord
-from services.grading.report import export, pct
+from services.grading.report import category_rows, export, pct
 from services.grading.results import exam_result
 from services.grading.store import ExamStore
 from shared import events
@@ -60,14 +60,10 @@ def show_result(result: events.ExamResult) -> None:
     if result.task == "course-correction":
         show_corr_at_k(result)
         return
-    categories = sorted({c.category for s in result.scores for c in s.categories})
-    if 1 < len(categories) <= 40:
+    rows = category_rows(result)
+    if 1 < len(rows) <= 40:
         by_category = Table("category", *(s.strategy.value for s in result.scores))
-        for name in categories:
-            cells = []
-            for s in result.scores:
-                found = next((c for c in s.categories if c.category == name), None)
-                cells.append(f"{pct(found.accuracy)} ({found.answered})" if found else "-")
+        for name, cells in rows:
             by_category.add_row(name, *cells)
         console.print(by_category)
 

@@ -46,17 +46,24 @@ def to_markdown(result: ExamResult) -> str:
                 f"| {c.treatment.value} vs {c.baseline.value} | {c.pairs} | {100 * c.delta:+.1f} "
                 f"| {c.treatment_only} | {c.baseline_only} | {c.p_value:.3g} |"
             )
-    categories = sorted({c.category for s in result.scores for c in s.categories})
-    if categories:
+    rows = category_rows(result)
+    if rows:
         header = " | ".join(s.strategy.value for s in result.scores)
         lines += ["", f"| category | {header} |", "|---" * (len(result.scores) + 1) + "|"]
-        for name in categories:
-            cells = []
-            for s in result.scores:
-                found = next((c for c in s.categories if c.category == name), None)
-                cells.append(f"{pct(found.accuracy)} ({found.answered})" if found else "-")
-            lines.append(f"| {name} | {' | '.join(cells)} |")
+        lines += [f"| {name} | {' | '.join(cells)} |" for name, cells in rows]
     return "\n".join(lines) + "\n"
+
+
+def category_rows(result: ExamResult) -> list[tuple[str, list[str]]]:
+    """Per category: "accuracy% (answered)" for each strategy, "-" where it has none."""
+    rows = []
+    for name in sorted({c.category for s in result.scores for c in s.categories}):
+        cells = []
+        for s in result.scores:
+            found = next((c for c in s.categories if c.category == name), None)
+            cells.append(f"{pct(found.accuracy)} ({found.answered})" if found else "-")
+        rows.append((name, cells))
+    return rows
 
 
 def plot_png(result: ExamResult, path: Path) -> Path:

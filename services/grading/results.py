@@ -49,17 +49,17 @@ def _score(strategy: Strategy, answers: Sequence[ExamAnswer]) -> StrategyScore:
         latency_p50_ms=percentile(latencies, 50),
         latency_p95_ms=percentile(latencies, 95),
         categories=tuple(
-            CategoryScore(
-                category=name,
-                answered=len(hits),
-                correct=sum(hits),
-                accuracy=sum(hits) / len(hits),
-                ci_low=wilson_interval(sum(hits), len(hits))[0],
-                ci_high=wilson_interval(sum(hits), len(hits))[1],
-            )
+            _category(name, hits)
             for name, hits in sorted(per_category.items(), key=lambda item: _natural(item[0]))
         ),
     )
+
+
+def _category(name: str, hits: Sequence[bool]) -> CategoryScore:
+    correct = sum(hits)
+    low, high = wilson_interval(correct, len(hits))
+    return CategoryScore(category=name, answered=len(hits), correct=correct,
+                         accuracy=correct / len(hits), ci_low=low, ci_high=high)  # fmt: skip
 
 
 def compare_strategies(

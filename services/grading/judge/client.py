@@ -75,13 +75,14 @@ class Judge:
     async def close(self) -> None:
         await self._client.close()
 
-    def cache_key(self, prompt: JudgePrompt, rendered: str) -> str:
+    def cache_key(self, name: str, rendered: str) -> str:
+        """Model + rendered prompt: the same question to the same model is asked once."""
         digest = hashlib.sha256(f"{self.settings.model}\0{rendered}".encode()).hexdigest()
-        return f"{self.prefix}:{prompt.name}:{digest}"
+        return f"{self.prefix}:{name}:{digest}"
 
     async def judge(self, prompt: JudgePrompt, /, **fields: str) -> Verdict:
         rendered = prompt.render(**fields)
-        key = self.cache_key(prompt, rendered)
+        key = self.cache_key(prompt.name, rendered)
         cached = await self.redis.get(key)
         if cached is not None:
             JUDGE_CALLS.labels(prompt.name, "cache").inc()
@@ -103,8 +104,7 @@ class Judge:
     async def write(self, name: str, rendered: str, *, max_tokens: int = 512) -> str:
         """Free text from the same model (e.g. proposed principles), temperature 0, cached
         like verdicts."""
-        key = f"{self.prefix}:{name}:" + hashlib.sha256(
-            f"{self.settings.model}\0{rendered}".encode()).hexdigest()  # fmt: skip
+        key = self.cache_key(name, rendered)
         cached = await self.redis.get(key)
         if cached is not None:
             JUDGE_CALLS.labels(name, "cache").inc()
