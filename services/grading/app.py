@@ -180,19 +180,28 @@ class GradingService(Service):
                 )
                 continue
             replies.append((job_id, item, response))
+        # Each job's record is read once per batch, not once per reply.
+        store = self._store()
+        job_ids = dict.fromkeys(job_id for job_id, _, _ in replies)
+        records = {job_id: await store.record_of(job_id) for job_id in job_ids}
         # Concurrently: judged replies wait on a model; each item is stored atomically.
-        changed = await asyncio.gather(*(self.take_reply(*reply) for reply in replies))
+        changed = await asyncio.gather(
+            *(self.take_reply(records[job_id], item, reply) for job_id, item, reply in replies)
+        )
         touched = {job_id for (job_id, _, _), took in zip(replies, changed, strict=True) if took}
         for job_id in touched:  # refill the freed slots now, not at the next sweep
             await self.advance(job_id)
 
-    async def take_reply(self, job_id: str, item: str, response: events.ChatResponse) -> bool:
-        """Grade and store one reply; False when it changed nothing (duplicate, stale)."""
+    async def take_reply(
+        self, record: JobRecord | None, item: str, response: events.ChatResponse
+    ) -> bool:
+        """Grade and store one reply to a job (None: unknown job); False when it changed
+        nothing (duplicate, stale)."""
         store = self._store()
-        record = await store.record_of(job_id)
         if record is None or record.status is not events.JobStatus.RUNNING:
             DUPLICATES.inc()
             return False
+        job_id = record.job.job_id
         strategy, question_id = parse_item(item)
         if not response.ok:
             attempt = await store.retry(job_id, item, time.time(), self.settings.max_attempts)
