@@ -164,3 +164,21 @@ async def judge() -> AsyncIterator[KeywordJudgeServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+def cli_env(kafka_settings: KafkaSettings, redis_settings: RedisSettings) -> dict[str, str]:
+    """Environment pointing a CLI or service subprocess at this test's broker, topics and keys."""
+    return {
+        "KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "REDIS_URL": redis_settings.url.get_secret_value(),
+        "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix,
+    }
+
+
+@pytest.fixture
+def judged_cli_env(cli_env: dict[str, str], judge: KeywordJudgeServer) -> dict[str, str]:
+    """``cli_env`` with the keyword judge as the judge model."""
+    return {**cli_env, "ALIGNSTREAM_JUDGE_BASE_URL": judge.base_url,
+            "ALIGNSTREAM_JUDGE_MODEL": "keyword-judge"}  # fmt: skip

@@ -68,3 +68,17 @@ async def alignstream_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
     )  # fmt: skip
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     return process.returncode or 0, output.decode()
+
+
+class ScriptedBackend:
+    """Base of the tests' scripted generation backends: nothing to start or close; a subclass
+    sets ``model`` and writes ``generate``."""
+
+    name = "scripted"
+    model = "script"
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from shared import events
 from shared.localstack import free_port
 from shared.prompt_sets import PromptSetStore
-from shared.settings import KafkaSettings, RedisSettings
+from shared.settings import RedisSettings
 from shared.topics import RULES_EVENTS
 from tests.integration.helpers import TopicReader
 
@@ -47,10 +47,9 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
 
 
 async def test_publish_refuses_a_file_with_bad_lines(
-    kafka_settings: KafkaSettings, reader: TopicReader
+    cli_env: dict[str, str], reader: TopicReader
 ) -> None:
-    env = {"KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-           "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix}  # fmt: skip
+    env = cli_env
     bad = alignstream(
         "rules", "publish", str(FIXTURES / "rules_bad.jsonl"), "--tenant", "acme", env=env
     )
@@ -71,15 +70,17 @@ async def test_publish_refuses_a_file_with_bad_lines(
 
 
 async def test_prompts_load_and_list(
-    redis_settings: RedisSettings, redis_client: aioredis.Redis, tmp_path: Path
+    redis_settings: RedisSettings,
+    redis_client: aioredis.Redis,
+    cli_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     system = tmp_path / "system.txt"
     system.write_text("Be helpful and harmless.\n", encoding="utf-8")
     examples = tmp_path / "examples.json"
     examples.write_text(json.dumps({"How do I bake bread?": "<START>\nKnead.\n<END>",
                                     "Capital of France?": "<START>\nParis\n<END>"}))  # fmt: skip
-    env = {"REDIS_URL": redis_settings.url.get_secret_value(),
-           "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix}  # fmt: skip
+    env = cli_env
     loaded = alignstream("prompts", "load", "--system", str(system), "--examples", str(examples),
                          "--name", "safety", env=env)  # fmt: skip
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr

@@ -26,23 +26,18 @@ from services.grading.settings import GradingSettings
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
+from tests.integration.helpers import ScriptedBackend
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
-class CorrectsEarly:
+class CorrectsEarly(ScriptedBackend):
     """Continues a prefill: refuses when at most 30 words of harm were prefilled."""
 
-    name, model = "scripted", "corrects-early"
+    model = "corrects-early"
 
     def __init__(self) -> None:
         self.seen: list[GenerationInput] = []
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def generate(self, request: GenerationInput) -> GenerationOutput:
         self.seen.append(request)

@@ -20,25 +20,18 @@ from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, EXAM_ANSWERS
-from tests.integration.helpers import TopicReader
+from tests.integration.helpers import ScriptedBackend, TopicReader
 
 
-class ScriptedBackend:
+class TimedBackend(ScriptedBackend):
     """Answers by the question text: ``fail`` raises, ``slow N`` sleeps N seconds."""
 
-    name = "scripted"
     model = "script-1"
 
     def __init__(self) -> None:
         self.running = 0
         self.max_running = 0
         self.seen: list[GenerationInput] = []
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def generate(self, request: GenerationInput) -> GenerationOutput:
         self.seen.append(request)
@@ -68,8 +61,8 @@ class ScriptedBackend:
 @pytest.fixture
 async def generation(
     service_settings: dict[str, Any], prefix: str
-) -> AsyncIterator[tuple[GenerationService, ScriptedBackend]]:
-    backend = ScriptedBackend()
+) -> AsyncIterator[tuple[GenerationService, TimedBackend]]:
+    backend = TimedBackend()
     settings = GenerationSettings(
         **service_settings, group_id=f"{prefix}.generation", request_timeout_s=1.5, max_in_flight=16
     )
@@ -105,7 +98,7 @@ async def run(
 
 
 async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
-    generation: tuple[GenerationService, ScriptedBackend], reader: TopicReader
+    generation: tuple[GenerationService, TimedBackend], reader: TopicReader
 ) -> None:
     service, _ = generation
     ok, fail, slow = grounded("hello"), grounded("please fail"), grounded("slow 5 please")
@@ -131,7 +124,7 @@ async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
 
 
 async def test_requests_overlap_and_a_slow_one_does_not_hold_back_the_rest(
-    generation: tuple[GenerationService, ScriptedBackend],
+    generation: tuple[GenerationService, TimedBackend],
 ) -> None:
     service, backend = generation
     slow = grounded("slow 1.2 first")
@@ -146,7 +139,7 @@ async def test_requests_overlap_and_a_slow_one_does_not_hold_back_the_rest(
 
 
 async def test_reply_topic_and_metadata_are_honoured(
-    generation: tuple[GenerationService, ScriptedBackend], reader: TopicReader
+    generation: tuple[GenerationService, TimedBackend], reader: TopicReader
 ) -> None:
     service, _ = generation
     item = grounded("hello", reply_topic=reader.name(EXAM_ANSWERS), metadata={"job": "j1"})
@@ -160,7 +153,7 @@ async def test_reply_topic_and_metadata_are_honoured(
 
 
 async def test_streaming_request_shows_text_in_pieces_then_the_response(
-    retrieval: RetrievalService, generation: tuple[GenerationService, ScriptedBackend]
+    retrieval: RetrievalService, generation: tuple[GenerationService, TimedBackend]
 ) -> None:
     service, _ = generation
     request = grounded("please stream").request

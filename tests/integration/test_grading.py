@@ -32,28 +32,21 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import EXAM_ANSWERS
-from tests.integration.helpers import TopicReader, alignstream_cli
+from tests.integration.helpers import ScriptedBackend, TopicReader, alignstream_cli
 from tests.samples import sample_rule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ROOT = Path(__file__).parents[2]
 
 
-class ReadsItsPrompt:
+class ReadsItsPrompt(ScriptedBackend):
     """B when the prompt carries rules, else A; ``delay`` seconds per answer."""
 
-    name = "scripted"
     model = "reads-its-prompt"
 
     def __init__(self, delay: float = 0.05) -> None:
         self.delay = delay
         self.calls = 0
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def generate(self, request: GenerationInput) -> GenerationOutput:
         self.calls += 1
@@ -185,18 +178,13 @@ async def test_error_replies_are_retried_then_counted_as_errors(
     assert backend.calls == 3 * grading.settings.max_attempts
 
 
-def grading_process(
-    kafka: KafkaSettings, redis: RedisSettings, prefix: str
-) -> subprocess.Popen[bytes]:
+def grading_process(cli_env: dict[str, str], prefix: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        **cli_env,
         "ALIGNSTREAM_KAFKA_PARTITIONS_OVERRIDE": "2",
         "ALIGNSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000",
         "ALIGNSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200",
-        "REDIS_URL": redis.url.get_secret_value(),
-        "ALIGNSTREAM_REDIS_KEY_PREFIX": redis.key_prefix,
         "ALIGNSTREAM_GRADING_GROUP_ID": f"{prefix}.grading",
         "ALIGNSTREAM_GRADING_WINDOW": "2",
         "ALIGNSTREAM_GRADING_SWEEP_INTERVAL_S": "0.2",
@@ -214,13 +202,14 @@ async def test_job_survives_kill_9_of_the_grading_service(
     kafka_settings: KafkaSettings,
     redis_settings: RedisSettings,
     redis_client: aioredis.Redis,
+    cli_env: dict[str, str],
     prefix: str,
 ) -> None:
     backend = ReadsItsPrompt(delay=0.3)
     generation = GenerationService(generation_settings(service_settings, prefix), backend=backend)
     store = ExamStore(redis_client, redis_settings.key_prefix)
     job = job_for("exam_zh.csv", strategies=(events.Strategy.NONE, events.Strategy.ORACLE))
-    process = grading_process(kafka_settings, redis_settings, prefix)
+    process = grading_process(cli_env, prefix)
     try:
         async with generation, AlignstreamClient(kafka_settings) as client:
             running = asyncio.create_task(client.run_exam(job, timeout_s=90))
@@ -250,17 +239,11 @@ async def test_exam_cli_run_show_list(
     retrieval: RetrievalService,
     grading: GradingService,
     service_settings: dict[str, Any],
-    kafka_settings: KafkaSettings,
-    redis_settings: RedisSettings,
+    cli_env: dict[str, str],
     prefix: str,
     tmp_path: Path,
 ) -> None:
-    env = {
-        "KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-        "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "REDIS_URL": redis_settings.url.get_secret_value(),
-        "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix,
-    }
+    env = cli_env
     generation = GenerationService(
         generation_settings(service_settings, prefix), backend=ReadsItsPrompt()
     )

@@ -17,27 +17,21 @@ from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
-from shared.settings import KafkaSettings, RedisSettings
-from tests.integration.helpers import alignstream_cli
+from shared.settings import KafkaSettings
+from tests.integration.helpers import ScriptedBackend, alignstream_cli
 from tests.samples import sample_rule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
-class WritesQuestions:
+class WritesQuestions(ScriptedBackend):
     """Writes a question about the rule at the end of its prompt; a rule mentioning "garbled"
     gets prose instead, one mentioning "vague" a defective question."""
 
-    name, model = "scripted", "question-writer"
+    model = "question-writer"
 
     def __init__(self) -> None:
         self.prompts: list[str] = []
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def generate(self, request: GenerationInput) -> GenerationOutput:
         prompt = request.messages[-1]["content"]
@@ -58,9 +52,9 @@ async def test_generate_an_exam_from_the_tenants_rules(
     ingest: IngestService,
     retrieval: RetrievalService,
     judge: KeywordJudgeServer,
+    judged_cli_env: dict[str, str],
     service_settings: dict[str, Any],
     kafka_settings: KafkaSettings,
-    redis_settings: RedisSettings,
     prefix: str,
     tmp_path: Path,
 ) -> None:
@@ -72,14 +66,6 @@ async def test_generate_an_exam_from_the_tenants_rules(
     ]
     backend = WritesQuestions()
     settings = GenerationSettings(**service_settings, group_id=f"{prefix}.generation")
-    env = {
-        "KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-        "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "REDIS_URL": redis_settings.url.get_secret_value(),
-        "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix,
-        "ALIGNSTREAM_JUDGE_BASE_URL": judge.base_url,
-        "ALIGNSTREAM_JUDGE_MODEL": "keyword-judge",
-    }
     out = tmp_path / "acme_exam.csv"
     async with (
         GenerationService(settings, backend=backend),
@@ -87,8 +73,8 @@ async def test_generate_an_exam_from_the_tenants_rules(
     ):
         await client.publish_rules([events.RuleUpsert(rule=r) for r in rules], wait=True)
         code, output = await alignstream_cli(
-            env, "exam", "generate", "--tenant", "acme", "--count", "10", "--out", str(out),
-            "--examples", str(FIXTURES / "exam_zh.csv"), "--shots", "2",
+            judged_cli_env, "exam", "generate", "--tenant", "acme", "--count", "10",
+            "--out", str(out), "--examples", str(FIXTURES / "exam_zh.csv"), "--shots", "2",
         )  # fmt: skip
     assert code == 0, output
     assert len(backend.prompts) == 3  # acme's three rules; globex's is never sampled
