@@ -12,6 +12,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Histogram
 from pydantic import TypeAdapter
 
+from services.retrieval.cache import Refreshing
 from services.retrieval.search import RuleSearcher, build_filter, order_hits, pack_to_budget
 from services.retrieval.settings import RetrievalSettings
 from shared import events
@@ -56,10 +57,13 @@ class RetrievalService(RuleMemoryService):
         self.settings: RetrievalSettings = settings
         self.inbox: Inbox[events.ChatRequest] = self.make_inbox(CHAT_REQUESTS, ChatRequestAdapter)
         self.searcher: RuleSearcher | None = None
-        self._jurisdictions: dict[str, tuple[float, set[str]]] = {}
-        """Per tenant: when its jurisdictions were read, and what they were."""
+        self._jurisdictions: Refreshing[set[str]] = Refreshing(
+            self._read_jurisdictions, settings.jurisdictions_refresh_s
+        )
         self.prompt_sets: PromptSetStore | None = None
-        self._prompt_sets: dict[str, tuple[float, StoredPromptSet | None]] = {}
+        self._prompt_sets: Refreshing[StoredPromptSet | None] = Refreshing(
+            self._read_prompt_set, settings.prompt_sets_refresh_s
+        )
         self.broker.subscriber(
             self.topics(CHAT_REQUESTS),
             batch=True,
@@ -179,21 +183,18 @@ class RetrievalService(RuleMemoryService):
 
     async def prompt_set(self, name: str) -> StoredPromptSet | None:
         """A prompt set from Redis, cached for ``prompt_sets_refresh_s``."""
+        return await self._prompt_sets.get(name)
+
+    async def _read_prompt_set(self, name: str) -> StoredPromptSet | None:
         assert self.prompt_sets is not None, "service not started"
-        now = time.monotonic()
-        read_at, stored = self._prompt_sets.get(name, (-1e9, None))
-        if now - read_at > self.settings.prompt_sets_refresh_s:
-            stored = await self.prompt_sets.get(name)
-            self._prompt_sets[name] = (now, stored)
-        return stored
+        return await self.prompt_sets.get(name)
 
     async def known_jurisdictions(self, tenant: str) -> set[str]:
         """Region names in the tenant's index, cached for ``jurisdictions_refresh_s``."""
         if not self.settings.infer_jurisdiction or self.searcher is None:
             return set()
-        now = time.monotonic()
-        read_at, names = self._jurisdictions.get(tenant, (-1e9, set()))
-        if now - read_at > self.settings.jurisdictions_refresh_s:
-            names = await self.searcher.known_jurisdictions(tenant)
-            self._jurisdictions[tenant] = (now, names)
-        return names
+        return await self._jurisdictions.get(tenant)
+
+    async def _read_jurisdictions(self, tenant: str) -> set[str]:
+        assert self.searcher is not None, "service not started"
+        return await self.searcher.known_jurisdictions(tenant)

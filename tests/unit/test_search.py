@@ -138,3 +138,22 @@ def test_token_counter() -> None:
     assert counter.count("hello, world") == 2 + 1 + 2
     assert counter.truncate("公民的财产", 3) == "公民的"
     assert counter.truncate("short", 10) == "short"
+
+
+async def test_refreshing_cache_reloads_only_after_max_age() -> None:
+    from services.retrieval.cache import Refreshing
+
+    loads: list[str] = []
+
+    async def load(key: str) -> str:
+        loads.append(key)
+        return f"{key}-{len(loads)}"
+
+    fresh = Refreshing(load, max_age_s=60)
+    assert [await fresh.get("a"), await fresh.get("a"), await fresh.get("b")] == [
+        "a-1",
+        "a-1",
+        "b-2",
+    ]
+    stale = Refreshing(load, max_age_s=-1.0)
+    assert await stale.get("a") != await stale.get("a")  # reloaded every time
