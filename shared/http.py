@@ -14,22 +14,44 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 ReadyCheck = Callable[[], Awaitable[bool]]
 
 
-class HealthServer:
-    def __init__(self, host: str, port: int, *, ready: ReadyCheck, live: ReadyCheck) -> None:
+class TcpServer:
+    """An asyncio TCP server (port 0: a free one, known after ``start``); ``stop`` also closes
+    connections still open, which would otherwise keep it waiting (HTTP keep-alive)."""
+
+    def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self._ready = ready
-        self._live = live
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            for writer in list(self._connections):
+                writer.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=5)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
+        try:
+            await self._handle(reader, writer)
+        finally:
+            self._connections.discard(writer)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class HealthServer(TcpServer):
+    def __init__(self, host: str, port: int, *, ready: ReadyCheck, live: ReadyCheck) -> None:
+        super().__init__(host, port)
+        self._ready = ready
+        self._live = live
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -8,10 +8,11 @@ substitute for a model judge; it makes the judge path testable offline and repea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import time
+
+from shared.http import TcpServer
 
 CORRECTION = re.compile(
     r"\b(i can(?:'|no)t|i cannot|i won't|i will not|sorry|not (?:appropriate|legal|ethical)|"
@@ -43,34 +44,18 @@ def keyword_verdict(prompt: str) -> str:
     return "unknown"
 
 
-class KeywordJudgeServer:
+class KeywordJudgeServer(TcpServer):
     """Serves ``POST /v1/chat/completions`` on loopback; counts the requests it answered."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.requests = 0
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            # Keep-alive connections of clients still open would hold wait_closed() forever.
-            for writer in list(self._connections):
-                writer.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), timeout=5)
-
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -93,5 +78,4 @@ class KeywordJudgeServer:
         except (asyncio.IncompleteReadError, ConnectionResetError):
             pass
         finally:
-            self._connections.discard(writer)
             writer.close()
