@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import shared.metrics  # noqa: F401  (registers the metrics the endpoint must expose)
 from shared.http import HealthServer
 
 
