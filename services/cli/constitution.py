@@ -13,37 +13,43 @@ from services.cli.progress import console
 from services.grading.datasets import DatasetError
 from services.grading.discovery.loop import DiscoveryReport, discover
 from services.grading.discovery.principles import load_prompts
-from services.grading.judge.client import Judge, JudgeError, JudgeSettings
+from services.grading.judge.client import JudgeError, judge_from_env
 from services.grading.report import pct
 from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders import EmbedderSettings, make_embedder
 from shared.memory.schema import RuleSchema
-from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 
 app = typer.Typer(help="Principles (constitutions) that steer the answers.", no_args_is_help=True)
 
 
-async def _discover(prompts: list[str], tenant: str, options: dict[str, object]) -> DiscoveryReport:
+async def _discover(
+    prompts: list[str],
+    tenant: str,
+    *,
+    holdout: float,
+    status: events.RuleStatus,
+    max_principles: int,
+    similarity: float,
+    seed: int,
+) -> DiscoveryReport:
     redis_settings = RedisSettings()
-    redis = make_redis(redis_settings)
-    judge = Judge(JudgeSettings(), redis, redis_settings.key_prefix)
     embedder = make_embedder(EmbedderSettings())
-    await embedder.start()
-    schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
-    searcher = RuleSearcher(redis, schema, ef_runtime=100)
-    try:
-        async with AlignstreamClient(KafkaSettings()) as client:
-            return await discover(
-                client, judge, embedder, searcher, tenant, prompts,
-                on_stage=lambda stage: console.print(f"[dim]{stage}[/]"), **options,  # type: ignore[arg-type]
-            )  # fmt: skip
-    finally:
-        await embedder.close()
-        await judge.close()
-        await redis.aclose()
+    async with judge_from_env(redis_settings) as (judge, redis):
+        await embedder.start()
+        schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
+        try:
+            async with AlignstreamClient(KafkaSettings()) as client:
+                return await discover(
+                    client, judge, embedder, RuleSearcher(redis, schema, ef_runtime=100),
+                    tenant, prompts, holdout=holdout, seed=seed, status=status,
+                    max_principles=max_principles, similarity=similarity,
+                    on_stage=lambda stage: console.print(f"[dim]{stage}[/]"),
+                )  # fmt: skip
+        finally:
+            await embedder.close()
 
 
 @app.command("discover")
@@ -70,9 +76,9 @@ def discover_command(
     """Red-team -> judge -> proposed principles -> rule events -> harmlessness before/after."""
     try:
         loaded = load_prompts(prompts)
-        options = {"holdout": holdout, "status": status, "max_principles": max_principles,
-                   "similarity": similarity, "seed": seed}  # fmt: skip
-        report = asyncio.run(_discover(loaded, tenant, options))
+        report = asyncio.run(_discover(loaded, tenant, holdout=holdout, status=status,
+                                       max_principles=max_principles, similarity=similarity,
+                                       seed=seed))  # fmt: skip
     except (DatasetError, JudgeError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc

@@ -154,7 +154,9 @@ async def _load(job_id: str | None, limit: int) -> tuple[list[JobRecord], list[e
         if job_id is None:
             return await store.recent(limit), []
         record = await store.record_of(job_id)
-        return ([record] if record else []), await store.answers(job_id) if record else []
+        if record is None:
+            return [], []
+        return [record], await store.answers(job_id)
     finally:
         await store.redis.aclose()
 

@@ -10,20 +10,17 @@ from rich.table import Table
 
 from services.cli.progress import console, progress_bar
 from services.grading.datasets import DatasetError, load_exam
-from services.grading.judge.client import Judge, JudgeError, JudgeSettings
+from services.grading.judge.client import JudgeError, judge_from_env
 from services.grading.questiongen.generate import GenerationReport, generate_questions, write_exam
 from services.grading.questiongen.sources import sample_rules
 from shared.client import AlignstreamClient
-from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 
 
 async def _generate(tenant: str, count: int, examples: Path | None, shots: int, seed: int,
                     max_tokens: int, wait_s: float) -> GenerationReport:  # fmt: skip
     redis_settings = RedisSettings()
-    redis = make_redis(redis_settings)
-    judge = Judge(JudgeSettings(), redis, redis_settings.key_prefix)
-    try:
+    async with judge_from_env(redis_settings) as (judge, redis):
         rules = await sample_rules(redis, redis_settings.key_prefix, tenant, count, seed)
         if not rules:
             raise typer.BadParameter(f"tenant {tenant!r} has no active rules in the memory")
@@ -35,9 +32,6 @@ async def _generate(tenant: str, count: int, examples: Path | None, shots: int, 
                     client, judge, tenant, rules, shot_pool, shots=shots, seed=seed,
                     max_tokens=max_tokens, timeout_s=wait_s, on_step=lambda: bar.advance(task),
                 )  # fmt: skip
-    finally:
-        await judge.close()
-        await redis.aclose()
 
 
 def generate(

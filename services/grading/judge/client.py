@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -18,6 +20,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.grading.judge.prompts import JudgePrompt, parse_verdict
+from shared.redis import make_redis
+from shared.settings import RedisSettings
 
 JUDGMENTS = Counter(
     "alignstream_judge_verdicts_total",
@@ -129,3 +133,18 @@ class Judge:
         except APIError as exc:
             raise JudgeError(f"judge {self.settings.base_url}: {exc}") from exc
         return completion.choices[0].message.content or ""
+
+
+@asynccontextmanager
+async def judge_from_env(redis: RedisSettings) -> AsyncIterator[tuple[Judge, aioredis.Redis]]:
+    """The judge configured in the environment and the Redis client of its cache; both closed
+    on exit (for CLI commands)."""
+    client = make_redis(redis)
+    try:
+        judge = Judge(JudgeSettings(), client, redis.key_prefix)
+        try:
+            yield judge, client
+        finally:
+            await judge.close()
+    finally:
+        await client.aclose()
