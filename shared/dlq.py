@@ -10,6 +10,7 @@ Transient failures are not dead-lettered: the handler raises, the subscriber (ac
 from __future__ import annotations
 
 import json
+import re
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,10 +70,17 @@ def decode(adapter: TypeAdapter[T], value: bytes, *, max_bytes: int) -> T:
         raise PoisonMessage("oversized", f"{len(value)} bytes > limit {max_bytes}")
     try:
         data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoisonMessage("invalid_json", str(exc)) from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers over Python's digit limit;
+        # RecursionError a hostile nesting depth. Neither may escape: the message would be
+        # redelivered forever and stall its partition.
+        raise PoisonMessage("invalid_json", f"{type(exc).__name__}: {exc}"[:2000]) from exc
     if not isinstance(data, dict):
         raise PoisonMessage("invalid_payload", f"expected a JSON object, got {type(data).__name__}")
+    if _SURROGATE_ESCAPE.search(value) and _has_lone_surrogate(data):
+        # JSON may escape a lone UTF-16 surrogate; such a string cannot be encoded again (the
+        # service's reply or Redis write would fail on every redelivery).
+        raise PoisonMessage("invalid_payload", "a string holds a lone UTF-16 surrogate")
     version = data.get("v")
     if version != events.SCHEMA_VERSION:
         raise PoisonMessage("unknown_version", f"schema version {version!r} is not supported")
@@ -81,6 +89,25 @@ def decode(adapter: TypeAdapter[T], value: bytes, *, max_bytes: int) -> T:
     except ValidationError as exc:
         reason = "unknown_kind" if _is_unknown_kind(exc) else "invalid_payload"
         raise PoisonMessage(reason, str(exc)) from exc
+    except RecursionError as exc:  # deeply nested values inside a known field
+        raise PoisonMessage("invalid_payload", "value nested too deeply") from exc
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: object) -> bool:
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(data, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in data.items())
+    if isinstance(data, list):
+        return any(_has_lone_surrogate(item) for item in data)
+    return False
 
 
 def _is_unknown_kind(exc: ValidationError) -> bool:
@@ -142,7 +169,10 @@ class Inbox(Generic[T]):
             return decode(self.adapter, record.value, max_bytes=self.max_bytes)
         except PoisonMessage as exc:
             await self.dead_letters.send(record, self.source, exc.reason, exc.detail)
-            return None
+        except Exception as exc:  # a decoder bug must not redeliver the message forever
+            log.exception("unexpected decoding failure")
+            await self.dead_letters.send(record, self.source, "undecodable", repr(exc))
+        return None
 
     async def open_batch(self, raw_message: Any) -> list[tuple[Record, T]]:
         """Decode what a batch subscriber received, keeping each valid event with its record,
