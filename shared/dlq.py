@@ -10,8 +10,8 @@ Transient failures are not dead-lettered: the handler raises, the subscriber (ac
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar

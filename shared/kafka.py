@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from faststream.security import (
     BaseSecurity,
     SASLPlaintext,
@@ -78,9 +79,17 @@ def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> Ka
     )
 
 
+async def undecoded(message: StreamMessage[Any]) -> Any:
+    """Message decoder that leaves bodies as bytes: handlers decode through ``Inbox``, which
+    dead-letters what it cannot read. FastStream's default JSON decoding runs before the handler
+    and would raise on hostile bodies (deep nesting, huge integers), redelivering them forever."""
+    return message.body
+
+
 def consumer_options(settings: KafkaSettings, *, group_id: str) -> dict[str, Any]:
     """Subscriber keyword arguments shared by every service's consumers."""
     return {
+        "decoder": undecoded,
         "group_id": group_id,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,

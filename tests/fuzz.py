@@ -37,7 +37,7 @@ WRONG = [[None]]
 """A value no field of any contract accepts (not a string, number, object or list of those)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity (events hold dicts)
 class Consumed:
     """A topic some service consumes, with its decoder and valid events of its model."""
 
@@ -173,9 +173,7 @@ def _hostile(max_bytes: int) -> st.SearchStrategy[Message]:
 
 def bad_messages(consumed: Consumed, *, max_bytes: int) -> st.SearchStrategy[Message]:
     """Malformed, wrong-schema, wrong-version and hostile messages for one consumed topic."""
-    others = [
-        e for e in sample_events() if not any(isinstance(e, type(v)) for v in consumed.valid)
-    ]
+    others = [e for e in sample_events() if not any(isinstance(e, type(v)) for v in consumed.valid)]
     foreign = st.sampled_from(others).map(lambda e: (events.encode(e), "unknown_kind"))
     return st.one_of(
         st.binary(max_size=200).map(_raw),
@@ -204,4 +202,3 @@ def draw_examples(strategy: st.SearchStrategy[Message], count: int) -> list[Mess
 
     collect()
     return drawn
-
