@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared import events
 from shared.kafka import client_security_kwargs
 from shared.settings import KafkaSettings
+from shared.signing import RuleSigner
 from shared.topics import (
     CHAT_GROUNDED,
     CHAT_REQUESTS,
@@ -107,6 +108,7 @@ class AlignstreamClient:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self.topics = settings.topics
+        self._signer = RuleSigner.from_settings(settings)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap,
             linger_ms=2,
@@ -127,7 +129,9 @@ class AlignstreamClient:
         await self._producer.stop()
 
     async def send(self, spec: TopicSpec, event: events.Event, key: str) -> None:
-        await self._producer.send(self.topics(spec), events.encode(event), key=key.encode())
+        value, raw_key = events.encode(event), key.encode()
+        headers = self._signer.headers(raw_key, value) if spec is RULES_EVENTS else []
+        await self._producer.send(self.topics(spec), value, key=raw_key, headers=headers)
 
     async def flush(self) -> None:
         await self._producer.flush()

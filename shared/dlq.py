@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -156,16 +156,21 @@ class Inbox(Generic[T]):
         dead_letters: DeadLetters,
         *,
         max_bytes: int,
+        authenticate: Callable[[Record], None] | None = None,
     ) -> None:
+        """``authenticate`` raises ``PoisonMessage`` for a record that must not be trusted."""
         self.source = source
         self.adapter = adapter
         self.dead_letters = dead_letters
         self.max_bytes = max_bytes
+        self.authenticate = authenticate
 
     async def open(self, record: Record) -> T | None:
         """Decode one record; None when it was dead-lettered."""
         MESSAGES_CONSUMED.labels(self.dead_letters.service, self.source.name).inc()
         try:
+            if self.authenticate is not None:
+                self.authenticate(record)
             return decode(self.adapter, record.value, max_bytes=self.max_bytes)
         except PoisonMessage as exc:
             await self.dead_letters.send(record, self.source, exc.reason, exc.detail)

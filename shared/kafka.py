@@ -31,6 +31,7 @@ def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     if "SSL" not in settings.security_protocol:
         return None
     context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    context.check_hostname = settings.ssl_check_hostname
     if settings.ssl_certfile:
         context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
     return context

@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from faststream.kafka import KafkaBroker
 from pydantic import TypeAdapter
 
-from shared.dlq import DeadLetters, Inbox
+from shared.dlq import DeadLetters, Inbox, Record
 from shared.events import Event, encode
 from shared.http import HealthServer
 from shared.kafka import ensure_topics, make_broker
@@ -66,9 +66,15 @@ class Service:
     async def is_ready(self) -> bool:
         return self._started
 
-    def make_inbox(self, source: TopicSpec, adapter: TypeAdapter[T]) -> Inbox[T]:
+    def make_inbox(
+        self,
+        source: TopicSpec,
+        adapter: TypeAdapter[T],
+        authenticate: Callable[[Record], None] | None = None,
+    ) -> Inbox[T]:
         """Decoding for one consumed topic, dead-lettering through this service."""
-        return Inbox(source, adapter, self.dead_letters, max_bytes=self.settings.max_message_bytes)
+        return Inbox(source, adapter, self.dead_letters,
+                     max_bytes=self.settings.max_message_bytes, authenticate=authenticate)  # fmt: skip
 
     async def publish_all(self, topic: str, keyed: Iterable[tuple[str, Event]]) -> None:
         """Publish events with their keys: enqueue all, then wait for every delivery at once

@@ -50,6 +50,12 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    rule_signing_key: SecretStr | None = None
+    """Shared secret for rule-event signatures (``shared/signing.py``): publishers sign with it
+    and ingest rejects rule events without a valid signature. None: signing off."""
+    rule_signing_previous_key: SecretStr | None = None
+    """Also accepted when verifying, while the key is being rotated."""
 
     @property
     def topics(self) -> TopicNames:

@@ -13,11 +13,12 @@ from services.ingest.ingestor import RuleIngestor
 from services.ingest.memory import RuleEvent, RuleWriter, identity
 from services.ingest.settings import IngestSettings
 from shared import events
-from shared.dlq import Inbox
+from shared.dlq import Inbox, PoisonMessage, Record
 from shared.embedders import Embedder, make_embedder
 from shared.kafka import consumer_options
 from shared.memory.service import RuleMemoryService
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
+from shared.signing import RuleSigner
 from shared.topics import RULES_EVENTS, RULES_INDEXED
 
 RULES_APPLIED = Counter(
@@ -38,7 +39,10 @@ class IngestService(RuleMemoryService):
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: IngestSettings = settings
-        self.inbox: Inbox[RuleEvent] = self.make_inbox(RULES_EVENTS, events.RULE_EVENT)
+        signer = RuleSigner.from_settings(settings.kafka)
+        self.inbox: Inbox[RuleEvent] = self.make_inbox(
+            RULES_EVENTS, events.RULE_EVENT, signer.check if signer.enabled else None
+        )
         self.ingestor: RuleIngestor | None = None
         self.broker.subscriber(
             self.topics(RULES_EVENTS),
@@ -60,15 +64,28 @@ class IngestService(RuleMemoryService):
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
         with HANDLER_SECONDS.labels(self.name, RULES_EVENTS.name).time():
-            opened = await self.inbox.open_batch(message.raw_message)
-            if opened:
+            batch = [
+                event
+                for record, event in await self.inbox.open_batch(message.raw_message)
+                if await self._keyed_right(record, event)
+            ]
+            if batch:
                 try:
-                    await self.apply([event for _, event in opened])
+                    await self.apply(batch)
                 except Exception:
                     # Redis or the embedder failed: let the batch be redelivered, after a pause
                     # so an outage is not a busy loop.
                     await asyncio.sleep(self.settings.retry_backoff_s)
                     raise
+
+    async def _keyed_right(self, record: Record, event: RuleEvent) -> bool:
+        """A rule event under another rule's key would defeat compaction (the topic would keep
+        a stale record for the rule): dead-letter it."""
+        if record.key == event.key.encode():
+            return True
+        await self.inbox.reject(record, PoisonMessage(
+            "key_mismatch", f"record key {record.key!r} is not the rule's key {event.key!r}"))  # fmt: skip
+        return False
 
     async def apply(self, batch: list[RuleEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""

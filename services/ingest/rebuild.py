@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.ingest.ingestor import RuleIngestor
 from services.ingest.memory import RuleEvent, RuleWriter
 from shared import events
-from shared.dlq import PoisonMessage, decode
+from shared.dlq import PoisonMessage, Record, decode
 from shared.embedders import Embedder
 from shared.events import IndexOutcome
 from shared.kafka import client_security_kwargs
@@ -25,6 +25,7 @@ from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
+from shared.signing import RuleSigner
 from shared.topics import RULES_EVENTS
 
 
@@ -64,6 +65,7 @@ async def rebuild(
     await embedder.start()
     schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
     report = RebuildReport()
+    signer = RuleSigner.from_settings(kafka)
     if drop:
         report.dropped_keys = await drop_memory(redis_settings, schema)
     client = make_redis(redis_settings)
@@ -96,6 +98,8 @@ async def rebuild(
                 for record in records:
                     report.events += 1
                     try:
+                        if signer.enabled:
+                            signer.check(Record.from_consumer_record(record))
                         batch.append(
                             decode(events.RULE_EVENT, record.value or b"", max_bytes=1 << 24)
                         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,18 +43,33 @@ def history() -> list[events.RuleUpsert | events.RuleDelete]:
     return out
 
 
-async def snapshot(client: aioredis.Redis, schema: RuleSchema) -> dict[bytes, dict[object, object]]:
-    """Every rule document and version ledger. Embeddings are rounded: the embedder's floats
-    differ in the last bits with the batch a text was embedded in."""
+@dataclass
+class Snapshot:
+    """Every rule document (without its embedding) and version ledger, and the embeddings."""
+
+    docs: dict[bytes, dict[object, object]]
+    vectors: dict[bytes, np.ndarray]
+
+    def __eq__(self, other: object) -> bool:
+        # The embedder's floats differ in the last bits with the batch a text was embedded in.
+        return (
+            isinstance(other, Snapshot)
+            and self.docs == other.docs
+            and self.vectors.keys() == other.vectors.keys()
+            and all(np.allclose(v, other.vectors[k], atol=1e-4) for k, v in self.vectors.items())
+        )
+
+
+async def snapshot(client: aioredis.Redis, schema: RuleSchema) -> Snapshot:
     docs: dict[bytes, dict[object, object]] = {}
+    vectors: dict[bytes, np.ndarray] = {}
     async for key in client.scan_iter(match=schema.docs_pattern):
         doc: dict[object, object] = {k: v for k, v in (await client.hgetall(key)).items()}
-        vector = np.frombuffer(doc.pop(b"embedding"), dtype=np.float32)  # type: ignore[call-overload]
-        doc[b"embedding"] = tuple(np.round(vector, 4).tolist())
+        vectors[key] = np.frombuffer(doc.pop(b"embedding"), dtype=np.float32)  # type: ignore[call-overload]
         docs[key] = doc
     async for key in client.scan_iter(match=schema.versions_key("*")):
         docs[key] = {k: v for k, v in (await client.hgetall(key)).items()}
-    return docs
+    return Snapshot(docs, vectors)
 
 
 async def test_rebuild_from_topic_gives_the_same_memory(
@@ -72,7 +88,7 @@ async def test_rebuild_from_topic_gives_the_same_memory(
     async with AlignstreamClient(ingest_settings.kafka) as client:
         await client.publish_rules(stream, wait=True, timeout_s=30)
     before = await snapshot(redis_client, schema)
-    assert len([k for k in before if k.startswith(schema.doc_prefix("acme").encode())]) == 19
+    assert len([k for k in before.docs if k.startswith(schema.doc_prefix("acme").encode())]) == 19
 
     progress: list[tuple[int, int]] = []
     report = await rebuild(
