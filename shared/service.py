@@ -73,8 +73,8 @@ class Service:
         authenticate: Callable[[Record], None] | None = None,
     ) -> Inbox[T]:
         """Decoding for one consumed topic, dead-lettering through this service."""
-        return Inbox(source, adapter, self.dead_letters,
-                     max_bytes=self.settings.max_message_bytes, authenticate=authenticate)  # fmt: skip
+        limit = self.settings.max_message_bytes
+        return Inbox(source, adapter, self.dead_letters, max_bytes=limit, authenticate=authenticate)
 
     async def publish_all(self, topic: str, keyed: Iterable[tuple[str, Event]]) -> None:
         """Publish events with their keys: enqueue all, then wait for every delivery at once

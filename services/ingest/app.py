@@ -83,8 +83,8 @@ class IngestService(RuleMemoryService):
         a stale record for the rule): dead-letter it."""
         if record.key == event.key.encode():
             return True
-        await self.inbox.reject(record, PoisonMessage(
-            "key_mismatch", f"record key {record.key!r} is not the rule's key {event.key!r}"))  # fmt: skip
+        detail = f"record key {record.key!r} is not the rule's key {event.key!r}"
+        await self.inbox.reject(record, PoisonMessage("key_mismatch", detail))
         return False
 
     async def apply(self, batch: list[RuleEvent]) -> list[events.RuleIndexed]:

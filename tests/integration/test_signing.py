@@ -41,8 +41,8 @@ async def test_only_signed_rule_events_change_the_memory(
     await client_broker.publish(events.encode(unsigned), topic, key=unsigned.key.encode())
     forged = events.RuleUpsert(rule=sample_rule(rule_id="forged"))
     value, key = events.encode(forged), forged.key.encode()
-    await client_broker.publish(value, topic, key=key,
-                                headers=_text(RuleSigner(SecretStr("guess")).headers(key, value)))  # fmt: skip
+    guessed = _text(RuleSigner(SecretStr("guess")).headers(key, value))
+    await client_broker.publish(value, topic, key=key, headers=guessed)
     # A validly signed event replayed under another rule's key.
     real = events.RuleUpsert(rule=sample_rule(rule_id="real"))
     value, key = events.encode(real), real.key.encode()

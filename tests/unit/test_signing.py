@@ -51,5 +51,6 @@ def test_disabled_signer_adds_no_header() -> None:
 @pytest.mark.parametrize("secret", ["s", "a much longer shared secret ✓"])
 def test_signature_format(secret: str) -> None:
     value = signature(SecretStr(secret), b"k", b"v")
-    assert value.startswith("hmac-sha256=") and len(value) == len("hmac-sha256=") + 64
+    assert value.startswith("hmac-sha256=")
+    assert len(value) == len("hmac-sha256=") + 64
     assert HEADER == "alignstream-signature"
