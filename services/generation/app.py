@@ -145,7 +145,8 @@ class GenerationService(Service):
     async def respond(self, grounded: events.GroundedRequest) -> events.ChatResponse:
         """Generate the answer to one grounded request, or an error response."""
         request = grounded.request
-        prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo_k)
+        prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo_k,
+                              fence_rules=self.settings.fence_rules)  # fmt: skip
         common: dict[str, Any] = {
             "request_id": request.request_id,
             "tenant": request.tenant,

@@ -59,5 +59,8 @@ class GenerationSettings(ServiceSettings):
     drpo_examples: Path | None = None
     """...and its ``{query: answer}`` JSON in-context examples (the first ``drpo_k`` used)."""
     drpo_k: int = Field(default=2, ge=0)
+    fence_rules: bool = True
+    """Quote rule texts as reference material between markers (prompt-injection defence);
+    False renders OPO's prompt verbatim, for reproducing the paper's numbers."""
     vllm: VllmSettings = Field(default_factory=VllmSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)

@@ -31,7 +31,7 @@ def grounded(question: str, strategy: events.Strategy, **request: object) -> eve
 
 
 def test_opo_zh_puts_rules_before_the_question() -> None:
-    prompt = build_prompt(grounded("可以酒后开车吗？", events.Strategy.OPO))
+    prompt = build_prompt(grounded("可以酒后开车吗？", events.Strategy.OPO), fence_rules=False)
     assert prompt.messages == (
         {
             "role": "user",
@@ -52,7 +52,7 @@ def test_baseline_has_no_rules_and_cites_none() -> None:
 
 
 def test_oracle_uses_the_given_rules_in_english() -> None:
-    prompt = build_prompt(grounded("Drink and drive?", events.Strategy.ORACLE))
+    prompt = build_prompt(grounded("Drink and drive?", events.Strategy.ORACLE), fence_rules=False)
     assert prompt.messages[-1]["content"] == (
         "Supplementary information: 第一条：禁止酒后驾驶。\n第二条：必须系安全带。\n\n"
         "Question: Drink and drive?\nAnswer:"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.generation.prompts import drpo, opo
+from services.generation.prompts.fencing import neutralize
 from shared.events import ChatMessage, GroundedRequest, RetrievedRule, Role, Strategy
 from shared.language import language_of
 from shared.prompt_sets import PromptSet
@@ -33,11 +34,14 @@ def build_prompt(
     *,
     drpo_fallback: PromptSet | None = None,
     drpo_k: int = 2,
+    fence_rules: bool = True,
 ) -> ChatPrompt:
     """``drpo_fallback``: the DRPO set used when retrieval attached none (its first
-    ``drpo_k`` examples; retrieval picks them by similarity instead)."""
+    ``drpo_k`` examples; retrieval picks them by similarity instead). ``fence_rules``: quote the
+    rules as reference material (``fencing.py``); False gives OPO's prompt verbatim.
+    Every message from the request is untrusted: chat-template control markers are removed."""
     request = grounded.request
-    question = request.query
+    question = neutralize(request.query)
     language = language_of(question)
     use_rules = request.strategy in (Strategy.OPO, Strategy.ORACLE)
     rules = tuple(grounded.rules) if use_rules else ()
@@ -58,7 +62,7 @@ def build_prompt(
         template = opo.template_for(language)
         history[last_user] = {
             "role": "user",
-            "content": opo.render_user_turn(question, rules, template),
+            "content": opo.render_user_turn(question, rules, template, fenced=fence_rules),
         }
         if request.params.option_letters:
             system = MCQ_SYSTEM[language].format(n=len(request.params.option_letters))
@@ -66,7 +70,7 @@ def build_prompt(
         history.insert(0, {"role": "system", "content": system})
     continue_final = request.prefill is not None
     if request.prefill is not None:
-        history.append({"role": "assistant", "content": request.prefill})
+        history.append({"role": "assistant", "content": neutralize(request.prefill)})
     return ChatPrompt(
         messages=tuple(history),
         continue_final=continue_final,
@@ -76,4 +80,4 @@ def build_prompt(
 
 
 def _as_dict(message: ChatMessage) -> dict[str, str]:
-    return {"role": message.role.value, "content": message.content}
+    return {"role": message.role.value, "content": neutralize(message.content)}
