@@ -40,7 +40,7 @@ def request(question: str, hostile: str, **fields: object) -> events.GroundedReq
             "messages": [{"role": "user", "content": question}],
             "strategy": events.Strategy.OPO,
             **fields,
-        }  # fmt: skip
+        }
     )
     rules = (BENIGN, events.RetrievedRule(rule_id="evil", version=3, score=0.8, text=hostile))
     return events.GroundedRequest(request=chat, rules=rules, received_at=datetime.now(UTC))
