@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,3 +87,58 @@ class ScriptedBackend:
 
     async def close(self) -> None:
         pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServiceProcess:
+    """One ``alignstream serve NAME`` subprocess that a test can kill -9 and start again; its
+    output goes to ``log`` (appended across restarts)."""
+
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.env = {**os.environ, **env, "ALIGNSTREAM_HTTP_HOST": "127.0.0.1",
+                    "ALIGNSTREAM_HTTP_PORT": str(self.port)}  # fmt: skip
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "services.cli", "serve", self.name]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, env=self.env, cwd=Path(__file__).parents[2],
+                                            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+
+    async def ready(self, timeout_s: float = 90.0) -> float:
+        """Wait until ``/readyz`` answers 200; return the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            assert self.process is not None
+            assert self.process.poll() is None, f"{self.name} exited; see {self.log}"
+            with contextlib.suppress(OSError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                status = await reader.readline()
+                writer.close()
+                if b" 200 " in status:
+                    return time.monotonic() - started
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.name} not ready after {timeout_s}s; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no commit, nothing flushed."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

@@ -44,8 +44,9 @@ def keyword_verdict(prompt: str) -> str:
     return "unknown"
 
 
-class KeywordJudgeServer(TcpServer):
-    """Serves ``POST /v1/chat/completions`` on loopback; counts the requests it answered."""
+class ChatCompletionServer(TcpServer):
+    """A minimal ``POST /v1/chat/completions`` server on loopback (JSON, keep-alive, no
+    streaming); a subclass writes ``answer``. An exception in ``answer`` is an HTTP 500."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
@@ -55,6 +56,9 @@ class KeywordJudgeServer(TcpServer):
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
+    async def answer(self, messages: list[dict[str, str]]) -> str:
+        raise NotImplementedError
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
@@ -63,19 +67,36 @@ class KeywordJudgeServer(TcpServer):
                                if line.lower().startswith(b"content-length")), 0)  # fmt: skip
                 request = json.loads(await reader.readexactly(length))
                 self.requests += 1
-                first_user = next(m["content"] for m in request["messages"] if m["role"] == "user")
-                body = json.dumps({
-                    "id": f"judge-{self.requests}", "object": "chat.completion",
+                try:
+                    content = await self.answer(request["messages"])
+                except Exception as exc:
+                    writer.write(_response(500, {"error": {"message": str(exc)}}))
+                    await writer.drain()
+                    continue
+                writer.write(_response(200, {
+                    "id": f"chat-{self.requests}", "object": "chat.completion",
                     "created": int(time.time()), "model": request["model"],
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                        "role": "assistant", "content": keyword_verdict(first_user)}}],
+                        "role": "assistant", "content": content}}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }).encode()  # fmt: skip
-                header = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" \
-                       f"Content-Length: {len(body)}\r\n\r\n"  # fmt: skip
-                writer.write(header.encode() + body)
+                }))  # fmt: skip
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionResetError):
             pass
         finally:
             writer.close()
+
+
+def _response(status: int, payload: object) -> bytes:
+    body = json.dumps(payload).encode()
+    reason = "OK" if status == 200 else "Internal Server Error"
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n" \
+           f"Content-Length: {len(body)}\r\n\r\n"  # fmt: skip
+    return head.encode() + body
+
+
+class KeywordJudgeServer(ChatCompletionServer):
+    """The keyword judge: answers each request by ``keyword_verdict`` of its first user turn."""
+
+    async def answer(self, messages: list[dict[str, str]]) -> str:
+        return keyword_verdict(next(m["content"] for m in messages if m["role"] == "user"))
