@@ -48,6 +48,7 @@ class Service:
             live=self._is_live,
         )
         self._started = False
+        self._stopping = False
 
     # Hooks for subclasses --------------------------------------------------------------
 
@@ -65,6 +66,11 @@ class Service:
 
     async def is_ready(self) -> bool:
         return self._started
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop`` began: retry loops give up."""
+        return self._stopping
 
     def make_inbox(
         self,
@@ -91,6 +97,7 @@ class Service:
         return True
 
     async def start(self) -> None:
+        self._stopping = False
         await ensure_topics(self.settings.kafka)
         await self.on_start()
         await self.broker.start()
@@ -102,6 +109,7 @@ class Service:
 
     async def stop(self) -> None:
         self._started = False
+        self._stopping = True
         SERVICE_UP.labels(self.name).set(0)
         # Each phase is bounded: a stuck handler or backend must not keep a pod from stopping
         # (work not finished is not committed and is redelivered to another consumer).

@@ -123,15 +123,27 @@ class GenerationService(Service):
             response = await self.respond(grounded)
             request = grounded.request
             topic = request.reply_topic or self.topics(CHAT_RESPONSES)
-            await self.publish_all(topic, [(response.key, response)])
-        except Exception:
-            # Publishing failed (broker down): leave the offset uncommitted for redelivery.
-            log.exception("could not publish a response", extra={"offset": offset})
-            return
+            sent = await self._publish_until_sent(topic, response)
         finally:
             IN_FLIGHT.dec()
             self._slots.release()
-        await self._finish(partition, offset)
+        if sent:
+            await self._finish(partition, offset)
+
+    async def _publish_until_sent(self, topic: str, response: events.ChatResponse) -> bool:
+        """Publish a response, retrying through a broker outage; False when the service stops
+        first (the offset stays uncommitted and the request is redelivered). Without the retry
+        an unpublished response would hold back every later commit of its partition."""
+        while True:
+            try:
+                await self.publish_all(topic, [(response.key, response)])
+                return True
+            except Exception:
+                log.warning("could not publish a response; retrying", exc_info=True,
+                            extra={"request_id": response.request_id})  # fmt: skip
+            if self.stopping:
+                return False
+            await asyncio.sleep(self.settings.retry_backoff_s)
 
     async def _finish(self, partition: TopicPartition, offset: int) -> None:
         commit = self._offsets.finish(partition, offset)

@@ -57,6 +57,8 @@ class RetrievalService(RuleMemoryService):
         self.settings: RetrievalSettings = settings
         self.inbox: Inbox[events.ChatRequest] = self.make_inbox(CHAT_REQUESTS, ChatRequestAdapter)
         self.searcher: RuleSearcher | None = None
+        self._memory_checked = True
+        """False after a Redis failure until the memory is loaded and indexed again."""
         self._jurisdictions: Refreshing[set[str]] = Refreshing(
             self._read_jurisdictions, settings.jurisdictions_refresh_s
         )
@@ -92,11 +94,26 @@ class RetrievalService(RuleMemoryService):
             if not opened:
                 return
             try:
+                await self.memory_ready()
                 grounded = await self.ground([request for _, request in opened], received_at)
             except Exception:
+                # Redis (or the embedder) failed. Redis may be restarting: before searching
+                # again, wait until it has loaded and every index is complete, so no request is
+                # grounded from a half-loaded index. The batch is redelivered after a pause.
+                self._memory_checked = False
                 await asyncio.sleep(self.settings.retry_backoff_s)
                 raise
             await self.publish_all(self.topics(CHAT_GROUNDED), ((g.key, g) for g in grounded))
+
+    async def memory_ready(self) -> None:
+        """Wait for the rule memory after a failure (a no-op while all is well)."""
+        if not self._memory_checked:
+            assert self.indexes is not None, "service not started"
+            await self.indexes.wait_ready(timeout_s=self.settings.memory_ready_timeout_s)
+            self._memory_checked = True
+
+    async def is_ready(self) -> bool:
+        return await super().is_ready() and self._memory_checked
 
     async def ground(
         self, requests: list[events.ChatRequest], received_at: datetime

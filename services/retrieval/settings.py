@@ -13,6 +13,8 @@ class RetrievalSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_RETRIEVAL_", extra="ignore")
 
     group_id: str = "alignstream-retrieval"
+    memory_ready_timeout_s: float = Field(default=600.0, gt=0)
+    """After a Redis failure, how long to wait for it to load and re-index before a search."""
     batch_max: int = Field(default=64, ge=1)
     """Most requests taken together (their queries are embedded in one call)."""
     batch_wait_ms: int = Field(default=5, ge=0)

@@ -21,6 +21,7 @@ from services.grading.store import ExamStore
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
 from shared.memory.schema import RuleSchema
+from shared.redis import as_text
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS
 from tests.integration.helpers import ServiceProcess
@@ -177,7 +178,7 @@ async def _under_load(
     duplicates = sum(received.values()) - len(wanted)
     schema = RuleSchema(redis_settings.key_prefix, dim=512, embedder="use")
     ledger = await redis_client.hgetall(schema.versions_key("acme"))
-    assert {k.decode(): int(v) for k, v in ledger.items()} == {
+    assert {as_text(k): int(v) for k, v in ledger.items()} == {
         f"r{r}": VERSIONS for r in range(RULES)
     }
     for r in range(RULES):
