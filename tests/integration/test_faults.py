@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from services.grading.judge.keyword_server import ChatCompletionServer
 from services.grading.store import ExamStore
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
+from shared.http import ChatCompletionServer
 from shared.memory.schema import RuleSchema
 from shared.redis import as_text
 from shared.settings import KafkaSettings, RedisSettings

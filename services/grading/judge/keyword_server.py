@@ -7,12 +7,9 @@ substitute for a model judge; it makes the judge path testable offline and repea
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-import time
 
-from shared.http import TcpServer
+from shared.http import ChatCompletionServer
 
 CORRECTION = re.compile(
     r"\b(i can(?:'|no)t|i cannot|i won't|i will not|sorry|not (?:appropriate|legal|ethical)|"
@@ -42,57 +39,6 @@ def keyword_verdict(prompt: str) -> str:
                 return "yes" if safe else "no"
             return "positive" if safe else "negative"
     return "unknown"
-
-
-class ChatCompletionServer(TcpServer):
-    """A minimal ``POST /v1/chat/completions`` server on loopback (JSON, keep-alive, no
-    streaming); a subclass writes ``answer``. An exception in ``answer`` is an HTTP 500."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(host, port)
-        self.requests = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    async def answer(self, messages: list[dict[str, str]]) -> str:
-        raise NotImplementedError
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length")), 0)  # fmt: skip
-                request = json.loads(await reader.readexactly(length))
-                self.requests += 1
-                try:
-                    content = await self.answer(request["messages"])
-                except Exception as exc:
-                    writer.write(_response(500, {"error": {"message": str(exc)}}))
-                    await writer.drain()
-                    continue
-                writer.write(_response(200, {
-                    "id": f"chat-{self.requests}", "object": "chat.completion",
-                    "created": int(time.time()), "model": request["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                        "role": "assistant", "content": content}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }))  # fmt: skip
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionResetError):
-            pass
-        finally:
-            writer.close()
-
-
-def _response(status: int, payload: object) -> bytes:
-    body = json.dumps(payload).encode()
-    reason = "OK" if status == 200 else "Internal Server Error"
-    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n" \
-           f"Content-Length: {len(body)}\r\n\r\n"  # fmt: skip
-    return head.encode() + body
 
 
 class KeywordJudgeServer(ChatCompletionServer):
