@@ -155,6 +155,17 @@ def test_external_kafka_and_redis_use_secrets_and_deploy_nothing_stateful() -> N
             env["ALIGNSTREAM_OPENAI_API_KEY"]["valueFrom"]["secretKeyRef"]["name"]
             == "alignstream-openai"
         )
+        assert env["ALIGNSTREAM_KAFKA_RULE_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+            "name": "alignstream-rule-signing",
+            "key": "signing-key",
+        }
+        assert env["ALIGNSTREAM_KAFKA_SSL_CAFILE"]["value"] == "/etc/alignstream/kafka-tls/ca.crt"
+        pod = deployment["spec"]["template"]["spec"]
+        assert {"name": "kafka-tls", "secret": {"secretName": "alignstream-kafka-tls",
+                "defaultMode": 0o440}} in pod["volumes"]  # fmt: skip
+    (job,) = of_kind(docs, "Job").values()
+    job_env = {e["name"]: e for e in container(job)["env"]}
+    assert job_env["ALIGNSTREAM_KAFKA_SSL_CAFILE"]["value"] == "/etc/alignstream/kafka-tls/ca.crt"
     assert of_kind(docs, "Secret") == {}  # no credential is ever written by the chart
     assert "password" not in json.dumps(settings).lower()
 
