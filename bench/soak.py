@@ -61,7 +61,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
     kafka = KafkaSettings(bootstrap=env["KAFKA_BOOTSTRAP"], topic_prefix="soak.")
     await ensure_topics(kafka)
     model = FaultyModel()
-    await model.start()
+    await model.start()  # stopped below, after the service
     settings = GenerationSettings(
         kafka=kafka, observability=ObservabilitySettings(http_host="127.0.0.1"),
         backend="openai", request_timeout_s=1.0, max_in_flight=32,

@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -39,6 +40,13 @@ class TcpServer:
                 writer.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics, make_broker
-from shared.localstack import servers_for_testing
+from shared.localstack import ValkeyServer, free_port, servers_for_testing
 from shared.redis import command, make_redis
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 from tests.integration.helpers import TopicReader
@@ -38,6 +39,16 @@ pytestmark = pytest.mark.integration
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     with servers_for_testing(tmp_path_factory.mktemp("stack")) as env:
         yield env
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[ValkeyServer]:
+    """A Redis (Valkey + search modules, AOF) for this test alone: to kill, restart or lock."""
+    server = ValkeyServer(tmp_path / "redis", free_port())
+    server.state_dir.mkdir()
+    server.start(timeout_s=30)
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -160,10 +171,8 @@ async def grading(
 @pytest.fixture
 async def judge() -> AsyncIterator[KeywordJudgeServer]:
     """A deterministic judge behind a real OpenAI-compatible HTTP endpoint."""
-    server = KeywordJudgeServer()
-    await server.start()
-    yield server
-    await server.stop()
+    async with KeywordJudgeServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -46,10 +46,8 @@ class FastModel(ChatCompletionServer):
 
 @pytest.fixture
 async def model() -> AsyncIterator[FastModel]:
-    server = FastModel()
-    await server.start()
-    yield server
-    await server.stop()
+    async with FastModel() as server:
+        yield server
 
 
 @pytest.fixture

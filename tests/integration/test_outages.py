@@ -154,15 +154,6 @@ async def test_services_recover_from_a_10s_broker_outage(
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path / "redis", free_port())
-    server.state_dir.mkdir()
-    server.start(timeout_s=30)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 async def own_redis_client(own_redis: ValkeyServer) -> AsyncIterator[aioredis.Redis]:
     client = make_redis(RedisSettings(url=own_redis.address))
     yield client

@@ -4,7 +4,6 @@ of the secrets appears in its DEBUG log."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from shared import events
 from shared.client import AlignstreamClient
-from shared.localstack import ValkeyServer, free_port
+from shared.localstack import ValkeyServer
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from tests.integration.helpers import ServiceProcess
@@ -25,15 +24,11 @@ SASL_PASSWORD = "sasl-pw-9d8c7b"
 
 
 @pytest.fixture
-async def protected_redis(tmp_path: Path) -> AsyncIterator[ValkeyServer]:
-    server = ValkeyServer(tmp_path / "redis", free_port())
-    server.state_dir.mkdir()
-    server.start(timeout_s=30)
-    client = make_redis(RedisSettings(url=server.address))
+async def protected_redis(own_redis: ValkeyServer) -> ValkeyServer:
+    client = make_redis(RedisSettings(url=own_redis.address))
     await client.config_set("requirepass", REDIS_PASSWORD)
     await client.aclose()
-    yield server
-    server.stop()
+    return own_redis
 
 
 @pytest.mark.timeout(180)

@@ -39,10 +39,8 @@ class FaultyModel(ChatCompletionServer):
 
 @pytest.fixture
 async def model() -> AsyncIterator[FaultyModel]:
-    server = FaultyModel()
-    await server.start()
-    yield server
-    await server.stop()
+    async with FaultyModel() as server:
+        yield server
 
 
 def kind_of(i: int) -> str:
