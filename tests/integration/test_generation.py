@@ -107,7 +107,8 @@ async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
 
     answer = responses[ok.request.request_id]
     assert answer.ok
-    assert answer.text.startswith("echo: Supplementary information: A rule.")
+    assert answer.text.startswith("echo: Supplementary information (reference rules")
+    assert '<rule id="r1" version="3">A rule.</rule>' in answer.text  # fenced by default
     assert answer.cited_rules == (events.RuleRef(rule_id="r1", version=3),)
     assert (answer.backend, answer.model) == ("scripted", "script-1")
     assert answer.usage.completion_tokens == 2
