@@ -41,7 +41,7 @@ class IngestService(RuleMemoryService):
         self.settings: IngestSettings = settings
         signer = RuleSigner.from_settings(settings.kafka)
         self.inbox: Inbox[RuleEvent] = self.make_inbox(
-            RULES_EVENTS, events.RULE_EVENT, signer.check if signer.enabled else None
+            RULES_EVENTS, events.RULE_EVENT, signer.check
         )
         self.ingestor: RuleIngestor | None = None
         self.broker.subscriber(

@@ -98,8 +98,7 @@ async def rebuild(
                 for record in records:
                     report.events += 1
                     try:
-                        if signer.enabled:
-                            signer.check(Record.from_consumer_record(record))
+                        signer.check(Record.from_consumer_record(record))
                         batch.append(
                             decode(events.RULE_EVENT, record.value or b"", max_bytes=1 << 24)
                         )

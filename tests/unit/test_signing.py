@@ -46,6 +46,7 @@ def test_disabled_signer_adds_no_header() -> None:
     signer = RuleSigner(None)
     assert not signer.enabled
     assert signer.headers(b"k", b"v") == []
+    assert reason(signer, record(b"k", b"v", [])) is None  # nothing is checked
 
 
 @pytest.mark.parametrize("secret", ["s", "a much longer shared secret ✓"])
