@@ -24,7 +24,7 @@ from services.generation.backends.vllm_engine import VllmEngineBackend
 from services.generation.prompts import build_prompt
 from services.generation.settings import GenerationSettings, VllmSettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient, TopicTail, collect_responses
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, ObservabilitySettings
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
@@ -81,13 +81,7 @@ async def pipeline(
             sent[item.request.request_id] = time.perf_counter()
             await client.send(CHAT_GROUNDED, item, item.key)
         await client.flush()
-        responses = await tail.collect(
-            events.ChatResponse.model_validate_json,
-            lambda r: r.request_id,
-            sent,
-            timeout_s=600,
-            on_item=arrived,
-        )
+        responses = await collect_responses(tail, sent, timeout_s=600, on_response=arrived)
         elapsed = time.perf_counter() - started
     tokens = sum(r.usage.completion_tokens for r in responses.values())
     return tokens / elapsed, latencies, tokens

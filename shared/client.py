@@ -104,6 +104,19 @@ class TopicTail:
         return found
 
 
+async def collect_responses(
+    tail: TopicTail,
+    wanted: Iterable[str],
+    *,
+    timeout_s: float,
+    on_response: Callable[[events.ChatResponse], None] | None = None,
+) -> dict[str, events.ChatResponse]:
+    """One chat response per wanted request id, from a tail on a responses topic (repeats from
+    redeliveries skipped)."""
+    return await tail.collect(events.ChatResponse.model_validate_json, lambda r: r.request_id,
+                              wanted, timeout_s=timeout_s, on_item=on_response)  # fmt: skip
+
+
 class AlignstreamClient:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
@@ -194,13 +207,7 @@ class AlignstreamClient:
         redelivery is ignored). The requests' reply topic must be the default responses topic."""
         async with TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as tail:
             ids = await self._send_requests(requests)
-            return await tail.collect(
-                events.ChatResponse.model_validate_json,
-                lambda r: r.request_id,
-                ids,
-                timeout_s=timeout_s,
-                on_item=on_response,
-            )
+            return await collect_responses(tail, ids, timeout_s=timeout_s, on_response=on_response)
 
     async def ask_streaming(
         self,

@@ -10,14 +10,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
+from shared import events
+from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings
-from shared.topics import TopicSpec
+from shared.topics import CHAT_REQUESTS, RULES_EVENTS, TopicSpec
 
 
 class TopicReader:
@@ -142,3 +144,15 @@ class ServiceProcess:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+async def send_paced(
+    client: AlignstreamClient, items: Sequence[events.Event], per_s: float
+) -> None:
+    """Send rule upserts and chat requests in order, ``per_s`` a second (load that spans a
+    fault), then flush."""
+    for item in items:
+        spec = RULES_EVENTS if isinstance(item, events.RuleUpsert) else CHAT_REQUESTS
+        await client.send(spec, item, item.key)  # type: ignore[attr-defined]
+        await asyncio.sleep(1 / per_s)
+    await client.flush()

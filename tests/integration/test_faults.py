@@ -23,8 +23,8 @@ from shared.http import ChatCompletionServer
 from shared.memory.schema import RuleSchema
 from shared.redis import as_text
 from shared.settings import KafkaSettings, RedisSettings
-from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS
-from tests.integration.helpers import ServiceProcess
+from shared.topics import CHAT_RESPONSES
+from tests.integration.helpers import ServiceProcess, send_paced
 from tests.samples import sample_rule
 
 SERVICES = ("ingest", "retrieval", "generation", "grading")
@@ -93,14 +93,6 @@ def question(i: int) -> events.ChatRequest:
     )
 
 
-async def publish_paced(client: AlignstreamClient, items: list[events.Event], per_s: float) -> None:
-    for item in items:
-        spec = RULES_EVENTS if isinstance(item, events.RuleUpsert) else CHAT_REQUESTS
-        await client.send(spec, item, item.key)  # type: ignore[attr-defined]
-        await asyncio.sleep(1 / per_s)
-    await client.flush()
-
-
 @pytest.mark.timeout(600)
 async def test_kill_9_each_service_in_turn_under_load(
     processes: dict[str, ServiceProcess],
@@ -162,9 +154,9 @@ async def _under_load(
             if victim == "grading":
                 exam = asyncio.create_task(client.run_exam(job, timeout_s=240))
                 await _until_graded(store, job.job_id, 2)  # kill grading mid-job
-            await publish_paced(client, chunk[:half], per_s=400)
+            await send_paced(client, chunk[:half], per_s=400)
             processes[victim].kill()
-            await publish_paced(client, chunk[half:], per_s=400)
+            await send_paced(client, chunk[half:], per_s=400)
             processes[victim].start()
             recovery[victim] = round(await processes[victim].ready(), 1)
         await asyncio.wait_for(collecting, timeout=180)

@@ -19,7 +19,7 @@ from services.grading.app import GradingService
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient, TopicTail, collect_responses
 from shared.settings import KafkaSettings
 from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS, RULES_INDEXED
 from tests.fuzz import CONSUMED, bad_messages, draw_examples
@@ -83,11 +83,8 @@ async def test_hostile_messages_on_every_topic_are_dead_lettered_and_valid_traff
                 questions.append(question)
                 await client.send(CHAT_REQUESTS, question, question.key)
         await client.flush()
-        replies = await responses.collect(
-            events.ChatResponse.model_validate_json,
-            lambda r: r.request_id,
-            [q.request_id for q in questions],
-            timeout_s=120,
+        replies = await collect_responses(
+            responses, [q.request_id for q in questions], timeout_s=120
         )
     assert all(reply.ok for reply in replies.values())
 

@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,15 @@ from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient, TopicTail, collect_responses
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics
 from shared.localstack import TansuServer, ValkeyServer, free_port
 from shared.memory.schema import RuleSchema
 from shared.redis import as_text, make_redis
 from shared.settings import KafkaSettings, RedisSettings
-from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS
-from tests.integration.helpers import ScriptedBackend
+from shared.topics import CHAT_RESPONSES
+from tests.integration.helpers import ScriptedBackend, send_paced
 from tests.samples import sample_rule
 
 
@@ -64,22 +64,6 @@ async def pipeline(
             GenerationSettings(**settings, group_id=f"{prefix}.generation"), backend=EchoBackend()
         ),
     )
-
-
-async def send_paced(
-    client: AlignstreamClient, items: Sequence[events.Event], per_s: float
-) -> None:
-    for item in items:
-        spec = RULES_EVENTS if isinstance(item, events.RuleUpsert) else CHAT_REQUESTS
-        await client.send(spec, item, item.key)  # type: ignore[attr-defined]
-        await asyncio.sleep(1 / per_s)
-
-
-async def answers(
-    tail: TopicTail, wanted: set[str], timeout_s: float
-) -> dict[str, events.ChatResponse]:
-    return await tail.collect(events.ChatResponse.model_validate_json, lambda r: r.request_id,
-                              wanted, timeout_s=timeout_s)  # fmt: skip
 
 
 async def ledger(client: aioredis.Redis, prefix: str) -> dict[str, int]:
@@ -128,16 +112,15 @@ async def test_services_recover_from_a_10s_broker_outage(
         TopicTail(kafka, kafka.topics(CHAT_RESPONSES)) as tail,
     ):  # fmt: skip
         await send_paced(client, before, per_s=500)
-        await answers(tail, {f"q{i}" for i in range(100)}, timeout_s=60)
+        await collect_responses(tail, {f"q{i}" for i in range(100)}, timeout_s=60)
         sending = asyncio.create_task(send_paced(client, during, per_s=20))  # spans the outage
         await asyncio.sleep(1.0)
         os.kill(pid, signal.SIGSTOP)  # the broker stops answering: requests time out (3 s)
         await asyncio.sleep(10.0)
         os.kill(pid, signal.SIGCONT)
         resumed = time.monotonic()
-        await sending
-        await client.flush()
-        got = await answers(tail, {f"q{i}" for i in range(100, 200)}, timeout_s=120)
+        await sending  # flushed
+        got = await collect_responses(tail, {f"q{i}" for i in range(100, 200)}, timeout_s=120)
         recovered_s = time.monotonic() - resumed
         for service in (ingest, retrieval, generation):
             assert await service.is_ready(), service.name
@@ -191,9 +174,8 @@ async def test_services_wait_for_redis_to_reload_after_kill_9(
         killed = time.monotonic()
         await asyncio.sleep(1.0)
         own_redis.start(timeout_s=120)
-        await sending
-        await client.flush()
-        got = await answers(tail, {q.request_id for q in questions}, timeout_s=180)
+        await sending  # flushed
+        got = await collect_responses(tail, {q.request_id for q in questions}, timeout_s=180)
         recovered_s = time.monotonic() - killed
     assert all(response.ok for response in got.values())
     # Every answer was grounded in a complete index: a half-loaded one would miss rules.

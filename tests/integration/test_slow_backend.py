@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings, OpenAISettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient, TopicTail, collect_responses
 from shared.http import ChatCompletionServer
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
@@ -99,6 +99,5 @@ async def _ask_grounded(
         for item in grounded:
             await client.send(CHAT_GROUNDED, item, item.key)
         await client.flush()
-        return await tail.collect(events.ChatResponse.model_validate_json,
-                                  lambda r: r.request_id, [g.request.request_id for g in grounded],
-                                  timeout_s=180)  # fmt: skip
+        ids = [g.request.request_id for g in grounded]
+        return await collect_responses(tail, ids, timeout_s=180)
