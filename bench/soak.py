@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import resource
 import time
 from collections import Counter
@@ -34,7 +35,8 @@ from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
 class FaultyModel(ChatCompletionServer):
     async def answer(self, messages: list[dict[str, str]]) -> str:
-        number = int(messages[-1]["content"].rsplit(" ", 1)[1])
+        # The request's number, wherever the prompt template put the question.
+        number = int(re.findall(r"\d+", messages[-1]["content"])[-1])
         if number % 10 == 3:
             await asyncio.sleep(30)  # hangs past the request timeout
         if number % 10 == 7:
@@ -95,6 +97,9 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
                 samples.append((time.monotonic() - started, rss_mb()))
                 next_sample += 5
     await model.stop()
+    total = sum(outcomes.values())
+    if outcomes["ok"] < total * 0.5:  # the model is meant to answer 80% of the calls
+        raise RuntimeError(f"the soak's model answered too few calls: {dict(outcomes)}")
     after = [(t, m) for t, m in samples if t >= args.warmup]
     times = np.array([t for t, _ in after]) / 60
     mems = np.array([m for _, m in after])
@@ -103,7 +108,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
         "seconds": args.seconds,
         "outstanding": args.outstanding,
         "responses": dict(outcomes),
-        "responses_per_s": round(sum(outcomes.values()) / args.seconds, 1),
+        "responses_per_s": round(total / args.seconds, 1),
         "rss_after_warmup_mb": round(float(mems[0]), 1),
         "rss_end_mb": round(float(mems[-1]), 1),
         "rss_max_mb": round(float(mems.max()), 1),
