@@ -81,7 +81,9 @@ async def pipeline(
             sent[item.request.request_id] = time.perf_counter()
             await client.send(CHAT_GROUNDED, item, item.key)
         await client.flush()
-        responses = await collect_responses(tail, sent, timeout_s=600, on_response=arrived)
+        responses = await collect_responses(
+            tail, sent, tenant="bench", timeout_s=600, on_response=arrived
+        )
         elapsed = time.perf_counter() - started
     tokens = sum(r.usage.completion_tokens for r in responses.values())
     return tokens / elapsed, latencies, tokens

@@ -95,7 +95,10 @@ class TopicTail:
                 raise TimeoutError(f"{len(pending)} of {len(pending) + len(found)} replies "
                                    f"missing on {self.topic} after {timeout_s}s")  # fmt: skip
             for value in await self.values():
-                item = parse(value)
+                try:
+                    item = parse(value)
+                except ValueError:  # anyone may write to a topic: skip what is not a reply
+                    continue
                 if (item_key := key(item)) in pending:
                     pending.discard(item_key)
                     found[item_key] = item
@@ -108,13 +111,49 @@ async def collect_responses(
     tail: TopicTail,
     wanted: Iterable[str],
     *,
+    tenant: str,
     timeout_s: float,
     on_response: Callable[[events.ChatResponse], None] | None = None,
 ) -> dict[str, events.ChatResponse]:
-    """One chat response per wanted request id, from a tail on a responses topic (repeats from
-    redeliveries skipped)."""
-    return await tail.collect(events.ChatResponse.model_validate_json, lambda r: r.request_id,
-                              wanted, timeout_s=timeout_s, on_item=on_response)  # fmt: skip
+    """One chat response per wanted request id of ``tenant``, from a tail on a responses topic
+    (repeats from redeliveries skipped), by request id."""
+    return await collect_replies(tail, [(tenant, request_id) for request_id in wanted],
+                                 timeout_s=timeout_s, on_response=on_response)  # fmt: skip
+
+
+async def collect_replies(
+    tail: TopicTail,
+    wanted: Iterable[tuple[str, str]],
+    *,
+    timeout_s: float,
+    on_response: Callable[[events.ChatResponse], None] | None = None,
+) -> dict[str, events.ChatResponse]:
+    """One chat response per wanted ``(tenant, request id)``, by request id. A response is
+    matched on both: one with the right id but another tenant (a forgery, or a collision of
+    client-chosen ids) is not taken."""
+    found = await tail.collect(_parse_response, _reply_key,
+                               (f"{t}:{r}" for t, r in wanted), timeout_s=timeout_s,
+                               on_item=on_response)  # fmt: skip
+    return {response.request_id: response for response in found.values()}
+
+
+def _parse_response(value: bytes) -> events.ChatResponse:
+    return events.ChatResponse.model_validate_json(value)
+
+
+E = TypeVar("E", bound=events.Event)
+
+
+def _parsed(model: type[E], value: bytes) -> E | None:
+    """The event, or None for a message that is not one (a topic anyone may write to)."""
+    try:
+        return model.model_validate_json(value)
+    except ValueError:
+        return None
+
+
+def _reply_key(response: events.ChatResponse) -> str:
+    return f"{response.tenant}:{response.request_id}"
 
 
 class AlignstreamClient:
@@ -142,9 +181,9 @@ class AlignstreamClient:
         await self._producer.stop()
 
     async def send(self, spec: TopicSpec, event: events.Event, key: str) -> None:
-        value, raw_key = events.encode(event), key.encode()
-        headers = self._signer.headers(raw_key, value) if spec is RULES_EVENTS else []
-        await self._producer.send(self.topics(spec), value, key=raw_key, headers=headers)
+        value, raw_key, topic = events.encode(event), key.encode(), self.topics(spec)
+        headers = self._signer.headers(topic, raw_key, value) if spec is RULES_EVENTS else []
+        await self._producer.send(topic, value, key=raw_key, headers=headers)
 
     async def flush(self) -> None:
         await self._producer.flush()
@@ -205,9 +244,11 @@ class AlignstreamClient:
     ) -> dict[str, events.ChatResponse]:
         """Send chat requests and wait for one response each (by request id; a duplicate from a
         redelivery is ignored). The requests' reply topic must be the default responses topic."""
+        requests = list(requests)
         async with TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as tail:
-            ids = await self._send_requests(requests)
-            return await collect_responses(tail, ids, timeout_s=timeout_s, on_response=on_response)
+            await self._send_requests(requests)
+            return await collect_replies(tail, [(r.tenant, r.request_id) for r in requests],
+                                         timeout_s=timeout_s, on_response=on_response)  # fmt: skip
 
     async def ask_streaming(
         self,
@@ -230,15 +271,21 @@ class AlignstreamClient:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 for value in await tokens.values(timeout_ms=20):
-                    token = events.ChatToken.model_validate_json(value)
-                    if token.request_id == request.request_id:
+                    token = _parsed(events.ChatToken, value)
+                    if token is not None and (token.tenant, token.request_id) == (
+                        request.tenant,
+                        request.request_id,
+                    ):
                         pieces.setdefault(token.seq, token)
                 while shown in pieces:  # in seq order, each piece once
                     on_text(pieces[shown].text)
                     shown += 1
                 for value in await responses.values(timeout_ms=0):
-                    candidate = events.ChatResponse.model_validate_json(value)
-                    if candidate.request_id == request.request_id:
+                    candidate = _parsed(events.ChatResponse, value)
+                    if candidate is not None and (candidate.tenant, candidate.request_id) == (
+                        request.tenant,
+                        request.request_id,
+                    ):
                         response = candidate
                 ended = shown > 0 and pieces[shown - 1].final
                 if response is not None and (ended or not response.ok):
@@ -259,8 +306,8 @@ class AlignstreamClient:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 for value in await tail.values():
-                    result = events.ExamResult.model_validate_json(value)
-                    if result.job_id != job.job_id:
+                    result = _parsed(events.ExamResult, value)
+                    if result is None or (result.tenant, result.job_id) != (job.tenant, job.job_id):
                         continue
                     if on_progress is not None:
                         on_progress(result)

@@ -2,13 +2,18 @@
 
 A service never crashes on bad input and never drops it silently: a message that cannot be
 decoded, or whose processing fails permanently (``PoisonMessage``), is published to the source
-topic's ``.dlq`` topic with the original bytes and the reason, and counted.
+topic's ``.dlq`` topic with the reason, and counted. A dead letter is bounded: it keeps a prefix
+of the original bytes with their size and hash (a letter carrying a whole oversized message
+would itself be too large to publish, and the consumer would loop on it for ever).
 Transient failures are not dead-lettered: the handler raises, the subscriber (ack policy
-``NACK_ON_ERROR``) seeks back, and the message is redelivered (at-least-once).
+``NACK_ON_ERROR``) seeks back, and the message is redelivered (at-least-once). A failure to
+publish a dead letter is such a failure: it is counted and backs off before the redelivery.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -20,12 +25,20 @@ from faststream.kafka import KafkaBroker
 from pydantic import TypeAdapter, ValidationError
 
 from shared import events
-from shared.metrics import MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED
+from shared.metrics import DEAD_LETTER_FAILURES, MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED
 from shared.topics import TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+MAX_HEADERS = 32
+"""Headers kept on a dead letter (the rest are dropped; hostile records may carry thousands)."""
+MAX_HEADER_CHARS = 1024
+"""Longest header name or value kept on a dead letter."""
+MAX_KEY_BYTES = 1024
+"""Longest record key kept on a dead letter."""
+MAX_ERROR_CHARS = 8000
 
 
 class PoisonMessage(Exception):
@@ -118,32 +131,102 @@ def _is_unknown_kind(exc: ValidationError) -> bool:
     )
 
 
-class DeadLetters:
-    """Publishes dead-letter records for one service."""
+class DeadLetterFailed(Exception):
+    """A dead letter could not be published; the message is redelivered after a back-off."""
 
-    def __init__(self, broker: KafkaBroker, topics: TopicNames, service: str) -> None:
+
+def bounded_letter(
+    record: Record, *, service: str, reason: str, error: str, original_bytes: int
+) -> events.DeadLetter:
+    """The dead letter of a record, every part bounded: a prefix of ``original_bytes`` of the
+    body (with its full size and SHA-256), of the key, of the headers and of the error."""
+    headers: dict[str, str] = {}
+    for name, value in list(record.headers.items())[:MAX_HEADERS]:
+        headers[name[:MAX_HEADER_CHARS]] = value[:MAX_HEADER_CHARS]
+    return events.DeadLetter(
+        service=service,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=None if record.key is None else record.key[:MAX_KEY_BYTES],
+        original=record.value[: max(original_bytes, 0)],
+        original_size=len(record.value),
+        original_sha256=hashlib.sha256(record.value).hexdigest(),
+        headers=headers,
+        reason=reason[:200],
+        error=error[:MAX_ERROR_CHARS],
+    )
+
+
+class DeadLetters:
+    """Publishes dead-letter records for one service.
+
+    ``original_bytes`` bounds how much of a body a letter keeps; a letter that would still be
+    over ``max_bytes`` (long multi-byte errors, many headers) keeps only the size, hash, key and
+    the start of the error. A publish failure is counted
+    and raises ``DeadLetterFailed`` after a pause that doubles with each consecutive failure (up
+    to ``max_backoff_s``): the message is redelivered, and a broker that refuses letters costs
+    a retry every few seconds, not a hot loop.
+    """
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        topics: TopicNames,
+        service: str,
+        *,
+        max_bytes: int = 1_048_576,
+        original_bytes: int = 16_384,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
         self._broker = broker
         self._topics = topics
         self.service = service
+        self.max_bytes = max_bytes
+        self.original_bytes = original_bytes
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.consecutive_failures = 0
+
+    def next_backoff_s(self) -> float:
+        """The pause before the next redelivery after ``consecutive_failures`` failures."""
+        if self.consecutive_failures <= 0:
+            return 0.0
+        pause: float = self.backoff_s * 2.0 ** (self.consecutive_failures - 1)
+        return min(pause, self.max_backoff_s)
 
     async def send(self, record: Record, source: TopicSpec, reason: str, error: str) -> None:
-        letter = events.DeadLetter(
-            service=self.service,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            original=record.value,
-            headers=record.headers,
-            reason=reason,
-            error=error[:8000],
-        )
-        await self._broker.publish(events.encode(letter), self._topics.dlq(source), key=record.key)
+        letter = bounded_letter(record, service=self.service, reason=reason, error=error,
+                                original_bytes=self.original_bytes)  # fmt: skip
+        body = events.encode(letter)
+        if len(body) > self.max_bytes:
+            letter = letter.model_copy(update={"original": b"", "headers": {},
+                                               "error": letter.error[:500]})  # fmt: skip
+            body = events.encode(letter)
+        try:
+            await self._broker.publish(body, self._topics.dlq(source), key=letter.key)
+        except Exception as exc:
+            self.consecutive_failures += 1
+            DEAD_LETTER_FAILURES.labels(self.service, source.name).inc()
+            pause = self.next_backoff_s()
+            log.warning(
+                "could not publish a dead letter; the message is redelivered",
+                extra={"topic": record.topic, "offset": record.offset, "reason": reason,
+                       "error": repr(exc)[:500], "backoff_s": pause},
+            )  # fmt: skip
+            await asyncio.sleep(pause)
+            raise DeadLetterFailed(f"dead letter for {record.topic}@{record.offset}") from exc
+        self.consecutive_failures = 0
         MESSAGES_DEAD_LETTERED.labels(self.service, source.name, reason).inc()
         log.warning(
             "dead-lettered a message",
             extra={"topic": record.topic, "offset": record.offset, "reason": reason},
         )
+
+
+Check = Callable[[Record, T], None]
+"""A check of a decoded message that raises ``PoisonMessage`` when it must not be processed."""
 
 
 class Inbox(Generic[T]):
@@ -157,13 +240,17 @@ class Inbox(Generic[T]):
         *,
         max_bytes: int,
         authenticate: Callable[[Record], None] | None = None,
+        checks: Sequence[Check[T]] = (),
     ) -> None:
-        """``authenticate`` raises ``PoisonMessage`` for a record that must not be trusted."""
+        """``authenticate`` raises ``PoisonMessage`` for a record that must not be trusted (run
+        before decoding); each of ``checks`` for a decoded message that must not be processed
+        (a forbidden reply topic, a key that is not the event's)."""
         self.source = source
         self.adapter = adapter
         self.dead_letters = dead_letters
         self.max_bytes = max_bytes
         self.authenticate = authenticate
+        self.checks = tuple(checks)
 
     async def open(self, record: Record) -> T | None:
         """Decode one record; None when it was dead-lettered."""
@@ -171,7 +258,10 @@ class Inbox(Generic[T]):
         try:
             if self.authenticate is not None:
                 self.authenticate(record)
-            return decode(self.adapter, record.value, max_bytes=self.max_bytes)
+            event = decode(self.adapter, record.value, max_bytes=self.max_bytes)
+            for check in self.checks:
+                check(record, event)
+            return event
         except PoisonMessage as exc:
             await self.dead_letters.send(record, self.source, exc.reason, exc.detail)
         except Exception as exc:  # a decoder bug must not redeliver the message forever

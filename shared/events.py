@@ -585,13 +585,25 @@ class DeadLetter(Event):
     partition: int | None = None
     offset: int | None = None
     key: bytes | None = None
+    """The record's key (its first ``MAX_DEAD_LETTER_KEY_BYTES`` bytes)."""
     original: bytes
-    """The message body exactly as received."""
+    """The message body as received, cut to the service's dead-letter prefix: a letter must
+    always fit where its message did not (``original_size`` and ``original_sha256`` identify
+    the whole body)."""
+    original_size: int | None = None
+    """Length of the whole body in bytes (None: letters written before bounding)."""
+    original_sha256: str | None = None
+    """SHA-256 (hex) of the whole body."""
     headers: dict[str, str] = Field(default_factory=dict)
     reason: str
     """Short machine-readable cause, e.g. ``invalid_payload``, ``unknown_version``."""
     error: Annotated[str, StringConstraints(max_length=8192)]
     failed_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether ``original`` is only a prefix of the message body."""
+        return self.original_size is not None and self.original_size > len(self.original)
 
     @field_serializer("original", "key", when_used="json")
     def _b64(self, value: bytes | None) -> str | None:

@@ -20,4 +20,7 @@ def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
             except json.JSONDecodeError as exc:
                 yield number, f"invalid JSON: {exc.msg} (column {exc.colno})"
                 continue
+            except (ValueError, RecursionError) as exc:  # huge integers, hostile nesting
+                yield number, f"invalid JSON: {type(exc).__name__}"
+                continue
             yield number, data if isinstance(data, dict) else "expected a JSON object"

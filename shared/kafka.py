@@ -9,7 +9,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from faststream.security import (
@@ -25,6 +32,33 @@ from shared.topics import TopicNames, TopicSpec, all_topics
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+
+
+class OversizedMessage(Exception):
+    """A message this service derived is larger than the configured limit: never published."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes > limit {limit}")
+        self.size = size
+        self.limit = limit
+
+
+_FINAL_PUBLISH_ERRORS = (
+    OversizedMessage,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+)
+
+
+def is_final_publish_error(exc: BaseException, *, topic_is_ours: bool = True) -> bool:
+    """Whether a publish failure can never succeed on retry: too large, an invalid or forbidden
+    topic, or (for a topic the service does not create itself, e.g. a client's reply topic) a
+    topic that does not exist. A broker outage is not final."""
+    if isinstance(exc, _FINAL_PUBLISH_ERRORS):
+        return True
+    return not topic_is_ours and isinstance(exc, UnknownTopicOrPartitionError)
 
 
 def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
@@ -66,12 +100,25 @@ def client_security_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     return kwargs
 
 
-def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> KafkaBroker:
-    """A FastStream KafkaBroker with the project's settings (security, timeouts)."""
+PRODUCER_MAX_REQUEST_BYTES = 1_048_576
+"""aiokafka's default request limit, the size Kafka brokers accept by default."""
+
+
+def make_broker(
+    settings: KafkaSettings,
+    *,
+    client_id: str,
+    max_message_bytes: int = PRODUCER_MAX_REQUEST_BYTES,
+    **kwargs: Any,
+) -> KafkaBroker:
+    """A FastStream KafkaBroker with the project's settings (security, timeouts). Services
+    check every message they derive against ``max_message_bytes`` before publishing; the
+    producer allows a record's overhead on top."""
     return KafkaBroker(
         settings.bootstrap,
         client_id=client_id,
         request_timeout_ms=settings.request_timeout_ms,
+        max_request_size=max_message_bytes + 1024,
         security=broker_security(settings),
         # Topics are created explicitly; an auto-created topic would get the broker's defaults.
         allow_auto_create_topics=False,

@@ -36,6 +36,17 @@ MESSAGES_DEAD_LETTERED = Counter(
     "Messages sent to a dead-letter topic, by reason.",
     ["service", "topic", "reason"],
 )
+DEAD_LETTER_FAILURES = Counter(
+    "alignstream_dead_letter_failures_total",
+    "Dead letters that could not be published (the message is redelivered after a back-off).",
+    ["service", "topic"],
+)
+UNPUBLISHABLE = Counter(
+    "alignstream_unpublishable_total",
+    "Derived messages that could not be published (too large, forbidden or missing topic) and "
+    "became an error response or a dead letter instead, by kind.",
+    ["service", "kind"],
+)
 PROCESSING_RETRIES = Counter(
     "alignstream_processing_retries_total",
     "Messages whose processing failed transiently and will be redelivered.",

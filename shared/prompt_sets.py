@@ -3,6 +3,10 @@
 A set is written once by ``alignstream prompts load`` with its examples' query embeddings; the
 retrieval service picks the examples most similar to each DRPO question. Sets are small (DRPO's
 has 16 examples), so similarity is an exact dot product in memory, not an index.
+
+Sets belong to a tenant (``{prefix}:prompt_set:{tenant}:{name}``): a request names a set and
+gets its own tenant's set of that name, else a *shared* set the operator loaded for everyone
+(``--shared``), never another tenant's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from shared.events import IclExample
 from shared.redis import as_text
 
 DEFAULT_SET = "default"
+SHARED = "_shared"
+"""Owner of the sets every tenant may use (no tenant id starts with ``_``)."""
 
 
 class PromptSet(BaseModel):
@@ -65,11 +71,17 @@ class PromptSetStore:
         self.redis = redis
         self.prefix = f"{key_prefix}:prompt_set"
 
-    async def put(self, prompt_set: PromptSet, vectors: Vectors, embedder: str) -> None:
+    def _key(self, owner: str, name: str) -> str:
+        return f"{self.prefix}:{owner}:{name}"
+
+    async def put(
+        self, prompt_set: PromptSet, vectors: Vectors, embedder: str, *, owner: str = SHARED
+    ) -> None:
+        """Store a set for ``owner``: a tenant id, or ``SHARED`` for every tenant."""
         if len(vectors) != len(prompt_set.examples):
             raise ValueError("one vector per example")
         await self.redis.hset(
-            f"{self.prefix}:{prompt_set.name}",
+            self._key(owner, prompt_set.name),
             mapping={
                 "set": prompt_set.model_dump_json(),
                 "vectors": np.asarray(vectors, dtype=np.float32).tobytes(),
@@ -78,8 +90,12 @@ class PromptSetStore:
             },
         )
 
-    async def get(self, name: str) -> StoredPromptSet | None:
-        raw = await self.redis.hgetall(f"{self.prefix}:{name}")
+    async def get_for(self, tenant: str, name: str) -> StoredPromptSet | None:
+        """What a request of ``tenant`` naming ``name`` gets: its own set, else the shared."""
+        return await self.get(tenant, name) or await self.get(SHARED, name)
+
+    async def get(self, owner: str, name: str) -> StoredPromptSet | None:
+        raw = await self.redis.hgetall(self._key(owner, name))
         if not raw:
             return None
         fields = {as_text(k): v for k, v in raw.items()}
@@ -93,6 +109,8 @@ class PromptSetStore:
             embedder=as_text(fields["embedder"]),
         )
 
-    async def names(self) -> list[str]:
-        keys = [k async for k in self.redis.scan_iter(match=f"{self.prefix}:*", count=500)]
-        return sorted(as_text(k)[len(self.prefix) + 1 :] for k in keys)
+    async def names(self, owner: str) -> list[str]:
+        """Names of the sets ``owner`` has (a tenant's own, or ``SHARED``)."""
+        start = self._key(owner, "")
+        keys = [k async for k in self.redis.scan_iter(match=f"{start}*", count=500)]
+        return sorted(as_text(k)[len(start) :] for k in keys)

@@ -18,10 +18,10 @@ from typing import Any, Self, TypeVar
 from faststream.kafka import KafkaBroker
 from pydantic import TypeAdapter
 
-from shared.dlq import DeadLetters, Inbox, Record
+from shared.dlq import Check, DeadLetters, Inbox, Record
 from shared.events import Event, encode
 from shared.http import HealthServer
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import OversizedMessage, ensure_topics, make_broker
 from shared.metrics import SERVICE_UP
 from shared.settings import ServiceSettings
 from shared.topics import TopicNames, TopicSpec
@@ -38,9 +38,19 @@ class Service:
         self.settings = settings
         self.topics: TopicNames = settings.kafka.topics
         self.broker: KafkaBroker = make_broker(
-            settings.kafka, client_id=f"alignstream-{self.name}", logger=log
+            settings.kafka,
+            client_id=f"alignstream-{self.name}",
+            max_message_bytes=settings.max_message_bytes,
+            logger=log,
         )
-        self.dead_letters = DeadLetters(self.broker, self.topics, self.name)
+        self.dead_letters = DeadLetters(
+            self.broker,
+            self.topics,
+            self.name,
+            max_bytes=settings.max_message_bytes,
+            original_bytes=settings.dead_letter_original_bytes,
+            backoff_s=settings.retry_backoff_s,
+        )
         self.health = HealthServer(
             settings.observability.http_host,
             settings.observability.http_port,
@@ -77,17 +87,32 @@ class Service:
         source: TopicSpec,
         adapter: TypeAdapter[T],
         authenticate: Callable[[Record], None] | None = None,
+        checks: Iterable[Check[T]] = (),
     ) -> Inbox[T]:
         """Decoding for one consumed topic, dead-lettering through this service."""
         limit = self.settings.max_message_bytes
-        return Inbox(source, adapter, self.dead_letters, max_bytes=limit, authenticate=authenticate)
+        return Inbox(source, adapter, self.dead_letters, max_bytes=limit,
+                     authenticate=authenticate, checks=tuple(checks))  # fmt: skip
+
+    def encode_bounded(self, event: Event) -> bytes:
+        """The event's wire bytes; ``OversizedMessage`` when over ``max_message_bytes`` (the
+        broker would refuse it, and a retry could never succeed)."""
+        body = encode(event)
+        if len(body) > self.settings.max_message_bytes:
+            raise OversizedMessage(len(body), self.settings.max_message_bytes)
+        return body
 
     async def publish_all(self, topic: str, keyed: Iterable[tuple[str, Event]]) -> None:
         """Publish events with their keys: enqueue all, then wait for every delivery at once
-        (one round of produce requests instead of one awaited send per event)."""
+        (one round of produce requests instead of one awaited send per event). Every event is
+        size-checked before the first is sent (``OversizedMessage``)."""
+        await self.publish_bodies(topic, [(key, self.encode_bounded(e)) for key, e in keyed])
+
+    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[str, bytes]]) -> None:
+        """Publish encoded events (checked by ``encode_bounded``) with their keys."""
         deliveries = [
-            await self.broker.publish(encode(event), topic, key=key.encode(), no_confirm=True)
-            for key, event in keyed
+            await self.broker.publish(body, topic, key=key.encode(), no_confirm=True)
+            for key, body in bodies
         ]
         await asyncio.gather(*deliveries)
 

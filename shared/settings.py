@@ -88,7 +88,9 @@ class ObservabilitySettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     """One JSON object per line (for log shippers); False gives readable lines."""
-    http_host: str = "0.0.0.0"
+    http_host: str = "127.0.0.1"
+    """Address of the metrics/health endpoint: loopback unless a deployment opens it (the
+    chart and compose set ``0.0.0.0`` inside their network)."""
     http_port: int = Field(default=0, ge=0, le=65535)
     """Port of ``/metrics``, ``/healthz`` and ``/readyz``; 0 picks a free port."""
 
@@ -101,8 +103,11 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-    max_message_bytes: int = Field(default=1_048_576, ge=1024)
-    """Larger messages go to the dead-letter topic unparsed."""
+    max_message_bytes: int = Field(default=1_048_576, ge=8192)
+    """Larger messages go to the dead-letter topic unparsed; no message a service derives
+    (grounded request, response, token piece, dead letter) is published larger than this."""
+    dead_letter_original_bytes: int = Field(default=16_384, ge=0)
+    """How much of a dead-lettered message's body its letter keeps (with its size and hash)."""
     shutdown_timeout_s: float = Field(default=60.0, gt=0)
     """Longest each shutdown phase (drain, broker stop, close) may take before it is cut."""
     retry_backoff_s: float = Field(default=0.5, gt=0)

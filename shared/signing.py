@@ -1,11 +1,13 @@
 """Shared-secret signatures on rule events: only holders of the key change the memory.
 
-The producer puts an HMAC-SHA256 of the record's key and value in a header; ingest (and a memory
-rebuild) verify it when a key is configured, and dead-letter unsigned (``unsigned``) or forged
-(``bad_signature``) events. The key is covered so a signed event cannot be replayed under
-another rule's key. A second key is accepted while verifying, for rotation: publishers switch to
-the new key while ingest accepts both, then the old one is removed. Replaying an old signed event
-changes nothing: versions only move forward.
+The producer puts an HMAC-SHA256 of the record's topic, key and value in a header; ingest (and a
+memory rebuild) verify it when a key is configured, and dead-letter unsigned (``unsigned``) or
+forged (``bad_signature``) events. The key is covered so a signed event cannot be replayed under
+another rule's key, and the topic (with its deployment prefix) so that it cannot be replayed into
+another environment sharing the cluster and the key. A second key is accepted while verifying,
+for rotation: publishers switch to the new key while ingest accepts both, then the old one is
+removed. Replaying an old signed event changes nothing: versions only move forward (and the
+version ledger survives ``memory rebuild --drop``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from shared.dlq import PoisonMessage, Record
 from shared.settings import KafkaSettings
 
 HEADER = "alignstream-signature"
-SCHEME = "hmac-sha256="
+SCHEME = "hmac-sha256-v2="
+"""v2 covers the topic; v1 (key and value only) signatures are not accepted."""
 
 
-def signature(secret: SecretStr, key: bytes, value: bytes) -> str:
+def signature(secret: SecretStr, topic: str, key: bytes, value: bytes) -> str:
     """The header value for one record."""
     mac = hmac.new(secret.get_secret_value().encode(), digestmod=hashlib.sha256)
-    mac.update(len(key).to_bytes(4, "big"))  # length-prefixed: key and value cannot be shifted
-    mac.update(key)
+    for part in (topic.encode(), key):  # length-prefixed: the parts cannot be shifted
+        mac.update(len(part).to_bytes(4, "big"))
+        mac.update(part)
     mac.update(value)
     return SCHEME + mac.hexdigest()
 
@@ -47,11 +51,12 @@ class RuleSigner:
         """Whether events are signed, and unsigned ones rejected."""
         return self._key is not None
 
-    def headers(self, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
-        """Kafka headers to publish with a rule event (none when signing is off)."""
+    def headers(self, topic: str, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+        """Kafka headers to publish with a rule event on ``topic`` (the full name, with the
+        deployment prefix); none when signing is off."""
         if self._key is None:
             return []
-        return [(HEADER, signature(self._key, key, value).encode())]
+        return [(HEADER, signature(self._key, topic, key, value).encode())]
 
     def check(self, record: Record) -> None:
         """Raise ``PoisonMessage`` unless the record carries a valid signature (nothing to check
@@ -63,7 +68,9 @@ class RuleSigner:
             raise PoisonMessage("unsigned", f"no {HEADER} header; rule events must be signed")
         key = record.key or b""
         if not any(
-            hmac.compare_digest(given, signature(secret, key, record.value))
+            hmac.compare_digest(given, signature(secret, record.topic, key, record.value))
             for secret in self._accepted
         ):
-            raise PoisonMessage("bad_signature", "signature does not match the key and value")
+            raise PoisonMessage(
+                "bad_signature", "signature does not match the topic, key and value"
+            )

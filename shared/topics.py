@@ -7,6 +7,7 @@ environments, or test sessions, share one cluster.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -142,6 +143,17 @@ def all_topics() -> tuple[TopicSpec, ...]:
     return TOPICS + tuple(spec.dead_letter() for spec in TOPICS)
 
 
+REPLY_TOPICS: tuple[TopicSpec, ...] = (CHAT_RESPONSES, EXAM_ANSWERS)
+"""The configured topics a chat request may name as its ``reply_topic``."""
+
+CLIENT_REPLY_PREFIX = "replies."
+"""Clients with a reply topic of their own (e.g. one per gateway instance) name it
+``<deployment prefix>replies.<name>``; no other topic may receive replies, so a request cannot
+make generation write into ``rules.events`` or any other topic."""
+
+_KAFKA_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
+
+
 @dataclass(frozen=True, slots=True)
 class TopicNames:
     """Resolves topic names under a deployment prefix (``""`` in production by default)."""
@@ -153,3 +165,20 @@ class TopicNames:
 
     def dlq(self, spec: TopicSpec) -> str:
         return self.prefix + spec.name + DLQ_SUFFIX
+
+    def client_replies(self, name: str) -> str:
+        """A client's own reply topic (create it before sending requests that name it)."""
+        return self.prefix + CLIENT_REPLY_PREFIX + name
+
+    def reply_allowed(self, topic: str) -> bool:
+        """Whether generation may publish a response to ``topic``: a configured reply topic,
+        or a valid topic name under the client reply prefix."""
+        if topic in (self(spec) for spec in REPLY_TOPICS):
+            return True
+        client_prefix = self.prefix + CLIENT_REPLY_PREFIX
+        return (
+            topic.startswith(client_prefix)
+            and len(topic) > len(client_prefix)
+            and _KAFKA_TOPIC_NAME.match(topic) is not None
+            and not topic.endswith(DLQ_SUFFIX)
+        )

@@ -29,6 +29,7 @@ from services.generation.app import GenerationService
 from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.settings import GenerationSettings, VllmSettings
 from services.grading.app import GradingService
+from services.grading.datasets import stage_dataset
 from services.grading.settings import GradingSettings
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
@@ -88,7 +89,8 @@ async def _exam_slice(client: AlignstreamClient, tiny_model: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "acme_exam.jsonl"
         path.write_text("".join(json.dumps(q) + "\n" for q in DEMO_EXAM), encoding="utf-8")
-        job = events.ExamJob(tenant="acme", dataset=str(path), max_tokens=16,
+        staged = stage_dataset(GradingSettings().data_root, "acme", path)
+        job = events.ExamJob(tenant="acme", dataset=staged, max_tokens=16,
                              strategies=(events.Strategy.NONE, events.Strategy.OPO))  # fmt: skip
         result = await follow_job(client, job, timeout_s=600)
     show_result(result)

@@ -10,9 +10,11 @@ from rich.table import Table
 
 from services.cli.exam_generate import generate
 from services.cli.progress import console, progress_bar
-from services.grading.records import JobRecord
+from services.grading.datasets import stage_dataset
+from services.grading.records import JobRecord, scoped_id
 from services.grading.report import category_rows, export, pct
 from services.grading.results import exam_result
+from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
 from shared import events
 from shared.client import AlignstreamClient
@@ -103,7 +105,11 @@ async def follow_job(
 
 @app.command()
 def run(
-    dataset: Path = typer.Option(..., exists=True, dir_okay=False, help="Exam CSV or JSONL."),
+    dataset: str = typer.Option(
+        ...,
+        help="Exam CSV or JSONL: a local file (copied into the tenant's folder of the grading "
+        "data root, ALIGNSTREAM_GRADING_DATA_ROOT), or a name inside that folder.",
+    ),
     tenant: str = typer.Option(..., help="Whose rule memory the OPO strategy searches."),
     strategy: str = typer.Option("base,opo", help="Comma-separated: base, opo, oracle, drpo."),
     limit: int | None = typer.Option(None, min=1, help="Sample this many questions (seeded)."),
@@ -124,8 +130,11 @@ def run(
     prefill_words = tuple(int(n) for n in k.split(",") if n.strip())
     if scoring not in ("auto", "text", "logprobs"):
         raise typer.BadParameter("scoring must be auto, text or logprobs")
+    local = Path(dataset)
+    if local.is_file():  # the grading service reads only its data root: put the file there
+        dataset = stage_dataset(GradingSettings().data_root, tenant, local)
     job = events.ExamJob(
-        tenant=tenant, dataset=str(dataset.resolve()), strategies=parse_strategies(strategy),
+        tenant=tenant, dataset=dataset, strategies=parse_strategies(strategy),
         limit=limit, seed=seed, scoring=scoring, max_tokens=max_tokens,
         window=window, model=model, task=task, prefill_words=prefill_words,
     )  # fmt: skip
@@ -139,7 +148,8 @@ def run(
         result = asyncio.run(submit())
     except TimeoutError as exc:
         console.print(f"[red]{exc}; is the grading service running (alignstream serve grading)? "
-                      f"`alignstream exam show {job.job_id}` shows what is done.[/]")  # fmt: skip
+                      f"`alignstream exam show {job.job_id} --tenant {tenant}` shows what is "
+                      "done.[/]")  # fmt: skip
         raise typer.Exit(1) from exc
     show_result(result)
     _export(result, out)
@@ -147,29 +157,43 @@ def run(
         raise typer.Exit(1)
 
 
-async def _load(job_id: str | None, limit: int) -> tuple[list[JobRecord], list[events.ExamAnswer]]:
+async def _load(
+    tenant: str, job_id: str | None, limit: int
+) -> tuple[list[JobRecord], list[events.ExamAnswer], list[str]]:
+    """The tenant's newest jobs (no ``job_id``), or the one job whose id is or starts with
+    ``job_id`` with its answers; the third value lists the ids a prefix matched."""
     settings = RedisSettings()
     store = ExamStore(make_redis(settings), settings.key_prefix)
     try:
         if job_id is None:
-            return await store.recent(limit), []
-        record = await store.record_of(job_id)
+            return await store.recent(tenant, limit), [], []
+        record = await store.record_of(scoped_id(tenant, job_id))
         if record is None:
-            return [], []
-        return [record], await store.answers(job_id)
+            matches = await store.find(tenant, job_id)
+            if len(matches) != 1:
+                return [], [], matches
+            record = await store.record_of(scoped_id(tenant, matches[0]))
+            if record is None:
+                return [], [], []
+        return [record], await store.answers(record.sid), [record.job.job_id]
     finally:
         await store.redis.aclose()
 
 
 @app.command()
 def show(
-    job_id: str = typer.Argument(..., help="The job's id (see `exam list`)."),
+    job_id: str = typer.Argument(..., help="The job's id, or its start (see `exam list`)."),
+    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
     out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
 ) -> None:
     """Results of one job so far (from Redis)."""
-    records, answers = asyncio.run(_load(job_id, 1))
+    records, answers, matches = asyncio.run(_load(tenant, job_id, 1))
     if not records:
-        console.print(f"[red]no exam job {job_id}[/]")
+        if matches:
+            console.print(f"[red]{job_id} matches several jobs of {tenant}: "
+                          f"{', '.join(matches)}[/]")  # fmt: skip
+        else:
+            console.print(f"[red]tenant {tenant} has no exam job {job_id}[/]")
         raise typer.Exit(1)
     result = exam_result(
         records[0], answers, final=records[0].status is not events.JobStatus.RUNNING
@@ -179,9 +203,12 @@ def show(
 
 
 @app.command("list")
-def list_jobs(limit: int = typer.Option(20, min=1)) -> None:
-    """The newest exam jobs."""
-    records, _ = asyncio.run(_load(None, limit))
+def list_jobs(
+    tenant: str = typer.Option(..., help="Whose jobs to list."),
+    limit: int = typer.Option(20, min=1),
+) -> None:
+    """The tenant's newest exam jobs."""
+    records, _, _ = asyncio.run(_load(tenant, None, limit))
     table = Table("job", "dataset", "tenant", "strategies", "questions", "status", "started")
     for r in records:
         table.add_row(r.job.job_id, r.dataset_name, r.job.tenant,

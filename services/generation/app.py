@@ -28,12 +28,13 @@ from services.generation.prompts.drpo import strip_markers
 from services.generation.settings import GenerationSettings
 from services.generation.streaming import TokenStream
 from shared import events
-from shared.dlq import records_of
-from shared.kafka import consumer_options
-from shared.metrics import LATENCY_BUCKETS_S
+from shared.dlq import DeadLetterFailed, PoisonMessage, Record, records_of
+from shared.guards import grounded_reply_guard
+from shared.kafka import OversizedMessage, consumer_options, is_final_publish_error
+from shared.metrics import LATENCY_BUCKETS_S, UNPUBLISHABLE
 from shared.prompt_sets import PromptSet
 from shared.service import Service
-from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, CHAT_TOKENS
+from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, CHAT_TOKENS, EXAM_ANSWERS
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ class GenerationService(Service):
         super().__init__(settings)
         self.settings: GenerationSettings = settings
         self.backend = backend or make_backend(settings)
-        self.inbox = self.make_inbox(CHAT_GROUNDED, GroundedAdapter)
+        self.inbox = self.make_inbox(
+            CHAT_GROUNDED, GroundedAdapter, checks=[grounded_reply_guard(self.topics)]
+        )
         self.drpo = (
             PromptSet.from_drpo_files(settings.drpo_system_prompt, settings.drpo_examples)
             if settings.drpo_system_prompt
@@ -76,6 +79,7 @@ class GenerationService(Service):
         self._tasks: set[asyncio.Task[None]] = set()
         self._offsets: OffsetTracker[TopicPartition] = OffsetTracker()
         self._consumer: Any = None
+        self._own_reply_topics = {self.topics(CHAT_RESPONSES), self.topics(EXAM_ANSWERS)}
         self.broker.subscriber(
             self.topics(CHAT_GROUNDED),
             batch=True,
@@ -104,46 +108,93 @@ class GenerationService(Service):
         for record in records_of(message.raw_message):
             partition = TopicPartition(record.topic, record.partition or 0)
             self._offsets.start(partition, record.offset or 0)
-            grounded = await self.inbox.open(record)
+            try:
+                grounded = await self._open(record)
+            except DeadLetterFailed:  # stopping: left unfinished, redelivered after restart
+                continue
             if grounded is None:  # dead-lettered
                 await self._finish(partition, record.offset or 0)
                 continue
             consumed = time.perf_counter()
             await self._slots.acquire()  # backpressure: wait for a free slot
             QUEUE_WAIT.observe(time.perf_counter() - consumed)
-            task = asyncio.create_task(self._serve(grounded, partition, record.offset or 0))
+            task = asyncio.create_task(self._serve(grounded, record, partition))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def _open(self, record: Record) -> events.GroundedRequest | None:
+        """Decode a record; None when dead-lettered. A dead letter that cannot be published is
+        retried here (each failure backs off) until it is, or the service stops: this consumer
+        commits by hand, so a record given up on would hold back its partition's commits."""
+        while True:
+            try:
+                return await self.inbox.open(record)
+            except DeadLetterFailed:
+                if self.stopping:
+                    raise
+
     async def _serve(
-        self, grounded: events.GroundedRequest, partition: TopicPartition, offset: int
+        self, grounded: events.GroundedRequest, record: Record, partition: TopicPartition
     ) -> None:
         IN_FLIGHT.inc()
         try:
             response = await self.respond(grounded)
-            request = grounded.request
-            topic = request.reply_topic or self.topics(CHAT_RESPONSES)
-            sent = await self._publish_until_sent(topic, response)
+            done = await self._deliver(grounded, record, response)
         finally:
             IN_FLIGHT.dec()
             self._slots.release()
-        if sent:
-            await self._finish(partition, offset)
+        if done:
+            await self._finish(partition, record.offset or 0)
 
-    async def _publish_until_sent(self, topic: str, response: events.ChatResponse) -> bool:
-        """Publish a response, retrying through a broker outage; False when the service stops
-        first (the offset stays uncommitted and the request is redelivered). Without the retry
-        an unpublished response would hold back every later commit of its partition."""
+    async def _deliver(
+        self, grounded: events.GroundedRequest, record: Record, response: events.ChatResponse
+    ) -> bool:
+        """Publish a response, retrying through a broker outage (an unpublished response would
+        hold back every later commit of its partition). A response over the size limit is
+        replaced by an error response; one that can never be published (forbidden, missing or
+        invalid topic) dead-letters its request. True when the request is done with; False when
+        the service stops first (the offset stays uncommitted and the request is redelivered)."""
+        topic = grounded.request.reply_topic or self.topics(CHAT_RESPONSES)
+        try:
+            body = self.encode_bounded(response)
+        except OversizedMessage as exc:
+            UNPUBLISHABLE.labels(self.name, "response").inc()
+            response = self._error(_fields(grounded.request, self.backend),
+                                   events.ErrorKind.INVALID_REQUEST,
+                                   f"the answer is {exc.size} bytes, over the {exc.limit}-byte "
+                                   "message limit; lower max_tokens")  # fmt: skip
+            try:
+                body = self.encode_bounded(response)
+            except OversizedMessage as again:  # the echoed metadata alone is too large
+                return await self._unpublishable(record, topic, again)
+        ours = topic in self._own_reply_topics
+        failures = 0
         while True:
             try:
-                await self.publish_all(topic, [(response.key, response)])
+                await self.publish_bodies(topic, [(response.key, body)])
                 return True
-            except Exception:
+            except Exception as exc:
+                if is_final_publish_error(exc, topic_is_ours=ours):
+                    return await self._unpublishable(record, topic, exc)
+                failures += 1
                 log.warning("could not publish a response; retrying", exc_info=True,
                             extra={"request_id": response.request_id})  # fmt: skip
             if self.stopping:
                 return False
-            await asyncio.sleep(self.settings.retry_backoff_s)
+            await asyncio.sleep(min(self.settings.retry_backoff_s * 2 ** (failures - 1), 30.0))
+
+    async def _unpublishable(self, record: Record, topic: str, exc: BaseException) -> bool:
+        """Dead-letter the request whose response can never be published to ``topic``
+        (retrying the dead letter with back-off); False when the service stops first."""
+        UNPUBLISHABLE.labels(self.name, "reply").inc()
+        detail = f"response to {topic[:300]!r} cannot be published: {exc!r}"[:2000]
+        while True:
+            try:
+                await self.inbox.reject(record, PoisonMessage("unpublishable_reply", detail))
+                return True
+            except DeadLetterFailed:
+                if self.stopping:
+                    return False
 
     async def _finish(self, partition: TopicPartition, offset: int) -> None:
         commit = self._offsets.finish(partition, offset)
@@ -159,14 +210,7 @@ class GenerationService(Service):
         request = grounded.request
         prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo_k,
                               fence_rules=self.settings.fence_rules)  # fmt: skip
-        common: dict[str, Any] = {
-            "request_id": request.request_id,
-            "tenant": request.tenant,
-            "strategy": request.strategy,
-            "backend": self.backend.name,
-            "model": self.backend.model,
-            "metadata": request.metadata,
-        }
+        common = _fields(request, self.backend)
         started = time.perf_counter()
         stream = self._token_stream(request) if request.stream else None
         try:
@@ -223,7 +267,14 @@ class GenerationService(Service):
         topic = self.topics(CHAT_TOKENS)
 
         async def publish(token: events.ChatToken) -> None:
-            await self.publish_all(topic, [(token.key, token)])
+            # Pieces are a preview: a piece that cannot be published is counted and skipped,
+            # the response (retried until published) is what completes the answer.
+            try:
+                await self.publish_all(topic, [(token.key, token)])
+            except Exception:
+                UNPUBLISHABLE.labels(self.name, "token").inc()
+                log.warning("could not publish a token piece", exc_info=True,
+                            extra={"request_id": token.request_id})  # fmt: skip
 
         return TokenStream(request, publish, self.settings.stream_interval_s)
 
@@ -234,3 +285,15 @@ class GenerationService(Service):
         return events.ChatResponse(
             **common, ok=False, error=events.ErrorInfo(kind=kind, message=message[:2000])
         )
+
+
+def _fields(request: events.ChatRequest, backend: GenerationBackend) -> dict[str, Any]:
+    """The fields every response to ``request`` carries."""
+    return {
+        "request_id": request.request_id,
+        "tenant": request.tenant,
+        "strategy": request.strategy,
+        "backend": backend.name,
+        "model": backend.model,
+        "metadata": request.metadata,
+    }

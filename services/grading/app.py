@@ -13,26 +13,32 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter
 
-from services.grading.asking import ITEM_KEY, JOB_KEY, exam_request
-from services.grading.datasets import DatasetError, Exam, load_course_correction, load_exam
+from services.grading.asking import ITEM_KEY, JOB_KEY, exam_request, request_id_for
+from services.grading.datasets import (
+    DatasetError,
+    Exam,
+    ExamQuestion,
+    dataset_path,
+    load_course_correction,
+    load_exam,
+)
 from services.grading.grader import grade, grade_open, lost
 from services.grading.judge.client import Judge, Verdict
 from services.grading.judge.prompts import COURSE_CORRECTION
-from services.grading.records import JobRecord, parse_item
+from services.grading.records import JobRecord, parse_item, scoped_id
 from services.grading.results import exam_result
 from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
 from shared import events
 from shared.dlq import PoisonMessage
-from shared.kafka import consumer_options
-from shared.metrics import HANDLER_SECONDS
+from shared.kafka import OversizedMessage, consumer_options
+from shared.metrics import HANDLER_SECONDS, UNPUBLISHABLE
 from shared.redis import make_redis
 from shared.service import Service
 from shared.topics import CHAT_REQUESTS, EXAM_ANSWERS, EXAM_JOBS, EXAM_RESULTS
@@ -127,37 +133,37 @@ class GradingService(Service):
                 raise
 
     async def start_job(self, job: events.ExamJob) -> None:
-        """Load and queue a new job; a job seen before (redelivered) just resumes."""
+        """Load and queue a new job; a job seen before (redelivered) just resumes. A job that
+        cannot start (its file is missing, unreadable or malformed) ends FAILED with the
+        reason, never in a redelivery loop."""
         store = self._store()
-        if await store.record_of(job.job_id) is None:
+        sid = scoped_id(job.tenant, job.job_id)
+        if await store.record_of(sid) is None:
             try:
                 exam = await asyncio.to_thread(self._load, job)
             except DatasetError as exc:
                 record = await store.create_failed(job, str(exc))
-                log.warning("exam job failed", extra={"job": job.job_id, "error": str(exc)})
+                log.warning("exam job failed", extra={"job": sid, "error": str(exc)})
                 await self._publish(exam_result(record, [], final=True))
                 return
             questions = exam.questions if job.task != "mcq" else exam.sample(job.limit, job.seed)
             if await store.create(job, exam.name, questions):
-                log.info("exam job started", extra={"job": job.job_id, "questions": len(questions)})
-        await self.advance(job.job_id)
+                log.info("exam job started", extra={"job": sid, "questions": len(questions)})
+        await self.advance(sid)
 
     def _load(self, job: events.ExamJob) -> Exam:
-        path = self._dataset_path(job)
-        if job.task == "course-correction":
-            if self.judge is None:
-                raise DatasetError(
-                    "course-correction jobs need a judge (ALIGNSTREAM_JUDGE_BASE_URL)"
-                )
-            return load_course_correction(path, job.prefill_words, limit=job.limit, seed=job.seed)
-        return load_exam(path, job.dataset_format)
-
-    def _dataset_path(self, job: events.ExamJob) -> Path:
-        path = Path(job.dataset).expanduser().resolve()
-        root = self.settings.data_root
-        if root is not None and not path.is_relative_to(root.resolve()):
-            raise DatasetError(f"{job.dataset}: outside the grading service's data root")
-        return path
+        if job.task == "course-correction" and self.judge is None:
+            raise DatasetError("course-correction jobs need a judge (ALIGNSTREAM_JUDGE_BASE_URL)")
+        path = dataset_path(self.settings.data_root, job.tenant, job.dataset)
+        try:
+            if job.task == "course-correction":
+                return load_course_correction(path, job.prefill_words, limit=job.limit,
+                                              seed=job.seed, name=job.dataset)  # fmt: skip
+            return load_exam(path, job.dataset_format, name=job.dataset)
+        except DatasetError:
+            raise
+        except Exception as exc:  # undecodable bytes, csv limits, I/O: the job fails
+            raise DatasetError(f"{job.dataset}: cannot be read ({type(exc).__name__})") from exc
 
     # Answers ----------------------------------------------------------------------------
 
@@ -172,36 +178,59 @@ class GradingService(Service):
 
     async def _take_replies(self, message: KafkaMessage) -> None:
         replies = []
+        records: dict[str, JobRecord | None] = {}  # each job's record read once per batch
         for record, response in await self.answers_inbox.open_batch(message.raw_message):
-            job_id, item = response.metadata.get(JOB_KEY), response.metadata.get(ITEM_KEY)
-            if not job_id or not item:
-                await self.answers_inbox.reject(
-                    record, PoisonMessage("not_an_exam_reply", "no exam job/item metadata")
-                )
+            try:
+                job, item = await self._reply_target(response, records)
+            except PoisonMessage as exc:
+                await self.answers_inbox.reject(record, exc)
                 continue
-            replies.append((job_id, item, response))
-        # Each job's record is read once per batch, not once per reply.
-        store = self._store()
-        job_ids = dict.fromkeys(job_id for job_id, _, _ in replies)
-        records = {job_id: await store.record_of(job_id) for job_id in job_ids}
+            replies.append((job, item, response))
         # Concurrently: judged replies wait on a model; each item is stored atomically.
         changed = await asyncio.gather(
-            *(self.take_reply(records[job_id], item, reply) for job_id, item, reply in replies)
+            *(self.take_reply(job, item, reply) for job, item, reply in replies)
         )
-        touched = {job_id for (job_id, _, _), took in zip(replies, changed, strict=True) if took}
-        for job_id in touched:  # refill the freed slots now, not at the next sweep
-            await self.advance(job_id)
+        touched = {job.sid for (job, _, _), took in zip(replies, changed, strict=True) if took}
+        for sid in touched:  # refill the freed slots now, not at the next sweep
+            await self.advance(sid)
 
-    async def take_reply(
-        self, record: JobRecord | None, item: str, response: events.ChatResponse
-    ) -> bool:
-        """Grade and store one reply to a job (None: unknown job); False when it changed
-        nothing (duplicate, stale)."""
+    async def _reply_target(
+        self, response: events.ChatResponse, records: dict[str, JobRecord | None]
+    ) -> tuple[JobRecord, str]:
+        """The job and item a reply answers; ``PoisonMessage`` when it answers none of the
+        tenant's jobs: no exam metadata, an unknown job (another tenant's job id is unknown
+        under this reply's tenant), an item that is not the job's, or a request id that is not
+        the one the item was asked under."""
+        job_id, item = response.metadata.get(JOB_KEY), response.metadata.get(ITEM_KEY)
+        if not job_id or not item:
+            raise PoisonMessage("not_an_exam_reply", "no exam job/item metadata")
+        sid = scoped_id(response.tenant, job_id)
+        if sid not in records:
+            records[sid] = await self._store().record_of(sid)
+        job = records[sid]
+        if job is None:
+            raise PoisonMessage("unknown_exam_job", f"tenant {response.tenant} has no exam job "
+                                                    f"{job_id[:200]!r}")  # fmt: skip
+        try:
+            strategy, _ = parse_item(item)
+        except ValueError as exc:
+            raise PoisonMessage("unknown_exam_item", str(exc)) from exc
+        if strategy not in job.job.strategies:
+            raise PoisonMessage("unknown_exam_item", f"{item[:200]!r} is not an item of the job")
+        if response.request_id != request_id_for(response.tenant, job_id, item):
+            raise PoisonMessage(
+                "wrong_request_id", f"{response.request_id!r} is not the request of {item[:200]!r}"
+            )
+        return job, item
+
+    async def take_reply(self, record: JobRecord, item: str, response: events.ChatResponse) -> bool:
+        """Grade and store one reply to a job's item; False when it changed nothing (the job
+        is over, the item answered already or not pending)."""
         store = self._store()
-        if record is None or record.status is not events.JobStatus.RUNNING:
+        if record.status is not events.JobStatus.RUNNING:
             DUPLICATES.inc()
             return False
-        job_id = record.job.job_id
+        job_id = record.sid
         strategy, question_id = parse_item(item)
         if not response.ok:
             attempt = await store.retry(job_id, item, time.time(), self.settings.max_attempts)
@@ -212,7 +241,11 @@ class GradingService(Service):
             if attempt < 0:
                 DUPLICATES.inc()
                 return False
-        (question,) = await store.questions(job_id, [question_id])
+        found = await store.questions(job_id, [question_id])
+        if not found:  # checked before grading: not a question of this job
+            DUPLICATES.inc()
+            return False
+        (question,) = found
         attempts = await store.attempts(job_id, item)
         if question.prefill is not None:
             verdict = await self._judge_continuation(question.stem, question.prefill, response)
@@ -241,7 +274,8 @@ class GradingService(Service):
     # Progress ---------------------------------------------------------------------------
 
     async def advance(self, job_id: str) -> None:
-        """Resend overdue items, refill the window, publish progress or the final result."""
+        """Resend overdue items, refill the window, publish progress or the final result of
+        the job stored under ``job_id`` (a store id: ``scoped_id``)."""
         store = self._store()
         async with self._locks[job_id]:
             record = await store.record_of(job_id)
@@ -272,34 +306,55 @@ class GradingService(Service):
     async def _give_up(self, record: JobRecord, item: str) -> None:
         store = self._store()
         strategy, question_id = parse_item(item)
-        (question,) = await store.questions(record.job.job_id, [question_id])
+        (question,) = await store.questions(record.sid, [question_id])
         answer = lost(question, strategy, self.settings.max_attempts)
-        if await store.record(record.job.job_id, item, answer):
+        if await store.record(record.sid, item, answer):
             ANSWERS.labels(strategy.value, answer.outcome.value).inc()
 
     async def _finish(self, record: JobRecord) -> None:
         store = self._store()
-        answers = await store.answers(record.job.job_id)
+        answers = await store.answers(record.sid)
         done = record.model_copy(update={"status": events.JobStatus.DONE})
         # Publish first: a crash before ``finish`` republishes the same result on resume.
         await self._publish(exam_result(done, answers, final=True))
-        await store.finish(record.job.job_id)
-        self._progress_at.pop(record.job.job_id, None)
-        log.info("exam job done", extra={"job": record.job.job_id, "answers": len(answers)})
+        await store.finish(record.sid)
+        self._progress_at.pop(record.sid, None)
+        log.info("exam job done", extra={"job": record.sid, "answers": len(answers)})
 
     async def _send(self, record: JobRecord, items: list[str]) -> None:
         if not items:
             return
         question_ids = {parse_item(item)[1] for item in items}
-        questions = await self._store().questions(record.job.job_id, question_ids)
+        questions = await self._store().questions(record.sid, question_ids)
         by_id = {q.question_id: q for q in questions}
         reply_topic = self.topics(EXAM_ANSWERS)
-        requests = []
+        bodies, sent = [], []
         for item in items:
             strategy, question_id = parse_item(item)
-            requests.append(exam_request(record.job, by_id[question_id], strategy, reply_topic))
-        await self.publish_all(self.topics(CHAT_REQUESTS), ((r.key, r) for r in requests))
-        await self._store().sent(record.job.job_id, items)
+            request = exam_request(record.job, by_id[question_id], strategy, reply_topic)
+            try:
+                bodies.append((request.key, self.encode_bounded(request)))
+                sent.append(item)
+            except OversizedMessage as exc:  # e.g. a huge oracle principle: never sendable
+                await self._unsendable(record, by_id[question_id], strategy, item, exc)
+        await self.publish_bodies(self.topics(CHAT_REQUESTS), bodies)
+        await self._store().sent(record.sid, sent)
+
+    async def _unsendable(
+        self,
+        record: JobRecord,
+        question: ExamQuestion,
+        strategy: events.Strategy,
+        item: str,
+        exc: OversizedMessage,
+    ) -> None:
+        """An item whose request is too large to publish counts as an error answer at once."""
+        UNPUBLISHABLE.labels(self.name, "exam_request").inc()
+        answer = lost(question, strategy, 1).model_copy(
+            update={"raw_text": f"question too large to send ({exc})"}
+        )
+        if await self._store().record(record.sid, item, answer):
+            ANSWERS.labels(strategy.value, answer.outcome.value).inc()
 
     async def _publish(self, result: events.ExamResult) -> None:
         await self.publish_all(self.topics(EXAM_RESULTS), [(result.key, result)])

@@ -20,9 +20,11 @@ JOB_KEY, ITEM_KEY = "exam_job", "exam_item"
 """Metadata the request carries and its response echoes: which job and item it answers."""
 
 
-def request_id_for(job_id: str, item: str) -> str:
-    """Deterministic, so a resent question has the same id (replies de-duplicate)."""
-    return "exam-" + hashlib.blake2b(f"{job_id}/{item}".encode(), digest_size=12).hexdigest()
+def request_id_for(tenant: str, job_id: str, item: str) -> str:
+    """Deterministic, so a resent question has the same id (replies de-duplicate); grading
+    accepts a reply to an item only under this id."""
+    digest = hashlib.blake2b(f"{tenant}/{job_id}/{item}".encode(), digest_size=12)
+    return "exam-" + digest.hexdigest()
 
 
 def exam_request(
@@ -52,7 +54,7 @@ def exam_request(
             option_letters=question.letters,
         )
     return ChatRequest(
-        request_id=request_id_for(job.job_id, item),
+        request_id=request_id_for(job.tenant, job.job_id, item),
         tenant=job.tenant,
         messages=(ChatMessage(role=Role.USER, content=question.prompt_text()),),
         strategy=strategy,

@@ -9,11 +9,12 @@ H-Social-Morality. JSONL: ``{"id", "question", "options": {"A": ...} | [...], "a
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 import string
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,6 +29,36 @@ class DatasetError(ValueError):
     """An exam file that cannot be used; the message names the line."""
 
 
+def stage_dataset(root: Path, tenant: str, source: Path) -> str:
+    """Copy a local exam file into the tenant's folder of the data root (content-addressed,
+    so the same file staged twice is one copy) and return the name a job gives it."""
+    data = source.read_bytes()
+    name = f"{source.stem}-{hashlib.sha256(data).hexdigest()[:12]}{source.suffix}"
+    folder = root / tenant
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if not target.exists():
+        partial = target.with_name(f".{name}.partial")
+        partial.write_bytes(data)
+        partial.replace(target)  # atomic: the service never reads a half-written file
+    return name
+
+
+def dataset_path(root: Path, tenant: str, given: str) -> Path:
+    """Where the file a job names lies: inside ``root/<tenant>/``, relative to it. Jobs come
+    from the network: an absolute path, ``..``, or a link leading out of the tenant's folder is
+    refused, and the error names the path as given (never where it resolved to)."""
+    relative = PurePosixPath(given.replace("\\", "/"))
+    if relative.is_absolute() or not relative.parts or ".." in relative.parts:
+        raise DatasetError(f"{given}: not a path inside the tenant's exam folder "
+                           "(name files relative to it)")  # fmt: skip
+    base = (root / tenant).resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        raise DatasetError(f"{given}: outside the tenant's exam folder")
+    return path
+
+
 class ExamQuestion(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -38,7 +69,7 @@ class ExamQuestion(BaseModel):
     answer: str
     """The correct letter; for open tasks the verdict that counts as correct."""
     category: str | None = None
-    principle: str | None = None
+    principle: str | None = Field(default=None, max_length=50_000)
     """The rule text the question tests (oracle strategy); None: none given."""
     location: str | None = None
     prefill: str | None = None
@@ -83,12 +114,16 @@ class Exam(BaseModel):
         return tuple(q for i, q in enumerate(self.questions) if i in chosen)
 
 
-def load_exam(path: Path, fmt: Literal["auto", "csv", "jsonl"] = "auto") -> Exam:
+def load_exam(
+    path: Path, fmt: Literal["auto", "csv", "jsonl"] = "auto", *, name: str | None = None
+) -> Exam:
+    """The exam in ``path``; errors call the file ``name`` (default: the path)."""
+    shown = name or str(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
+        raise DatasetError(f"{shown}: no such file")
     if fmt == "auto":
         fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".json", ".ndjson") else "csv"
-    rows = _jsonl_rows(path) if fmt == "jsonl" else _csv_rows(path)
+    rows = _jsonl_rows(path, shown) if fmt == "jsonl" else _csv_rows(path, shown)
     questions = []
     for line, row in rows:
         try:
@@ -96,25 +131,25 @@ def load_exam(path: Path, fmt: Literal["auto", "csv", "jsonl"] = "auto") -> Exam
         except ValidationError as exc:
             problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}"
                                 for e in exc.errors())  # fmt: skip
-            raise DatasetError(f"{path}:{line}: {problem}") from None
+            raise DatasetError(f"{shown}:{line}: {problem}") from None
         if len(questions) > MAX_QUESTIONS:
-            raise DatasetError(f"{path}: more than {MAX_QUESTIONS} questions")
+            raise DatasetError(f"{shown}: more than {MAX_QUESTIONS} questions")
     if not questions:
-        raise DatasetError(f"{path}: no questions")
+        raise DatasetError(f"{shown}: no questions")
     duplicates = [qid for qid, n in Counter(q.question_id for q in questions).items() if n > 1]
     if duplicates:
-        raise DatasetError(f"{path}: duplicate question ids {duplicates[:5]}")
+        raise DatasetError(f"{shown}: duplicate question ids {duplicates[:5]}")
     _label_categories(questions)
     return Exam(name=path.stem, questions=tuple(questions))
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(path: Path, shown: str) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         missing = {"id", "question", "answer"} - set(header)
         if missing or "A" not in header:
-            raise DatasetError(f"{path}:1: header needs id, question, A, B, ..., answer; "
+            raise DatasetError(f"{shown}:1: header needs id, question, A, B, ..., answer; "
                                f"missing {sorted(missing | ({'A'} - set(header)))}")  # fmt: skip
         letters = [c for c in LETTERS if c in header]
         for row in reader:
@@ -132,16 +167,16 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             )
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: Path, shown: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """The file's objects with their line numbers; the first bad line stops with its number."""
     for line_no, row in json_objects(path):
         if isinstance(row, str):
-            raise DatasetError(f"{path}:{line_no}: {row}")
+            raise DatasetError(f"{shown or path}:{line_no}: {row}")
         yield line_no, row
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line_no, row in read_jsonl(path):
+def _jsonl_rows(path: Path, shown: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line_no, row in read_jsonl(path, shown):
         options = row.get("options")
         if isinstance(options, list):
             options = dict(zip(LETTERS, (str(o) for o in options), strict=False))
@@ -194,23 +229,25 @@ def load_course_correction(
     limit: int | None = None,
     seed: int = 0,
     opener: str = COMPLIANCE_OPENER,
+    name: str | None = None,
 ) -> Exam:
     """C2-EVAL (PKU-SafeRLHF rows): for each sampled row with an unsafe response, one prefilled
     question per k (category ``k=<k>``), so every k is measured on the same prompts."""
+    shown = name or str(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
+        raise DatasetError(f"{shown}: no such file")
     rows: list[tuple[int, str, str]] = []
-    for line_no, row in read_jsonl(path):
+    for line_no, row in read_jsonl(path, shown):
         try:
             prompt = str(row["prompt"])
             unsafe = next((str(row[f"response_{i}"]) for i in (0, 1)
                            if row.get(f"is_response_{i}_safe") is False), None)  # fmt: skip
         except (KeyError, TypeError) as exc:
-            raise DatasetError(f"{path}:{line_no}: not a C2-EVAL row ({exc})") from None
+            raise DatasetError(f"{shown}:{line_no}: not a C2-EVAL row ({exc})") from None
         if unsafe is not None and prompt.strip():
             rows.append((line_no, prompt, unsafe))
     if not rows:
-        raise DatasetError(f"{path}: no row with an unsafe response")
+        raise DatasetError(f"{shown}: no row with an unsafe response")
     if limit is not None and limit < len(rows):
         chosen = set(random.Random(seed).sample(range(len(rows)), limit))
         rows = [row for i, row in enumerate(rows) if i in chosen]

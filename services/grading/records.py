@@ -23,8 +23,19 @@ class JobRecord(BaseModel):
     error: str | None = None
 
     @property
+    def sid(self) -> str:
+        """The job's id in the store (``scoped_id``)."""
+        return scoped_id(self.job.tenant, self.job.job_id)
+
+    @property
     def total_answers(self) -> int:
         return self.total_questions * len(self.job.strategies)
+
+
+def scoped_id(tenant: str, job_id: str) -> str:
+    """A job's id in the store: unique per tenant (tenant ids hold no ``:``), so tenants
+    choosing the same job id never share a job."""
+    return f"{tenant}:{job_id}"
 
 
 def item_of(strategy: Strategy, question_id: str) -> str:
@@ -33,5 +44,8 @@ def item_of(strategy: Strategy, question_id: str) -> str:
 
 
 def parse_item(item: str) -> tuple[Strategy, str]:
-    strategy, _, question_id = item.partition(ITEM_SEPARATOR)
+    """The strategy and question of an item; ValueError when it is not one."""
+    strategy, separator, question_id = item.partition(ITEM_SEPARATOR)
+    if not separator or not question_id:
+        raise ValueError(f"not an exam item: {item[:200]!r}")
     return Strategy(strategy), question_id

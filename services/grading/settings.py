@@ -30,8 +30,10 @@ class GradingSettings(ServiceSettings):
     restart)."""
     progress_interval_s: float = Field(default=1.0, ge=0)
     """Least time between two progress events of one job."""
-    data_root: Path | None = None
-    """When set, exam files must lie under this folder (jobs come from the network)."""
+    data_root: Path = Path(".alignstream/exams")
+    """Exam files of tenant T lie under ``<data_root>/T/`` and a job names its file relative
+    to that folder (jobs come from the network: no other file is ever read). ``alignstream
+    exam run`` copies a local file there when it shares the folder with the service."""
     batch_max: int = Field(default=256, ge=1)
     judge_concurrency: int = Field(default=32, ge=1)
     """Judge calls in flight at once."""

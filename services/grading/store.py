@@ -1,12 +1,16 @@
 """Exam jobs in Redis: questions, the work queue, and graded answers counted exactly once.
 
-Per job (``{prefix}:exam:{job_id}:...``): ``meta`` (hash), ``questions`` (hash id -> JSON),
+Jobs are namespaced by tenant: a job's store id is ``{tenant}:{job_id}`` (``scoped_id``), so
+two tenants choosing the same job id get two jobs, and a reply is looked up under the tenant it
+carries. Per job (``{prefix}:exam:{tenant}:{job_id}:...``): ``meta`` (hash), ``questions``
+(hash id -> JSON),
 ``todo`` (list of items not yet sent), ``pending`` (zset item -> time sent), ``unsent`` (the
 pending items whose requests are not yet confirmed published), ``attempts`` (hash) and
 ``answers`` (hash item -> JSON). An item moves todo -> pending -> answers; the moves are Lua
 scripts, so a crash between steps leaves every item in exactly one place, and ``HSETNX`` on
-answers makes a redelivered reply change nothing. ``exam:jobs`` (zset by start time) and
-``exam:active`` (set) index the jobs.
+answers makes a redelivered reply change nothing; an answer is stored only for an item that is
+pending (sent and not answered), and the first one wins. ``exam:jobs:{tenant}`` (zset by start
+time) and ``exam:active`` (set of store ids) index the jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from services.grading.datasets import ExamQuestion
-from services.grading.records import JobRecord, item_of
+from services.grading.records import JobRecord, item_of, scoped_id
 from shared.events import ExamAnswer, ExamJob, JobStatus
 from shared.redis import as_text
 
@@ -35,6 +39,7 @@ return items
 """
 
 _RECORD = """
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
@@ -61,8 +66,8 @@ class ExamStore:
         self._record = redis.register_script(_RECORD)
         self._retry = redis.register_script(_RETRY)
 
-    def _key(self, job_id: str, part: str) -> str:
-        return f"{self.prefix}:{job_id}:{part}"
+    def _key(self, sid: str, part: str) -> str:
+        return f"{self.prefix}:{sid}:{part}"
 
     # Jobs -------------------------------------------------------------------------------
 
@@ -71,17 +76,18 @@ class ExamStore:
     ) -> bool:
         """Store a new job and queue its items; False when the job already exists (a
         redelivered job message: it resumes instead)."""
-        if await self.redis.exists(self._key(job.job_id, "meta")):
+        sid = scoped_id(job.tenant, job.job_id)
+        if await self.redis.exists(self._key(sid, "meta")):
             return False
         now = datetime.now(UTC)
         # Question-major order: a question's strategies are asked close together.
         items = [item_of(s, q.question_id) for q in questions for s in job.strategies]
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key(job.job_id, "questions"),
+            pipe.hset(self._key(sid, "questions"),
                       mapping={q.question_id: q.model_dump_json() for q in questions})  # fmt: skip
-            pipe.rpush(self._key(job.job_id, "todo"), *items)
+            pipe.rpush(self._key(sid, "todo"), *items)
             pipe.hset(
-                self._key(job.job_id, "meta"),
+                self._key(sid, "meta"),
                 mapping={
                     "job": job.model_dump_json(),
                     "dataset": dataset_name,
@@ -90,30 +96,32 @@ class ExamStore:
                     "started_at": now.isoformat(),
                 },
             )
-            pipe.zadd(f"{self.prefix}:jobs", {job.job_id: now.timestamp()})
-            pipe.sadd(f"{self.prefix}:active", job.job_id)
+            pipe.zadd(self._jobs_key(job.tenant), {job.job_id: now.timestamp()})
+            pipe.sadd(f"{self.prefix}:active", sid)
             await pipe.execute()
         return True
 
     async def create_failed(self, job: ExamJob, error: str) -> JobRecord:
         """Record a job that could not start (e.g. its dataset is unreadable)."""
         now = datetime.now(UTC)
+        sid = scoped_id(job.tenant, job.job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
-                self._key(job.job_id, "meta"),
+                self._key(sid, "meta"),
                 mapping={"job": job.model_dump_json(), "dataset": job.dataset,
                          "status": JobStatus.FAILED.value, "total_questions": 0,
                          "started_at": now.isoformat(), "finished_at": now.isoformat(),
                          "error": error},
             )  # fmt: skip
-            pipe.zadd(f"{self.prefix}:jobs", {job.job_id: now.timestamp()})
+            pipe.zadd(self._jobs_key(job.tenant), {job.job_id: now.timestamp()})
             await pipe.execute()
-        record = await self.record_of(job.job_id)
+        record = await self.record_of(sid)
         assert record is not None
         return record
 
-    async def record_of(self, job_id: str) -> JobRecord | None:
-        raw = await self.redis.hgetall(self._key(job_id, "meta"))
+    async def record_of(self, sid: str) -> JobRecord | None:
+        """The job stored under ``sid`` (``scoped_id(tenant, job_id)``); None: no such job."""
+        raw = await self.redis.hgetall(self._key(sid, "meta"))
         meta = {as_text(k): as_text(v) for k, v in raw.items()}
         if not meta:
             return None
@@ -129,76 +137,86 @@ class ExamStore:
             error=meta.get("error"),
         )
 
-    async def finish(self, job_id: str) -> None:
+    async def finish(self, sid: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key(job_id, "meta"),
+            pipe.hset(self._key(sid, "meta"),
                       mapping={"status": JobStatus.DONE.value,
                                "finished_at": datetime.now(UTC).isoformat()})  # fmt: skip
-            pipe.srem(f"{self.prefix}:active", job_id)
+            pipe.srem(f"{self.prefix}:active", sid)
             await pipe.execute()
 
     async def active(self) -> list[str]:
         return sorted(as_text(m) for m in await self.redis.smembers(f"{self.prefix}:active"))
 
-    async def recent(self, limit: int = 50) -> list[JobRecord]:
-        """The newest jobs first."""
-        ids = await self.redis.zrevrange(f"{self.prefix}:jobs", 0, limit - 1)
-        records = [await self.record_of(as_text(job_id)) for job_id in ids]
+    def _jobs_key(self, tenant: str) -> str:
+        return f"{self.prefix}:jobs:{tenant}"
+
+    async def recent(self, tenant: str, limit: int = 50) -> list[JobRecord]:
+        """The tenant's newest jobs first."""
+        ids = await self.redis.zrevrange(self._jobs_key(tenant), 0, limit - 1)
+        records = [await self.record_of(scoped_id(tenant, as_text(i))) for i in ids]
         return [r for r in records if r is not None]
+
+    async def find(self, tenant: str, prefix: str) -> list[str]:
+        """Ids of the tenant's jobs that start with ``prefix`` (for ``exam show`` with a
+        shortened id), at most 10."""
+        ids = [as_text(i) for i in await self.redis.zrevrange(self._jobs_key(tenant), 0, -1)]
+        return [i for i in ids if i.startswith(prefix)][:10]
 
     # Work items -------------------------------------------------------------------------
 
-    async def fill(self, job_id: str, window: int, now: float) -> list[str]:
+    async def fill(self, sid: str, window: int, now: float) -> list[str]:
         """Move items from todo to pending (sent at ``now``) until ``window`` are pending;
         atomic, so replicas refilling at once never exceed the window."""
-        keys = [self._key(job_id, p) for p in ("todo", "pending", "attempts", "unsent")]
+        keys = [self._key(sid, p) for p in ("todo", "pending", "attempts", "unsent")]
         items = await self._fill(keys=keys, args=[window, now])
         return [as_text(i) for i in items]
 
-    async def questions(self, job_id: str, question_ids: Iterable[str]) -> list[ExamQuestion]:
+    async def questions(self, sid: str, question_ids: Iterable[str]) -> list[ExamQuestion]:
         ids = list(question_ids)
         if not ids:
             return []
-        values = await self.redis.hmget(self._key(job_id, "questions"), ids)
+        values = await self.redis.hmget(self._key(sid, "questions"), ids)
         return [ExamQuestion.model_validate_json(v) for v in values if v is not None]
 
-    async def record(self, job_id: str, item: str, answer: ExamAnswer) -> bool:
-        """Store a graded answer; False when the item was answered already (a duplicate)."""
-        keys = [self._key(job_id, p) for p in ("answers", "pending", "unsent")]
+    async def record(self, sid: str, item: str, answer: ExamAnswer) -> bool:
+        """Store a graded answer; False when the item is not pending (answered already: a
+        duplicate; or never sent)."""
+        keys = [self._key(sid, p) for p in ("answers", "pending", "unsent")]
         return bool(await self._record(keys=keys, args=[item, answer.model_dump_json()]))
 
-    async def retry(self, job_id: str, item: str, now: float, max_attempts: int) -> int:
+    async def retry(self, sid: str, item: str, now: float, max_attempts: int) -> int:
         """Mark an unanswered item as sent again: the attempt number, 0 when it has used all
         its attempts, -1 when it is answered already."""
-        keys = [self._key(job_id, p) for p in ("answers", "pending", "attempts", "unsent")]
+        keys = [self._key(sid, p) for p in ("answers", "pending", "attempts", "unsent")]
         return int(await self._retry(keys=keys, args=[item, now, max_attempts]))
 
-    async def attempts(self, job_id: str, item: str) -> int:
-        return int(await self.redis.hget(self._key(job_id, "attempts"), item) or 0)
+    async def attempts(self, sid: str, item: str) -> int:
+        return int(await self.redis.hget(self._key(sid, "attempts"), item) or 0)
 
-    async def sent(self, job_id: str, items: Sequence[str]) -> None:
+    async def sent(self, sid: str, items: Sequence[str]) -> None:
         """The requests of these items are published (acknowledged by the broker)."""
         if items:
-            await self.redis.zrem(self._key(job_id, "unsent"), *items)
+            await self.redis.zrem(self._key(sid, "unsent"), *items)
 
-    async def overdue(self, job_id: str, sent_before: float, claimed_before: float) -> list[str]:
+    async def overdue(self, sid: str, sent_before: float, claimed_before: float) -> list[str]:
         """Pending items sent before ``sent_before`` (their reply may be lost), and items
         claimed before ``claimed_before`` but never published (the sender crashed)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(self._key(job_id, "pending"), "-inf", sent_before)
-            pipe.zrangebyscore(self._key(job_id, "unsent"), "-inf", claimed_before)
+            pipe.zrangebyscore(self._key(sid, "pending"), "-inf", sent_before)
+            pipe.zrangebyscore(self._key(sid, "unsent"), "-inf", claimed_before)
             lost, unsent = await pipe.execute()
         return list(dict.fromkeys(as_text(i) for i in (*unsent, *lost)))
 
-    async def counts(self, job_id: str) -> tuple[int, int, int]:
+    async def counts(self, sid: str) -> tuple[int, int, int]:
         """(todo, pending, answered)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.llen(self._key(job_id, "todo"))
-            pipe.zcard(self._key(job_id, "pending"))
-            pipe.hlen(self._key(job_id, "answers"))
+            pipe.llen(self._key(sid, "todo"))
+            pipe.zcard(self._key(sid, "pending"))
+            pipe.hlen(self._key(sid, "answers"))
             todo, pending, answered = await pipe.execute()
         return int(todo), int(pending), int(answered)
 
-    async def answers(self, job_id: str) -> list[ExamAnswer]:
-        values = await self.redis.hvals(self._key(job_id, "answers"))
+    async def answers(self, sid: str) -> list[ExamAnswer]:
+        values = await self.redis.hvals(self._key(sid, "answers"))
         return [ExamAnswer.model_validate_json(v) for v in values]

@@ -13,8 +13,9 @@ from services.ingest.ingestor import RuleIngestor
 from services.ingest.memory import RuleEvent, RuleWriter, identity
 from services.ingest.settings import IngestSettings
 from shared import events
-from shared.dlq import Inbox, PoisonMessage, Record
+from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
+from shared.guards import rule_key_guard
 from shared.kafka import consumer_options
 from shared.memory.service import RuleMemoryService
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
@@ -41,7 +42,7 @@ class IngestService(RuleMemoryService):
         self.settings: IngestSettings = settings
         signer = RuleSigner.from_settings(settings.kafka)
         self.inbox: Inbox[RuleEvent] = self.make_inbox(
-            RULES_EVENTS, events.RULE_EVENT, signer.check
+            RULES_EVENTS, events.RULE_EVENT, signer.check, checks=[rule_key_guard]
         )
         self.ingestor: RuleIngestor | None = None
         self.broker.subscriber(
@@ -64,11 +65,7 @@ class IngestService(RuleMemoryService):
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
         with HANDLER_SECONDS.labels(self.name, RULES_EVENTS.name).time():
-            batch = [
-                event
-                for record, event in await self.inbox.open_batch(message.raw_message)
-                if await self._keyed_right(record, event)
-            ]
+            batch = [event for _, event in await self.inbox.open_batch(message.raw_message)]
             if batch:
                 try:
                     await self.apply(batch)
@@ -77,15 +74,6 @@ class IngestService(RuleMemoryService):
                     # so an outage is not a busy loop.
                     await asyncio.sleep(self.settings.retry_backoff_s)
                     raise
-
-    async def _keyed_right(self, record: Record, event: RuleEvent) -> bool:
-        """A rule event under another rule's key would defeat compaction (the topic would keep
-        a stale record for the rule): dead-letter it."""
-        if record.key == event.key.encode():
-            return True
-        detail = f"record key {record.key!r} is not the rule's key {event.key!r}"
-        await self.inbox.reject(record, PoisonMessage("key_mismatch", detail))
-        return False
 
     async def apply(self, batch: list[RuleEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""

@@ -19,11 +19,12 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.embedders.base import Vectors
-from shared.kafka import consumer_options
+from shared.guards import reply_topic_guard
+from shared.kafka import OversizedMessage, consumer_options
 from shared.memory.service import RuleMemoryService
-from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
+from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S, UNPUBLISHABLE
 from shared.prompt_sets import PromptSetStore, StoredPromptSet
-from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
+from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS, CHAT_RESPONSES
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,17 @@ class RetrievalService(RuleMemoryService):
     def __init__(self, settings: RetrievalSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: RetrievalSettings = settings
-        self.inbox: Inbox[events.ChatRequest] = self.make_inbox(CHAT_REQUESTS, ChatRequestAdapter)
+        self.inbox: Inbox[events.ChatRequest] = self.make_inbox(
+            CHAT_REQUESTS, ChatRequestAdapter, checks=[reply_topic_guard(self.topics)]
+        )
         self.searcher: RuleSearcher | None = None
         self._memory_checked = True
         """False after a Redis failure until the memory is loaded and indexed again."""
-        self._jurisdictions: Refreshing[set[str]] = Refreshing(
+        self._jurisdictions: Refreshing[str, set[str]] = Refreshing(
             self._read_jurisdictions, settings.jurisdictions_refresh_s
         )
         self.prompt_sets: PromptSetStore | None = None
-        self._prompt_sets: Refreshing[StoredPromptSet | None] = Refreshing(
+        self._prompt_sets: Refreshing[tuple[str, str], StoredPromptSet | None] = Refreshing(
             self._read_prompt_set, settings.prompt_sets_refresh_s
         )
         self.broker.subscriber(
@@ -103,7 +106,21 @@ class RetrievalService(RuleMemoryService):
                 self._memory_checked = False
                 await asyncio.sleep(self.settings.retry_backoff_s)
                 raise
-            await self.publish_all(self.topics(CHAT_GROUNDED), ((g.key, g) for g in grounded))
+            await self.publish_grounded(grounded)
+
+    async def publish_grounded(self, grounded: list[events.GroundedRequest]) -> None:
+        """Publish grounded requests; one too large to publish (many long rules) is answered
+        at once with an error response on its reply topic instead, so nothing stalls."""
+        bodies: list[tuple[str, bytes]] = []
+        for item in grounded:
+            try:
+                bodies.append((item.key, self.encode_bounded(item)))
+            except OversizedMessage as exc:
+                UNPUBLISHABLE.labels(self.name, "grounded_request").inc()
+                response = oversized_response(item, exc)
+                topic = item.request.reply_topic or self.topics(CHAT_RESPONSES)
+                await self.publish_all(topic, [(response.key, response)])
+        await self.publish_bodies(self.topics(CHAT_GROUNDED), bodies)
 
     async def memory_ready(self) -> None:
         """Wait for the rule memory after a failure (a no-op while all is well)."""
@@ -137,8 +154,11 @@ class RetrievalService(RuleMemoryService):
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         grounded = []
         for request in requests:
+            carried = request
             if request.strategy is events.Strategy.ORACLE:
+                # The rules travel once, as the grounded rules (not again inside the request).
                 rules = request.oracle_rules
+                carried = request.model_copy(update={"oracle_rules": ()})
             else:
                 rules = tuple(found.get(request.request_id, ()))
             HITS.observe(len(rules))
@@ -148,7 +168,7 @@ class RetrievalService(RuleMemoryService):
                 system, examples = await self.drpo_examples(request, vectors[request.request_id])
             grounded.append(
                 events.GroundedRequest(
-                    request=request,
+                    request=carried,
                     rules=rules,
                     system_prompt=system,
                     examples=examples,
@@ -188,7 +208,7 @@ class RetrievalService(RuleMemoryService):
         """The request's DRPO system prompt and its ``k`` nearest examples; (None, ()) when the
         set is not in Redis (generation then uses its own set)."""
         name = request.prompt_set or self.settings.drpo_prompt_set
-        stored = await self.prompt_set(name)
+        stored = await self.prompt_set(request.tenant, name)
         if stored is None:
             return None, ()
         k = self.settings.drpo_k if request.examples_k is None else request.examples_k
@@ -198,13 +218,14 @@ class RetrievalService(RuleMemoryService):
             return stored.prompt_set.system, stored.prompt_set.examples[:k]
         return stored.prompt_set.system, stored.nearest(vector, k)
 
-    async def prompt_set(self, name: str) -> StoredPromptSet | None:
-        """A prompt set from Redis, cached for ``prompt_sets_refresh_s``."""
-        return await self._prompt_sets.get(name)
+    async def prompt_set(self, tenant: str, name: str) -> StoredPromptSet | None:
+        """The tenant's prompt set of that name, else the shared one (never another tenant's),
+        cached for ``prompt_sets_refresh_s``."""
+        return await self._prompt_sets.get((tenant, name))
 
-    async def _read_prompt_set(self, name: str) -> StoredPromptSet | None:
+    async def _read_prompt_set(self, tenant_and_name: tuple[str, str]) -> StoredPromptSet | None:
         assert self.prompt_sets is not None, "service not started"
-        return await self.prompt_sets.get(name)
+        return await self.prompt_sets.get_for(*tenant_and_name)
 
     async def known_jurisdictions(self, tenant: str) -> set[str]:
         """Region names in the tenant's index, cached for ``jurisdictions_refresh_s``."""
@@ -215,3 +236,20 @@ class RetrievalService(RuleMemoryService):
     async def _read_jurisdictions(self, tenant: str) -> set[str]:
         assert self.searcher is not None, "service not started"
         return await self.searcher.known_jurisdictions(tenant)
+
+
+def oversized_response(
+    grounded: events.GroundedRequest, exc: OversizedMessage
+) -> events.ChatResponse:
+    """The error answer to a request whose grounded form is too large to publish."""
+    request = grounded.request
+    message = (f"the grounded request would be {exc.size} bytes, over the {exc.limit}-byte "
+               "message limit; narrow the scope or lower top_k / token_budget")  # fmt: skip
+    return events.ChatResponse(
+        request_id=request.request_id,
+        tenant=request.tenant,
+        strategy=request.strategy,
+        ok=False,
+        error=events.ErrorInfo(kind=events.ErrorKind.INVALID_REQUEST, message=message),
+        metadata=request.metadata,
+    )

@@ -8,6 +8,7 @@ Each test gets its own topic prefix and Redis key prefix, so tests never see eac
 from __future__ import annotations
 
 import contextlib
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,6 +34,8 @@ from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 from tests.integration.helpers import TopicReader
 
 pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -154,10 +157,21 @@ async def retrieval(
 
 
 @pytest.fixture
-def grading_settings(service_settings: dict[str, Any], prefix: str) -> GradingSettings:
+def exam_root(tmp_path: Path) -> Path:
+    """The grading data root of this test, with the exam fixtures in tenant acme's folder
+    (a job names them relative to it, e.g. ``exam_en.jsonl``)."""
+    root = tmp_path / "exams"
+    shutil.copytree(FIXTURES, root / "acme")
+    return root
+
+
+@pytest.fixture
+def grading_settings(
+    service_settings: dict[str, Any], prefix: str, exam_root: Path
+) -> GradingSettings:
     return GradingSettings(**service_settings, group_id=f"{prefix}.grading", window=4,
                            sweep_interval_s=0.2, progress_interval_s=0.0,
-                           unsent_after_s=2.0)  # fmt: skip
+                           unsent_after_s=2.0, data_root=exam_root)  # fmt: skip
 
 
 @pytest.fixture
@@ -176,13 +190,17 @@ async def judge() -> AsyncIterator[KeywordJudgeServer]:
 
 
 @pytest.fixture
-def cli_env(kafka_settings: KafkaSettings, redis_settings: RedisSettings) -> dict[str, str]:
-    """Environment pointing a CLI or service subprocess at this test's broker, topics and keys."""
+def cli_env(
+    kafka_settings: KafkaSettings, redis_settings: RedisSettings, exam_root: Path
+) -> dict[str, str]:
+    """Environment pointing a CLI or service subprocess at this test's broker, topics, keys
+    and exam folder."""
     return {
         "KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
         "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
         "REDIS_URL": redis_settings.url.get_secret_value(),
         "ALIGNSTREAM_REDIS_KEY_PREFIX": redis_settings.key_prefix,
+        "ALIGNSTREAM_GRADING_DATA_ROOT": str(exam_root),
     }
 
 

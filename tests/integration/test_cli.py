@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from shared import events
 from shared.localstack import free_port
-from shared.prompt_sets import PromptSetStore
+from shared.prompt_sets import SHARED, PromptSetStore
 from shared.settings import RedisSettings
 from shared.topics import RULES_EVENTS
 from tests.integration.helpers import TopicReader
@@ -85,7 +85,7 @@ async def test_prompts_load_and_list(
                          "--name", "safety", env=env)  # fmt: skip
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     assert "2 examples" in loaded.stdout
-    stored = await PromptSetStore(redis_client, redis_settings.key_prefix).get("safety")
+    stored = await PromptSetStore(redis_client, redis_settings.key_prefix).get(SHARED, "safety")
     assert stored is not None
     assert stored.prompt_set.system == "Be helpful and harmless."
     assert stored.vectors.shape == (2, 512)

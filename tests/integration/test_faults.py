@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from services.grading.records import scoped_id
 from services.grading.store import ExamStore
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
@@ -122,7 +123,7 @@ async def _under_load(
     store = ExamStore(redis_client, redis_settings.key_prefix)
     job = events.ExamJob(
         tenant="acme",
-        dataset=str(FIXTURES / "exam_zh.csv"),
+        dataset="exam_zh.csv",
         strategies=(events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE),
     )
     wanted = {q.request_id for q in questions}
@@ -153,7 +154,9 @@ async def _under_load(
             half = len(chunk) // 2
             if victim == "grading":
                 exam = asyncio.create_task(client.run_exam(job, timeout_s=240))
-                await _until_graded(store, job.job_id, 2)  # kill grading mid-job
+                await _until_graded(
+                    store, scoped_id(job.tenant, job.job_id), 2
+                )  # kill grading mid-job
             await send_paced(client, chunk[:half], per_s=400)
             processes[victim].kill()
             await send_paced(client, chunk[half:], per_s=400)
@@ -175,7 +178,7 @@ async def _under_load(
         doc_version = await redis_client.hget(schema.doc_key("acme", f"r{r}"), "version")
         assert doc_version == str(VERSIONS).encode()
     assert (result.total_questions, result.total_answers) == (4, 12)  # 4 questions x 3
-    answers = await store.answers(job.job_id)
+    answers = await store.answers(scoped_id(job.tenant, job.job_id))
     assert len({(a.strategy, a.question_id) for a in answers}) == len(answers) == 12
     return {
         "requests": REQUESTS,

@@ -84,7 +84,7 @@ async def test_hostile_messages_on_every_topic_are_dead_lettered_and_valid_traff
                 await client.send(CHAT_REQUESTS, question, question.key)
         await client.flush()
         replies = await collect_responses(
-            responses, [q.request_id for q in questions], timeout_s=120
+            responses, [q.request_id for q in questions], tenant="acme", timeout_s=120
         )
     assert all(reply.ok for reply in replies.values())
 

@@ -24,6 +24,7 @@ from services.generation.app import GenerationService
 from services.generation.backends.base import GenerationInput, GenerationOutput
 from services.generation.settings import GenerationSettings
 from services.grading.app import ANSWERS, DUPLICATES, GradingService
+from services.grading.records import scoped_id
 from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
 from services.ingest.app import IngestService
@@ -79,7 +80,7 @@ def job_for(dataset: str, **fields: Any) -> events.ExamJob:
     fields.setdefault(
         "strategies", (events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE)
     )
-    return events.ExamJob(tenant="acme", dataset=str(FIXTURES / dataset), **fields)
+    return events.ExamJob(tenant="acme", dataset=dataset, **fields)
 
 
 def counted(metric: Counter) -> float:
@@ -130,11 +131,11 @@ async def test_exam_job_end_to_end_with_duplicate_replies(
     assert {c.category for c in opo.categories} == {"refunds", "privacy", "safety"}
 
     store = grading._store()
-    answers = await store.answers(result.job_id)
+    answers = await store.answers(scoped_id(result.tenant, result.job_id))
     assert len(answers) == 9
     cited = {a.question_id: a.cited_rules for a in answers if a.strategy is events.Strategy.OPO}
     assert all(refs == (events.RuleRef(rule_id="privacy-1", version=1),) for refs in cited.values())
-    (record,) = await store.recent()
+    (record,) = await store.recent("acme")
     assert record.status is events.JobStatus.DONE
     assert record.dataset_name == "exam_en"
 
@@ -214,12 +215,14 @@ async def test_job_survives_kill_9_of_the_grading_service(
         async with generation, AlignstreamClient(kafka_settings) as client:
             running = asyncio.create_task(client.run_exam(job, timeout_s=90))
             deadline = time.monotonic() + 60
-            while (await store.counts(job.job_id))[2] < 2:  # some answers graded, most not
+            while (await store.counts(scoped_id(job.tenant, job.job_id)))[
+                2
+            ] < 2:  # some answers graded, most not
                 assert time.monotonic() < deadline, "the grading process graded nothing"
                 await asyncio.sleep(0.05)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
-            killed_at = (await store.counts(job.job_id))[2]
+            killed_at = (await store.counts(scoped_id(job.tenant, job.job_id)))[2]
             assert killed_at < 8
             async with GradingService(grading_settings):  # a fresh instance resumes the job
                 result = await running
@@ -229,7 +232,7 @@ async def test_job_survives_kill_9_of_the_grading_service(
     assert (result.answered, result.total_answers) == (8, 8)
     # Without retrieval in the prompt the model says A; with the principle, B (answers: B B A B).
     assert scores_of(result) == {"none": (1, 4), "oracle": (2, 4)}
-    answers = await store.answers(job.job_id)
+    answers = await store.answers(scoped_id(job.tenant, job.job_id))
     assert sorted((a.strategy.value, a.question_id) for a in answers) == sorted(
         (s, q) for s in ("none", "oracle") for q in ("q1", "q2", "q3", "q4")
     )
@@ -261,14 +264,23 @@ async def test_exam_cli_run_show_list(
     assert "| none | 33.3 | 6.1-79.2 | 1 / 3 | 0 | 0 |" in markdown
     assert (tmp_path / "result.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    code, output = await alignstream_cli(env, "exam", "list")
+    code, output = await alignstream_cli(env, "exam", "list", "--tenant", "acme")
     assert code == 0
     assert result.job_id in output
     assert "done" in output
-    code, output = await alignstream_cli(env, "exam", "show", result.job_id)
+    code, output = await alignstream_cli(env, "exam", "list", "--tenant", "beta")
+    assert code == 0
+    assert result.job_id not in output  # another tenant's jobs are not listed
+    code, output = await alignstream_cli(env, "exam", "show", result.job_id, "--tenant", "acme")
     assert code == 0
     assert "33.3" in output
-    code, output = await alignstream_cli(env, "exam", "show", "no-such-job")
+    code, output = await alignstream_cli(env, "exam", "show", result.job_id[:8], "--tenant", "acme")
+    assert code == 0  # a unique start of the id is enough
+    assert "33.3" in output
+    code, output = await alignstream_cli(env, "exam", "show", result.job_id, "--tenant", "beta")
+    assert code == 1
+    assert "no exam job" in output
+    code, output = await alignstream_cli(env, "exam", "show", "no-such-job", "--tenant", "acme")
     assert code == 1
     assert "no exam job" in output
 

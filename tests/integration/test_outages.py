@@ -112,7 +112,7 @@ async def test_services_recover_from_a_10s_broker_outage(
         TopicTail(kafka, kafka.topics(CHAT_RESPONSES)) as tail,
     ):  # fmt: skip
         await send_paced(client, before, per_s=500)
-        await collect_responses(tail, {f"q{i}" for i in range(100)}, timeout_s=60)
+        await collect_responses(tail, {f"q{i}" for i in range(100)}, tenant="acme", timeout_s=60)
         sending = asyncio.create_task(send_paced(client, during, per_s=20))  # spans the outage
         await asyncio.sleep(1.0)
         os.kill(pid, signal.SIGSTOP)  # the broker stops answering: requests time out (3 s)
@@ -120,7 +120,9 @@ async def test_services_recover_from_a_10s_broker_outage(
         os.kill(pid, signal.SIGCONT)
         resumed = time.monotonic()
         await sending  # flushed
-        got = await collect_responses(tail, {f"q{i}" for i in range(100, 200)}, timeout_s=120)
+        got = await collect_responses(
+            tail, {f"q{i}" for i in range(100, 200)}, tenant="acme", timeout_s=120
+        )
         recovered_s = time.monotonic() - resumed
         for service in (ingest, retrieval, generation):
             assert await service.is_ready(), service.name
@@ -175,7 +177,9 @@ async def test_services_wait_for_redis_to_reload_after_kill_9(
         await asyncio.sleep(1.0)
         own_redis.start(timeout_s=120)
         await sending  # flushed
-        got = await collect_responses(tail, {q.request_id for q in questions}, timeout_s=180)
+        got = await collect_responses(
+            tail, {q.request_id for q in questions}, tenant="acme", timeout_s=180
+        )
         recovered_s = time.monotonic() - killed
     assert all(response.ok for response in got.values())
     # Every answer was grounded in a complete index: a half-loaded one would miss rules.

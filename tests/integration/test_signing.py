@@ -41,13 +41,13 @@ async def test_only_signed_rule_events_change_the_memory(
     await client_broker.publish(events.encode(unsigned), topic, key=unsigned.key.encode())
     forged = events.RuleUpsert(rule=sample_rule(rule_id="forged"))
     value, key = events.encode(forged), forged.key.encode()
-    guessed = _text(RuleSigner(SecretStr("guess")).headers(key, value))
+    guessed = _text(RuleSigner(SecretStr("guess")).headers(topic, key, value))
     await client_broker.publish(value, topic, key=key, headers=guessed)
     # A validly signed event replayed under another rule's key.
     real = events.RuleUpsert(rule=sample_rule(rule_id="real"))
     value, key = events.encode(real), real.key.encode()
-    await client_broker.publish(value, topic, key=b"acme:other",
-                                headers=_text(RuleSigner(SECRET).headers(key, value)))  # fmt: skip
+    signed = _text(RuleSigner(SECRET).headers(topic, key, value))
+    await client_broker.publish(value, topic, key=b"acme:other", headers=signed)
 
     signed_settings = signed_ingest.settings.kafka
     async with AlignstreamClient(signed_settings) as client:

@@ -100,4 +100,4 @@ async def _ask_grounded(
             await client.send(CHAT_GROUNDED, item, item.key)
         await client.flush()
         ids = [g.request.request_id for g in grounded]
-        return await collect_responses(tail, ids, timeout_s=180)
+        return await collect_responses(tail, ids, tenant="acme", timeout_s=180)

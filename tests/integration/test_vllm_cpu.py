@@ -93,7 +93,7 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
         )
         answers = await client.ask([*questions, mcq, prefill], timeout_s=240)
         job = events.ExamJob(
-            tenant="acme", dataset=str(FIXTURES / "exam_zh.csv"), max_tokens=8,
+            tenant="acme", dataset="exam_zh.csv", max_tokens=8,
             strategies=(events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE),
         )  # fmt: skip
         exam = await client.run_exam(job, timeout_s=240)

@@ -11,8 +11,13 @@ from shared.signing import HEADER, RuleSigner, signature
 OLD, NEW = SecretStr("old-secret"), SecretStr("new-secret")
 
 
-def record(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Record:
-    return Record("rules", 0, 0, key, value, {k: v.decode() for k, v in headers})
+TOPIC = "prod.rules.events"
+
+
+def record(
+    key: bytes, value: bytes, headers: list[tuple[str, bytes]], topic: str = TOPIC
+) -> Record:
+    return Record(topic, 0, 0, key, value, {k: v.decode() for k, v in headers})
 
 
 def reason(signer: RuleSigner, rec: Record) -> str | None:
@@ -25,19 +30,23 @@ def reason(signer: RuleSigner, rec: Record) -> str | None:
 
 def test_signed_records_verify_and_tampering_is_detected() -> None:
     signer = RuleSigner(NEW)
-    headers = signer.headers(b"acme:r1", b'{"v":1}')
+    headers = signer.headers(TOPIC, b"acme:r1", b'{"v":1}')
     assert reason(signer, record(b"acme:r1", b'{"v":1}', headers)) is None
     assert reason(signer, record(b"acme:r1", b'{"v":2}', headers)) == "bad_signature"
     assert reason(signer, record(b"acme:r2", b'{"v":1}', headers)) == "bad_signature"
     # Moving bytes between key and value keeps the concatenation but not the signature.
     assert reason(signer, record(b"acme:r", b'1{"v":1}', headers)) == "bad_signature"
     assert reason(signer, record(b"acme:r1", b'{"v":1}', [])) == "unsigned"
-    forged = RuleSigner(SecretStr("guess")).headers(b"acme:r1", b'{"v":1}')
+    # The same signed record replayed into another environment's prefix.
+    assert reason(signer, record(b"acme:r1", b'{"v":1}', headers, "staging.rules.events")) == (
+        "bad_signature"
+    )
+    forged = RuleSigner(SecretStr("guess")).headers(TOPIC, b"acme:r1", b'{"v":1}')
     assert reason(signer, record(b"acme:r1", b'{"v":1}', forged)) == "bad_signature"
 
 
 def test_rotation_accepts_the_previous_key_until_it_is_removed() -> None:
-    by_old = RuleSigner(OLD).headers(b"k", b"v")
+    by_old = RuleSigner(OLD).headers(TOPIC, b"k", b"v")
     assert reason(RuleSigner(NEW, previous_key=OLD), record(b"k", b"v", by_old)) is None
     assert reason(RuleSigner(NEW), record(b"k", b"v", by_old)) == "bad_signature"
 
@@ -45,13 +54,15 @@ def test_rotation_accepts_the_previous_key_until_it_is_removed() -> None:
 def test_disabled_signer_adds_no_header() -> None:
     signer = RuleSigner(None)
     assert not signer.enabled
-    assert signer.headers(b"k", b"v") == []
+    assert signer.headers(TOPIC, b"k", b"v") == []
     assert reason(signer, record(b"k", b"v", [])) is None  # nothing is checked
 
 
 @pytest.mark.parametrize("secret", ["s", "a much longer shared secret ✓"])
 def test_signature_format(secret: str) -> None:
-    value = signature(SecretStr(secret), b"k", b"v")
-    assert value.startswith("hmac-sha256=")
-    assert len(value) == len("hmac-sha256=") + 64
+    value = signature(SecretStr(secret), TOPIC, b"k", b"v")
+    assert value.startswith("hmac-sha256-v2=")
+    assert len(value) == len("hmac-sha256-v2=") + 64
+    # Moving bytes between topic and key changes the signature too.
+    assert signature(SecretStr(secret), TOPIC + "k", b"", b"v") != value
     assert HEADER == "alignstream-signature"
