@@ -20,11 +20,18 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import TypeAdapter
 
-from services.generation.backends.base import BackendError, GenerationBackend, GenerationInput
+from services.generation.backends.base import (
+    BackendError,
+    GenerationBackend,
+    GenerationInput,
+    HasTokenizer,
+)
 from services.generation.backends.factory import make_backend
 from services.generation.inflight import OffsetTracker
 from services.generation.prompts import build_prompt
 from services.generation.prompts.drpo import strip_markers
+from services.generation.prompts.fencing import DEFAULT as DEFAULT_NEUTRALIZER
+from services.generation.prompts.fencing import Neutralizer
 from services.generation.settings import GenerationSettings
 from services.generation.streaming import TokenStream
 from shared import events
@@ -75,6 +82,8 @@ class GenerationService(Service):
             if settings.drpo_system_prompt
             else None
         )
+        self.neutralizer = DEFAULT_NEUTRALIZER
+        """Removes control markers from untrusted prompt text (the model's own, once started)."""
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._offsets: OffsetTracker[TopicPartition] = OffsetTracker()
@@ -95,6 +104,9 @@ class GenerationService(Service):
 
     async def on_start(self) -> None:
         await self.backend.start()
+        if isinstance(self.backend, HasTokenizer):
+            # The deployed model's own markers, besides the known template families.
+            self.neutralizer = Neutralizer(self.backend.control_tokens())
 
     async def on_draining(self) -> None:
         if self._tasks:
@@ -209,7 +221,8 @@ class GenerationService(Service):
         """Generate the answer to one grounded request, or an error response."""
         request = grounded.request
         prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo_k,
-                              fence_rules=self.settings.fence_rules)  # fmt: skip
+                              fence_rules=self.settings.fence_rules,
+                              neutralizer=self.neutralizer)  # fmt: skip
         common = _fields(request, self.backend)
         started = time.perf_counter()
         stream = self._token_stream(request) if request.stream else None

@@ -31,20 +31,21 @@ class RuleIngestor:
         self.embedder = embedder
         self.chunk_size = chunk_size
 
-    async def apply(self, batch: list[RuleEvent]) -> list[IndexOutcome]:
-        """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis)."""
+    async def apply(self, batch: list[RuleEvent], *, restore: bool = False) -> list[IndexOutcome]:
+        """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis).
+        ``restore`` (a rebuild after ``--drop``): rewrite the documents of applied versions."""
         applied = await self.writer.applied_versions([identity(e)[:2] for e in batch])
-        chosen = plan(batch, applied)
+        chosen = plan(batch, applied, restore=restore)
         changed: set[tuple[str, str]] = set()
         deletes = [e for e in chosen.writes.values() if not isinstance(e, RuleUpsert)]
         # Each rule is written at most once per batch, so chunks may be written in any order.
-        writing = asyncio.create_task(self._write(deletes, {}))
+        writing = asyncio.create_task(self._write(deletes, {}, restore))
         upserts = chosen.upserts
         for start in range(0, len(upserts), self.chunk_size):
             chunk = upserts[start : start + self.chunk_size]
             vectors = await self._embed(chunk)
             changed |= await writing
-            writing = asyncio.create_task(self._write(chunk, vectors))
+            writing = asyncio.create_task(self._write(chunk, vectors, restore))
         changed |= await writing
         return [
             IndexOutcome.APPLIED
@@ -63,9 +64,9 @@ class RuleIngestor:
         }
 
     async def _write(
-        self, writes: Sequence[RuleEvent], vectors: dict[tuple[str, str], bytes]
+        self, writes: Sequence[RuleEvent], vectors: dict[tuple[str, str], bytes], restore: bool
     ) -> set[tuple[str, str]]:
         if not writes:
             return set()
-        results = await self.writer.write(writes, vectors)
+        results = await self.writer.write(writes, vectors, restore=restore)
         return {identity(e)[:2] for e, ok in zip(writes, results, strict=True) if ok}

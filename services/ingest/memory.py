@@ -3,6 +3,12 @@
 ``plan`` is the pure part: given a batch of events and the versions already applied, decide what
 to write. ``RuleWriter`` then applies the plan with one Lua script per rule, which checks the
 version again atomically (a concurrent rebuild or a second replica cannot reorder writes).
+
+The version ledger (``{prefix}:ruleversions:{tenant}``) keeps each rule's applied version, as a
+negative number when that version was a delete. ``memory rebuild --drop`` drops the documents but
+keeps the ledger and replays in *restore* mode: an event is written only if its version is the
+ledger's and its operation the ledger's, so a compacted-in or replayed older record never comes
+back, nor a deleted rule.
 """
 
 from __future__ import annotations
@@ -35,8 +41,11 @@ class Plan:
         return [e for e in self.writes.values() if isinstance(e, RuleUpsert)]
 
 
-def plan(events: Sequence[RuleEvent], applied: Mapping[tuple[str, str], int]) -> Plan:
-    """Choose the writes for a batch: per rule only the highest version above the applied one.
+def plan(
+    events: Sequence[RuleEvent], applied: Mapping[tuple[str, str], int], *, restore: bool = False
+) -> Plan:
+    """Choose the writes for a batch: per rule only the highest version above the applied one
+    (``restore``: also the applied version itself, to write its document again).
 
     Only those are embedded, so replays and superseded versions cost no embedding.
     """
@@ -50,23 +59,35 @@ def plan(events: Sequence[RuleEvent], applied: Mapping[tuple[str, str], int]) ->
     for event in events:
         tenant, rule_id, version = identity(event)
         key = (tenant, rule_id)
-        wins = version == newest[key] and version > applied.get(key, 0) and key not in writes
+        current = applied.get(key, 0)
+        newer = version > current or (restore and version == current)
+        wins = version == newest[key] and newer and key not in writes
         if wins:
             writes[key] = event
         outcomes.append(IndexOutcome.APPLIED if wins else IndexOutcome.STALE)
     return Plan(writes, outcomes)
 
 
-# KEYS: doc key, versions hash. ARGV: rule_id, version, op ("u"/"d"), then field/value pairs.
+# KEYS: doc key, versions hash. ARGV: rule_id, version, op ("u"/"d"), mode ("w" write or "r"
+# restore), then field/value pairs. The ledger holds -version after a delete.
 _APPLY = """
-local current = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local raw = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local current = math.abs(raw)
 local version = tonumber(ARGV[2])
-if version <= current then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if version < current then return 0 end
+if version == current then
+  if ARGV[4] ~= 'r' then return 0 end
+  local applied_op = 'u'
+  if raw < 0 then applied_op = 'd' end
+  if applied_op ~= ARGV[3] then return 0 end
+  if ARGV[3] == 'd' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+end
 if ARGV[3] == 'd' then
+  redis.call('HSET', KEYS[2], ARGV[1], '-' .. ARGV[2])
   redis.call('DEL', KEYS[1])
 else
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 end
 return 1
 """
@@ -86,24 +107,30 @@ class RuleWriter:
         for tenant, rule_id in unique:
             pipe.hget(self.schema.versions_key(tenant), rule_id)
         values = await pipe.execute()
-        return {key: int(value or 0) for key, value in zip(unique, values, strict=True)}
+        return {key: abs(int(value or 0)) for key, value in zip(unique, values, strict=True)}
 
     async def write(
-        self, events: Sequence[RuleEvent], vectors: Mapping[tuple[str, str], bytes]
+        self,
+        events: Sequence[RuleEvent],
+        vectors: Mapping[tuple[str, str], bytes],
+        *,
+        restore: bool = False,
     ) -> list[bool]:
-        """Apply each event (upserts need their vector); True where it changed the memory."""
+        """Apply each event (upserts need their vector); True where it changed the memory.
+        ``restore``: an upsert of exactly the ledger's version writes its missing document."""
         for tenant in {identity(e)[0] for e in events if isinstance(e, RuleUpsert)}:
             await self.indexes.ensure(tenant)  # before its documents: searchable at once
         pipe = self.client.pipeline(transaction=False)
         for event in events:
             tenant, rule_id, version = identity(event)
             keys = [self.schema.doc_key(tenant, rule_id), self.schema.versions_key(tenant)]
+            mode = "r" if restore else "w"
             args: list[str | int | bytes] = [rule_id, version]
             if isinstance(event, RuleUpsert):
-                args.append("u")
+                args.extend(("u", mode))
                 for name, value in rule_fields(event.rule, vectors[(tenant, rule_id)]).items():
                     args.extend((name, value))
             else:
-                args.append("d")
+                args.extend(("d", mode))
             await self._apply(keys=keys, args=args, client=pipe)
         return [bool(result) for result in await pipe.execute()]

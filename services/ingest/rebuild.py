@@ -4,7 +4,12 @@ Reads every partition from the beginning (no consumer group, nothing committed),
 in batches through the same ingest path, until it has reached the end offsets reported at the
 start *and* a fetch comes back empty: some brokers (Tansu) under-report end offsets, so they
 alone are not trusted. Because writes are idempotent by version, replaying into a non-empty
-memory, or while ingest runs, is safe.
+memory, or while ingest runs, is safe. Each record passes the checks ingest applies (signature,
+decoding, the key is the rule's), through the same code.
+
+``--drop`` deletes the rule documents but keeps the version ledger, and the replay then runs in
+restore mode: only the applied version of each rule (and not a deleted one) is written again, so
+an older record that compaction or a replay left as the newest for its key never comes back.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from shared import events
 from shared.dlq import PoisonMessage, Record, decode
 from shared.embedders import Embedder
 from shared.events import IndexOutcome
+from shared.guards import rule_key_guard
 from shared.kafka import client_security_kwargs
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
@@ -27,6 +33,21 @@ from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.signing import RuleSigner
 from shared.topics import RULES_EVENTS
+
+REPLAY_MAX_BYTES = 1 << 24
+"""Largest rule record a rebuild reads (ingest's own limit may have been lower or higher)."""
+
+
+def check_rule_record(record: Record, signer: RuleSigner) -> RuleEvent | None:
+    """The rule event of a record, or None when ingest would have dead-lettered it: unsigned
+    or forged (with signing on), undecodable, or under another rule's key."""
+    try:
+        signer.check(record)
+        event = decode(events.RULE_EVENT, record.value, max_bytes=REPLAY_MAX_BYTES)
+        rule_key_guard(record, event)
+    except PoisonMessage:
+        return None
+    return event
 
 
 @dataclass
@@ -39,13 +60,12 @@ class RebuildReport:
 
 
 async def drop_memory(redis_settings: RedisSettings, schema: RuleSchema) -> int:
-    """Delete every rule document and version ledger (the indexes stay and empty)."""
+    """Delete every rule document (the indexes stay and empty; the version ledger stays)."""
     client = make_redis(redis_settings)
     dropped = 0
     try:
-        for pattern in (schema.docs_pattern, schema.versions_key("*")):
-            async for key in client.scan_iter(match=pattern, count=1000):
-                dropped += await client.delete(key)
+        async for key in client.scan_iter(match=schema.docs_pattern, count=1000):
+            dropped += await client.delete(key)
     finally:
         await client.aclose()
     return dropped
@@ -97,15 +117,13 @@ async def rebuild(
             for records in fetched.values():
                 for record in records:
                     report.events += 1
-                    try:
-                        signer.check(Record.from_consumer_record(record))
-                        batch.append(
-                            decode(events.RULE_EVENT, record.value or b"", max_bytes=1 << 24)
-                        )
-                    except PoisonMessage:
+                    event = check_rule_record(Record.from_consumer_record(record), signer)
+                    if event is None:
                         report.invalid += 1
+                    else:
+                        batch.append(event)
             if batch:
-                outcomes = await ingestor.apply(batch)
+                outcomes = await ingestor.apply(batch, restore=drop)
                 report.applied += outcomes.count(IndexOutcome.APPLIED)
                 report.stale += outcomes.count(IndexOutcome.STALE)
             if progress is not None:

@@ -14,7 +14,7 @@ from redis.exceptions import ResponseError
 
 from shared.events import GLOBAL_JURISDICTION, RetrievedRule, RuleDomain, RuleScope
 from shared.memory.query import RuleFilter, knn_query_args
-from shared.memory.schema import RuleSchema
+from shared.memory.schema import RuleSchema, normalize_label
 from shared.redis import as_text, command
 from shared.tokens import HeuristicTokenCounter, TokenCounter
 
@@ -36,12 +36,45 @@ class Hit:
 
 
 def mentioned_jurisdictions(text: str, known: Iterable[str]) -> tuple[str, ...]:
-    """Known region names that occur in the question (longest first, no global).
+    """Known region names that occur in the question as whole words (longest first, no
+    global). Names and text are compared normalized (``normalize_label``): TAG values are
+    stored that way. A name in a script written with spaces must not sit inside a longer word
+    ("EU" is not in "neutral"); a CJK name may (北京 in 北京市的).
 
-    Case-insensitive: RediSearch TAG values (and FT.TAGVALS) are lower-cased."""
-    lowered = text.lower()
+    Returns the known names as given (as FT.TAGVALS lists them)."""
+    folded = normalize_label(text)
     names = sorted((k for k in known if k and k != GLOBAL_JURISDICTION), key=len, reverse=True)
-    return tuple(name for name in names if name.lower() in lowered)
+    return tuple(name for name in names if _whole_word_in(normalize_label(name), folded))
+
+
+def _whole_word_in(name: str, text: str) -> bool:
+    if not name:
+        return False
+    start = text.find(name)
+    while start >= 0:
+        end = start + len(name)
+        before_ok = start == 0 or not (_joins(name[0]) and _joins(text[start - 1]))
+        after_ok = end == len(text) or not (_joins(name[-1]) and _joins(text[end]))
+        if before_ok and after_ok:
+            return True
+        start = text.find(name, start + 1)
+    return False
+
+
+def _joins(ch: str) -> bool:
+    """Whether ``ch`` continues a word of a script written with spaces (Latin, Cyrillic, ...):
+    letters and digits, but not CJK characters, which are written without spaces."""
+    return ch.isalnum() and not _is_cjk(ch)
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x2E80 <= code <= 0x9FFF  # CJK radicals .. unified ideographs, kana, bopomofo
+        or 0xAC00 <= code <= 0xD7AF  # Hangul syllables
+        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
+        or 0x20000 <= code <= 0x3FFFF  # CJK extensions B..
+    )
 
 
 def build_filter(
@@ -82,7 +115,8 @@ def parse_search_reply(reply: Sequence[object]) -> list[Hit]:
                 title=doc.get("title", ""),
                 text=doc.get("text", ""),
                 domain=RuleDomain(doc.get("domain", RuleDomain.OTHER.value)),
-                jurisdiction=doc.get("jurisdiction", GLOBAL_JURISDICTION),
+                jurisdiction=doc.get("jurisdiction_label")
+                or doc.get("jurisdiction", GLOBAL_JURISDICTION),
                 priority=int(doc.get("priority", 0)),
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -9,11 +10,15 @@ from datetime import date
 from shared.events import GLOBAL_JURISDICTION, RuleDomain, RuleStatus
 from shared.memory.schema import RETURN_FIELDS, day_number, tag_value
 
+_ESCAPED = frozenset(string.punctuation.replace("_", "") + string.whitespace)
+
 
 def escape_tag(value: str) -> str:
-    """Escape a TAG value for the query syntax: every char but letters, digits and ``_``
-    (letters of any script, so 北京市 stays as it is)."""
-    return "".join(ch if ch.isalnum() or ch == "_" else "\\" + ch for ch in tag_value(value))
+    """A normalized TAG value in the query syntax: a backslash before ASCII punctuation and
+    whitespace only. RediSearch honours escapes only there; an escape before any other
+    character (``’``, ``·``, a CJK bracket) stays in the term, so such a value would never
+    match what was indexed."""
+    return "".join("\\" + ch if ch in _ESCAPED else ch for ch in tag_value(value))
 
 
 def tag_clause(field_name: str, values: Iterable[str]) -> str:

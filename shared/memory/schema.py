@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -35,8 +36,16 @@ def day_number(day: date) -> int:
     return day.toordinal() - EPOCH
 
 
+def normalize_label(value: str) -> str:
+    """A label as it is indexed and queried: NFKC (full-width forms, compatibility characters)
+    and case-folded, so ``ÎLE-DE-FRANCE`` and ``île-de-france``, ``（`` and ``(``, are one
+    label at ingest, in queries and in inference alike."""
+    return unicodedata.normalize("NFKC", value).casefold().strip()
+
+
 def tag_value(value: str) -> str:
-    return value.replace(TAG_SEPARATOR, "/")
+    """A label as a TAG value: normalized, without the tag separator."""
+    return normalize_label(value).replace(TAG_SEPARATOR, "/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +65,9 @@ class RuleSchema:
     embedder: str
     hnsw: HnswParams = HnswParams()
 
-    VERSION = 1
-    """Bump when the fields below change; startup then rebuilds the index."""
+    VERSION = 2
+    """Bump when the fields below change; startup then rebuilds the index. 2: normalized labels
+    (``normalize_label``) and the display ``jurisdiction_label``."""
 
     @property
     def index_prefix(self) -> str:
@@ -129,6 +139,7 @@ def rule_fields(rule: Rule, vector: bytes) -> dict[str, str | bytes | int]:
         "version": rule.version,
         "domain": rule.domain.value,
         "jurisdiction": tag_value(rule.jurisdiction),
+        "jurisdiction_label": rule.jurisdiction,
         "locale": tag_value(rule.locale or ""),
         "status": rule.status.value,
         "tags": TAG_SEPARATOR.join(tag_value(t) for t in rule.tags),
@@ -143,5 +154,6 @@ def rule_fields(rule: Rule, vector: bytes) -> dict[str, str | bytes | int]:
 
 
 RETURN_FIELDS = (
-    "rule_id", "version", "title", "text", "domain", "jurisdiction", "priority", "score",
+    "rule_id", "version", "title", "text", "domain", "jurisdiction", "jurisdiction_label",
+    "priority", "score",
 )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
 
@@ -42,7 +44,13 @@ async def test_bad_rule_events_go_to_the_dlq(
         events.DeadLetter.model_validate_json(r.value)
         for r in await reader.read(RULES_EVENTS, dlq=True, count=len(BAD))
     ]
-    assert {letter.original: letter.reason for letter in letters} == BAD
+    by_hash = {hashlib.sha256(payload).hexdigest(): payload for payload in BAD}
+    assert {by_hash[letter.original_sha256 or ""]: letter.reason for letter in letters} == BAD
+    for letter in letters:  # bounded: a prefix of the body, with its size and hash
+        payload = by_hash[letter.original_sha256 or ""]
+        assert letter.original == payload[: ingest.settings.dead_letter_original_bytes]
+        assert letter.original_size == len(payload)
+        assert letter.truncated == (len(payload) > ingest.settings.dead_letter_original_bytes)
     assert all(letter.service == "ingest" and letter.source_topic == topic for letter in letters)
     assert all(letter.error for letter in letters)
     assert sorted(letter.key or b"" for letter in letters) == sorted(

@@ -62,9 +62,9 @@ class ReadsItsPrompt(ScriptedBackend):
 class RepliesTwice(GenerationService):
     """Publishes every response twice, as a redelivery after a crash would."""
 
-    async def publish_all(self, topic: str, keyed: Iterable[tuple[str, events.Event]]) -> None:
-        keyed = list(keyed)
-        await super().publish_all(topic, keyed + keyed)
+    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[str, bytes]]) -> None:
+        bodies = list(bodies)
+        await super().publish_bodies(topic, bodies + bodies)
 
 
 def generation_settings(service_settings: dict[str, Any], prefix: str) -> GenerationSettings:

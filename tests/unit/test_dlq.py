@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 from types import SimpleNamespace
 
 import pytest
 from pydantic import TypeAdapter
 
 from shared import events
-from shared.dlq import PoisonMessage, Record, decode
+from shared.dlq import (
+    MAX_HEADER_CHARS,
+    MAX_HEADERS,
+    MAX_KEY_BYTES,
+    DeadLetterFailed,
+    DeadLetters,
+    PoisonMessage,
+    Record,
+    bounded_letter,
+    decode,
+)
+from shared.metrics import DEAD_LETTER_FAILURES
+from shared.topics import RULES_EVENTS, TopicNames
 from tests.samples import sample_rule
 
 VALID = events.encode(events.RuleUpsert(rule=sample_rule()))
@@ -53,3 +66,85 @@ def test_record_keeps_headers_as_text() -> None:
     )
     record = Record.from_consumer_record(raw)
     assert record == Record("t", 1, 5, b"k", b"v", {"a": "\ufffdb"})
+
+
+def test_a_message_of_exactly_the_limit_is_decoded_and_one_byte_more_is_not() -> None:
+    padded = VALID[:-1] + b" " * 10 + b"}"  # still valid JSON
+    assert decode(events.RULE_EVENT, padded, max_bytes=len(padded)) is not None
+    with pytest.raises(PoisonMessage) as caught:
+        decode(events.RULE_EVENT, padded, max_bytes=len(padded) - 1)
+    assert caught.value.reason == "oversized"
+
+
+def hostile_record(size: int) -> Record:
+    headers = {f"h{i}": "v" * 5000 for i in range(100)}
+    return Record("t", 0, 7, b"k" * 5000, b"x" * size, headers)
+
+
+def test_a_dead_letter_keeps_a_bounded_prefix_with_size_and_hash() -> None:
+    record = hostile_record(3_000_000)
+    letter = bounded_letter(record, service="s", reason="oversized", error="e" * 50_000,
+                            original_bytes=1000)  # fmt: skip
+    assert letter.original == b"x" * 1000
+    assert letter.original_size == 3_000_000
+    assert letter.original_sha256 == hashlib.sha256(record.value).hexdigest()
+    assert letter.truncated
+    assert len(letter.headers) == MAX_HEADERS
+    assert all(len(v) <= MAX_HEADER_CHARS for v in letter.headers.values())
+    assert letter.key is not None
+    assert len(letter.key) == MAX_KEY_BYTES
+    assert len(letter.error) <= 8000
+    assert len(events.encode(letter)) < 100_000
+    small = bounded_letter(Record("t", 0, 1, None, b"ab", {}), service="s", reason="r",
+                           error="e", original_bytes=1000)  # fmt: skip
+    assert (small.original, small.truncated) == (b"ab", False)
+
+
+class FailingBroker:
+    """Refuses the first ``failures`` publishes, then records what it is given."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.published: list[bytes] = []
+
+    async def publish(self, body: bytes, topic: str, key: bytes | None = None) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("broker down")
+        self.published.append(body)
+
+
+async def test_a_failing_dead_letter_backs_off_doubling_and_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr("shared.dlq.asyncio.sleep", sleep)
+    broker = FailingBroker(failures=6)
+    letters = DeadLetters(broker, TopicNames(), "svc", backoff_s=0.5, max_backoff_s=4.0)  # type: ignore[arg-type]
+    before = DEAD_LETTER_FAILURES.labels("svc", "rules.events")._value.get()
+    for _ in range(6):
+        with pytest.raises(DeadLetterFailed):
+            await letters.send(hostile_record(10), RULES_EVENTS, "invalid_json", "bad")
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # never a hot loop, capped
+    assert DEAD_LETTER_FAILURES.labels("svc", "rules.events")._value.get() == before + 6
+    await letters.send(hostile_record(10), RULES_EVENTS, "invalid_json", "bad")
+    assert len(broker.published) == 1
+    assert letters.consecutive_failures == 0  # a success resets the back-off
+
+
+async def test_a_letter_that_would_still_be_too_large_keeps_only_size_and_hash() -> None:
+    broker = FailingBroker(failures=0)
+    letters = DeadLetters(broker, TopicNames(), "svc", max_bytes=20_000,  # type: ignore[arg-type]
+                          original_bytes=16_384)  # fmt: skip
+    record = Record("t", 0, 1, b"k", "界".encode() * 100_000, {"h": "界" * 1000})
+    await letters.send(record, RULES_EVENTS, "oversized", "界" * 8000)
+    (body,) = broker.published
+    assert len(body) <= 20_000
+    letter = events.DeadLetter.model_validate_json(body)
+    assert letter.original == b""
+    assert letter.original_size == len(record.value)
+    assert letter.original_sha256 == hashlib.sha256(record.value).hexdigest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from shared.events import GenerationParams
 
@@ -49,6 +49,16 @@ class GenerationBackend(Protocol):
     async def generate(self, request: GenerationInput) -> GenerationOutput: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class HasTokenizer(Protocol):
+    """A backend that renders prompts with the model's own tokenizer locally (vLLM engine)."""
+
+    def control_tokens(self) -> tuple[str, ...]:
+        """The tokenizer's special and added tokens (after ``start``): what untrusted text
+        must never contain."""
+        ...
 
 
 def option_logprobs(top: dict[str, float], letters: tuple[str, ...]) -> dict[str, float] | None:

@@ -15,6 +15,7 @@ from services.generation.backends.base import (
     GenerationOutput,
     option_logprobs,
 )
+from services.generation.prompts.fencing import control_tokens
 from services.generation.settings import VllmSettings
 
 TOP_LOGPROBS = 20
@@ -46,6 +47,9 @@ class VllmEngineBackend:
         self._engine = AsyncLLM.from_engine_args(args)
         tokenizer = self._engine.get_tokenizer()
         self._tokenizer = await tokenizer if hasattr(tokenizer, "__await__") else tokenizer
+
+    def control_tokens(self) -> tuple[str, ...]:
+        return control_tokens(self._tokenizer) if self._tokenizer is not None else ()
 
     def render(self, request: GenerationInput) -> str:
         """The prompt text: the model's chat template over the messages."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.generation.prompts import drpo, opo
-from services.generation.prompts.fencing import neutralize
-from shared.events import ChatMessage, GroundedRequest, RetrievedRule, Role, Strategy
+from services.generation.prompts.fencing import DEFAULT, Neutralizer
+from shared.events import GroundedRequest, RetrievedRule, Role, Strategy
 from shared.language import language_of
 from shared.prompt_sets import PromptSet
 
@@ -35,18 +35,21 @@ def build_prompt(
     drpo_fallback: PromptSet | None = None,
     drpo_k: int = 2,
     fence_rules: bool = True,
+    neutralizer: Neutralizer = DEFAULT,
 ) -> ChatPrompt:
     """``drpo_fallback``: the DRPO set used when retrieval attached none (its first
     ``drpo_k`` examples; retrieval picks them by similarity instead). ``fence_rules``: quote the
     rules as reference material (``fencing.py``); False gives OPO's prompt verbatim.
-    Every message from the request is untrusted: chat-template control markers are removed."""
+    Every text from the request, the rules and the prompt set is untrusted: ``neutralizer``
+    (the deployed model's markers) removes chat-template control markers from each."""
     request = grounded.request
+    neutralize = neutralizer
     question = neutralize(request.query)
     language = language_of(question)
     use_rules = request.strategy in (Strategy.OPO, Strategy.ORACLE)
     rules = tuple(grounded.rules) if use_rules else ()
 
-    history = [_as_dict(m) for m in request.messages]
+    history = [{"role": m.role.value, "content": neutralize(m.content)} for m in request.messages]
     # The question is the last user message; what follows it (an assistant prefill) stays.
     last_user = max(i for i, m in enumerate(request.messages) if m.role is Role.USER)
     system: str | None = None
@@ -55,14 +58,21 @@ def build_prompt(
     if drpo_system is None and drpo_fallback is not None:
         drpo_system, examples = drpo_fallback.system, drpo_fallback.examples[:drpo_k]
     if request.strategy is Strategy.DRPO and drpo_system is not None:
-        system = drpo.render_system(drpo_system, examples)
+        # Prompt sets are tenant data too: their texts are neutralized like rules.
+        shots = [
+            e.model_copy(update={"query": neutralize(e.query), "answer": neutralize(e.answer)})
+            for e in examples
+        ]
+        system = drpo.render_system(neutralize(drpo_system), shots)
         history[last_user] = {"role": "user", "content": drpo.render_user_turn(question)}
         stop = (drpo.END,)
     elif request.strategy is not Strategy.RAW:
         template = opo.template_for(language)
         history[last_user] = {
             "role": "user",
-            "content": opo.render_user_turn(question, rules, template, fenced=fence_rules),
+            "content": opo.render_user_turn(
+                question, rules, template, fenced=fence_rules, neutralizer=neutralize
+            ),
         }
         if request.params.option_letters:
             system = MCQ_SYSTEM[language].format(n=len(request.params.option_letters))
@@ -77,7 +87,3 @@ def build_prompt(
         stop=tuple(dict.fromkeys((*request.params.stop, *stop))),
         cited=rules,
     )
-
-
-def _as_dict(message: ChatMessage) -> dict[str, str]:
-    return {"role": message.role.value, "content": neutralize(message.content)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.generation.prompts.fencing import fence, neutralize
+from services.generation.prompts.fencing import DEFAULT, Neutralizer, fence
 from shared.events import RetrievedRule
 
 
@@ -47,11 +47,17 @@ def template_for(language: str) -> OpoTemplate:
 
 
 def render_user_turn(
-    question: str, rules: Sequence[RetrievedRule], template: OpoTemplate, *, fenced: bool = True
+    question: str,
+    rules: Sequence[RetrievedRule],
+    template: OpoTemplate,
+    *,
+    fenced: bool = True,
+    neutralizer: Neutralizer = DEFAULT,
 ) -> str:
     if not rules:
         return template.without_rules.format(question=question)
     if fenced:
-        return template.with_fenced_rules.format(rules=fence(rules), question=question)
-    joined = template.rule_separator.join(neutralize(rule.text) for rule in rules)
+        return template.with_fenced_rules.format(rules=fence(rules, neutralizer),
+                                                 question=question)  # fmt: skip
+    joined = template.rule_separator.join(neutralizer(rule.text) for rule in rules)
     return template.with_rules.format(rules=joined, question=question)

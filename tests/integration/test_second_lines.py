@@ -1,0 +1,123 @@
+"""The second lines of defence, exercised on their own (the first line is bypassed on purpose):
+
+- the rule writer's Lua version guard, called without ``plan()`` screening stale versions first,
+  in write and in restore mode (``memory rebuild --drop``);
+- the exam store: the first answer of an item wins, and only a pending item takes one.
+Each runs against the real Redis (the guards are Lua scripts there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from services.grading.datasets import ExamQuestion
+from services.grading.records import item_of, scoped_id
+from services.grading.store import ExamStore
+from services.ingest.memory import RuleWriter
+from shared import events
+from shared.memory.index import RuleIndexes, open_indexes
+from shared.memory.schema import RuleSchema
+from shared.settings import RedisSettings
+from tests.samples import sample_rule
+
+VECTOR = np.ones(8, dtype=np.float32).tobytes()
+
+
+async def writer_for(client: aioredis.Redis, settings: RedisSettings) -> RuleWriter:
+    indexes: RuleIndexes = await open_indexes(client, RuleSchema(settings.key_prefix, 8, "test"))
+    return RuleWriter(indexes)
+
+
+def up(version: int, text: str) -> events.RuleUpsert:
+    return events.RuleUpsert(rule=sample_rule(rule_id="r", version=version, text=text))
+
+
+def delete(version: int) -> events.RuleDelete:
+    return events.RuleDelete(tenant="acme", rule_id="r", version=version)
+
+
+async def document(writer: RuleWriter) -> dict[bytes | str, bytes | str]:
+    raw = await writer.client.hgetall(writer.schema.doc_key("acme", "r"))
+    return {k: v for k, v in raw.items() if k != b"embedding"}
+
+
+async def test_the_lua_guard_alone_keeps_the_newest_version(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    writer = await writer_for(redis_client, redis_settings)
+    vectors = {("acme", "r"): VECTOR}
+    assert await writer.write([up(2, "v2")], vectors) == [True]
+    # Older and equal versions change nothing: not the document, not the ledger.
+    assert await writer.write([up(1, "v1"), up(2, "v2 again")], vectors) == [False, False]
+    doc = await document(writer)
+    assert (doc[b"version"], doc[b"text"]) == (b"2", b"v2")
+    assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 2}
+    # An older delete does not remove the newer rule; a newer one does.
+    assert await writer.write([delete(1)], {}) == [False]
+    assert await document(writer)
+    assert await writer.write([delete(3)], {}) == [True]
+    assert await document(writer) == {}
+    # A late upsert older than the delete cannot resurrect the rule.
+    assert await writer.write([up(2, "v2 late")], vectors) == [False]
+    assert await document(writer) == {}
+    assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 3}
+    assert await writer.write([up(4, "v4")], vectors) == [True]
+    assert (await document(writer))[b"text"] == b"v4"
+
+
+async def test_restore_writes_only_the_applied_version_of_a_live_rule(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    writer = await writer_for(redis_client, redis_settings)
+    vectors = {("acme", "r"): VECTOR}
+    assert await writer.write([up(2, "v2")], vectors) == [True]
+    await writer.client.delete(writer.schema.doc_key("acme", "r"))  # what --drop does
+    # An older record (compacted in, replayed) is refused; the applied version comes back once.
+    assert await writer.write([up(1, "v1")], vectors, restore=True) == [False]
+    assert await writer.write([up(2, "v2")], vectors, restore=True) == [True]
+    assert await writer.write([up(2, "v2")], vectors, restore=True) == [False]
+    assert (await document(writer))[b"text"] == b"v2"
+    # A deleted rule stays deleted: neither its old upsert nor its delete rewrites anything.
+    assert await writer.write([delete(5)], {}) == [True]
+    assert await writer.write([up(2, "v2")], vectors, restore=True) == [False]
+    assert await writer.write([delete(5)], {}, restore=True) == [False]
+    assert await document(writer) == {}
+    # An upsert carrying the delete's version is not the applied operation.
+    assert await writer.write([up(5, "forged")], vectors, restore=True) == [False]
+    assert await document(writer) == {}
+
+
+def question(qid: str) -> ExamQuestion:
+    return ExamQuestion(question_id=qid, stem="Q?", options={"A": "x", "B": "y"}, answer="A")
+
+
+def answer(qid: str, chosen: str) -> events.ExamAnswer:
+    outcome = events.AnswerOutcome.CORRECT if chosen == "A" else events.AnswerOutcome.WRONG
+    return events.ExamAnswer(question_id=qid, strategy=events.Strategy.NONE, expected="A",
+                             chosen=chosen, outcome=outcome)  # fmt: skip
+
+
+async def test_the_first_answer_of_a_pending_item_wins(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    store = ExamStore(redis_client, redis_settings.key_prefix)
+    job = events.ExamJob(job_id="j", tenant="acme", dataset="x.csv",
+                         strategies=(events.Strategy.NONE,))  # fmt: skip
+    assert await store.create(job, "x", [question("q1"), question("q2")])
+    sid = scoped_id("acme", "j")
+    q1, q2 = item_of(events.Strategy.NONE, "q1"), item_of(events.Strategy.NONE, "q2")
+    assert await store.fill(sid, window=1, now=1.0) == [q1]  # q2 stays in todo
+    # An item not sent yet takes no answer.
+    assert not await store.record(sid, q2, answer("q2", "A"))
+    assert await store.record(sid, q1, answer("q1", "B"))
+    # A second, different answer to the same item changes nothing.
+    assert not await store.record(sid, q1, answer("q1", "A"))
+    (stored,) = await store.answers(sid)
+    assert (stored.question_id, stored.chosen) == ("q1", "B")
+    assert await store.counts(sid) == (1, 0, 1)
+    # Another tenant with the same job id has another job.
+    other = job.model_copy(update={"tenant": "beta"})
+    assert await store.create(other, "x", [question("q1")])
+    assert await store.answers(scoped_id("beta", "j")) == []
+    assert [r.job.tenant for r in await store.recent("beta")] == ["beta"]
