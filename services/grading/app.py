@@ -212,10 +212,12 @@ class GradingService(Service):
             raise PoisonMessage("unknown_exam_job", f"tenant {response.tenant} has no exam job "
                                                     f"{job_id[:200]!r}")  # fmt: skip
         try:
-            strategy, _ = parse_item(item)
+            strategy, question_id = parse_item(item)
         except ValueError as exc:
             raise PoisonMessage("unknown_exam_item", str(exc)) from exc
-        if strategy not in job.job.strategies:
+        if strategy not in job.job.strategies or not await self._store().questions(
+            sid, [question_id]
+        ):
             raise PoisonMessage("unknown_exam_item", f"{item[:200]!r} is not an item of the job")
         if response.request_id != request_id_for(response.tenant, job_id, item):
             raise PoisonMessage(
