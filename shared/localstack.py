@@ -197,6 +197,12 @@ class TansuServer(_Server):
 class ValkeyServer(_Server):
     name = "redis"
 
+    def __init__(self, state_dir: Path, port: int, *, appendfsync: str = "everysec") -> None:
+        """``appendfsync``: ``everysec`` (Redis' default trade-off) or ``always`` (a write is on
+        disk when acknowledged: tests that kill -9 the server right after writing)."""
+        super().__init__(state_dir, port)
+        self.appendfsync = appendfsync
+
     @property
     def address(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
@@ -226,7 +232,7 @@ class ValkeyServer(_Server):
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "everysec",
+                self.appendfsync,
                 "--save",
                 "",
                 "--loadmodule",

@@ -19,8 +19,9 @@ from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.settings import OpenAISettings
 from shared import events
 from shared.localstack import free_port
+from tests.requirements import require_module
 
-pytest.importorskip("vllm", reason="the CPU engine is installed by scripts/bootstrap.sh")
+require_module("vllm", "the CPU engine is installed by scripts/bootstrap.sh")
 
 
 @pytest.fixture(scope="module")

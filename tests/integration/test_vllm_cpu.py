@@ -21,9 +21,10 @@ from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
+from tests.requirements import require_module
 from tests.samples import sample_rule
 
-pytest.importorskip("vllm", reason="the CPU engine is installed by scripts/bootstrap.sh")
+require_module("vllm", "the CPU engine is installed by scripts/bootstrap.sh")
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-helm = pytest.importorskip("helm_python", reason="dev extra: helm-python-sdk")
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="dev extra")
-compose_spec = pytest.importorskip("compose_spec", reason="dev extra")
+from tests.requirements import require_module
+
+helm = require_module("helm_python", "dev extra: helm-python-sdk")
+kubernetes_validate = require_module("kubernetes_validate", "dev extra")
+compose_spec = require_module("compose_spec", "dev extra")
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "deploy" / "helm" / "alignstream"
@@ -297,3 +299,22 @@ def test_compose_spec_rejects_mistakes() -> None:
         compose_spec.PyOptions(apply_merge=True).from_yaml(
             "services:\n  a:\n    image: x\n    bogus: 1\n"
         )
+
+
+def test_grading_reads_exams_only_from_its_read_only_folder_and_probes_reach_every_pod() -> None:
+    docs = render()
+    (settings,) = of_kind(docs, "ConfigMap").values()
+    assert settings["data"]["ALIGNSTREAM_HTTP_HOST"] == "0.0.0.0"  # loopback is the default
+    grading = container(of_kind(docs, "Deployment")["rel-alignstream-grading"])
+    env = {e["name"]: e.get("value") for e in grading["env"]}
+    assert env["ALIGNSTREAM_GRADING_DATA_ROOT"] == "/data/exams"
+    mounts = {m["name"]: m for m in grading["volumeMounts"]}
+    assert mounts["exams"] == {"name": "exams", "mountPath": "/data/exams", "readOnly": True}
+    claimed = render({"services": {"grading": {"examsClaim": "exam-files"}}})
+    pod = of_kind(claimed, "Deployment")["rel-alignstream-grading"]["spec"]["template"]["spec"]
+    (exams,) = [v for v in pod["volumes"] if v["name"] == "exams"]
+    assert exams["persistentVolumeClaim"] == {"claimName": "exam-files", "readOnly": True}
+    for name, deployment in of_kind(docs, "Deployment").items():
+        if not name.endswith("grading"):
+            mounted = {m["name"] for m in container(deployment).get("volumeMounts", [])}
+            assert "exams" not in mounted, name

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from services.grading.asking import ITEM_KEY, JOB_KEY, exam_request, request_id_for
-from services.grading.datasets import DatasetError, load_exam
+from services.grading.datasets import DatasetError, dataset_path, load_exam, stage_dataset
 from services.grading.grader import grade
+from services.grading.records import parse_item
 from shared.events import AnswerOutcome, ChatResponse, ErrorInfo, ErrorKind, ExamJob, Strategy
+from tests.requirements import require_path
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 OPO_DATA = Path(__file__).parents[3] / "shared" / "data" / "opo"
@@ -80,7 +82,7 @@ def test_sampling_is_seeded_and_keeps_file_order() -> None:
     assert exam.sample(None, seed=1) == exam.questions == exam.sample(99, seed=1)
 
 
-@pytest.mark.skipif(not OPO_DATA.is_dir(), reason="OPO data not beside the checkout (../shared)")
+@require_path(OPO_DATA, "OPO data not beside the checkout (../shared)")
 def test_the_published_opo_exams_load() -> None:
     a_law = load_exam(OPO_DATA / "a_law.csv")
     assert len(a_law.questions) == 411
@@ -142,3 +144,48 @@ def test_grade_by_text_logprobs_and_errors() -> None:
     assert (invalid.outcome, invalid.chosen) == (AnswerOutcome.INVALID, None)
     error = grade(job, question, Strategy.OPO, _reply(ok=False), attempts=3)
     assert (error.outcome, error.attempts) == (AnswerOutcome.ERROR, 3)
+
+
+def test_a_job_names_files_only_inside_its_tenants_folder(tmp_path: Path) -> None:
+    root = tmp_path / "exams"
+    (root / "acme" / "sub").mkdir(parents=True)
+    (root / "beta").mkdir()
+    (root / "beta" / "secret.csv").write_text("x")
+    (root / "acme" / "link.csv").symlink_to(root / "beta" / "secret.csv")
+    assert dataset_path(root, "acme", "sub/a.csv") == (root / "acme" / "sub" / "a.csv").resolve()
+    for hostile in ["/etc/passwd", "../beta/secret.csv", "sub/../../beta/secret.csv", "",
+                    "link.csv", "..\\\\beta\\\\secret.csv"]:  # fmt: skip
+        with pytest.raises(DatasetError) as caught:
+            dataset_path(root, "acme", hostile)
+        message = str(caught.value)
+        assert message.startswith(f"{hostile}:")  # the path as given ...
+        assert str(tmp_path) not in message  # ... never where it resolved to
+
+
+def test_errors_of_a_loaded_file_name_it_as_the_job_did(tmp_path: Path) -> None:
+    path = tmp_path / "exam.csv"
+    path.write_text("id,question,A,B,answer\nq1,Q?,a,b,C\n")
+    with pytest.raises(DatasetError) as caught:
+        load_exam(path, name="exam.csv")
+    assert str(caught.value).startswith("exam.csv:2:")
+    assert str(tmp_path) not in str(caught.value)
+
+
+def test_staging_copies_a_file_once_under_a_content_name(tmp_path: Path) -> None:
+    source = tmp_path / "my exam.csv"
+    source.write_text("id,question,A,B,answer\nq1,Q?,a,b,A\n")
+    root = tmp_path / "root"
+    name = stage_dataset(root, "acme", source)
+    assert name.startswith("my exam-")
+    assert name.endswith(".csv")
+    assert stage_dataset(root, "acme", source) == name
+    assert (root / "acme" / name).read_bytes() == source.read_bytes()
+    assert len(list((root / "acme").iterdir())) == 1
+    assert load_exam(dataset_path(root, "acme", name)).questions[0].question_id == "q1"
+
+
+def test_an_item_that_is_not_one_raises() -> None:
+    assert parse_item("opo|q1") == (Strategy.OPO, "q1")
+    for bad in ["opo", "opo|", "nope|q1", ""]:
+        with pytest.raises(ValueError, match=r"exam item|not a valid"):
+            parse_item(bad)

@@ -48,3 +48,11 @@ def test_delete_competes_by_version_and_needs_no_embedding() -> None:
 def test_tenants_do_not_collide() -> None:
     result = plan([up("a", 1, "t1"), up("a", 1, "t2")], {("t1", "a"): 1})
     assert result.outcomes == [STALE, APPLIED]
+
+
+def test_restore_also_writes_the_applied_version_and_nothing_older() -> None:
+    applied = {("acme", "a"): 2}
+    assert plan([up("a", 2)], applied, restore=True).outcomes == [APPLIED]
+    assert plan([up("a", 1)], applied, restore=True).outcomes == [STALE]
+    assert plan([up("a", 2)], applied).outcomes == [STALE]  # not without restore
+    assert plan([up("a", 1), up("a", 2)], applied, restore=True).outcomes == [STALE, APPLIED]

@@ -8,6 +8,7 @@ from services.ingest.settings import IngestSettings
 from shared import events, topics
 from shared.kafka import broker_security, consumer_options
 from shared.settings import KafkaSettings, RedisSettings
+from shared.topics import TopicNames
 
 
 def test_rule_topic_is_compacted_and_keyed_by_rule() -> None:
@@ -74,3 +75,33 @@ def test_security_mapping() -> None:
     assert sasl.use_ssl
     with pytest.raises(ValueError, match="SASL needs"):
         broker_security(KafkaSettings(security_protocol="SASL_PLAINTEXT"))
+
+
+def test_only_reply_topics_of_this_deployment_may_receive_replies() -> None:
+    topics = TopicNames("prod.")
+    allowed = ["prod.chat.responses", "prod.exam.answers", "prod.replies.gateway-1",
+               topics.client_replies("a_b.c")]  # fmt: skip
+    refused = ["prod.rules.events", "prod.chat.requests", "chat.responses", "prod.replies.",
+               "prod.replies.x.dlq", "prod.replies.bad name", "prod.replies." + "x" * 250,
+               "staging.replies.x", "prod.exam.answers.dlq", ""]  # fmt: skip
+    assert [t for t in allowed if topics.reply_allowed(t)] == allowed
+    assert [t for t in refused if topics.reply_allowed(t)] == []
+
+
+def test_final_publish_errors_are_not_retried() -> None:
+    from aiokafka.errors import (
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        MessageSizeTooLargeError,
+        UnknownTopicOrPartitionError,
+    )
+
+    from shared.kafka import OversizedMessage, is_final_publish_error
+
+    assert is_final_publish_error(OversizedMessage(10, 5))
+    assert is_final_publish_error(MessageSizeTooLargeError())
+    assert not is_final_publish_error(KafkaConnectionError())  # an outage: retry
+    assert not is_final_publish_error(KafkaTimeoutError())
+    # A missing topic is final only where the service does not create the topic itself.
+    assert not is_final_publish_error(UnknownTopicOrPartitionError())
+    assert is_final_publish_error(UnknownTopicOrPartitionError(), topic_is_ours=False)
