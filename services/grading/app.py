@@ -321,6 +321,7 @@ class GradingService(Service):
         await self._publish(exam_result(done, answers, final=True))
         await store.finish(record.sid)
         self._progress_at.pop(record.sid, None)
+        self._locks.pop(record.sid, None)  # a finished job needs no lock: keep the map bounded
         log.info("exam job done", extra={"job": record.sid, "answers": len(answers)})
 
     async def _send(self, record: JobRecord, items: list[str]) -> None:

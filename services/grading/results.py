@@ -50,9 +50,19 @@ def _score(strategy: Strategy, answers: Sequence[ExamAnswer]) -> StrategyScore:
         latency_p95_ms=percentile(latencies, 95),
         categories=tuple(
             _category(name, hits)
-            for name, hits in sorted(per_category.items(), key=lambda item: _natural(item[0]))
+            for name, hits in sorted(_largest(per_category), key=lambda item: _natural(item[0]))
         ),
     )
+
+
+MAX_CATEGORIES = 200
+"""Categories reported per strategy (the largest): an exam file may give every question its own
+category, and the result event must stay publishable."""
+
+
+def _largest(per_category: dict[str, list[bool]]) -> list[tuple[str, list[bool]]]:
+    by_size = sorted(per_category.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [(name[:200], hits) for name, hits in by_size[:MAX_CATEGORIES]]
 
 
 def _category(name: str, hits: Sequence[bool]) -> CategoryScore:

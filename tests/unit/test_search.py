@@ -171,3 +171,69 @@ async def test_refreshing_cache_reloads_only_after_max_age() -> None:
     ]
     stale = Refreshing(load, max_age_s=-1.0)
     assert await stale.get("a") != await stale.get("a")  # reloaded every time
+
+
+def test_a_fragment_too_short_ends_the_list_even_if_later_rules_would_fit() -> None:
+    """OPO truncates the concatenation: after the cut nothing follows, not even a small rule."""
+    hits = [hit("a", 0.9, "字" * 90), hit("b", 0.8, "字" * 60), hit("c", 0.7, "字" * 5)]
+    assert [r.rule_id for r in pack_to_budget(hits, top_k=3, token_budget=100)] == ["a"]
+
+
+def test_scores_are_rounded_to_six_places() -> None:
+    (rule,) = pack_to_budget([hit("a", 0.12345678)], top_k=1, token_budget=100)
+    assert rule.score == 0.123457
+
+
+def test_longer_names_come_first_and_global_is_never_inferred() -> None:
+    known = {"北京", "北京市", "".join(["glo", "bal"]), ""}  # as read from Redis: not interned
+    assert mentioned_jurisdictions("北京市的规定", known) == ("北京市", "北京")
+    assert mentioned_jurisdictions("global rules for everyone", known) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("eu", True),  # the whole text
+        ("rules of the eu.", True),  # at the end, punctuation after
+        ("eureka", False),  # at the start of a longer word
+        ("neu", False),  # at the end of a longer word
+        ("the euro and the eu", True),  # a later occurrence is a whole word
+        ("eeu eux", False),
+        ("euu eu", True),
+        ("EU규정", True),  # Hangul, written without spaces
+        ("EU豈", True),  # a CJK compatibility ideograph
+        ("EU𠀀", True),  # CJK extension B
+        ("EUꀀ", False),  # Yi syllables are letters of a spaced script here
+    ],
+)
+def test_whole_word_boundaries(text: str, found: bool) -> None:
+    assert mentioned_jurisdictions(text, {"eu"}) == (("eu",) if found else ())
+
+
+def test_a_mixed_script_name_is_bounded_by_its_own_first_and_last_letters() -> None:
+    assert mentioned_jurisdictions("北京EU规定", {"北京EU"}) == ("北京EU",)
+    assert mentioned_jurisdictions("北京EUX", {"北京EU"}) == ()  # "EU" continues into "X"
+    assert mentioned_jurisdictions("XEU北京", {"EU北京"}) == ()
+
+
+@pytest.mark.parametrize(
+    ("char", "cjk"),
+    [("\u2e7f", False), ("\u2e80", True), ("\u9fff", True), ("\ua000", False),
+     ("\uabff", False), ("\uac00", True), ("\ud7af", True), ("\ud7b0", False),
+     ("\uf8ff", False), ("\uf900", True), ("\ufaff", True), ("\ufb00", False),
+     ("\U0001ffff", False), ("\U00020000", True), ("\U0003ffff", True), ("\U00040000", False)],
+)  # fmt: skip
+def test_cjk_ranges_at_their_bounds(char: str, cjk: bool) -> None:
+    from services.retrieval.search import _is_cjk
+
+    assert _is_cjk(char) is cjk
+
+
+def test_a_missing_index_is_recognized_by_either_message() -> None:
+    from redis.exceptions import ResponseError
+
+    from services.retrieval.search import _is_missing_index
+
+    assert _is_missing_index(ResponseError("Unknown index name"))
+    assert _is_missing_index(ResponseError("idx: no such index"))
+    assert not _is_missing_index(ResponseError("Syntax error at offset 3"))
