@@ -99,9 +99,11 @@ def run_module(module: str, tests: tuple[str, ...], workdir: Path) -> dict[str, 
     started = time.perf_counter()
     subprocess.run([str(cosmic), "init", str(config), str(session)], cwd=tree, check=True,
                    env=env)  # fmt: skip
-    for tool in ("cr-filter-operators", "cr-filter-pragma"):
-        subprocess.run([str(ROOT / ".venv" / "bin" / tool), str(session), str(config)],
-                       cwd=tree, check=True, env=env)  # fmt: skip
+    tools = ROOT / ".venv" / "bin"
+    subprocess.run([str(tools / "cr-filter-operators"), str(session), str(config)], cwd=tree,
+                   check=True, env=env)  # fmt: skip
+    subprocess.run([str(tools / "cr-filter-pragma"), str(session)], cwd=tree, check=True,
+                   env=env)  # fmt: skip
     subprocess.run([str(cosmic), "exec", str(config), str(session)], cwd=tree, check=True,
                    env=env)  # fmt: skip
     dump = subprocess.run([str(cosmic), "dump", str(session)], cwd=tree, check=True, env=env,

@@ -120,7 +120,7 @@ class RuleWriter:
         ``restore``: an upsert of exactly the ledger's version writes its missing document."""
         for tenant in {identity(e)[0] for e in events if isinstance(e, RuleUpsert)}:
             await self.indexes.ensure(tenant)  # before its documents: searchable at once
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (scripts are atomic)
         for event in events:
             tenant, rule_id, version = identity(event)
             keys = [self.schema.doc_key(tenant, rule_id), self.schema.versions_key(tenant)]

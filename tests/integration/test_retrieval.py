@@ -155,7 +155,11 @@ async def test_tenant_never_sees_another_tenants_rules(
 ) -> None:
     schema = RuleSchema(redis_settings.key_prefix, use_embedder.dim, use_embedder.name)
     await open_indexes(redis_client, schema)
-    await drop_memory(redis_settings, schema)  # docs and version ledgers of earlier examples
+    # A fresh memory per example: the documents and version ledgers of earlier ones go
+    # (``drop_memory`` keeps the ledgers, as a rebuild must).
+    await drop_memory(redis_settings, schema)
+    async for key in redis_client.scan_iter(match=schema.versions_key("*"), count=1000):
+        await redis_client.delete(key)
     rules = [
         sample_rule(tenant=owner, rule_id=f"r{i}", text=f"Rule about {words[i]} number {i}.")
         for i, owner in enumerate(owners)

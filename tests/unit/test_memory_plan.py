@@ -67,3 +67,9 @@ def test_versions_compare_by_value_at_any_size() -> None:
     assert restored.outcomes == [APPLIED]
     batch = [up("a", int(str(big))), up("a", big - 5)]
     assert plan(batch, {}).outcomes == [APPLIED, STALE]
+
+
+def test_an_older_version_is_stale_and_restore_still_takes_a_newer_one() -> None:
+    assert plan([up("a", 1)], {("acme", "a"): 2}).outcomes == [STALE]
+    assert plan([up("a", 1)], {("acme", "a"): 2}, restore=True).outcomes == [STALE]
+    assert plan([up("a", 3)], {("acme", "a"): 2}, restore=True).outcomes == [APPLIED]
