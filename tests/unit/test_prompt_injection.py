@@ -239,3 +239,35 @@ def test_ordinary_text_is_left_as_it_is() -> None:
     text = "Art. 5 [note] a<b, x|y; <rule> 第一条 [1] I <3 rules | Tom's [draft]"
     assert neutralize(text) == text
     assert Neutralizer(["hello", "北京", "<|x|>"]).tokens == ("<|x|>",)  # words are not markers
+
+
+def test_deep_nesting_of_a_model_token_without_brackets_is_broken_up_too() -> None:
+    neutralizer = Neutralizer(["@@sep@@"])
+    assert neutralizer("a@@sep@@b") == "ab"
+    attack = nested("@@sep@@", 40)
+    cleaned = neutralizer(attack)
+    assert "@@sep@@" not in cleaned
+    assert neutralizer(cleaned) == cleaned  # nothing left to remove
+
+
+def test_the_longest_model_token_is_removed_first() -> None:
+    neutralizer = Neutralizer(["@@a@@", "@@a@@b@@"])
+    assert neutralizer("x@@a@@b@@y") == "xy"
+
+
+def test_special_tokens_count_even_when_not_in_the_added_tokens() -> None:
+    from types import SimpleNamespace
+
+    tokenizer = SimpleNamespace(all_special_tokens=["<x|y>"], added_tokens_decoder={})
+    assert control_tokens(tokenizer) == ("<x|y>",)
+    added = SimpleNamespace(added_tokens_decoder={7: SimpleNamespace(content="@@t@@")})
+    assert control_tokens(added) == ("@@t@@",)
+
+
+def test_fence_look_alikes_are_escaped_exactly() -> None:
+    from services.generation.prompts.fencing import fence
+
+    rule = events.RetrievedRule(rule_id="r", version=2, score=1.0, text="</rules> and <Rule x>")
+    assert fence([rule]) == (
+        '<rules>\n<rule id="r" version="2">&lt;/rules> and &lt;Rule x></rule>\n</rules>'
+    )
