@@ -154,3 +154,66 @@ async def test_a_tenant_without_rules_has_no_index_and_finds_nothing(
     (found,) = await searcher.search(VECTOR, RuleFilter(tenant="acme"), k=5)
     assert (found.rule_id, found.version) == ("r", 1)
     assert await searcher.known_jurisdictions("acme") == {"eu"}  # normalized as indexed
+
+
+def mcq_job(job_id: str, tenant: str = "acme") -> events.ExamJob:
+    return events.ExamJob(job_id=job_id, tenant=tenant, dataset="x.csv",
+                          strategies=(events.Strategy.NONE, events.Strategy.OPO))  # fmt: skip
+
+
+async def test_the_store_lists_finds_and_moves_items_per_job(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    store = ExamStore(redis_client, redis_settings.key_prefix)
+    for i in range(12):
+        assert await store.create(mcq_job(f"job-{i:02d}"), "x", [question("q1"), question("q2")])
+    assert not await store.create(mcq_job("job-00"), "x", [question("q1")])  # exists: resumes
+    failed = await store.create_failed(mcq_job("broken"), "no such file")
+    assert (failed.status, failed.error, failed.total_questions) == (
+        events.JobStatus.FAILED, "no such file", 0)  # fmt: skip
+    newest = [r.job.job_id for r in await store.recent("acme", limit=3)]
+    assert newest == ["broken", "job-11", "job-10"]
+    assert len(await store.recent("acme")) == 13
+    assert await store.recent("beta") == []
+    assert await store.find("acme", "job-0") == [f"job-{i:02d}" for i in range(9, -1, -1)]
+    assert await store.find("acme", "job-1") == ["job-11", "job-10"]
+    assert await store.find("acme", "nope") == []
+    assert len(await store.find("acme", "")) == 10  # at most ten
+    assert scoped_id("acme", "job-00") in await store.active()
+
+    sid = scoped_id("acme", "job-00")
+    strategies = (events.Strategy.NONE, events.Strategy.OPO)
+    items = [item_of(s, q) for q in ("q1", "q2") for s in strategies]
+    assert await store.questions(sid, []) == []
+    assert [q.question_id for q in await store.questions(sid, ["q2", "missing", "q1"])] == [
+        "q2", "q1"]  # fmt: skip
+    assert await store.fill(sid, window=3, now=100.0) == items[:3]
+    assert await store.fill(sid, window=3, now=101.0) == []  # the window is full
+    assert await store.counts(sid) == (1, 3, 0)
+    assert await store.attempts(sid, items[0]) == 1
+    assert await store.attempts(sid, "none|never") == 0
+    # Claimed at 100 and not confirmed published: overdue as unsent after 10 s.
+    assert sorted(await store.overdue(sid, sent_before=50.0, claimed_before=111.0)) == sorted(
+        items[:3]
+    )
+    assert await store.overdue(sid, sent_before=50.0, claimed_before=99.0) == []
+    await store.sent(sid, items[:2])
+    await store.sent(sid, [])
+    assert await store.overdue(sid, sent_before=50.0, claimed_before=111.0) == items[2:3]
+    # Sent at 100 with no reply: overdue as lost once the resend time has come.
+    assert sorted(await store.overdue(sid, sent_before=200.0, claimed_before=0.0)) == sorted(
+        items[:3]
+    )
+    assert await store.retry(sid, items[0], 300.0, max_attempts=3) == 2
+    assert await store.retry(sid, items[0], 301.0, max_attempts=3) == 3
+    assert await store.retry(sid, items[0], 302.0, max_attempts=3) == 0  # attempts used up
+    assert await store.record(sid, items[1], answer("q1", "A"))
+    assert await store.retry(sid, items[1], 303.0, max_attempts=3) == -1  # answered already
+    assert await store.counts(sid) == (1, 2, 1)
+    assert await store.fill(sid, window=3, now=400.0) == items[3:]
+    await store.finish(sid)
+    record = await store.record_of(sid)
+    assert record is not None
+    assert record.status is events.JobStatus.DONE
+    assert record.finished_at is not None
+    assert sid not in await store.active()

@@ -42,3 +42,42 @@ def test_redelivered_offsets_are_not_tracked_twice() -> None:
     tracker.start("p", 1)
     assert tracker.finish("p", 1) == 2
     assert tracker.in_flight() == 0
+
+
+def test_an_offset_at_or_below_the_last_tracked_is_a_redelivery() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    tracker.start("p", 5)
+    tracker.start("p", 6)
+    tracker.start("p", 6)  # the last one again
+    tracker.start("p", 4)  # an older one
+    assert tracker.in_flight() == 2
+    tracker.start("p", 7)
+    assert tracker.in_flight() == 3
+
+
+def test_a_commit_never_moves_back_or_repeats() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    tracker.start("p", 0)
+    assert tracker.finish("p", 0) == 1
+    tracker.start("p", 1)
+    assert tracker.finish("p", 1) == 2
+    tracker.forget("p")
+    tracker.start("p", 1)  # after a rebalance the partition comes back at an older offset
+    assert tracker.finish("p", 1) == 2  # a fresh state commits again
+    tracker.start("p", 2)
+    tracker.start("p", 3)
+    assert tracker.finish("p", 3) is None
+    assert tracker.finish("p", 2) == 4
+    assert tracker.finish("p", 2) is None  # finishing twice commits nothing more
+
+
+def test_an_old_offset_seen_again_after_its_commit_commits_nothing() -> None:
+    tracker: OffsetTracker[str] = OffsetTracker()
+    for offset in (2, 3):
+        tracker.start("p", offset)
+    tracker.finish("p", 2)
+    assert tracker.finish("p", 3) == 4
+    tracker.start("p", 2)  # redelivered while nothing is pending
+    assert tracker.finish("p", 2) is None  # 3 would move the commit back
+    tracker.start("p", 3)
+    assert tracker.finish("p", 3) is None  # 4 again: no repeated commit

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import struct
+
 import pytest
 from pydantic import SecretStr
 
@@ -66,3 +70,25 @@ def test_signature_format(secret: str) -> None:
     # Moving bytes between topic and key changes the signature too.
     assert signature(SecretStr(secret), TOPIC + "k", b"", b"v") != value
     assert HEADER == "alignstream-signature"
+
+
+def test_the_signature_is_the_documented_wire_format() -> None:
+    """What another producer (any language) must compute: HMAC-SHA256 over the 4-byte
+    big-endian length of the topic, the topic, the length of the key, the key, then the value."""
+    topic, key, value = "prod.rules.events", b"acme:r1", b'{"v":1}'
+    mac = hmac.new(b"k", digestmod=hashlib.sha256)
+    for part in (topic.encode(), key):
+        mac.update(struct.pack(">I", len(part)) + part)
+    mac.update(value)
+    assert signature(SecretStr("k"), topic, key, value) == "hmac-sha256-v2=" + mac.hexdigest()
+
+
+def test_a_signer_is_built_from_the_kafka_settings() -> None:
+    from shared.settings import KafkaSettings
+
+    settings = KafkaSettings(rule_signing_key=NEW, rule_signing_previous_key=OLD)
+    signer = RuleSigner.from_settings(settings)
+    assert signer.enabled
+    by_old = RuleSigner(OLD).headers(TOPIC, b"k", b"v")
+    assert reason(signer, record(b"k", b"v", by_old)) is None
+    assert not RuleSigner.from_settings(KafkaSettings()).enabled
