@@ -82,7 +82,7 @@ class ExamStore:
         now = datetime.now(UTC)
         # Question-major order: a question's strategies are asked close together.
         items = [item_of(s, q.question_id) for q in questions for s in job.strategies]
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:  # pragma: no mutate (atomic)
             pipe.hset(self._key(sid, "questions"),
                       mapping={q.question_id: q.model_dump_json() for q in questions})  # fmt: skip
             pipe.rpush(self._key(sid, "todo"), *items)
@@ -105,7 +105,7 @@ class ExamStore:
         """Record a job that could not start (e.g. its dataset is unreadable)."""
         now = datetime.now(UTC)
         sid = scoped_id(job.tenant, job.job_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:  # pragma: no mutate (atomic)
             pipe.hset(
                 self._key(sid, "meta"),
                 mapping={"job": job.model_dump_json(), "dataset": job.dataset,
@@ -138,7 +138,7 @@ class ExamStore:
         )
 
     async def finish(self, sid: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:  # pragma: no mutate (atomic)
             pipe.hset(self._key(sid, "meta"),
                       mapping={"status": JobStatus.DONE.value,
                                "finished_at": datetime.now(UTC).isoformat()})  # fmt: skip
@@ -202,7 +202,7 @@ class ExamStore:
     async def overdue(self, sid: str, sent_before: float, claimed_before: float) -> list[str]:
         """Pending items sent before ``sent_before`` (their reply may be lost), and items
         claimed before ``claimed_before`` but never published (the sender crashed)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:  # pragma: no mutate (reads only)
             pipe.zrangebyscore(self._key(sid, "pending"), "-inf", sent_before)
             pipe.zrangebyscore(self._key(sid, "unsent"), "-inf", claimed_before)
             lost, unsent = await pipe.execute()
@@ -210,7 +210,7 @@ class ExamStore:
 
     async def counts(self, sid: str) -> tuple[int, int, int]:
         """(todo, pending, answered)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:  # pragma: no mutate (reads only)
             pipe.llen(self._key(sid, "todo"))
             pipe.zcard(self._key(sid, "pending"))
             pipe.hlen(self._key(sid, "answers"))

@@ -179,6 +179,9 @@ async def test_the_store_lists_finds_and_moves_items_per_job(
     assert await store.find("acme", "job-1") == ["job-11", "job-10"]
     assert await store.find("acme", "nope") == []
     assert len(await store.find("acme", "")) == 10  # at most ten
+    assert await store.find("acme", "job-00") == ["job-00"]  # the oldest jobs are searched too
+    assert await store.find("acme", "broken") == ["broken"]
+    assert len(await store.recent("acme", limit=2)) == 2
     assert scoped_id("acme", "job-00") in await store.active()
 
     sid = scoped_id("acme", "job-00")

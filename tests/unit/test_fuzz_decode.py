@@ -3,6 +3,8 @@ crashes the decoder (a crash would redeliver it forever and stall the partition)
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -11,12 +13,14 @@ from shared.dlq import PoisonMessage, decode
 from tests.fuzz import CONSUMED, Consumed, Message, bad_messages
 
 MAX_BYTES = 64 * 1024
+EXAMPLES = int(os.environ.get("ALIGNSTREAM_FUZZ_EXAMPLES", "300"))
+"""Examples per topic (mutation testing runs fewer: it runs this test once per mutant)."""
 
 
 @pytest.mark.parametrize("consumed", CONSUMED, ids=lambda c: c.topic.name)
 def test_bad_messages_are_rejected_with_their_reason(consumed: Consumed) -> None:
     @settings(
-        max_examples=300,
+        max_examples=EXAMPLES,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
