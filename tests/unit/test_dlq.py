@@ -237,3 +237,31 @@ def test_an_invalid_literal_outside_kind_is_an_invalid_payload() -> None:
     with pytest.raises(PoisonMessage) as caught:
         decode(TypeAdapter(events.ExamJob), json.dumps(job).encode(), max_bytes=10_000)
     assert caught.value.reason == "unknown_kind"
+
+
+async def test_a_letter_of_exactly_the_limit_is_sent_whole() -> None:
+    record = Record("t", 0, 1, b"k", b"x" * 3000, {"h": "v"})
+    size = len(events.encode(bounded_letter(record, service="svc", reason="r", error="e",
+                                            original_bytes=16_384)))  # fmt: skip
+    broker = FailingBroker(failures=0)
+    letters = DeadLetters(broker, TopicNames(), "svc", max_bytes=size)  # type: ignore[arg-type]
+    await letters.send(record, RULES_EVENTS, "r", "e")
+    assert events.DeadLetter.model_validate_json(broker.published[0]).original == record.value
+
+
+async def test_by_default_a_letter_keeps_16_kib_of_the_body() -> None:
+    broker = FailingBroker(failures=0)
+    letters = DeadLetters(broker, TopicNames(), "svc")  # type: ignore[arg-type]
+    await letters.send(Record("t", 0, 1, None, b"y" * 20_000, {}), RULES_EVENTS, "r", "e" * 9000)
+    letter = events.DeadLetter.model_validate_json(broker.published[0])
+    assert letter.original == b"y" * 16_384
+    assert len(letter.error) == 8000
+
+
+def test_a_lone_surrogate_anywhere_is_an_invalid_payload() -> None:
+    body = VALID.replace(b'"text":"', b'"text":"\\ud800', 1)
+    assert b"\\ud800" in body
+    with pytest.raises(PoisonMessage) as caught:
+        decode(events.RULE_EVENT, body, max_bytes=10_000)
+    assert caught.value.reason == "invalid_payload"
+    assert "surrogate" in caught.value.detail
