@@ -271,3 +271,11 @@ def test_fence_look_alikes_are_escaped_exactly() -> None:
     assert fence([rule]) == (
         '<rules>\n<rule id="r" version="2">&lt;/rules> and &lt;Rule x></rule>\n</rules>'
     )
+
+
+def test_nesting_up_to_seven_levels_is_removed_and_deeper_is_broken_up() -> None:
+    """Eight removal passes (``MAX_PASSES``) clean seven nested levels; an eighth marks the
+    text as deliberately hostile, and its brackets become harmless full-width look-alikes."""
+    assert neutralize("a" + nested("<|im_start|>", 7) + "b") == "ab"
+    broken = neutralize("a" + nested("<|im_start|>", 8) + "b")
+    assert broken == "a\uff1c|im_start|\uff1eb"
