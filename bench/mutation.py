@@ -107,14 +107,25 @@ def run_module(module: str, tests: tuple[str, ...], workdir: Path) -> dict[str, 
                    env=env)  # fmt: skip
     subprocess.run([str(cosmic), "exec", str(config), str(session)], cwd=tree, check=True,
                    env=env)  # fmt: skip
-    dump = subprocess.run([str(cosmic), "dump", str(session)], cwd=tree, check=True, env=env,
+    result = summarize(module, tests, tree, session)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def summarize(module: str, tests: tuple[str, ...], tree: Path, session: Path) -> dict[str, Any]:
+    """The outcomes of a module's session so far; ``partial`` when mutants are left to run
+    (a run cut short, e.g. by a session's time)."""
+    cosmic = ROOT / ".venv" / "bin" / "cosmic-ray"
+    dump = subprocess.run([str(cosmic), "dump", str(session)], cwd=tree, check=True,
                           capture_output=True, text=True).stdout  # fmt: skip
     source = (tree / module).read_text().splitlines()
+    pending = 0
     outcomes: dict[str, int] = {}
     survivors: list[str] = []
     for line in dump.splitlines():
         work, result = json.loads(line)
         if result is None:
+            pending += 1
             continue
         outcome = result.get("test_outcome") or result.get("worker_outcome")
         mutation = work["mutations"][0]
@@ -135,8 +146,19 @@ def run_module(module: str, tests: tuple[str, ...], workdir: Path) -> dict[str, 
         "outcomes": outcomes,
         "mutation_score": round(killed / max(killed + survived, 1), 4),
         "survivors": survivors[:50],
-        "seconds": round(time.perf_counter() - started, 1),
+        "partial": pending > 0,
+        "not_yet_run": pending,
     }
+
+
+def collect(scratch: Path) -> dict[str, dict[str, Any]]:
+    """Every module's outcomes from the sessions in a run's scratch folder."""
+    found = {}
+    for module, tests in TARGETS.items():
+        folder = scratch / module.replace("/", "_")
+        if (folder / "session.sqlite").exists():
+            found[module] = summarize(module, tests, folder / "tree", folder / "session.sqlite")
+    return found
 
 
 def summary(modules: dict[str, dict[str, Any]], wanted: list[str]) -> dict[str, Any]:
@@ -149,7 +171,8 @@ def summary(modules: dict[str, dict[str, Any]], wanted: list[str]) -> dict[str, 
         "mutation_score": round(killed / max(killed + survived, 1), 4),
         "killed": killed,
         "survived": survived,
-        "complete": sorted(modules) == sorted(wanted),
+        "complete": sorted(modules) == sorted(wanted)
+        and not any(m.get("partial") for m in modules.values()),
         "not_run": [m for m in wanted if m not in modules],
         "modules": modules,
     }
@@ -159,8 +182,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modules", nargs="*", default=list(TARGETS))
     parser.add_argument("--lanes", type=int, default=2)
+    parser.add_argument(
+        "--partial",
+        metavar="SCRATCH",
+        type=Path,
+        help="only summarize the sessions left in a cut-short run's folder",
+    )
     args = parser.parse_args()
     modules: dict[str, dict[str, Any]] = {}
+    if args.partial is not None:
+        write_result("mutation", summary(collect(args.partial), list(TARGETS)))
+        return
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
 
         def one(module: str) -> None:
