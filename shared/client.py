@@ -131,14 +131,10 @@ async def collect_replies(
     """One chat response per wanted ``(tenant, request id)``, by request id. A response is
     matched on both: one with the right id but another tenant (a forgery, or a collision of
     client-chosen ids) is not taken."""
-    found = await tail.collect(_parse_response, _reply_key,
+    found = await tail.collect(events.ChatResponse.model_validate_json, _reply_key,
                                (f"{t}:{r}" for t, r in wanted), timeout_s=timeout_s,
                                on_item=on_response)  # fmt: skip
     return {response.request_id: response for response in found.values()}
-
-
-def _parse_response(value: bytes) -> events.ChatResponse:
-    return events.ChatResponse.model_validate_json(value)
 
 
 E = TypeVar("E", bound=events.Event)

@@ -131,6 +131,15 @@ def _is_unknown_kind(exc: ValidationError) -> bool:
     )
 
 
+def backoff_after(failures: int, base_s: float, max_s: float = 30.0) -> float:
+    """The pause after ``failures`` consecutive failures: none before the first, then
+    ``base_s`` doubling up to ``max_s``."""
+    if failures <= 0:
+        return 0.0
+    pause: float = base_s * 2.0 ** (failures - 1)
+    return min(pause, max_s)
+
+
 class DeadLetterFailed(Exception):
     """A dead letter could not be published; the message is redelivered after a back-off."""
 
@@ -191,10 +200,7 @@ class DeadLetters:
 
     def next_backoff_s(self) -> float:
         """The pause before the next redelivery after ``consecutive_failures`` failures."""
-        if self.consecutive_failures <= 0:
-            return 0.0
-        pause: float = self.backoff_s * 2.0 ** (self.consecutive_failures - 1)
-        return min(pause, self.max_backoff_s)
+        return backoff_after(self.consecutive_failures, self.backoff_s, self.max_backoff_s)
 
     async def send(self, record: Record, source: TopicSpec, reason: str, error: str) -> None:
         letter = bounded_letter(record, service=self.service, reason=reason, error=error,

@@ -35,7 +35,7 @@ from services.generation.prompts.fencing import Neutralizer
 from services.generation.settings import GenerationSettings
 from services.generation.streaming import TokenStream
 from shared import events
-from shared.dlq import DeadLetterFailed, PoisonMessage, Record, records_of
+from shared.dlq import DeadLetterFailed, PoisonMessage, Record, backoff_after, records_of
 from shared.guards import grounded_reply_guard
 from shared.kafka import OversizedMessage, consumer_options, is_final_publish_error
 from shared.metrics import LATENCY_BUCKETS_S, UNPUBLISHABLE
@@ -193,7 +193,7 @@ class GenerationService(Service):
                             extra={"request_id": response.request_id})  # fmt: skip
             if self.stopping:
                 return False
-            await asyncio.sleep(min(self.settings.retry_backoff_s * 2 ** (failures - 1), 30.0))
+            await asyncio.sleep(backoff_after(failures, self.settings.retry_backoff_s))
 
     async def _unpublishable(self, record: Record, topic: str, exc: BaseException) -> bool:
         """Dead-letter the request whose response can never be published to ``topic``

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from typing import NamedTuple
 
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
@@ -62,6 +63,15 @@ PROGRESS = Gauge(
 
 JobAdapter: TypeAdapter[events.ExamJob] = TypeAdapter(events.ExamJob)
 ResponseAdapter: TypeAdapter[events.ChatResponse] = TypeAdapter(events.ChatResponse)
+
+
+class ReplyTarget(NamedTuple):
+    """What an exam reply answers, checked against the store (``_reply_target``)."""
+
+    job: JobRecord
+    item: str
+    strategy: events.Strategy
+    question: ExamQuestion
 
 
 class GradingService(Service):
@@ -181,23 +191,23 @@ class GradingService(Service):
         records: dict[str, JobRecord | None] = {}  # each job's record read once per batch
         for record, response in await self.answers_inbox.open_batch(message.raw_message):
             try:
-                job, item = await self._reply_target(response, records)
+                target = await self._reply_target(response, records)
             except PoisonMessage as exc:
                 await self.answers_inbox.reject(record, exc)
                 continue
-            replies.append((job, item, response))
+            replies.append((target, response))
         # Concurrently: judged replies wait on a model; each item is stored atomically.
         changed = await asyncio.gather(
-            *(self.take_reply(job, item, reply) for job, item, reply in replies)
+            *(self.take_reply(target, reply) for target, reply in replies)
         )
-        touched = {job.sid for (job, _, _), took in zip(replies, changed, strict=True) if took}
+        touched = {t.job.sid for (t, _), took in zip(replies, changed, strict=True) if took}
         for sid in touched:  # refill the freed slots now, not at the next sweep
             await self.advance(sid)
 
     async def _reply_target(
         self, response: events.ChatResponse, records: dict[str, JobRecord | None]
-    ) -> tuple[JobRecord, str]:
-        """The job and item a reply answers; ``PoisonMessage`` when it answers none of the
+    ) -> ReplyTarget:
+        """The job, item and question a reply answers; ``PoisonMessage`` when it answers none of the
         tenant's jobs: no exam metadata, an unknown job (another tenant's job id is unknown
         under this reply's tenant), an item that is not the job's, or a request id that is not
         the one the item was asked under."""
@@ -215,25 +225,24 @@ class GradingService(Service):
             strategy, question_id = parse_item(item)
         except ValueError as exc:
             raise PoisonMessage("unknown_exam_item", str(exc)) from exc
-        if strategy not in job.job.strategies or not await self._store().questions(
-            sid, [question_id]
-        ):
+        found = await self._store().questions(sid, [question_id])
+        if strategy not in job.job.strategies or not found:
             raise PoisonMessage("unknown_exam_item", f"{item[:200]!r} is not an item of the job")
         if response.request_id != request_id_for(response.tenant, job_id, item):
             raise PoisonMessage(
                 "wrong_request_id", f"{response.request_id!r} is not the request of {item[:200]!r}"
             )
-        return job, item
+        return ReplyTarget(job, item, strategy, found[0])
 
-    async def take_reply(self, record: JobRecord, item: str, response: events.ChatResponse) -> bool:
+    async def take_reply(self, target: ReplyTarget, response: events.ChatResponse) -> bool:
         """Grade and store one reply to a job's item; False when it changed nothing (the job
         is over, the item answered already or not pending)."""
         store = self._store()
+        record, item, strategy, question = target
         if record.status is not events.JobStatus.RUNNING:
             DUPLICATES.inc()
             return False
         job_id = record.sid
-        strategy, question_id = parse_item(item)
         if not response.ok:
             attempt = await store.retry(job_id, item, time.time(), self.settings.max_attempts)
             if attempt > 0:
@@ -243,11 +252,6 @@ class GradingService(Service):
             if attempt < 0:
                 DUPLICATES.inc()
                 return False
-        found = await store.questions(job_id, [question_id])
-        if not found:  # checked before grading: not a question of this job
-            DUPLICATES.inc()
-            return False
-        (question,) = found
         attempts = await store.attempts(job_id, item)
         if question.prefill is not None:
             verdict = await self._judge_continuation(question.stem, question.prefill, response)
