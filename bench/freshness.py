@@ -14,8 +14,6 @@ import asyncio
 import time
 
 from bench.common import percentiles, private_stack, service_process, synthetic_rules, write_result
-from services.ingest.memory import RuleWriter
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
@@ -23,6 +21,8 @@ from shared.kafka import ensure_topics
 from shared.memory.index import open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
+from shared.memory.search import RuleSearcher
+from shared.memory.writer import RuleWriter
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import RULES_EVENTS

@@ -22,13 +22,13 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import RESULTS, percentiles, private_stack, synthetic_rules, write_result
-from services.ingest.memory import RuleWriter
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.index import open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
+from shared.memory.search import RuleSearcher
+from shared.memory.writer import RuleWriter
 from shared.redis import command, make_redis
 from shared.settings import RedisSettings
 

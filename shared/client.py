@@ -30,7 +30,8 @@ from shared.topics import (
     TopicSpec,
 )
 
-RuleEvent = events.RuleUpsert | events.RuleDelete
+RuleEvent = events.RuleUpsert | events.RuleDelete | events.JurisdictionTree
+"""What the rules topic carries (rule events and jurisdiction trees)."""
 T = TypeVar("T")
 
 

@@ -167,6 +167,84 @@ class RuleDelete(Event):
 
 RuleEvent = Annotated[RuleUpsert | RuleDelete, Field(discriminator="kind")]
 
+MAX_JURISDICTION_DEPTH = 8
+MAX_JURISDICTION_NODES = 20_000
+
+JurisdictionPath = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=255,
+        strip_whitespace=True,
+        pattern=r"^[^/|\s][^/|]*(/[^/|\s][^/|]*)*$",
+    ),
+]
+"""A node of a jurisdiction tree, from the root: ``CN/山东/济南``, ``US/CA``, ``acme/eu-sales``.
+A rule filed under a node applies there and in every node below it."""
+
+
+def ancestors_or_self(path: str) -> tuple[str, ...]:
+    """``CN/山东/济南`` -> (``CN``, ``CN/山东``, ``CN/山东/济南``)."""
+    parts = [p.strip() for p in path.split("/")]
+    return tuple("/".join(parts[: i + 1]) for i in range(len(parts)))
+
+
+class JurisdictionNode(Contract):
+    path: JurisdictionPath
+    aliases: tuple[Label, ...] = Field(default=(), max_length=16)
+    """Other names of the node in questions and exam files (济南市, Shandong, ...). The last
+    segment of the path is always a name of the node."""
+
+
+class JurisdictionTree(Event):
+    """A tenant's jurisdiction tree: the nodes its rules are filed under, their names, and the
+    scope of a question that names none. Travels on the rules topic (compacted: the newest tree
+    of each tenant stays); replaces the tenant's previous tree when its version is higher."""
+
+    kind: Literal["jurisdictions.tree"] = "jurisdictions.tree"
+    tenant: TenantId
+    version: int = Field(ge=1)
+    nodes: tuple[JurisdictionNode, ...] = Field(max_length=MAX_JURISDICTION_NODES)
+    default_scope: tuple[JurisdictionPath, ...] = Field(default=(), max_length=32)
+    """What a question that names no jurisdiction is searched under (besides ``global``)."""
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> JurisdictionTree:
+        paths = [node.path for node in self.nodes]
+        folded = [p.casefold() for p in paths]
+        if len(set(folded)) != len(folded):
+            raise ValueError("a jurisdiction path is declared twice")
+        declared = set(folded)
+        for path in paths:
+            parts = path.split("/")
+            if len(parts) > MAX_JURISDICTION_DEPTH:
+                raise ValueError(f"{path!r} is deeper than {MAX_JURISDICTION_DEPTH} levels")
+            if any(p.strip().casefold() == GLOBAL_JURISDICTION for p in parts):
+                raise ValueError(f"{path!r}: '{GLOBAL_JURISDICTION}' is not a node of a tree")
+            parent = "/".join(parts[:-1])
+            if parent and parent.casefold() not in declared:
+                raise ValueError(f"{path!r}: its parent {parent!r} is not declared")
+        for path in self.default_scope:
+            if path.casefold() not in declared:
+                raise ValueError(f"default scope {path!r} is not a declared node")
+        return self
+
+    @property
+    def key(self) -> str:
+        return jurisdictions_key(self.tenant)
+
+
+def jurisdictions_key(tenant: str) -> str:
+    """Kafka key of a tenant's tree on the rules topic; ``@`` never starts a rule id."""
+    return f"{tenant}:@jurisdictions"
+
+
+TREE_RULE_ID = "jurisdictions"
+"""``rule_id`` of the confirmation of a jurisdiction tree."""
+
+RulesTopicEvent = Annotated[RuleUpsert | RuleDelete | JurisdictionTree, Field(discriminator="kind")]
+"""Everything the rules topic carries."""
+
 
 class IndexOutcome(StrEnum):
     APPLIED = "applied"
@@ -182,7 +260,8 @@ class RuleIndexed(Event):
     tenant: TenantId
     rule_id: Identifier
     version: int
-    op: Literal["upsert", "delete"]
+    op: Literal["upsert", "delete", "tree"]
+    """``tree``: the tenant's jurisdiction tree (``rule_id`` is ``TREE_RULE_ID``)."""
     outcome: IndexOutcome
     source_event_id: str
     """``event_id`` of the rule event this confirms."""
@@ -234,7 +313,11 @@ class RuleScope(Contract):
     domains: tuple[RuleDomain, ...] = ()
     """Empty: every domain."""
     jurisdictions: tuple[Label, ...] = ()
-    """Regions the question concerns; ``global`` rules always apply. Empty: every region."""
+    """Jurisdictions the question concerns (node paths or names of the tenant's tree); each
+    node's ancestors and ``global`` apply too, siblings never. Empty: the nodes the question
+    names, else the tenant's default scope, else ``global`` only."""
+    any_jurisdiction: bool = False
+    """Search every jurisdiction (no jurisdiction filter), e.g. an admin's search."""
     locales: tuple[Label, ...] = ()
     """Empty: every locale."""
     as_of: date | None = None
@@ -277,10 +360,29 @@ class RetrievedRule(Contract):
     priority: int = 0
     tokens: int = 0
     """Tokens this rule's text counts against the budget."""
+    vector_rank: int | None = None
+    """1-based rank in the vector search (None: not among its candidates, or not searched)."""
+    lexical_rank: int | None = None
+    """1-based rank in the full-text search (None: not among its candidates)."""
 
     @property
     def ref(self) -> RuleRef:
         return RuleRef(rule_id=self.rule_id, version=self.version)
+
+
+class SearchedScope(Contract):
+    """The jurisdiction scope a request was searched under, as resolved by retrieval."""
+
+    source: Literal["request", "question", "default", "global", "any"]
+    """Where the scope came from: the request's names, names found in the question, the
+    tenant's default scope, nothing (``global`` only), or no filter (``any``)."""
+    nodes: tuple[str, ...] = ()
+    """The nodes resolved (paths)."""
+    searched: tuple[str, ...] = ()
+    """Every jurisdiction the search matched: the nodes, their ancestors and ``global``
+    (empty with ``any``)."""
+    unresolved: tuple[str, ...] = ()
+    """Names in the request that matched no node (or several): reported, never widened."""
 
 
 class ChatRequest(Event):
@@ -343,6 +445,8 @@ class GroundedRequest(Event):
     """DRPO: the prompt set's optimized system prompt (None: generation's own set)."""
     examples: tuple[IclExample, ...] = ()
     """DRPO: the prompt set's examples most similar to the question."""
+    searched_scope: SearchedScope | None = None
+    """The jurisdiction scope the rules were searched under (None: no search)."""
     retrieval_ms: float = 0.0
     received_at: datetime
     """When retrieval consumed the request (for end-to-end timings)."""
@@ -397,6 +501,8 @@ class ChatResponse(Event):
     usage: Usage = Usage()
     timings: Timings = Timings()
     error: ErrorInfo | None = None
+    searched_scope: SearchedScope | None = None
+    """The jurisdiction scope the answer's rules were searched under (None: no search)."""
     metadata: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -620,6 +726,7 @@ class DeadLetter(Event):
 AnyEvent = Annotated[
     RuleUpsert
     | RuleDelete
+    | JurisdictionTree
     | RuleIndexed
     | ChatRequest
     | GroundedRequest
@@ -632,6 +739,9 @@ AnyEvent = Annotated[
 ]
 
 RULE_EVENT: TypeAdapter[RuleUpsert | RuleDelete] = TypeAdapter(RuleEvent)
+RULES_TOPIC_EVENT: TypeAdapter[RuleUpsert | RuleDelete | JurisdictionTree] = TypeAdapter(
+    RulesTopicEvent
+)
 ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 

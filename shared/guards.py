@@ -39,7 +39,7 @@ def grounded_reply_guard(topics: TopicNames) -> Check[events.GroundedRequest]:
     return check
 
 
-def rule_key_guard(record: Record, event: RuleEvent) -> None:
+def rule_key_guard(record: Record, event: RuleEvent | events.JurisdictionTree) -> None:
     """A rule event under another rule's key would defeat compaction (the topic would keep a
     stale record for the rule, and replays would restore it)."""
     if record.key != event.key.encode():

@@ -15,11 +15,11 @@ from services.grading.discovery.loop import DiscoveryReport, discover
 from services.grading.discovery.principles import load_prompts
 from services.grading.judge.client import JudgeError, judge_from_env
 from services.grading.report import pct
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders import EmbedderSettings, make_embedder
 from shared.memory.schema import RuleSchema
+from shared.memory.search import RuleSearcher
 from shared.settings import KafkaSettings, RedisSettings
 
 app = typer.Typer(help="Principles (constitutions) that steer the answers.", no_args_is_help=True)

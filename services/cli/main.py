@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import constitution, exam, memory, prompts, rules, stack, topics
+from services.cli import constitution, exam, jurisdictions, memory, prompts, rules, stack, topics
 from services.cli.chat import chat
 from services.cli.demo import demo
 from services.cli.serve import serve
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(rules.app, name="rules")
+app.add_typer(jurisdictions.app, name="jurisdictions")
 app.add_typer(memory.app, name="memory")
 app.add_typer(exam.app, name="exam")
 app.add_typer(prompts.app, name="prompts")

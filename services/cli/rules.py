@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from services.cli.progress import console, percentile, progress_bar
-from services.ingest.opo import opo_rules, read_jsonl, read_provinces
-from services.ingest.rulefiles import RuleEvent, read_rule_file
-from services.retrieval.search import RuleSearcher, order_hits
+from services.ingest.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
+from services.ingest.rulefiles import read_rule_file
+from services.retrieval.settings import RetrievalSettings
 from shared import events
-from shared.client import AlignstreamClient
-from shared.embedders import EmbedderSettings, make_embedder
-from shared.memory.query import RuleFilter
+from shared.client import AlignstreamClient, RuleEvent
+from shared.embedders import make_embedder
+from shared.memory.jurisdictions import JurisdictionMap
+from shared.memory.retriever import RetrievalOptions, Retrieved, RuleRetriever
 from shared.memory.schema import RuleSchema
+from shared.memory.search import Fusion, RuleSearcher
+from shared.memory.trees import JurisdictionStore
 from shared.redis import make_redis
-from shared.settings import KafkaSettings, RedisSettings
+from shared.settings import KafkaSettings
 
 app = typer.Typer(help="Publish, search and import rules.", no_args_is_help=True)
 
 
-async def _publish(rule_events: list[RuleEvent], wait: bool, timeout_s: float) -> None:
+async def publish_events(rule_events: list[RuleEvent], wait: bool, timeout_s: float) -> None:
     with progress_bar() as bar:
         sent = bar.add_task("published", total=len(rule_events))
         confirmed = bar.add_task("servable", total=len(rule_events), visible=wait)
@@ -73,29 +76,66 @@ def publish(
     if not parsed.events:
         console.print("no rules in the file")
         raise typer.Exit(1)
-    asyncio.run(_publish(parsed.events, wait, timeout))
+    asyncio.run(publish_events(list(parsed.events), wait, timeout))
 
 
-async def _search(query: str, flt: RuleFilter, k: int) -> None:
-    embedder = make_embedder(EmbedderSettings())
+async def _search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved:
+    """Exactly what retrieval does for a request: its settings, scope inference, fusion and
+    budget."""
+    settings = RetrievalSettings()
+    embedder = make_embedder(settings.embedder)
     await embedder.start()
-    client = make_redis(RedisSettings())
+    client = make_redis(settings.redis)
     try:
-        schema = RuleSchema(RedisSettings().key_prefix, embedder.dim, embedder.name)
+        schema = RuleSchema(settings.redis.key_prefix, embedder.dim, embedder.name)
+        fusion = Fusion(settings.rrf_k, settings.vector_weight, settings.lexical_weight)
+        searcher = RuleSearcher(client, schema, ef_runtime=settings.ef_runtime, fusion=fusion)
+        options = RetrievalOptions(
+            lexical=settings.lexical,
+            candidates=settings.hybrid_candidates,
+            candidates_factor=settings.candidates_factor,
+            infer_jurisdiction=settings.infer_jurisdiction,
+        )
+        retriever = RuleRetriever(
+            searcher, JurisdictionStore(client, settings.redis.key_prefix), options
+        )
         vector = (await embedder.embed([query]))[0].tobytes()
-        hits = order_hits(
-            await RuleSearcher(client, schema, ef_runtime=100).search(vector, flt, k=k)
+        return await retriever.retrieve(
+            tenant, scope, query, vector, today=datetime.now(UTC).date()
         )
     finally:
         await client.aclose()
         await embedder.close()
-    table = Table("score", "rule", "v", "jurisdiction", "text")
-    for hit in hits:
-        text = hit.text if len(hit.text) <= 120 else hit.text[:117] + "..."
-        table.add_row(
-            f"{hit.similarity:.3f}", hit.rule_id, str(hit.version), hit.jurisdiction, text
-        )
+
+
+def _rank(rank: int | None) -> str:
+    return "-" if rank is None else str(rank)
+
+
+def _show(found: Retrieved, explain: bool) -> None:
+    scope = found.scope
+    where = "every jurisdiction" if scope.source == "any" else ", ".join(scope.searched)
+    console.print(f"scope ({scope.source}): {where}")
+    if scope.unresolved:
+        console.print(f"[yellow]not in the tenant's tree:[/] {', '.join(scope.unresolved)}")
+    packed = {r.rule_id for r in found.rules}
+    columns = ["cosine", "rule", "v", "jurisdiction", "text"]
+    if explain:
+        columns = ["fused", "vector #", "lexical #", "packed", *columns]
+    table = Table(*columns)
+    rows = found.candidates if explain else found.rules
+    for item in rows:
+        text = item.text if len(item.text) <= 120 else item.text[:117] + "..."
+        cosine = item.similarity if hasattr(item, "similarity") else item.score
+        cells = [f"{cosine:.3f}", item.rule_id, str(item.version), item.jurisdiction, text]
+        if explain:
+            fused = getattr(item, "fused", 0.0)
+            cells = [f"{fused:.4f}", _rank(item.vector_rank), _rank(item.lexical_rank),
+                     "yes" if item.rule_id in packed else "", *cells]  # fmt: skip
+        table.add_row(*cells)
     console.print(table)
+    tokens = sum(r.tokens for r in found.rules)
+    console.print(f"{len(found.rules)} rules packed, {tokens} tokens")
 
 
 @app.command()
@@ -103,20 +143,28 @@ def search(
     query: str,
     tenant: str = typer.Option(..., help="Whose rules to search."),
     domain: list[events.RuleDomain] = typer.Option([], help="Repeatable."),
-    jurisdiction: list[str] = typer.Option([], help="Repeatable; global rules always match."),
+    jurisdiction: list[str] = typer.Option(
+        [],
+        help="Repeatable; a node or name of the tenant's tree. Default: what the question names.",
+    ),
+    any_jurisdiction: bool = typer.Option(False, help="No jurisdiction filter."),
     locale: list[str] = typer.Option([], help="Repeatable."),
     as_of: str | None = typer.Option(None, help="YYYY-MM-DD: only rules in force that day."),
     k: int = typer.Option(5, "-k", "--top-k", min=1, max=100),
+    budget: int = typer.Option(1000, help="Token budget of the packed rules.", min=1, max=32_000),
+    explain: bool = typer.Option(False, help="Every candidate with its vector and lexical rank."),
 ) -> None:
-    """Search the rule memory directly (what retrieval would find)."""
-    flt = RuleFilter(
-        tenant=tenant,
+    """What retrieval would ground a request in: same scope, fusion and budget."""
+    scope = events.RuleScope(
         domains=tuple(domain),
         jurisdictions=tuple(jurisdiction),
+        any_jurisdiction=any_jurisdiction,
         locales=tuple(locale),
         as_of=date.fromisoformat(as_of) if as_of else None,
+        top_k=k,
+        token_budget=budget,
     )
-    asyncio.run(_search(query, flt, k))
+    _show(asyncio.run(_search(tenant, query, scope)), explain)
 
 
 @app.command("import-opo")
@@ -125,23 +173,36 @@ def import_opo(
     tenant: str = typer.Option(..., help="Tenant that will own the rules."),
     domain: events.RuleDomain = typer.Option(events.RuleDomain.LAW),
     provinces: Path | None = typer.Option(
-        None, help="province2laws.json: file city-level rules under their province."
+        None,
+        exists=True,
+        dir_okay=False,
+        help="province2laws.json: also publish the tenant's jurisdiction tree (country, "
+        "provinces, cities) and file each rule under its node.",
     ),
+    country: str = typer.Option("CN", help="Root node of the tree (national law)."),
     version: int = typer.Option(1, min=1),
     out: Path | None = typer.Option(None, help="Write rule events as JSONL instead."),
     wait: bool = typer.Option(False, help="With publishing: wait until servable."),
 ) -> None:
     """Convert an OPO principle corpus (one rule per article) and publish it (or write JSONL)."""
+    tree = None
+    if provinces is not None:
+        tree = opo_tree(read_province2laws(provinces), tenant=tenant, version=version,
+                        country=country)  # fmt: skip
     rules = list(
         opo_rules(
             read_jsonl(file),
             tenant=tenant,
             domain=domain,
             version=version,
-            provinces=read_provinces(provinces),
+            tree=JurisdictionMap.from_tree(tree) if tree is not None else None,
+            country=country,
         )
     )
     rule_events: list[RuleEvent] = [events.RuleUpsert(rule=rule) for rule in rules]
+    if tree is not None:
+        rule_events.insert(0, tree)
+        console.print(f"jurisdiction tree: {len(tree.nodes)} nodes, default scope {country}")
     console.print(f"{len(rules)} rules from {file}")
     if out is not None:
         with out.open("w", encoding="utf-8") as handle:
@@ -149,4 +210,4 @@ def import_opo(
                 handle.write(json.dumps(event.model_dump(mode="json"), ensure_ascii=False) + "\n")
         console.print(f"wrote {out}")
         return
-    asyncio.run(_publish(rule_events, wait, timeout_s=600.0))
+    asyncio.run(publish_events(rule_events, wait, timeout_s=600.0))

@@ -224,6 +224,7 @@ class GenerationService(Service):
                               fence_rules=self.settings.fence_rules,
                               neutralizer=self.neutralizer)  # fmt: skip
         common = _fields(request, self.backend)
+        common["searched_scope"] = grounded.searched_scope
         started = time.perf_counter()
         stream = self._token_stream(request) if request.stream else None
         try:

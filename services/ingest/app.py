@@ -10,7 +10,6 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
 from services.ingest.ingestor import RuleIngestor
-from services.ingest.memory import RuleEvent, RuleWriter, identity
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.dlq import Inbox
@@ -18,6 +17,8 @@ from shared.embedders import Embedder, make_embedder
 from shared.guards import rule_key_guard
 from shared.kafka import consumer_options
 from shared.memory.service import RuleMemoryService
+from shared.memory.trees import JurisdictionStore
+from shared.memory.writer import RuleWriter, TopicEvent, identity
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
 from shared.signing import RuleSigner
 from shared.topics import RULES_EVENTS, RULES_INDEXED
@@ -41,8 +42,8 @@ class IngestService(RuleMemoryService):
         super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: IngestSettings = settings
         signer = RuleSigner.from_settings(settings.kafka)
-        self.inbox: Inbox[RuleEvent] = self.make_inbox(
-            RULES_EVENTS, events.RULE_EVENT, signer.check, checks=[rule_key_guard]
+        self.inbox: Inbox[TopicEvent] = self.make_inbox(
+            RULES_EVENTS, events.RULES_TOPIC_EVENT, signer.check, checks=[rule_key_guard]
         )
         self.ingestor: RuleIngestor | None = None
         self.broker.subscriber(
@@ -61,7 +62,8 @@ class IngestService(RuleMemoryService):
     async def on_start(self) -> None:
         await super().on_start()
         assert self.indexes is not None
-        self.ingestor = RuleIngestor(RuleWriter(self.indexes), self.embedder)
+        trees = JurisdictionStore(self.indexes.client, self.settings.redis.key_prefix)
+        self.ingestor = RuleIngestor(RuleWriter(self.indexes), self.embedder, trees)
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
         with HANDLER_SECONDS.labels(self.name, RULES_EVENTS.name).time():
@@ -75,7 +77,7 @@ class IngestService(RuleMemoryService):
                     await asyncio.sleep(self.settings.retry_backoff_s)
                     raise
 
-    async def apply(self, batch: list[RuleEvent]) -> list[events.RuleIndexed]:
+    async def apply(self, batch: list[TopicEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""
         assert self.ingestor is not None, "service not started"
         outcomes = await self.ingestor.apply(batch)
@@ -87,9 +89,13 @@ class IngestService(RuleMemoryService):
         return confirmations
 
 
-def confirm(event: RuleEvent, outcome: events.IndexOutcome) -> events.RuleIndexed:
-    tenant, rule_id, version = identity(event)
-    op: Literal["upsert", "delete"] = "upsert" if isinstance(event, events.RuleUpsert) else "delete"
+def confirm(event: TopicEvent, outcome: events.IndexOutcome) -> events.RuleIndexed:
+    op: Literal["upsert", "delete", "tree"]
+    if isinstance(event, events.JurisdictionTree):
+        tenant, rule_id, version, op = event.tenant, events.TREE_RULE_ID, event.version, "tree"
+    else:
+        tenant, rule_id, version = identity(event)
+        op = "upsert" if isinstance(event, events.RuleUpsert) else "delete"
     confirmation = events.RuleIndexed(
         tenant=tenant,
         rule_id=rule_id,

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 from prometheus_client import Histogram
 
-from services.ingest.memory import RuleEvent, RuleWriter, identity, plan
 from shared.embedders import Embedder
-from shared.events import IndexOutcome, RuleUpsert
+from shared.events import IndexOutcome, JurisdictionTree, RuleUpsert
+from shared.memory.schema import embedding_text
+from shared.memory.trees import JurisdictionStore
+from shared.memory.writer import RuleEvent, RuleWriter, TopicEvent, identity, plan
 from shared.metrics import LATENCY_BUCKETS_S
 
 EMBED_BATCH = Histogram(
@@ -26,14 +28,35 @@ class RuleIngestor:
     """Embeds upserts in chunks and writes each chunk while the next one is being embedded:
     the Redis work (HNSW insertion, in the Redis server) overlaps the embedding."""
 
-    def __init__(self, writer: RuleWriter, embedder: Embedder, *, chunk_size: int = 64) -> None:
+    def __init__(
+        self,
+        writer: RuleWriter,
+        embedder: Embedder,
+        trees: JurisdictionStore,
+        *,
+        chunk_size: int = 64,
+    ) -> None:
         self.writer = writer
         self.embedder = embedder
+        self.trees = trees
         self.chunk_size = chunk_size
 
-    async def apply(self, batch: list[RuleEvent], *, restore: bool = False) -> list[IndexOutcome]:
+    async def apply(self, batch: list[TopicEvent], *, restore: bool = False) -> list[IndexOutcome]:
         """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis).
-        ``restore`` (a rebuild after ``--drop``): rewrite the documents of applied versions."""
+        ``restore`` (a rebuild after ``--drop``): rewrite the documents of applied versions.
+        Jurisdiction trees replace the tenant's tree when newer."""
+        rules = [e for e in batch if not isinstance(e, JurisdictionTree)]
+        outcomes = iter(await self._apply_rules(rules, restore) if rules else [])
+        result = []
+        for event in batch:
+            if isinstance(event, JurisdictionTree):
+                stored = await self.trees.put(event)
+                result.append(IndexOutcome.APPLIED if stored else IndexOutcome.STALE)
+            else:
+                result.append(next(outcomes))
+        return result
+
+    async def _apply_rules(self, batch: list[RuleEvent], restore: bool) -> list[IndexOutcome]:
         applied = await self.writer.applied_versions([identity(e)[:2] for e in batch])
         chosen = plan(batch, applied, restore=restore)
         changed: set[tuple[str, str]] = set()
@@ -57,7 +80,7 @@ class RuleIngestor:
     async def _embed(self, upserts: list[RuleUpsert]) -> dict[tuple[str, str], bytes]:
         EMBED_BATCH.observe(len(upserts))
         with EMBED_SECONDS.time():
-            matrix = await self.embedder.embed([u.rule.text for u in upserts])
+            matrix = await self.embedder.embed([embedding_text(u.rule) for u in upserts])
         return {
             (u.rule.tenant, u.rule.rule_id): row.tobytes()
             for u, row in zip(upserts, matrix, strict=True)

@@ -1,19 +1,28 @@
 """Turn OPO rule corpora (``law_principles.jsonl``, ``morality_principles.jsonl``) into rules.
 
 A principle looks like ``<law name>规定:<第X条:text> <第Y条:text>``; each article becomes one
-rule with the law's name as title and the row's ``location`` as jurisdiction (empty: national,
-i.e. ``global``). A location that starts with a province name (``山东青岛``) is filed under the
-province, with the city as a tag, because OPO filters law rules by province.
+rule with the law's name as title. ``province2laws.json`` (national laws, then each province's
+cities) becomes the tenant's jurisdiction tree: ``CN`` (national law; the default scope),
+``CN/山东``, ``CN/山东/济南``, with the names questions use (山东省, 济南市, 内蒙古自治区). A
+row's ``location`` (``山东济南``, ``河北``, empty for national) resolves to its node, so a
+question about a city sees the city's, the province's and the national laws.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from shared.events import GLOBAL_JURISDICTION, Rule, RuleDomain
+from shared.events import (
+    GLOBAL_JURISDICTION,
+    JurisdictionNode,
+    JurisdictionTree,
+    Rule,
+    RuleDomain,
+)
+from shared.memory.jurisdictions import JurisdictionMap
 
 _HEADER = re.compile(r"^\s*(?P<law>.+?)规定[:：]\s*")
 _ARTICLE = re.compile(r"<\s*(?P<article>第[^:：<>]{1,16}条)[:：]")
@@ -41,15 +50,62 @@ def rule_id_for(law: str, article: str) -> str:
     return _UNSAFE_ID.sub("_", f"{law}:{article}" if article else law).strip("_")[:128]
 
 
-def split_location(location: str, provinces: Iterable[str]) -> tuple[str, tuple[str, ...]]:
-    """(jurisdiction, tags) of an OPO location."""
+NATIONAL = "全国"
+_FULL_NAMES = {
+    "内蒙古": ("内蒙古自治区",),
+    "广西": ("广西壮族自治区",),
+    "宁夏": ("宁夏回族自治区",),
+    "新疆": ("新疆维吾尔自治区",),
+    "西藏": ("西藏自治区",),
+    "北京": ("北京市",),
+    "上海": ("上海市",),
+    "天津": ("天津市",),
+    "重庆": ("重庆市",),
+}
+_PROVINCE_LEVEL = "省直"
+"""OPO's key for a province's own laws (not a city)."""
+_ADMIN_SUFFIXES = ("市", "县", "区", "州", "盟", "旗")
+
+
+def _city_aliases(city: str) -> tuple[str, ...]:
+    return () if city.endswith(_ADMIN_SUFFIXES) else (city + "市",)
+
+
+def opo_tree(
+    province2laws: Mapping[str, object], *, tenant: str, version: int = 1, country: str = "CN"
+) -> JurisdictionTree:
+    """The jurisdiction tree of OPO's ``province2laws.json``; the country is the default scope
+    (a question that names no province sees national law)."""
+    nodes = [JurisdictionNode(path=country, aliases=(NATIONAL, "中国"))]
+    for province, cities in province2laws.items():
+        if province == NATIONAL:
+            continue
+        aliases = _FULL_NAMES.get(province, (province + "省",))
+        nodes.append(JurisdictionNode(path=f"{country}/{province}", aliases=aliases))
+        for city in cities if isinstance(cities, dict) else ():
+            if city != _PROVINCE_LEVEL and city != province:
+                nodes.append(
+                    JurisdictionNode(
+                        path=f"{country}/{province}/{city}", aliases=_city_aliases(city)
+                    )
+                )
+    return JurisdictionTree(tenant=tenant, version=version, nodes=tuple(nodes),
+                            default_scope=(country,))  # fmt: skip
+
+
+def split_location(
+    location: str, tree: JurisdictionMap | None, country: str = "CN"
+) -> tuple[str, tuple[str, ...]]:
+    """(jurisdiction, tags) of an OPO location: its node in the tree (national law: the
+    country); without a tree, the location itself (national: ``global``). A location the tree
+    does not know is kept as given, as a tag too, and reported by the caller."""
     location = location.strip()
-    if not location or location == "全国":
-        return GLOBAL_JURISDICTION, ()
-    for province in sorted(provinces, key=len, reverse=True):
-        if location.startswith(province) and location != province:
-            return province, (location[len(province) :],)
-    return location, ()
+    if not location or location == NATIONAL:
+        return (country if tree is not None else GLOBAL_JURISDICTION), ()
+    if tree is None:
+        return location, ()
+    node = tree.resolve(location)
+    return (tree.display(node), ()) if node is not None else (location, (location,))
 
 
 def opo_rules(
@@ -58,15 +114,15 @@ def opo_rules(
     tenant: str,
     domain: RuleDomain,
     version: int = 1,
-    provinces: Iterable[str] = (),
+    tree: JurisdictionMap | None = None,
+    country: str = "CN",
     locale: str = "zh-CN",
 ) -> Iterator[Rule]:
     """One rule per article; the same article seen twice is emitted once."""
     seen: set[str] = set()
-    province_list = [p for p in provinces if p != "全国"]
     for row in rows:
         law, articles = split_principle(row["principle"])
-        jurisdiction, tags = split_location(row.get("location", ""), province_list)
+        jurisdiction, tags = split_location(row.get("location", ""), tree, country)
         for article, text in articles:
             rule_id = rule_id_for(law, article)
             if not rule_id or rule_id in seen:
@@ -91,8 +147,9 @@ def read_jsonl(path: Path) -> list[dict[str, str]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def read_provinces(path: Path | None) -> list[str]:
-    """Province names from OPO's ``province2laws.json`` (its keys), if given."""
-    if path is None or not path.exists():
-        return []
-    return list(json.loads(path.read_text(encoding="utf-8")))
+def read_province2laws(path: Path) -> dict[str, object]:
+    """OPO's ``province2laws.json``: ``{"全国": [laws], province: {city: [laws]}}``."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object of provinces")
+    return data

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ingest.ingestor import RuleIngestor
-from services.ingest.memory import RuleEvent, RuleWriter
 from shared import events
 from shared.dlq import PoisonMessage, Record, decode
 from shared.embedders import Embedder
@@ -29,6 +28,8 @@ from shared.guards import rule_key_guard
 from shared.kafka import client_security_kwargs
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
+from shared.memory.trees import JurisdictionStore
+from shared.memory.writer import RuleWriter, TopicEvent
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.signing import RuleSigner
@@ -38,12 +39,13 @@ REPLAY_MAX_BYTES = 1 << 24
 """Largest rule record a rebuild reads (ingest's own limit may have been lower or higher)."""
 
 
-def check_rule_record(record: Record, signer: RuleSigner) -> RuleEvent | None:
-    """The rule event of a record, or None when ingest would have dead-lettered it: unsigned
+def check_rule_record(record: Record, signer: RuleSigner) -> TopicEvent | None:
+    """The rule event (or jurisdiction tree) of a record, or None when ingest would have
+    dead-lettered it: unsigned
     or forged (with signing on), undecodable, or under another rule's key."""
     try:
         signer.check(record)
-        event = decode(events.RULE_EVENT, record.value, max_bytes=REPLAY_MAX_BYTES)
+        event = decode(events.RULES_TOPIC_EVENT, record.value, max_bytes=REPLAY_MAX_BYTES)
         rule_key_guard(record, event)
     except PoisonMessage:
         return None
@@ -97,7 +99,8 @@ async def rebuild(
         **client_security_kwargs(kafka),
     )
     try:
-        ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder)
+        trees = JurisdictionStore(client, redis_settings.key_prefix)
+        ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder, trees)
         await consumer.start()
         topic = kafka.topics(RULES_EVENTS)
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -113,7 +116,7 @@ async def rebuild(
                 if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
                     break
                 continue
-            batch: list[RuleEvent] = []
+            batch: list[TopicEvent] = []
             for records in fetched.values():
                 for record in records:
                     report.events += 1

@@ -9,19 +9,21 @@ from datetime import UTC, datetime
 
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter
 
-from services.retrieval.cache import Refreshing
-from services.retrieval.search import RuleSearcher, build_filter, order_hits, pack_to_budget
 from services.retrieval.settings import RetrievalSettings
 from shared import events
+from shared.cache import Refreshing
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.embedders.base import Vectors
 from shared.guards import reply_topic_guard
 from shared.kafka import OversizedMessage, consumer_options
+from shared.memory.retriever import RetrievalOptions, RuleRetriever
+from shared.memory.search import Fusion, RuleSearcher
 from shared.memory.service import RuleMemoryService
+from shared.memory.trees import JurisdictionStore
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S, UNPUBLISHABLE
 from shared.prompt_sets import PromptSetStore, StoredPromptSet
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS, CHAT_RESPONSES
@@ -44,6 +46,16 @@ HITS = Histogram(
     buckets=(0, 1, 2, 3, 5, 8, 13, 21, 50),
 )
 
+UNRESOLVED = Counter(
+    "alignstream_retrieval_unresolved_jurisdictions_total",
+    "Jurisdiction names in requests that matched no node of the tenant's tree (or several).",
+)
+SCOPES = Counter(
+    "alignstream_retrieval_scopes_total",
+    "Searches by where their jurisdiction scope came from (request, question, default, ...).",
+    ["source"],
+)
+
 EMBEDDED = (events.Strategy.OPO, events.Strategy.DRPO)
 """Strategies whose question is embedded: to search rules (OPO), to pick examples (DRPO)."""
 
@@ -59,12 +71,9 @@ class RetrievalService(RuleMemoryService):
         self.inbox: Inbox[events.ChatRequest] = self.make_inbox(
             CHAT_REQUESTS, ChatRequestAdapter, checks=[reply_topic_guard(self.topics)]
         )
-        self.searcher: RuleSearcher | None = None
+        self.retriever: RuleRetriever | None = None
         self._memory_checked = True
         """False after a Redis failure until the memory is loaded and indexed again."""
-        self._jurisdictions: Refreshing[str, set[str]] = Refreshing(
-            self._read_jurisdictions, settings.jurisdictions_refresh_s
-        )
         self.prompt_sets: PromptSetStore | None = None
         self._prompt_sets: Refreshing[tuple[str, str], StoredPromptSet | None] = Refreshing(
             self._read_prompt_set, settings.prompt_sets_refresh_s
@@ -85,9 +94,20 @@ class RetrievalService(RuleMemoryService):
     async def on_start(self) -> None:
         await super().on_start()
         assert self.indexes is not None
-        self.searcher = RuleSearcher(
-            self.indexes.client, self.indexes.schema, ef_runtime=self.settings.ef_runtime
+        settings = self.settings
+        fusion = Fusion(settings.rrf_k, settings.vector_weight, settings.lexical_weight)
+        searcher = RuleSearcher(
+            self.indexes.client, self.indexes.schema, ef_runtime=settings.ef_runtime, fusion=fusion
         )
+        options = RetrievalOptions(
+            lexical=settings.lexical,
+            candidates=settings.hybrid_candidates,
+            candidates_factor=settings.candidates_factor,
+            infer_jurisdiction=settings.infer_jurisdiction,
+            refresh_s=settings.jurisdictions_refresh_s,
+        )
+        trees = JurisdictionStore(self.indexes.client, settings.redis.key_prefix)
+        self.retriever = RuleRetriever(searcher, trees, options)
         self.prompt_sets = PromptSetStore(self.indexes.client, self.settings.redis.key_prefix)
 
     async def on_chat_requests(self, message: KafkaMessage) -> None:
@@ -159,8 +179,11 @@ class RetrievalService(RuleMemoryService):
                 # The rules travel once, as the grounded rules (not again inside the request).
                 rules = request.oracle_rules
                 carried = request.model_copy(update={"oracle_rules": ()})
+                scope = None
+            elif request.request_id in found:
+                rules, scope = found[request.request_id]
             else:
-                rules = tuple(found.get(request.request_id, ()))
+                rules, scope = (), None
             HITS.observe(len(rules))
             system: str | None = None
             examples: tuple[events.IclExample, ...] = ()
@@ -170,6 +193,7 @@ class RetrievalService(RuleMemoryService):
                 events.GroundedRequest(
                     request=carried,
                     rules=rules,
+                    searched_scope=scope,
                     system_prompt=system,
                     examples=examples,
                     retrieval_ms=elapsed_ms if request.strategy in EMBEDDED else 0.0,
@@ -181,26 +205,20 @@ class RetrievalService(RuleMemoryService):
 
     async def search(
         self, request: events.ChatRequest, vector: bytes
-    ) -> list[events.RetrievedRule]:
-        assert self.searcher is not None, "service not started"
-        scope = request.scope
-        known = await self.known_jurisdictions(request.tenant) if not scope.jurisdictions else set()
-        flt = build_filter(
-            request.tenant,
-            scope,
-            today=datetime.now(UTC).date(),
-            query=request.query,
-            known_jurisdictions=known,
-        )
+    ) -> tuple[tuple[events.RetrievedRule, ...], events.SearchedScope]:
+        assert self.retriever is not None, "service not started"
         with SEARCH_SECONDS.time():
-            hits = await self.searcher.search(
-                vector, flt, k=scope.top_k * self.settings.candidates_factor
+            found = await self.retriever.retrieve(
+                request.tenant,
+                request.scope,
+                request.query,
+                vector,
+                today=datetime.now(UTC).date(),
             )
-        return pack_to_budget(
-            order_hits(hits, min_score=scope.min_score),
-            top_k=scope.top_k,
-            token_budget=scope.token_budget,
-        )
+        SCOPES.labels(found.scope.source).inc()
+        if found.scope.unresolved:
+            UNRESOLVED.inc(len(found.scope.unresolved))
+        return found.rules, found.scope
 
     async def drpo_examples(
         self, request: events.ChatRequest, vector: Vectors
@@ -226,16 +244,6 @@ class RetrievalService(RuleMemoryService):
     async def _read_prompt_set(self, tenant_and_name: tuple[str, str]) -> StoredPromptSet | None:
         assert self.prompt_sets is not None, "service not started"
         return await self.prompt_sets.get_for(*tenant_and_name)
-
-    async def known_jurisdictions(self, tenant: str) -> set[str]:
-        """Region names in the tenant's index, cached for ``jurisdictions_refresh_s``."""
-        if not self.settings.infer_jurisdiction or self.searcher is None:
-            return set()
-        return await self._jurisdictions.get(tenant)
-
-    async def _read_jurisdictions(self, tenant: str) -> set[str]:
-        assert self.searcher is not None, "service not started"
-        return await self.searcher.known_jurisdictions(tenant)
 
 
 def oversized_response(

@@ -20,13 +20,21 @@ class RetrievalSettings(ServiceSettings):
     batch_wait_ms: int = Field(default=5, ge=0)
     ef_runtime: int = Field(default=100, ge=1)
     """HNSW search breadth: recall vs latency."""
-    candidates_factor: int = Field(default=2, ge=1)
-    """Fetch top_k x this many hits before ordering and budget trimming."""
+    candidates_factor: int = Field(default=2, ge=1, le=100)
+    """Fetch at least top_k x this many hits from each search before fusion and budget."""
+    lexical: bool = True
+    """Hybrid retrieval: fuse a full-text (BM25) search with the vector search."""
+    hybrid_candidates: int = Field(default=20, ge=1, le=1000)
+    """Candidates taken from each of the two searches before fusion."""
+    rrf_k: int = Field(default=60, ge=1, le=10_000)
+    """Reciprocal-rank fusion constant: a rule at rank r scores weight / (rrf_k + r)."""
+    vector_weight: float = Field(default=1.0, ge=0.0, le=100.0)
+    lexical_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     infer_jurisdiction: bool = True
-    """When a request names no jurisdiction, narrow to the regions its question mentions (as
-    OPO does for law questions), plus global rules."""
+    """When a request names no jurisdiction, search under the nodes its question names (as
+    OPO does for law questions), else the tenant's default scope, plus global rules."""
     jurisdictions_refresh_s: float = Field(default=5.0, gt=0)
-    """How often the list of known jurisdictions is re-read from the index."""
+    """How often a tenant's jurisdiction tree is re-read from Redis."""
     drpo_prompt_set: str = "default"
     """DRPO prompt set (``alignstream prompts load``) of requests that name none."""
     drpo_k: int = Field(default=2, ge=0, le=32)

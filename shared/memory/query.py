@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from shared.events import GLOBAL_JURISDICTION, RuleDomain, RuleStatus
+from shared.events import GLOBAL_JURISDICTION, RuleDomain, RuleStatus, ancestors_or_self
 from shared.memory.schema import RETURN_FIELDS, day_number, tag_value
 
 _ESCAPED = frozenset(string.punctuation.replace("_", "") + string.whitespace)
@@ -32,8 +32,9 @@ class RuleFilter:
 
     tenant: str
     domains: tuple[RuleDomain, ...] = ()
-    jurisdictions: tuple[str, ...] = ()
-    """Empty: any. Otherwise the given regions plus ``global`` rules."""
+    jurisdictions: tuple[str, ...] | None = None
+    """None: any. Otherwise rules of these jurisdictions, of their ancestors (``CN/山东`` for
+    ``CN/山东/济南``) and ``global``."""
     locales: tuple[str, ...] = ()
     as_of: date | None = None
     """Only rules in force that day; None: no date filter."""
@@ -42,7 +43,7 @@ class RuleFilter:
     @property
     def selective(self) -> bool:
         """True when the filter may keep only a small share of the tenant's rules."""
-        return bool(self.domains or self.jurisdictions or self.locales)
+        return bool(self.domains or self.jurisdictions is not None or self.locales)
 
     def expression(self) -> str:
         clauses = []
@@ -50,9 +51,11 @@ class RuleFilter:
             clauses.append(tag_clause("status", [s.value for s in self.statuses]))
         if self.domains:
             clauses.append(tag_clause("domain", [d.value for d in self.domains]))
-        if self.jurisdictions:
-            regions = dict.fromkeys((GLOBAL_JURISDICTION, *self.jurisdictions))
-            clauses.append(tag_clause("jurisdiction", regions))
+        if self.jurisdictions is not None:
+            regions = [GLOBAL_JURISDICTION]
+            for value in self.jurisdictions:
+                regions.extend(ancestors_or_self(tag_value(value)))
+            clauses.append(tag_clause("jurisdiction", dict.fromkeys(regions)))
         if self.locales:
             clauses.append(tag_clause("locale", self.locales))
         if self.as_of is not None:

@@ -6,9 +6,9 @@ import numpy as np
 from faststream.kafka import KafkaBroker
 
 from services.ingest.app import IngestService
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.memory.query import RuleFilter
+from shared.memory.search import RuleSearcher
 from shared.topics import RULES_EVENTS, RULES_INDEXED
 from tests.integration.helpers import TopicReader
 from tests.samples import sample_rule

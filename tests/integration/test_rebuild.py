@@ -11,7 +11,6 @@ import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 
 from services.ingest.app import IngestService
-from services.ingest.memory import RuleWriter
 from services.ingest.rebuild import rebuild
 from services.ingest.settings import IngestSettings
 from shared import events
@@ -20,6 +19,7 @@ from shared.embedders.use import UniversalSentenceEncoder
 from shared.localstack import ValkeyServer, free_port
 from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.schema import RuleSchema
+from shared.memory.writer import RuleWriter
 from shared.redis import command, make_redis
 from shared.settings import RedisSettings
 from tests.integration.helpers import TopicReader

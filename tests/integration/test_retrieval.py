@@ -10,16 +10,16 @@ from faststream.kafka import KafkaBroker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.memory import RuleWriter
 from services.ingest.rebuild import drop_memory
 from services.retrieval.app import RetrievalService
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
+from shared.memory.search import RuleSearcher
+from shared.memory.writer import RuleWriter
 from shared.prompt_sets import PromptSet, PromptSetStore
 from shared.settings import RedisSettings
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
@@ -57,14 +57,14 @@ async def test_request_is_grounded_with_rule_ids_and_versions(
     client_broker: KafkaBroker,
     reader: TopicReader,
 ) -> None:
-    assert retrieval.searcher is not None
+    assert retrieval.indexes is not None
     refunds = sample_rule(
         rule_id="refunds", version=4, text="Customers may return goods within 30 days for a refund."
     )
     privacy = sample_rule(
         rule_id="privacy", text="Never disclose customer emails to third parties."
     )
-    await write_rules(redis_client, retrieval.searcher.schema, use_embedder, [refunds, privacy])
+    await write_rules(redis_client, retrieval.indexes.schema, use_embedder, [refunds, privacy])
     ask = question("acme", "Can a customer get their money back after buying?", top_k=1)
     oracle = events.ChatRequest(
         tenant="acme",

@@ -14,12 +14,12 @@ import redis.asyncio as aioredis
 from services.grading.datasets import ExamQuestion
 from services.grading.records import item_of, scoped_id
 from services.grading.store import ExamStore
-from services.ingest.memory import RuleWriter
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
+from shared.memory.search import RuleSearcher
+from shared.memory.writer import RuleWriter
 from shared.redis import command
 from shared.settings import RedisSettings
 from tests.samples import sample_rule

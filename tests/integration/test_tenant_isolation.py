@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.ingest.memory import RuleWriter
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.memory.index import open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
+from shared.memory.search import RuleSearcher
+from shared.memory.writer import RuleWriter
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 from tests.samples import sample_rule

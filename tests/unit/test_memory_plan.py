@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.ingest.memory import plan
 from shared.events import IndexOutcome, RuleDelete, RuleUpsert
+from shared.memory.writer import plan
 from tests.samples import sample_rule
 
 APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from services.ingest.opo import opo_rules, rule_id_for, split_location, split_principle
+from services.ingest.opo import opo_rules, opo_tree, rule_id_for, split_location, split_principle
 from services.ingest.rulefiles import read_rule_file
 from shared import events
+from shared.memory.jurisdictions import JurisdictionMap
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -74,22 +75,37 @@ def test_principle_without_header_is_one_rule() -> None:
     assert split_principle("Be kind.") == ("", [("", "Be kind.")])
 
 
-def test_locations() -> None:
-    provinces = ["山东", "北京", "内蒙古"]
-    assert split_location("", provinces) == ("global", ())
-    assert split_location("全国", provinces) == ("global", ())
-    assert split_location("山东青岛", provinces) == ("山东", ("青岛",))
-    assert split_location("北京", provinces) == ("北京", ())
-    assert split_location("复星医药公司", provinces) == ("复星医药公司", ())
+def test_locations_resolve_to_nodes_of_the_tree() -> None:
+    provinces = {"全国": ["宪法"], "山东": {"省直": ["a"], "青岛": ["b"]}, "北京": {}, "内蒙古": {}}
+    tree = JurisdictionMap.from_tree(opo_tree(provinces, tenant="opo"))
+    assert split_location("", tree) == ("CN", ())
+    assert split_location("全国", tree) == ("CN", ())
+    assert split_location("山东青岛", tree) == ("CN/山东/青岛", ())
+    assert split_location("北京", tree) == ("CN/北京", ())
+    assert split_location("内蒙古自治区", tree) == ("CN/内蒙古", ())
+    assert split_location("复星医药公司", tree) == ("复星医药公司", ("复星医药公司",))
+    assert split_location("", None) == ("global", ())
+    assert split_location("山东青岛", None) == ("山东青岛", ())
+
+
+def test_opo_tree_names_provinces_and_cities() -> None:
+    provinces = {"全国": ["宪法"], "山东": {"省直": ["a"], "青岛": ["b"], "长岛县": ["c"]}}
+    built = opo_tree(provinces, tenant="opo")
+    assert [n.path for n in built.nodes] == ["CN", "CN/山东", "CN/山东/青岛", "CN/山东/长岛县"]
+    assert built.nodes[1].aliases == ("山东省",)
+    assert built.nodes[2].aliases == ("青岛市",)
+    assert built.nodes[3].aliases == ()
+    assert built.default_scope == ("CN",)
 
 
 def test_opo_rules_one_per_article_without_duplicates() -> None:
     rows = [{"principle": PRINCIPLE, "location": "北京"}, {"principle": PRINCIPLE, "location": ""}]
-    rules = list(opo_rules(rows, tenant="opo", domain=events.RuleDomain.LAW, provinces=["北京"]))
+    tree = JurisdictionMap.from_tree(opo_tree({"北京": {}}, tenant="opo"))
+    rules = list(opo_rules(rows, tenant="opo", domain=events.RuleDomain.LAW, tree=tree))
     assert [r.rule_id for r in rules] == [
         "北京市道路交通安全条例:第一条",
         "北京市道路交通安全条例:第十二条",
     ]
     assert rules[0].title == "北京市道路交通安全条例 第一条"
-    assert {r.jurisdiction for r in rules} == {"北京"}
+    assert {r.jurisdiction for r in rules} == {"CN/北京"}
     assert rule_id_for("法（2020修正）", "第1条") == "法_2020修正_:第1条"

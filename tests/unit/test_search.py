@@ -6,17 +6,15 @@ from datetime import date
 
 import pytest
 
-from services.retrieval.search import (
+from shared.events import RuleDomain
+from shared.memory.query import RuleFilter, escape_tag, knn_query_args
+from shared.memory.schema import FOREVER_UNTIL, RuleSchema, day_number
+from shared.memory.search import (
     Hit,
-    build_filter,
-    mentioned_jurisdictions,
     order_hits,
     pack_to_budget,
     parse_search_reply,
 )
-from shared.events import RuleDomain, RuleScope
-from shared.memory.query import RuleFilter, escape_tag, knn_query_args
-from shared.memory.schema import FOREVER_UNTIL, RuleSchema, day_number
 from shared.tokens import HeuristicTokenCounter
 
 
@@ -80,35 +78,6 @@ def test_day_numbers() -> None:
     assert day_number(date(2026, 11, 23)) < FOREVER_UNTIL
 
 
-def test_jurisdictions_named_in_the_question() -> None:
-    known = {"global", "北京市", "上海市", "Beijing", "bei", "eu", "山东"}
-    assert mentioned_jurisdictions("北京市的限速是多少？", known) == ("北京市",)
-    # Whole words only: "bei" is inside "beijing", "eu" inside "neutral".
-    assert mentioned_jurisdictions("speed limits in beijing", known) == ("Beijing",)
-    assert mentioned_jurisdictions("Is a neutral answer fine?", known) == ()
-    assert mentioned_jurisdictions("Does the EU allow it?", known) == ("eu",)
-    assert mentioned_jurisdictions("(EU) rules", known) == ("eu",)
-    # CJK names are written without spaces around them.
-    assert mentioned_jurisdictions("山东济南的规定", known) == ("山东",)
-    assert mentioned_jurisdictions("在EU的规定", known) == ("eu",)
-    # Normalized like the index: case, full-width forms.
-    assert mentioned_jurisdictions("ＢＥＩＪＩＮＧ", known) == ("Beijing",)
-    assert mentioned_jurisdictions("全国的规定", known) == ()
-
-
-def test_scope_jurisdictions_win_over_inference() -> None:
-    scope = RuleScope(jurisdictions=("上海市",))
-    flt = build_filter(
-        "t", scope, today=date(2026, 1, 1), query="北京市", known_jurisdictions={"北京市"}
-    )
-    assert flt.jurisdictions == ("上海市",)
-    assert flt.as_of == date(2026, 1, 1)
-    inferred = build_filter(
-        "t", RuleScope(), today=date(2026, 1, 1), query="北京市", known_jurisdictions={"北京市"}
-    )
-    assert inferred.jurisdictions == ("北京市",)
-
-
 def test_parse_resp2_search_reply() -> None:
     reply = [
         2,
@@ -119,7 +88,7 @@ def test_parse_resp2_search_reply() -> None:
         [b"rule_id", b"b", b"version", b"1", b"score", b"0.5", b"text", b"x"],
     ]  # fmt: skip
     first, second = parse_search_reply(reply)
-    assert first == Hit("a", 3, 0.75, "T", "北京", RuleDomain.LAW, "北京市", 5)
+    assert first == Hit("a", 3, 0.75, "T", "北京", RuleDomain.LAW, "北京市", 5, vector_rank=1)
     assert (second.rule_id, second.similarity, second.domain) == ("b", 0.5, RuleDomain.OTHER)
 
 
@@ -155,7 +124,7 @@ def test_token_counter() -> None:
 
 
 async def test_refreshing_cache_reloads_only_after_max_age() -> None:
-    from services.retrieval.cache import Refreshing
+    from shared.cache import Refreshing
 
     loads: list[str] = []
 
@@ -184,55 +153,10 @@ def test_scores_are_rounded_to_six_places() -> None:
     assert rule.score == 0.123457
 
 
-def test_longer_names_come_first_and_global_is_never_inferred() -> None:
-    known = {"北京", "北京市", "".join(["glo", "bal"]), ""}  # as read from Redis: not interned
-    assert mentioned_jurisdictions("北京市的规定", known) == ("北京市", "北京")
-    assert mentioned_jurisdictions("global rules for everyone", known) == ()
-
-
-@pytest.mark.parametrize(
-    ("text", "found"),
-    [
-        ("eu", True),  # the whole text
-        ("rules of the eu.", True),  # at the end, punctuation after
-        ("eureka", False),  # at the start of a longer word
-        ("neu", False),  # at the end of a longer word
-        ("the euro and the eu", True),  # a later occurrence is a whole word
-        ("eeu eux", False),
-        ("euu eu", True),
-        ("EU규정", True),  # Hangul, written without spaces
-        ("EU豈", True),  # a CJK compatibility ideograph
-        ("EU𠀀", True),  # CJK extension B
-        ("EUꀀ", False),  # Yi syllables are letters of a spaced script here
-    ],
-)
-def test_whole_word_boundaries(text: str, found: bool) -> None:
-    assert mentioned_jurisdictions(text, {"eu"}) == (("eu",) if found else ())
-
-
-def test_a_mixed_script_name_is_bounded_by_its_own_first_and_last_letters() -> None:
-    assert mentioned_jurisdictions("北京EU规定", {"北京EU"}) == ("北京EU",)
-    assert mentioned_jurisdictions("北京EUX", {"北京EU"}) == ()  # "EU" continues into "X"
-    assert mentioned_jurisdictions("XEU北京", {"EU北京"}) == ()
-
-
-@pytest.mark.parametrize(
-    ("char", "cjk"),
-    [("\u2e7f", False), ("\u2e80", True), ("\u9fff", True), ("\ua000", False),
-     ("\uabff", False), ("\uac00", True), ("\ud7af", True), ("\ud7b0", False),
-     ("\uf8ff", False), ("\uf900", True), ("\ufaff", True), ("\ufb00", False),
-     ("\U0001ffff", False), ("\U00020000", True), ("\U0003ffff", True), ("\U00040000", False)],
-)  # fmt: skip
-def test_cjk_ranges_at_their_bounds(char: str, cjk: bool) -> None:
-    from services.retrieval.search import _is_cjk
-
-    assert _is_cjk(char) is cjk
-
-
 def test_a_missing_index_is_recognized_by_either_message() -> None:
     from redis.exceptions import ResponseError
 
-    from services.retrieval.search import _is_missing_index
+    from shared.memory.search import _is_missing_index
 
     assert _is_missing_index(ResponseError("Unknown index name"))
     assert _is_missing_index(ResponseError("idx: no such index"))

@@ -21,11 +21,11 @@ from services.grading.discovery.principles import distinct, parse_principles, sp
 from services.grading.judge.client import Judge
 from services.grading.judge.prompts import HARMFUL_ANSWER, PROPOSE_PRINCIPLES
 from services.grading.stats import mcnemar_exact, wilson_interval
-from services.retrieval.search import RuleSearcher
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders import Embedder
 from shared.memory.query import RuleFilter
+from shared.memory.search import RuleSearcher
 
 FAILURES_PER_CALL = 20
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from shared.events import IndexOutcome, RuleDelete, RuleUpsert
+from shared.events import IndexOutcome, JurisdictionTree, RuleDelete, RuleUpsert
 from shared.memory.index import RuleIndexes
 from shared.memory.schema import rule_fields
 
 RuleEvent = RuleUpsert | RuleDelete
+TopicEvent = RuleUpsert | RuleDelete | JurisdictionTree
+"""What the rules topic carries: rule events and jurisdiction trees."""
 
 
 def identity(event: RuleEvent) -> tuple[str, str, int]:

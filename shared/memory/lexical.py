@@ -1,0 +1,144 @@
+"""Full-text queries over the rule index: a question -> an OR query of its terms (BM25).
+
+RediSearch ANDs the terms of a query, so a whole question finds nothing; the question is cut
+into terms and the terms are ORed. English text is split into words here (RediSearch stems
+each term at query time, as it stemmed the rules). Chinese is written without spaces: the
+words are the ones RediSearch's own segmenter (friso, ``LANGUAGE chinese``) cut the rules
+into, obtained with ``FT.EXPLAIN`` of the question, so query and index always agree.
+
+The question is hostile text: only letters and digits reach the query syntax, its length and
+its number of terms are bounded. Pure: unit-tested without Redis.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from shared.language import is_cjk, language_of
+from shared.memory.query import RuleFilter
+from shared.memory.schema import RETURN_FIELDS
+
+MAX_QUERY_CHARS = 2000
+"""Only the start of a longer question is searched for words."""
+MAX_TERMS = 48
+
+_WORD = re.compile(r"[^\W_]+")
+_STOP_ZH = frozenset(
+    [
+        "可以",
+        "以下",
+        "哪个",
+        "哪些",
+        "什么",
+        "如何",
+        "是否",
+        "应该",
+        "应当",
+        "关于",
+        "根据",
+        "我们",
+        "他们",
+        "你们",
+        "这个",
+        "那个",
+        "这些",
+        "那些",
+        "如果",
+        "因为",
+        "所以",
+        "但是",
+        "并且",
+        "或者",
+        "以及",
+        "进行",
+        "选项",
+        "正确",
+        "错误",
+        "说法",
+        "下列",
+        "问题",
+        "答案",
+        "一个",
+        "没有",
+        "需要",
+        "可能",
+        "已经",
+        "还是",
+        "为了",
+        "由于",
+        "对于",
+        "其中",
+        "之后",
+        "之前",
+        "时候",
+        "情况",
+    ]
+)
+"""Function words of exam questions that every article shares (friso's own stop list is
+English)."""
+
+
+def query_language(text: str) -> str:
+    return "chinese" if language_of(text) == "zh" else "english"
+
+
+def sanitized(text: str) -> str:
+    """Letters and digits only (any script), single-spaced, bounded: safe as query text."""
+    return " ".join(_WORD.findall(text[:MAX_QUERY_CHARS]))
+
+
+def words(text: str) -> list[str]:
+    """Terms of a text in a script written with spaces."""
+    return [w for w in _WORD.findall(text[:MAX_QUERY_CHARS].casefold()) if _useful(w)]
+
+
+def explain_terms(explained: str) -> list[str]:
+    """The leaf terms of an ``FT.EXPLAIN`` reply, in order: friso's words of a Chinese run
+    (``电动(expanded)``) and the words of other scripts with their stems (``+shoe(expanded)``).
+    The unsegmented run itself (a leaf without the mark) is not a term."""
+    terms: list[str] = []
+    for line in explained.splitlines():
+        leaf = line.strip()
+        if not leaf or leaf.endswith("{") or leaf == "}":
+            continue
+        marked = leaf.endswith("(expanded)")
+        leaf = leaf.removesuffix("(expanded)").lstrip("+").strip()
+        if not marked and any(is_cjk(ch) for ch in leaf):
+            continue
+        if _WORD.fullmatch(leaf) and _useful(leaf.casefold()):
+            terms.append(leaf.casefold())
+    return terms
+
+
+def _useful(term: str) -> bool:
+    """Single characters and digits carry no topic (and match half the corpus); nor do the
+    question words every exam shares."""
+    return len(term) > 1 and not term.isdigit() and term not in _STOP_ZH
+
+
+def bounded_terms(terms: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(terms))[:MAX_TERMS]
+
+
+def text_query_args(
+    flt: RuleFilter, terms: Sequence[str], *, k: int, language: str
+) -> list[str | int]:
+    """FT.SEARCH arguments (after the index name): the k best BM25 matches of any term within
+    the filter, with their scores and the vector (to compute the cosine of rules the vector
+    search did not return)."""
+    clause = "@title|text:(" + "|".join(terms) + ")"
+    expression = flt.expression()
+    query = clause if expression == "*" else f"{expression} {clause}"
+    return [
+        query,
+        "LANGUAGE", language,
+        "SCORER", "BM25",
+        "WITHSCORES",
+        "RETURN", len(LEXICAL_FIELDS), *LEXICAL_FIELDS,
+        "LIMIT", 0, k,
+        "DIALECT", 2,
+    ]  # fmt: skip
+
+
+LEXICAL_FIELDS = (*(f for f in RETURN_FIELDS if f != "score"), "embedding")

@@ -1,0 +1,282 @@
+"""Searching the rule memory: KNN, full text, their fusion, ordering, token budget.
+
+Everything but ``RuleSearcher``'s queries is pure and unit-tested without Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shared.events import GLOBAL_JURISDICTION, RetrievedRule, RuleDomain
+from shared.memory.lexical import (
+    bounded_terms,
+    explain_terms,
+    query_language,
+    sanitized,
+    text_query_args,
+    words,
+)
+from shared.memory.query import RuleFilter, knn_query_args
+from shared.memory.schema import RuleSchema
+from shared.redis import as_text, command
+from shared.tokens import HeuristicTokenCounter, TokenCounter
+
+MIN_TRUNCATED_TOKENS = 32
+"""A rule cut shorter than this is left out rather than sent as a fragment."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    rule_id: str
+    version: int
+    similarity: float
+    """Cosine similarity (1 = same direction)."""
+    title: str
+    text: str
+    domain: RuleDomain
+    jurisdiction: str
+    priority: int
+    vector_rank: int | None = None
+    lexical_rank: int | None = None
+    fused: float = 0.0
+    """Reciprocal-rank fusion score (0: not fused)."""
+
+
+def _fields(fields: object) -> dict[str, bytes]:
+    assert isinstance(fields, list)
+    return {
+        name.decode(): value
+        for name, value in zip(fields[::2], fields[1::2], strict=True)
+        if isinstance(name, bytes) and isinstance(value, bytes)
+    }
+
+
+def parse_search_reply(reply: Sequence[object]) -> list[Hit]:
+    """Parse a RESP2 FT.SEARCH reply: [total, key, [field, value, ...], key, [...], ...]."""
+    hits: list[Hit] = []
+    for rank, fields in enumerate(reply[2::2], start=1):
+        raw = _fields(fields)
+        hits.append(_hit(raw, 1.0 - float(raw["score"]), vector_rank=rank))
+    return hits
+
+
+def parse_text_reply(reply: Sequence[object], query_vector: bytes) -> list[Hit]:
+    """Parse a RESP2 FT.SEARCH ... WITHSCORES reply: [total, key, score, [fields], ...]; the
+    similarity of each hit is its cosine to the query vector."""
+    query = np.frombuffer(query_vector, dtype=np.float32)
+    hits: list[Hit] = []
+    for rank, fields in enumerate(reply[3::3], start=1):
+        raw = _fields(fields)
+        stored = np.frombuffer(raw.get("embedding", b""), dtype=np.float32)
+        hits.append(_hit(raw, cosine(query, stored), lexical_rank=rank))
+    return hits
+
+
+def cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    if a.shape != b.shape or not a.size:
+        return 0.0
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b)) / norm if norm else 0.0
+
+
+def _hit(
+    raw: dict[str, bytes],
+    similarity: float,
+    *,
+    vector_rank: int | None = None,
+    lexical_rank: int | None = None,
+) -> Hit:
+    doc = {name: value.decode() for name, value in raw.items() if name != "embedding"}
+    return Hit(
+        rule_id=doc["rule_id"],
+        version=int(doc["version"]),
+        similarity=similarity,
+        title=doc.get("title", ""),
+        text=doc.get("text", ""),
+        domain=RuleDomain(doc.get("domain", RuleDomain.OTHER.value)),
+        jurisdiction=doc.get("jurisdiction_label") or doc.get("jurisdiction", GLOBAL_JURISDICTION),
+        priority=int(doc.get("priority", 0)),
+        vector_rank=vector_rank,
+        lexical_rank=lexical_rank,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """Reciprocal-rank fusion of the vector and the full-text rankings: a rule scores
+    ``weight / (k + rank)`` in each list it appears in. ``k`` (60 in the RRF paper) flattens
+    the head of each list."""
+
+    k: int = 60
+    vector_weight: float = 1.0
+    lexical_weight: float = 1.0
+
+    def fuse(self, vector: Sequence[Hit], lexical: Sequence[Hit]) -> list[Hit]:
+        """Both rankings merged, best fused score first (each rule once, with both ranks)."""
+        merged: dict[str, Hit] = {}
+        for hit in (*vector, *lexical):
+            known = merged.get(hit.rule_id)
+            if known is None:
+                merged[hit.rule_id] = hit
+            else:
+                merged[hit.rule_id] = replace(
+                    known,
+                    vector_rank=known.vector_rank or hit.vector_rank,
+                    lexical_rank=known.lexical_rank or hit.lexical_rank,
+                )
+        fused = [replace(h, fused=round(self.score(h), 9)) for h in merged.values()]
+        return sorted(fused, key=lambda h: (-h.fused, -h.similarity, -h.priority, h.rule_id))
+
+    def score(self, hit: Hit) -> float:
+        total = 0.0
+        if hit.vector_rank is not None:
+            total += self.vector_weight / (self.k + hit.vector_rank)
+        if hit.lexical_rank is not None:
+            total += self.lexical_weight / (self.k + hit.lexical_rank)
+        return total
+
+
+def order_hits(hits: Iterable[Hit], *, min_score: float | None = None) -> list[Hit]:
+    """Best fused score first (most similar first when not fused); higher priority breaks
+    ties; a cosine similarity below ``min_score`` dropped."""
+    kept = [h for h in hits if min_score is None or h.similarity >= min_score]
+    return sorted(kept, key=lambda h: (-h.fused, -round(h.similarity, 6), -h.priority, h.rule_id))
+
+
+def pack_to_budget(
+    hits: Sequence[Hit],
+    *,
+    top_k: int,
+    token_budget: int,
+    counter: TokenCounter | None = None,
+) -> list[RetrievedRule]:
+    """Take hits in order while their texts fit the budget; the first that does not fit is cut
+    to the remaining budget (as OPO truncates the concatenation) and ends the list."""
+    counter = counter or HeuristicTokenCounter()
+    rules: list[RetrievedRule] = []
+    remaining = token_budget
+    for hit in hits[:top_k]:
+        text = hit.text
+        tokens = counter.count(text)
+        if tokens > remaining:
+            if remaining < MIN_TRUNCATED_TOKENS:
+                break
+            text = counter.truncate(text, remaining)
+            tokens = counter.count(text)
+        rules.append(
+            RetrievedRule(
+                rule_id=hit.rule_id,
+                version=hit.version,
+                score=round(hit.similarity, 6),
+                title=hit.title,
+                text=text,
+                domain=hit.domain,
+                jurisdiction=hit.jurisdiction,
+                priority=hit.priority,
+                tokens=tokens,
+                vector_rank=hit.vector_rank,
+                lexical_rank=hit.lexical_rank,
+            )
+        )
+        remaining -= tokens
+        if text is not hit.text:
+            break
+    return rules
+
+
+class RuleSearcher:
+    """Runs vector, full-text and hybrid searches against a tenant's rule index."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        schema: RuleSchema,
+        *,
+        ef_runtime: int,
+        fusion: Fusion | None = None,
+    ) -> None:
+        self.client = client
+        self.schema = schema
+        self.ef_runtime = ef_runtime
+        self.fusion = fusion or Fusion()
+
+    async def search(self, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
+        """The k nearest rules within the filter (vector only)."""
+        reply = await self._query(
+            flt, *knn_query_args(flt, vector, k=k, ef_runtime=self.ef_runtime)
+        )
+        return parse_search_reply(reply) if reply else []
+
+    async def text_search(self, query: str, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
+        """The k best BM25 matches of the question's terms within the filter (full text
+        only); ``vector`` (the question's) gives each hit its cosine similarity."""
+        terms = await self.terms(query, flt.tenant)
+        if not terms:
+            return []
+        args = text_query_args(flt, terms, k=k, language=query_language(query))
+        reply = await self._query(flt, *args)
+        return parse_text_reply(reply, vector) if reply else []
+
+    async def hybrid(
+        self, query: str, vector: bytes, flt: RuleFilter, *, k: int, lexical: bool = True
+    ) -> list[Hit]:
+        """Both searches at ``k`` candidates each, fused (vector only when not ``lexical``)."""
+        if not lexical:
+            return await self.search(vector, flt, k=k)
+        by_vector, by_text = await asyncio.gather(
+            self.search(vector, flt, k=k), self.text_search(query, vector, flt, k=k)
+        )
+        return self.fusion.fuse(by_vector, by_text)
+
+    async def terms(self, query: str, tenant: str) -> list[str]:
+        """The question's terms as the tenant's index tokenized its rules (``lexical.py``)."""
+        text = sanitized(query)
+        if not text:
+            return []
+        if query_language(text) != "chinese":
+            return bounded_terms(words(text))
+        try:
+            explained = await command(
+                self.client, "FT.EXPLAIN", self.schema.index_name(tenant), text,
+                "LANGUAGE", "chinese", "DIALECT", 2,
+            )  # fmt: skip
+        except ResponseError as exc:
+            if _is_missing_index(exc):
+                return []
+            raise
+        return bounded_terms(explain_terms(as_text(explained)))
+
+    async def _query(self, flt: RuleFilter, *args: str | int | bytes) -> Sequence[object] | None:
+        try:
+            reply: Sequence[object] = await command(
+                self.client, "FT.SEARCH", self.schema.index_name(flt.tenant), *args
+            )
+        except ResponseError as exc:
+            if _is_missing_index(exc):
+                return None  # a tenant without rules has no index yet
+            raise
+        return reply
+
+    async def known_jurisdictions(self, tenant: str) -> set[str]:
+        """Jurisdictions of the tenant's rules (lower-cased by RediSearch)."""
+        try:
+            values = await command(
+                self.client, "FT.TAGVALS", self.schema.index_name(tenant), "jurisdiction"
+            )
+        except ResponseError as exc:
+            if _is_missing_index(exc):
+                return set()
+            raise
+        return {as_text(v) for v in values}
+
+
+def _is_missing_index(exc: ResponseError) -> bool:
+    message = str(exc).lower()
+    return "unknown index" in message or "no such index" in message

@@ -1,0 +1,134 @@
+"""Full-text query building (hostile questions included) and reciprocal-rank fusion."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from shared.events import RuleDomain
+from shared.memory.lexical import (
+    MAX_TERMS,
+    bounded_terms,
+    explain_terms,
+    query_language,
+    sanitized,
+    text_query_args,
+    words,
+)
+from shared.memory.query import RuleFilter
+from shared.memory.search import Fusion, Hit, order_hits, parse_text_reply
+
+EXPLAINED = """UNION {
+  骑电动自行车可以带孩子吗
+  INTERSECT {
+    骑(expanded)
+    电动(expanded)
+    自行车(expanded)
+    可以(expanded)
+    孩子(expanded)
+  }
+}
+UNION {
+  shoes
+  +shoe(expanded)
+  shoe(expanded)
+}
+"""
+
+
+def test_explain_terms_are_frisos_words_without_the_whole_run() -> None:
+    # single characters and exam function words (可以) are no topic
+    assert explain_terms(EXPLAINED) == ["电动", "自行车", "孩子", "shoes", "shoe", "shoe"]
+    assert bounded_terms(explain_terms(EXPLAINED)) == ["电动", "自行车", "孩子", "shoes", "shoe"]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ['") | @text:(*) | ("', "-(a) ~b @tenant:{x} $vec *", "\\\\x00 {} [] <> ; ' \"", "a" * 10_000],
+)
+def test_only_letters_and_digits_reach_the_query(hostile: str) -> None:
+    text = sanitized(hostile)
+    assert all(ch.isalnum() or ch == " " for ch in text)
+    assert len(text) <= 2000
+    for term in words(hostile):
+        assert term.isalnum()
+
+
+def test_terms_are_bounded_and_deduplicated() -> None:
+    many = " ".join(f"word{i}" for i in range(500))
+    assert len(bounded_terms(words(many))) == MAX_TERMS
+    assert words("Can I return shoes after 3 weeks? shoes") == [
+        "can", "return", "shoes", "after", "weeks", "shoes",
+    ]  # fmt: skip
+
+
+def test_query_language_follows_the_script() -> None:
+    assert query_language("骑电动自行车") == "chinese"
+    assert query_language("Can I return shoes?") == "english"
+
+
+def test_text_query_is_an_or_of_terms_inside_the_filter() -> None:
+    flt = RuleFilter(tenant="t", domains=(RuleDomain.LAW,), jurisdictions=("CN/山东",))
+    args = text_query_args(flt, ["电动", "孩子"], k=20, language="chinese")
+    assert args[0] == (
+        "@status:{active} @domain:{law} @jurisdiction:{global | cn | cn\\/山东} "
+        "@title|text:(电动|孩子)"
+    )
+    assert args[args.index("LANGUAGE") + 1] == "chinese"
+    assert args[args.index("SCORER") + 1] == "BM25"
+    assert "WITHSCORES" in args
+    assert args[args.index("LIMIT") + 2] == 20
+    unfiltered = text_query_args(
+        RuleFilter(tenant="t", statuses=()), ["x"], k=1, language="english"
+    )
+    assert unfiltered[0] == "@title|text:(x)"
+
+
+def hit(rule_id: str, *, v: int | None = None, lx: int | None = None, sim: float = 0.5) -> Hit:
+    return Hit(rule_id, 1, sim, "", "text", RuleDomain.LAW, "global", 0, vector_rank=v,
+               lexical_rank=lx)  # fmt: skip
+
+
+def test_reciprocal_rank_fusion() -> None:
+    fusion = Fusion(k=60)
+    vector = [hit("a", v=1), hit("b", v=2), hit("c", v=3)]
+    lexical = [hit("c", lx=1), hit("d", lx=2)]
+    fused = fusion.fuse(vector, lexical)
+    assert [h.rule_id for h in fused] == ["c", "a", "b", "d"]
+    c = fused[0]
+    assert (c.vector_rank, c.lexical_rank) == (3, 1)
+    assert c.fused == pytest.approx(1 / 63 + 1 / 61)
+    assert fused[1].fused == pytest.approx(1 / 61)
+    # weights move the balance
+    lexical_first = Fusion(k=60, vector_weight=0.1).fuse(vector, lexical)
+    assert [h.rule_id for h in lexical_first][:2] == ["c", "d"]
+    # vector only: the fused order is the vector order
+    assert [h.rule_id for h in fusion.fuse(vector, [])] == ["a", "b", "c"]
+
+
+def test_order_keeps_fused_order_and_applies_min_score_to_cosine() -> None:
+    fused = Fusion().fuse([hit("a", v=1, sim=0.9)], [hit("b", lx=1, sim=0.1), hit("a", lx=2)])
+    assert [h.rule_id for h in order_hits(fused)] == ["a", "b"]
+    assert [h.rule_id for h in order_hits(fused, min_score=0.5)] == ["a"]
+
+
+def _vec(*values: float) -> bytes:
+    return struct.pack(f"{len(values)}f", *values)
+
+
+def test_text_reply_hits_get_their_cosine_to_the_question() -> None:
+    reply = [
+        2,
+        b"k1", b"3.5", [b"rule_id", b"r1", b"version", b"2", b"title", b"T", b"text", b"x",
+                       b"embedding", _vec(1.0, 0.0)],
+        b"k2", b"1.0", [b"rule_id", b"r2", b"version", b"1", b"embedding", _vec(0.0, 2.0)],
+    ]  # fmt: skip
+    hits = parse_text_reply(reply, _vec(1.0, 0.0))
+    assert [(h.rule_id, h.lexical_rank, h.vector_rank) for h in hits] == [
+        ("r1", 1, None),
+        ("r2", 2, None),
+    ]
+    assert hits[0].similarity == pytest.approx(1.0)
+    assert hits[1].similarity == pytest.approx(0.0)
+    assert hits[0].version == 2
