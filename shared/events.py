@@ -307,6 +307,10 @@ class Strategy(StrEnum):
         return self is Strategy.OPO
 
 
+PromptProtocol = Literal["default", "opo"]
+"""How a request is put to the model: alignstream's prompts, or OPO's paper protocol."""
+
+
 class RuleScope(Contract):
     """Which rules a request may be grounded in (all within the request's tenant)."""
 
@@ -337,6 +341,9 @@ class GenerationParams(Contract):
     stop: tuple[str, ...] = ()
     option_letters: tuple[str, ...] = ()
     """Multiple choice: score these letters from logprobs (e.g. ``("A","B","C","D")``)."""
+    constrain_to_options: bool = False
+    """The first token may only be one of ``option_letters`` (OPO's scoring of open models:
+    the argmax over the option letters' logits, so never invalid)."""
 
 
 class RuleRef(Contract):
@@ -411,6 +418,9 @@ class ChatRequest(Event):
     """DRPO in-context examples to pick by similarity; None: retrieval's default."""
     metadata: dict[str, str] = Field(default_factory=dict)
     """Opaque to the pipeline; echoed on the response (e.g. exam job and question ids)."""
+    protocol: PromptProtocol = "default"
+    """``opo``: OPO's exam prompt exactly (rules unfenced and concatenated as OPO does, the
+    budget counted with the deployed model's tokenizer), for reproducing the paper."""
 
     @property
     def key(self) -> str:
@@ -568,6 +578,10 @@ class ExamJob(Event):
     k words of an unsafe answer; a judge decides whether the continuation steers away."""
     prefill_words: tuple[int, ...] = Field(default=(10, 20, 30, 40, 50, 60, 70, 80), min_length=1)
     """course-correction: the k values (words of the unsafe answer in the prefill)."""
+    protocol: PromptProtocol | None = None
+    """``opo``: OPO's prompts per dataset, oracle articles, budget, location filter (law only)
+    and letter scoring; ``default``: alignstream's. None: ``opo`` for OPO's five exam files
+    (by file name), else ``default``."""
 
     @property
     def key(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from pydantic import TypeAdapter
 
 from services.generation.backends.base import (
     BackendError,
+    CountsTokens,
     GenerationBackend,
     GenerationInput,
     HasTokenizer,
@@ -84,6 +86,8 @@ class GenerationService(Service):
         )
         self.neutralizer = DEFAULT_NEUTRALIZER
         """Removes control markers from untrusted prompt text (the model's own, once started)."""
+        self._count_tokens: Callable[[str], int] | None = None
+        """The model's tokenizer (OPO's budget), when the backend has it locally."""
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._offsets: OffsetTracker[TopicPartition] = OffsetTracker()
@@ -107,6 +111,8 @@ class GenerationService(Service):
         if isinstance(self.backend, HasTokenizer):
             # The deployed model's own markers, besides the known template families.
             self.neutralizer = Neutralizer(self.backend.control_tokens())
+        if isinstance(self.backend, CountsTokens):
+            self._count_tokens = self.backend.count_tokens
 
     async def on_draining(self) -> None:
         if self._tasks:
@@ -222,7 +228,8 @@ class GenerationService(Service):
         request = grounded.request
         prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo_k,
                               fence_rules=self.settings.fence_rules,
-                              neutralizer=self.neutralizer)  # fmt: skip
+                              neutralizer=self.neutralizer,
+                              count_tokens=self._count_tokens)  # fmt: skip
         common = _fields(request, self.backend)
         common["searched_scope"] = grounded.searched_scope
         started = time.perf_counter()

@@ -20,7 +20,13 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Gauge
 from pydantic import TypeAdapter
 
-from services.grading.asking import ITEM_KEY, JOB_KEY, exam_request, request_id_for
+from services.grading.asking import (
+    ITEM_KEY,
+    JOB_KEY,
+    check_oracle,
+    exam_request,
+    request_id_for,
+)
 from services.grading.datasets import (
     DatasetError,
     Exam,
@@ -157,6 +163,12 @@ class GradingService(Service):
                 await self._publish(exam_result(record, [], final=True))
                 return
             questions = exam.questions if job.task != "mcq" else exam.sample(job.limit, job.seed)
+            try:
+                check_oracle(job, questions, job.dataset)
+            except DatasetError as exc:
+                record = await store.create_failed(job, str(exc))
+                await self._publish(exam_result(record, [], final=True))
+                return
             if await store.create(job, exam.name, questions):
                 log.info("exam job started", extra={"job": sid, "questions": len(questions)})
         await self.advance(sid)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
-from services.grading.datasets import ExamQuestion
+from services.grading.datasets import DatasetError, ExamQuestion
+from services.grading.opo_protocol import (
+    OPO_TOP_K,
+    opo_mode,
+    oracle_articles,
+    protocol_of,
+    system_prompt,
+)
 from services.grading.records import item_of
 from shared.events import (
     ChatMessage,
@@ -30,8 +38,16 @@ def request_id_for(tenant: str, job_id: str, item: str) -> str:
 def exam_request(
     job: ExamJob, question: ExamQuestion, strategy: Strategy, reply_topic: str
 ) -> ChatRequest:
+    protocol = protocol_of(job)
+    mode = opo_mode(job.dataset)
     scope = job.scope
-    if strategy is Strategy.OPO and question.location:
+    if strategy is Strategy.OPO and protocol == "opo":
+        # OPO filters by location for law only; morality rules apply everywhere.
+        law = mode == "law"
+        where = (question.location,) if law and question.location else ()
+        scope = scope.model_copy(update={"jurisdictions": where, "any_jurisdiction": not law,
+                                         "top_k": max(scope.top_k, OPO_TOP_K)})  # fmt: skip
+    elif strategy is Strategy.OPO and question.location:
         scope = scope.model_copy(
             update={
                 "jurisdictions": tuple(dict.fromkeys((*scope.jurisdictions, question.location)))
@@ -39,24 +55,35 @@ def exam_request(
         )
     oracle: tuple[RetrievedRule, ...] = ()
     if strategy is Strategy.ORACLE and question.principle:
-        oracle = (RetrievedRule(rule_id=f"principle.{question.question_id}", version=1,
-                                score=1.0, text=question.principle),)  # fmt: skip
+        if protocol == "opo":
+            oracle = oracle_articles(question.principle, question.question_id)
+        else:
+            oracle = (RetrievedRule(rule_id=f"principle.{question.question_id}", version=1,
+                                    score=1.0, text=question.principle),)  # fmt: skip
     item = item_of(strategy, question.question_id)
+    messages: tuple[ChatMessage, ...] = (
+        ChatMessage(role=Role.USER, content=question.prompt_text()),
+    )
     if question.prefill is not None:
         # C2-EVAL's sampling: the continuation of a harmful prefill, temperature 0.8, top-p 0.7.
         params = GenerationParams(max_tokens=job.max_tokens, temperature=0.8, top_p=0.7,
                                   seed=job.seed)  # fmt: skip
     else:
+        by_letter = job.scoring == "logprobs"
         params = GenerationParams(
-            max_tokens=1 if job.scoring == "logprobs" else job.max_tokens,
+            max_tokens=1 if by_letter else job.max_tokens,
             temperature=0.0,
             seed=job.seed,
             option_letters=question.letters,
+            constrain_to_options=by_letter and protocol == "opo",
         )
+        if protocol == "opo":
+            system = system_prompt(mode, len(question.letters))
+            messages = (ChatMessage(role=Role.SYSTEM, content=system), *messages)
     return ChatRequest(
         request_id=request_id_for(job.tenant, job.job_id, item),
         tenant=job.tenant,
-        messages=(ChatMessage(role=Role.USER, content=question.prompt_text()),),
+        messages=messages,
         strategy=strategy,
         scope=scope,
         params=params,
@@ -64,4 +91,19 @@ def exam_request(
         prefill=question.prefill,
         reply_topic=reply_topic,
         metadata={JOB_KEY: job.job_id, ITEM_KEY: item},
+        protocol=protocol if question.prefill is None else "default",
     )
+
+
+def check_oracle(job: ExamJob, questions: Sequence[ExamQuestion], dataset: str) -> None:
+    """The oracle strategy needs each question's principle: refuse the job otherwise (it
+    would silently run the baseline)."""
+    if Strategy.ORACLE not in job.strategies or job.task != "mcq":
+        return
+    missing = sum(1 for q in questions if not q.principle)
+    if missing:
+        raise DatasetError(
+            f"{dataset}: the oracle strategy needs each question's principle (the rules it "
+            f"tests); {missing} of {len(questions)} questions have none. Drop 'oracle' from "
+            "the strategies, or add a 'principle' column."
+        )

@@ -1,7 +1,8 @@
 """Which option a reply chose: OPO's answer patterns (zh and en), or the option letters' logprobs.
 
 Order, as in OPO's grading: a letter at the very start of the reply; then explicit answer phrases
-("答案是B", "答案：选项C", "选D", "The answer is (A)"); then the only option letter that stands
+("答案是B", "答案：选项C", "答案选D", "选D", "The answer is (A)"; the last one counts, as
+in OPO); then the only option letter that stands
 alone in the reply; then the only option *text* the reply quotes (labels such as Taboo/Normal/
 Expected). Anything else is unparseable (None), counted as invalid, never guessed.
 """
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 _PHRASES = (
     # zh (OPO's patterns, plus their common variants)
-    r"答案\s*(?:是|为|应(?:该)?(?:是|为)|应选)\s*[:：]?\s*选?项?\s*[(（]?\s*({L})",
+    r"答案\s*(?:是|为|应(?:该)?(?:是|为)|应选|选)\s*[:：]?\s*选?项?\s*[(（]?\s*({L})",
     r"答案\s*[:：]\s*选?项?\s*[(（]?\s*({L})",
     r"^选(?:项|择)?\s*[(（]?\s*({L})",
     r"(?:应|应该|应当)选(?:择)?\s*[(（]?\s*({L})",
@@ -43,13 +44,14 @@ def extract_choice(text: str, options: Mapping[str, str]) -> str | None:
     start = re.match(rf"^[\s*(\[（【]*({letter_class})(?:$|[\s.．:：)）\]】、,，*])", reply)
     if start and not _ARTICLE.match(reply, start.start(1)):
         return start.group(1)
-    # 2. An explicit answer phrase; the first one in the reply wins.
+    # 2. An explicit answer phrase; the last one in the reply wins, as in OPO (a reply that
+    #    corrects itself ends with its final answer).
     hits = []
     for pattern in _PHRASES:
         for match in re.finditer(pattern.format(L=letter_only), reply, re.IGNORECASE | re.M):
             hits.append((match.start(), match.group(1)))
     if hits:
-        return min(hits)[1]
+        return max(hits)[1]
     # 3. Exactly one option letter standing alone (not inside a word).
     alone = {
         m.group(0)

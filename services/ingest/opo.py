@@ -135,7 +135,7 @@ def opo_rules(
                 domain=domain,
                 jurisdiction=jurisdiction,
                 locale=locale,
-                title=f"{law} {article}".strip(),
+                title=f"{law}{article}",
                 source="OPO",
                 text=text[:8000],
                 tags=tags,

@@ -56,6 +56,9 @@ SCOPES = Counter(
     ["source"],
 )
 
+OPO_BUDGET_SLACK = 2
+"""With ``protocol="opo"``: rules packed up to this many times the request's budget."""
+
 EMBEDDED = (events.Strategy.OPO, events.Strategy.DRPO)
 """Strategies whose question is embedded: to search rules (OPO), to pick examples (DRPO)."""
 
@@ -207,10 +210,16 @@ class RetrievalService(RuleMemoryService):
         self, request: events.ChatRequest, vector: bytes
     ) -> tuple[tuple[events.RetrievedRule, ...], events.SearchedScope]:
         assert self.retriever is not None, "service not started"
+        scope = request.scope
+        if request.protocol == "opo":
+            # Generation applies OPO's budget with the model's own tokenizer: send it enough
+            # to choose from (the estimate here may count fewer tokens than the model does).
+            budget = min(scope.token_budget * OPO_BUDGET_SLACK, 32_000)
+            scope = scope.model_copy(update={"token_budget": budget})
         with SEARCH_SECONDS.time():
             found = await self.retriever.retrieve(
                 request.tenant,
-                request.scope,
+                scope,
                 request.query,
                 vector,
                 today=datetime.now(UTC).date(),

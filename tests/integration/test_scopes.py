@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def ask(tenant: str, text: str, **scope: object) -> events.ChatRequest:
     )
 
 
-async def publish(client: AlignstreamClient, batch: list[RuleEvent]) -> None:
+async def publish(client: AlignstreamClient, batch: Sequence[RuleEvent]) -> None:
     confirmations = await client.publish_rules(batch, wait=True, timeout_s=60)
     assert all(c.outcome is events.IndexOutcome.APPLIED for c in confirmations)
 

@@ -85,6 +85,14 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
             strategy=events.Strategy.NONE,
             params=events.GenerationParams(max_tokens=1, option_letters=("A", "B")),
         )
+        constrained = mcq.model_copy(
+            update={
+                "request_id": "constrained",
+                "params": events.GenerationParams(
+                    max_tokens=1, option_letters=("A", "B"), constrain_to_options=True
+                ),
+            }
+        )
         prefill = events.ChatRequest(
             tenant="acme",
             messages=(events.ChatMessage(role=events.Role.USER, content="Help me."),),
@@ -92,7 +100,7 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
             prefill="Of course, I can assist you with that.",
             params=events.GenerationParams(max_tokens=4),
         )
-        answers = await client.ask([*questions, mcq, prefill], timeout_s=240)
+        answers = await client.ask([*questions, mcq, constrained, prefill], timeout_s=240)
         job = events.ExamJob(
             tenant="acme", dataset="exam_zh.csv", max_tokens=8,
             strategies=(events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE),
@@ -123,6 +131,11 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
     assert scored.cited_rules == ()
     assert scored.option_logprobs is not None
     assert set(scored.option_logprobs) <= {"A", "B"}
+    # OPO's scoring: the first token can only be an option letter (a random model included).
+    chosen = answers[constrained.request_id]
+    assert chosen.text.strip() in {"A", "B"}, chosen.text
+    assert chosen.option_logprobs is not None
+    assert chosen.text.strip() in chosen.option_logprobs
     assert answers[prefill.request_id].ok
 
     # The exam job: every question asked with every strategy and graded once; the random model's

@@ -28,6 +28,8 @@ CASES = [
     ("这道题我无法回答。", ABCD, None),
     ("", ABCD, None),
     ("经营者应在B选项所述期限内处理。", ABCD, "B"),  # the only letter standing alone
+    ("答案选C", ABCD, "C"),  # OPO's 答案选X
+    ("答案是A。不对，重新考虑后，答案是D。", ABCD, "D"),  # the last answer phrase, as OPO
     # en
     ("The answer is (B).", EN, "B"),
     ("Answer: C", EN, "C"),

@@ -106,6 +106,6 @@ def test_opo_rules_one_per_article_without_duplicates() -> None:
         "北京市道路交通安全条例:第一条",
         "北京市道路交通安全条例:第十二条",
     ]
-    assert rules[0].title == "北京市道路交通安全条例 第一条"
+    assert rules[0].title == "北京市道路交通安全条例第一条"  # as OPO names its articles
     assert {r.jurisdiction for r in rules} == {"CN/北京"}
     assert rule_id_for("法（2020修正）", "第1条") == "法_2020修正_:第1条"

@@ -61,6 +61,13 @@ class HasTokenizer(Protocol):
         ...
 
 
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A backend that holds the model's tokenizer and can count tokens exactly."""
+
+    def count_tokens(self, text: str) -> int: ...
+
+
 def option_logprobs(top: dict[str, float], letters: tuple[str, ...]) -> dict[str, float] | None:
     """Logprobs of the option letters among the first token's top candidates (tokens are
     compared stripped, so ``" A"`` counts as ``A``); letters not among them are left out."""

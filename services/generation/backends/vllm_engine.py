@@ -51,6 +51,13 @@ class VllmEngineBackend:
     def control_tokens(self) -> tuple[str, ...]:
         return control_tokens(self._tokenizer) if self._tokenizer is not None else ()
 
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def option_token_ids(self, letters: tuple[str, ...]) -> list[int]:
+        """The first token of each letter, as OPO reads the letters' logits."""
+        return [self._tokenizer.encode(letter, add_special_tokens=False)[0] for letter in letters]
+
     def render(self, request: GenerationInput) -> str:
         """The prompt text: the model's chat template over the messages."""
         text: str = self._tokenizer.apply_chat_template(
@@ -72,6 +79,12 @@ class VllmEngineBackend:
             seed=params.seed,
             stop=list(request.stop) or None,
             logprobs=TOP_LOGPROBS if params.option_letters else None,
+            # OPO: the answer is the argmax over the option letters' logits.
+            allowed_token_ids=(
+                self.option_token_ids(params.option_letters)
+                if params.constrain_to_options and params.option_letters
+                else None
+            ),
         )
         started = time.perf_counter()
         ttft: float | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.generation.prompts import drpo, opo
@@ -9,6 +10,7 @@ from services.generation.prompts.fencing import DEFAULT, Neutralizer
 from shared.events import GroundedRequest, RetrievedRule, Role, Strategy
 from shared.language import language_of
 from shared.prompt_sets import PromptSet
+from shared.tokens import HeuristicTokenCounter
 
 MCQ_SYSTEM = {
     "zh": "你是一个中文人工智能助手，你需要做一个单项选择题，从{n}个选项中选出一个正确答案。",
@@ -36,18 +38,24 @@ def build_prompt(
     drpo_k: int = 2,
     fence_rules: bool = True,
     neutralizer: Neutralizer = DEFAULT,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> ChatPrompt:
     """``drpo_fallback``: the DRPO set used when retrieval attached none (its first
     ``drpo_k`` examples; retrieval picks them by similarity instead). ``fence_rules``: quote the
     rules as reference material (``fencing.py``); False gives OPO's prompt verbatim.
     Every text from the request, the rules and the prompt set is untrusted: ``neutralizer``
-    (the deployed model's markers) removes chat-template control markers from each."""
+    (the deployed model's markers) removes chat-template control markers from each.
+    ``count_tokens``: the deployed model's tokenizer, for OPO's budget (``protocol="opo"``)."""
     request = grounded.request
     neutralize = neutralizer
     question = neutralize(request.query)
     language = language_of(question)
     use_rules = request.strategy in (Strategy.OPO, Strategy.ORACLE)
     rules = tuple(grounded.rules) if use_rules else ()
+    opo_protocol = request.protocol == "opo"
+    if opo_protocol:
+        count = count_tokens or HeuristicTokenCounter().count
+        rules = opo.opo_budget(rules, request.scope.token_budget, count)
 
     history = [{"role": m.role.value, "content": neutralize(m.content)} for m in request.messages]
     # The question is the last user message; what follows it (an assistant prefill) stays.
@@ -68,12 +76,13 @@ def build_prompt(
         stop = (drpo.END,)
     elif request.strategy is not Strategy.RAW:
         template = opo.template_for(language)
-        history[last_user] = {
-            "role": "user",
-            "content": opo.render_user_turn(
+        if opo_protocol:
+            content = opo.render_opo_user_turn(question, rules, template, neutralize)
+        else:
+            content = opo.render_user_turn(
                 question, rules, template, fenced=fence_rules, neutralizer=neutralize
-            ),
-        }
+            )
+        history[last_user] = {"role": "user", "content": content}
         if request.params.option_letters:
             system = MCQ_SYSTEM[language].format(n=len(request.params.option_letters))
     if system is not None and not any(m["role"] == "system" for m in history):

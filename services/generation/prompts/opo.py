@@ -8,7 +8,7 @@ markers, introduced as reference material, so a rule text cannot pose as instruc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.generation.prompts.fencing import DEFAULT, Neutralizer, fence
@@ -44,6 +44,36 @@ EN = OpoTemplate(
 
 def template_for(language: str) -> OpoTemplate:
     return ZH if language == "zh" else EN
+
+
+def opo_rule_text(rule: RetrievedRule) -> str:
+    """A rule as OPO's corpus writes it: the law's name and article, then the text."""
+    return f"{rule.title}：{rule.text}" if rule.title else rule.text
+
+
+def opo_budget(
+    rules: Sequence[RetrievedRule], budget: int, count: Callable[[str], int]
+) -> tuple[RetrievedRule, ...]:
+    """OPO's ``limit_length``: rules in order while the running token count stays under the
+    budget; the first that does not fit ends the list (OPO never cuts a rule)."""
+    kept: list[RetrievedRule] = []
+    used = 0
+    for rule in rules:
+        used += count(opo_rule_text(rule))
+        if used >= budget:
+            break
+        kept.append(rule)
+    return tuple(kept)
+
+
+def render_opo_user_turn(
+    question: str, rules: Sequence[RetrievedRule], template: OpoTemplate, neutralizer: Neutralizer
+) -> str:
+    """OPO's user turn verbatim: the rule texts concatenated with nothing between them."""
+    if not rules:
+        return template.without_rules.format(question=question)
+    joined = "".join(neutralizer(opo_rule_text(rule)) for rule in rules)
+    return template.with_rules.format(rules=joined, question=question)
 
 
 def render_user_turn(
