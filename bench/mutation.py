@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS: dict[str, tuple[str, ...]] = {
     "services/grading/store.py": ("tests/integration/test_second_lines.py",),
     "shared/dlq.py": ("tests/unit/test_dlq.py", "tests/unit/test_fuzz_decode.py"),
-    "services/ingest/memory.py": (
+    "shared/memory/writer.py": (
         "tests/unit/test_memory_plan.py",
         "tests/integration/test_second_lines.py",
     ),
@@ -42,10 +42,13 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "shared/signing.py": ("tests/unit/test_signing.py",),
     "services/generation/inflight.py": ("tests/unit/test_inflight.py",),
     "services/grading/extract.py": ("tests/unit/test_grading_extract.py",),
-    "services/retrieval/search.py": (
+    "shared/memory/search.py": (
         "tests/unit/test_search.py",
+        "tests/unit/test_hybrid.py",
         "tests/integration/test_second_lines.py",
     ),
+    "shared/memory/jurisdictions.py": ("tests/unit/test_jurisdictions.py",),
+    "shared/memory/lexical.py": ("tests/unit/test_hybrid.py",),
     "services/grading/stats.py": ("tests/unit/test_grading_stats.py",),
 }
 """Each module under test and the tests that own it."""

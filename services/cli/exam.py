@@ -122,6 +122,9 @@ def run(
     timeout: float = typer.Option(3600.0, help="Seconds to wait for the job."),
     task: str = typer.Option("mcq", help="mcq, or course-correction (C2-EVAL; needs a judge)."),
     k: str = typer.Option("10,20,30,40,50,60,70,80", help="course-correction: prefill words."),
+    protocol: str = typer.Option(
+        "auto", help="opo (OPO's paper protocol), default, or auto: opo for OPO's five files."
+    ),
 ) -> None:
     """Submit an exam job (or a C2-EVAL course-correction job), show its progress, then its
     results. ``--limit`` samples questions (course correction: prompts, each at every k)."""
@@ -130,6 +133,8 @@ def run(
     prefill_words = tuple(int(n) for n in k.split(",") if n.strip())
     if scoring not in ("auto", "text", "logprobs"):
         raise typer.BadParameter("scoring must be auto, text or logprobs")
+    if protocol not in ("auto", "default", "opo"):
+        raise typer.BadParameter("protocol must be auto, default or opo")
     local = Path(dataset)
     if local.is_file():  # the grading service reads only its data root: put the file there
         dataset = stage_dataset(GradingSettings().data_root, tenant, local)
@@ -137,6 +142,7 @@ def run(
         tenant=tenant, dataset=dataset, strategies=parse_strategies(strategy),
         limit=limit, seed=seed, scoring=scoring, max_tokens=max_tokens,
         window=window, model=model, task=task, prefill_words=prefill_words,
+        protocol=None if protocol == "auto" else protocol,
     )  # fmt: skip
     console.print(f"exam job [bold]{job.job_id}[/]")
 

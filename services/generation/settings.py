@@ -39,6 +39,11 @@ class OpenAISettings(BaseSettings):
     api_key: SecretStr = SecretStr("EMPTY")
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
+    option_token_ids: dict[str, int] = Field(default_factory=dict, max_length=26)
+    """Token id of each option letter in the endpoint model's vocabulary (OpenAI's cl100k and
+    o200k: ``{"A": 32, "B": 33, "C": 34, "D": 35}``): requests that constrain the first token
+    to the option letters (OPO's scoring) send ``logit_bias`` +100 on them. Empty: not
+    constrained (the letters are read from the top-20 logprobs)."""
 
 
 class GenerationSettings(ServiceSettings):

@@ -80,6 +80,20 @@ async def test_generate_stream_usage_and_logprobs(server: tuple[str, str]) -> No
         assert scored.option_logprobs is not None
         assert set(scored.option_logprobs) <= {"A", "B", "C"}
 
+        # OPO's scoring on an OpenAI-compatible server: logit_bias on the letters' token ids.
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        ids = {letter: tokenizer.encode(letter, add_special_tokens=False)[0] for letter in "AB"}
+        biased = OpenAIBackend(OpenAISettings(base_url=url, model=model, option_token_ids=ids))
+        try:
+            constrained = await biased.generate(
+                request(max_tokens=1, option_letters=("A", "B"), constrain_to_options=True)
+            )
+        finally:
+            await biased.close()
+        assert constrained.text.strip() in {"A", "B"}, constrained.text
+
         prefill = GenerationInput(
             request_id="p",
             messages=(*request().messages, {"role": "assistant", "content": "Of course,"}),

@@ -33,12 +33,18 @@ class OpenAIBackend:
     async def start(self) -> None:
         """Nothing to load; the endpoint is checked by the first request."""
 
+    def logit_bias(self, letters: tuple[str, ...]) -> dict[str, int]:
+        """+100 on each option letter's token: the first token is one of them (OPO)."""
+        ids = self.settings.option_token_ids
+        return {str(ids[letter]): 100 for letter in letters if letter in ids}
+
     async def generate(self, request: GenerationInput) -> GenerationOutput:
         params = request.params
         # vLLM servers understand these; other servers ignore unknown body fields.
         extra: dict[str, Any] = {}
         if request.continue_final:
             extra = {"continue_final_message": True, "add_generation_prompt": False}
+        bias = self.logit_bias(params.option_letters) if params.constrain_to_options else {}
         started = time.perf_counter()
         ttft: float | None = None
         parts: list[str] = []
@@ -56,6 +62,7 @@ class OpenAIBackend:
                 stop=list(request.stop) or omit,
                 logprobs=True if params.option_letters else omit,
                 top_logprobs=20 if params.option_letters else omit,
+                logit_bias=bias or omit,
                 stream=True,
                 stream_options={"include_usage": True},
                 extra_body=extra or None,
