@@ -13,7 +13,7 @@ def sample_rule(**changes: object) -> events.Rule:
         "rule_id": "privacy-1",
         "version": 1,
         "domain": events.RuleDomain.POLICY,
-        "jurisdiction": "EU",
+        "jurisdiction": "global",
         "locale": "en",
         "title": "Customer data",
         "text": "Never share customer personal data with third parties without consent.",

@@ -18,9 +18,9 @@ from shared import events
 from shared.client import AlignstreamClient, RuleEvent
 from shared.embedders import make_embedder
 from shared.memory.jurisdictions import JurisdictionMap
-from shared.memory.retriever import RetrievalOptions, Retrieved, RuleRetriever
+from shared.memory.retriever import Retrieved, RuleRetriever
 from shared.memory.schema import RuleSchema
-from shared.memory.search import Fusion, RuleSearcher
+from shared.memory.search import RuleSearcher
 from shared.memory.trees import JurisdictionStore
 from shared.redis import make_redis
 from shared.settings import KafkaSettings
@@ -88,17 +88,10 @@ async def _search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved
     client = make_redis(settings.redis)
     try:
         schema = RuleSchema(settings.redis.key_prefix, embedder.dim, embedder.name)
-        fusion = Fusion(settings.rrf_k, settings.vector_weight, settings.lexical_weight)
-        searcher = RuleSearcher(client, schema, ef_runtime=settings.ef_runtime, fusion=fusion)
-        options = RetrievalOptions(
-            lexical=settings.lexical,
-            candidates=settings.hybrid_candidates,
-            candidates_factor=settings.candidates_factor,
-            infer_jurisdiction=settings.infer_jurisdiction,
-        )
-        retriever = RuleRetriever(
-            searcher, JurisdictionStore(client, settings.redis.key_prefix), options
-        )
+        searcher = RuleSearcher(client, schema, ef_runtime=settings.ef_runtime,
+                                fusion=settings.fusion())  # fmt: skip
+        trees = JurisdictionStore(client, settings.redis.key_prefix)
+        retriever = RuleRetriever(searcher, trees, settings.retrieval_options())
         vector = (await embedder.embed([query]))[0].tobytes()
         return await retriever.retrieve(
             tenant, scope, query, vector, today=datetime.now(UTC).date()

@@ -20,8 +20,8 @@ from shared.embedders import Embedder, make_embedder
 from shared.embedders.base import Vectors
 from shared.guards import reply_topic_guard
 from shared.kafka import OversizedMessage, consumer_options
-from shared.memory.retriever import RetrievalOptions, RuleRetriever
-from shared.memory.search import Fusion, RuleSearcher
+from shared.memory.retriever import RuleRetriever
+from shared.memory.search import RuleSearcher
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S, UNPUBLISHABLE
@@ -98,19 +98,11 @@ class RetrievalService(RuleMemoryService):
         await super().on_start()
         assert self.indexes is not None
         settings = self.settings
-        fusion = Fusion(settings.rrf_k, settings.vector_weight, settings.lexical_weight)
-        searcher = RuleSearcher(
-            self.indexes.client, self.indexes.schema, ef_runtime=settings.ef_runtime, fusion=fusion
-        )
-        options = RetrievalOptions(
-            lexical=settings.lexical,
-            candidates=settings.hybrid_candidates,
-            candidates_factor=settings.candidates_factor,
-            infer_jurisdiction=settings.infer_jurisdiction,
-            refresh_s=settings.jurisdictions_refresh_s,
-        )
-        trees = JurisdictionStore(self.indexes.client, settings.redis.key_prefix)
-        self.retriever = RuleRetriever(searcher, trees, options)
+        client, schema = self.indexes.client, self.indexes.schema
+        searcher = RuleSearcher(client, schema, ef_runtime=settings.ef_runtime,
+                                fusion=settings.fusion())  # fmt: skip
+        trees = JurisdictionStore(client, settings.redis.key_prefix)
+        self.retriever = RuleRetriever(searcher, trees, settings.retrieval_options())
         self.prompt_sets = PromptSetStore(self.indexes.client, self.settings.redis.key_prefix)
 
     async def on_chat_requests(self, message: KafkaMessage) -> None:

@@ -6,6 +6,8 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.embedders import EmbedderSettings
+from shared.memory.retriever import RetrievalOptions
+from shared.memory.search import Fusion
 from shared.settings import ServiceSettings
 
 
@@ -42,3 +44,15 @@ class RetrievalSettings(ServiceSettings):
     prompt_sets_refresh_s: float = Field(default=10.0, gt=0)
     """How long a prompt set read from Redis is reused before it is read again."""
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+
+    def fusion(self) -> Fusion:
+        return Fusion(self.rrf_k, self.vector_weight, self.lexical_weight)
+
+    def retrieval_options(self) -> RetrievalOptions:
+        return RetrievalOptions(
+            lexical=self.lexical,
+            candidates=self.hybrid_candidates,
+            candidates_factor=self.candidates_factor,
+            infer_jurisdiction=self.infer_jurisdiction,
+            refresh_s=self.jurisdictions_refresh_s,
+        )

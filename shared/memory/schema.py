@@ -135,8 +135,9 @@ class RuleSchema:
         ]  # fmt: skip
 
 
-TITLE_WEIGHT = 1
-"""Weight of a query term found in the title (a law's name, a heading) relative to the text."""
+TITLE_WEIGHT = 2
+"""Weight of a query term found in the title (a law's name, a heading) relative to the text;
+measured on A-Law, BM25 alone: hit@1 stem only 0.854 at 1, 0.876 at 2 (0.876 at 4)."""
 
 
 def text_language(rule: Rule) -> str:

@@ -21,6 +21,11 @@ BAD = {
     b'{"v": 1, "kind": "rule.explode"}': "unknown_kind",
     b'{"v": 1, "kind": "rule.upsert", "rule": {"tenant": "acme"}}': "invalid_payload",
     b"x" * 100_000: "oversized",
+    # malformed jurisdiction trees: a node without its parent, global as a node
+    b'{"v": 1, "kind": "jurisdictions.tree", "tenant": "acme", "version": 1,'
+    b' "nodes": [{"path": "CN/x"}]}': "invalid_payload",
+    b'{"v": 1, "kind": "jurisdictions.tree", "tenant": "acme", "version": 1,'
+    b' "nodes": [{"path": "global"}]}': "invalid_payload",
 }
 
 

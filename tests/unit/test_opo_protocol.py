@@ -102,6 +102,12 @@ def test_oracle_without_a_principle_is_refused() -> None:
         check_oracle(job, [question(), question(question_id="q2", principle=None)], "h_law.csv")
     check_oracle(job.model_copy(update={"strategies": (events.Strategy.NONE,)}),
                  [question(principle=None)], "h_law.csv")  # fmt: skip
+    # alignstream's own protocol: some questions without a principle are fine, none is not
+    mine = job.model_copy(update={"dataset": "mine.csv"})
+    check_oracle(mine, [question(), question(question_id="q2", principle=None)], "mine.csv")
+    with pytest.raises(DatasetError, match="2 of 2"):
+        check_oracle(mine, [question(principle=None), question(question_id="q2", principle=None)],
+                     "mine.csv")  # fmt: skip
 
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
