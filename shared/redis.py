@@ -31,15 +31,19 @@ def as_text(value: object) -> str:
 
 
 def make_redis(settings: RedisSettings) -> aioredis.Redis:
-    """An asyncio Redis client (bytes replies, RESP2) for the configured URL."""
-    return aioredis.Redis.from_url(
+    """An asyncio Redis client (bytes replies, RESP2) for the configured URL. Its pool blocks:
+    a burst of concurrent searches waits for a connection instead of failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.url.get_secret_value(),
+        max_connections=settings.max_connections,
+        timeout=settings.socket_timeout_s,
         protocol=RESP_PROTOCOL,
         decode_responses=False,
         socket_timeout=settings.socket_timeout_s,
         socket_connect_timeout=settings.socket_timeout_s,
         health_check_interval=15,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose closes it
 
 
 async def wait_until_loaded(client: aioredis.Redis, *, timeout_s: float = 300.0) -> None:

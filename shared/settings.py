@@ -78,6 +78,9 @@ class RedisSettings(BaseSettings):
     key_prefix: str = "alignstream"
     """Prefix of every key and index the services create."""
     socket_timeout_s: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=64, ge=1, le=10_000)
+    """Connections a client opens at most; a command beyond waits (up to the socket timeout)
+    for a free one instead of failing."""
 
 
 class ObservabilitySettings(BaseSettings):

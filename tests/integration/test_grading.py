@@ -253,13 +253,20 @@ async def test_exam_cli_run_show_list(
     async with generation:
         code, output = await alignstream_cli(
             env, "exam", "run", "--dataset", str(FIXTURES / "exam_social.csv"), "--tenant", "acme",
-            "--strategy", "base,oracle", "--out", str(tmp_path), "--timeout", "60",
+            "--strategy", "base,opo", "--out", str(tmp_path), "--timeout", "60",
+        )  # fmt: skip
+        refused_code, refused = await alignstream_cli(
+            env, "exam", "run", "--dataset", str(FIXTURES / "exam_social.csv"), "--tenant", "acme",
+            "--strategy", "base,oracle", "--timeout", "60",
         )  # fmt: skip
     assert code == 0, output
-    # base answers A: right for question 1 only (Taboo); no principles, so oracle = base
+    # base answers A: right for question 1 only (Taboo); OPO (no rules in the memory) too
     result = events.ExamResult.model_validate_json((tmp_path / "result.json").read_text())
-    assert scores_of(result) == {"none": (1, 3), "oracle": (1, 3)}
-    assert "oracle vs none" in output
+    assert scores_of(result) == {"none": (1, 3), "opo": (1, 3)}
+    assert "opo vs none" in output
+    # the file has no principles: the oracle would silently be the baseline, so it is refused
+    assert refused_code != 0
+    assert "the oracle strategy needs each question's principle" in " ".join(refused.split())
     markdown = (tmp_path / "result.md").read_text()
     assert "| none | 33.3 | 6.1-79.2 | 1 / 3 | 0 | 0 |" in markdown
     assert (tmp_path / "result.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
