@@ -33,14 +33,6 @@ from bench.common import percentiles, private_stack, service_process, write_resu
 from services.generation.prompts.opo import opo_budget
 from services.grading.asking import exam_request
 from services.grading.datasets import ExamQuestion, load_exam
-from services.ingest.opo import (
-    opo_rules,
-    opo_tree,
-    read_jsonl,
-    read_province2laws,
-    rule_id_for,
-    split_principle,
-)
 from shared import events
 from shared.client import AlignstreamClient, RuleEvent
 from shared.embedders.use import UniversalSentenceEncoder
@@ -50,6 +42,14 @@ from shared.memory.jurisdictions import JurisdictionMap, filter_values
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema, normalize_label
 from shared.memory.search import Hit, RuleSearcher
+from shared.opo import (
+    opo_rules,
+    opo_tree,
+    read_jsonl,
+    read_province2laws,
+    rule_id_for,
+    split_principle,
+)
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.tokens import HeuristicTokenCounter

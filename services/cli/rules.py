@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from services.cli.progress import console, percentile, progress_bar
-from services.ingest.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from services.ingest.rulefiles import read_rule_file
 from services.retrieval.settings import RetrievalSettings
 from shared import events
@@ -22,6 +21,7 @@ from shared.memory.retriever import Retrieved, RuleRetriever
 from shared.memory.schema import RuleSchema
 from shared.memory.search import RuleSearcher
 from shared.memory.trees import JurisdictionStore
+from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
 from shared.settings import KafkaSettings
 
@@ -105,27 +105,30 @@ def _rank(rank: int | None) -> str:
     return "-" if rank is None else str(rank)
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _show(found: Retrieved, explain: bool) -> None:
     scope = found.scope
     where = "every jurisdiction" if scope.source == "any" else ", ".join(scope.searched)
     console.print(f"scope ({scope.source}): {where}")
     if scope.unresolved:
         console.print(f"[yellow]not in the tenant's tree:[/] {', '.join(scope.unresolved)}")
-    packed = {r.rule_id for r in found.rules}
-    columns = ["cosine", "rule", "v", "jurisdiction", "text"]
     if explain:
-        columns = ["fused", "vector #", "lexical #", "packed", *columns]
-    table = Table(*columns)
-    rows = found.candidates if explain else found.rules
-    for item in rows:
-        text = item.text if len(item.text) <= 120 else item.text[:117] + "..."
-        cosine = item.similarity if hasattr(item, "similarity") else item.score
-        cells = [f"{cosine:.3f}", item.rule_id, str(item.version), item.jurisdiction, text]
-        if explain:
-            fused = getattr(item, "fused", 0.0)
-            cells = [f"{fused:.4f}", _rank(item.vector_rank), _rank(item.lexical_rank),
-                     "yes" if item.rule_id in packed else "", *cells]  # fmt: skip
-        table.add_row(*cells)
+        packed = {r.rule_id for r in found.rules}
+        table = Table("fused", "vector #", "lexical #", "packed", "cosine", "rule", "v",
+                      "jurisdiction", "text")  # fmt: skip
+        for hit in found.candidates:
+            ranks = (_rank(hit.vector_rank), _rank(hit.lexical_rank))
+            table.add_row(f"{hit.fused:.4f}", *ranks, "yes" if hit.rule_id in packed else "",
+                          f"{hit.similarity:.3f}", hit.rule_id, str(hit.version),
+                          hit.jurisdiction, _short(hit.text))  # fmt: skip
+    else:
+        table = Table("cosine", "rule", "v", "jurisdiction", "tokens", "text")
+        for rule in found.rules:
+            table.add_row(f"{rule.score:.3f}", rule.rule_id, str(rule.version),
+                          rule.jurisdiction, str(rule.tokens), _short(rule.text))  # fmt: skip
     console.print(table)
     tokens = sum(r.tokens for r in found.rules)
     console.print(f"{len(found.rules)} rules packed, {tokens} tokens")

@@ -13,8 +13,8 @@ import re
 from pathlib import PurePath
 from typing import Literal
 
-from services.ingest.opo import rule_id_for, split_principle
 from shared.events import ExamJob, PromptProtocol, RetrievedRule
+from shared.opo import rule_id_for, split_principle
 
 OpoMode = Literal["law", "basic_morality", "professional_morality", "social_morality"]
 

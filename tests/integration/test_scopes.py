@@ -14,7 +14,11 @@ import pytest
 from services.grading.asking import exam_request
 from services.grading.datasets import load_exam
 from services.ingest.app import IngestService
-from services.ingest.opo import (
+from services.retrieval.app import RetrievalService
+from shared import events
+from shared.client import AlignstreamClient, RuleEvent
+from shared.memory.jurisdictions import JurisdictionMap
+from shared.opo import (
     opo_rules,
     opo_tree,
     read_jsonl,
@@ -22,11 +26,8 @@ from services.ingest.opo import (
     rule_id_for,
     split_principle,
 )
-from services.retrieval.app import RetrievalService
-from shared import events
-from shared.client import AlignstreamClient, RuleEvent
-from shared.memory.jurisdictions import JurisdictionMap
 from shared.topics import CHAT_RESPONSES
+from tests.integration.helpers import alignstream_cli
 from tests.samples import sample_rule
 
 OPO_DATA = Path(__file__).parents[3] / "shared" / "data" / "opo"
@@ -207,3 +208,43 @@ async def test_an_a_law_city_question_reaches_its_governing_article(
     )
     assert found.searched_scope is not None
     assert "CN/山东/济南" in found.searched_scope.searched
+
+
+async def test_the_cli_declares_shows_and_searches_under_a_tree(
+    ingest: IngestService, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    tree_file = tmp_path / "tree.json"
+    tree_file.write_text(
+        json.dumps({"nodes": ["CN", {"path": "CN/山东", "aliases": ["山东省"]},
+                              {"path": "CN/山东/青岛", "aliases": ["青岛市"]}],
+                    "default_scope": ["CN"]}, ensure_ascii=False),
+        encoding="utf-8",
+    )  # fmt: skip
+    code, output = await alignstream_cli(
+        cli_env, "jurisdictions", "publish", str(tree_file), "--tenant", "acme", "--wait"
+    )
+    assert code == 0, output
+    assert "3 nodes" in output
+    code, output = await alignstream_cli(cli_env, "jurisdictions", "show", "--tenant", "acme")
+    assert code == 0, output
+    assert "CN/山东/青岛" in output
+    assert "青岛市" in output
+    rules = [sample_rule(rule_id="qingdao", jurisdiction="CN/山东/青岛", text=EBIKE),
+             sample_rule(rule_id="national", jurisdiction="CN", text=EBIKE + "全国")]  # fmt: skip
+    async with AlignstreamClient(ingest.settings.kafka) as client:
+        await publish(client, [events.RuleUpsert(rule=r) for r in rules])
+    code, output = await alignstream_cli(
+        cli_env, "rules", "search", "在青岛市骑电动自行车可以带孩子吗", "--tenant", "acme",
+        "--explain",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "scope (question): global, CN, CN/山东, CN/山东/青岛" in output
+    assert "qingdao" in output
+    assert "lexical #" in output
+    code, output = await alignstream_cli(
+        cli_env, "rules", "search", "骑电动自行车", "--tenant", "acme", "--jurisdiction", "火星"
+    )
+    assert code == 0, output
+    assert "not in the tenant's tree: 火星" in " ".join(output.split())
+    assert "qingdao" not in output
+    assert "national" not in output

@@ -1,4 +1,5 @@
-"""Turn OPO rule corpora (``law_principles.jsonl``, ``morality_principles.jsonl``) into rules.
+"""OPO's rule corpora (``law_principles.jsonl``, ``morality_principles.jsonl``) as rules, for
+``rules import-opo``, OPO's exam protocol and the benchmarks.
 
 A principle looks like ``<law name>规定:<第X条:text> <第Y条:text>``; each article becomes one
 rule with the law's name as title. ``province2laws.json`` (national laws, then each province's
