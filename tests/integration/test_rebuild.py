@@ -19,6 +19,7 @@ from shared.embedders.use import UniversalSentenceEncoder
 from shared.localstack import ValkeyServer, free_port
 from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.schema import RuleSchema
+from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
 from shared.redis import command, make_redis
 from shared.settings import RedisSettings
@@ -147,3 +148,25 @@ async def test_redis_restart_loses_no_rule(
         await client.aclose()
     finally:
         server.stop()
+
+
+async def test_rebuild_replays_the_jurisdiction_tree(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    redis_client: aioredis.Redis,
+    use_embedder: UniversalSentenceEncoder,
+) -> None:
+    tree = events.JurisdictionTree(
+        tenant="acme", version=2, default_scope=("CN",),
+        nodes=(events.JurisdictionNode(path="CN"), events.JurisdictionNode(path="CN/山东")),
+    )  # fmt: skip
+    older = tree.model_copy(update={"version": 1, "default_scope": ()})
+    async with AlignstreamClient(ingest_settings.kafka) as client:
+        await client.publish_rules([tree, older], wait=True, timeout_s=30)
+    store = JurisdictionStore(redis_client, ingest_settings.redis.key_prefix)
+    assert await store.get("acme") == tree
+    await redis_client.delete(store.key("acme"))  # Redis lost it
+
+    report = await rebuild(ingest_settings.kafka, ingest_settings.redis, use_embedder)
+    assert (report.applied, report.stale) == (1, 1)  # the newer tree, then the older one: stale
+    assert await store.get("acme") == tree
