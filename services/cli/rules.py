@@ -19,7 +19,6 @@ from shared.embedders import make_embedder
 from shared.memory.jurisdictions import JurisdictionMap
 from shared.memory.retriever import Retrieved, RuleRetriever
 from shared.memory.schema import RuleSchema
-from shared.memory.search import RuleSearcher
 from shared.memory.trees import JurisdictionStore
 from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
@@ -88,8 +87,7 @@ async def _search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved
     client = make_redis(settings.redis)
     try:
         schema = RuleSchema(settings.redis.key_prefix, embedder.dim, embedder.name)
-        searcher = RuleSearcher(client, schema, ef_runtime=settings.ef_runtime,
-                                fusion=settings.fusion())  # fmt: skip
+        searcher = settings.searcher(client, schema)
         trees = JurisdictionStore(client, settings.redis.key_prefix)
         retriever = RuleRetriever(searcher, trees, settings.retrieval_options())
         vector = (await embedder.embed([query]))[0].tobytes()

@@ -21,7 +21,6 @@ from shared.embedders.base import Vectors
 from shared.guards import reply_topic_guard
 from shared.kafka import OversizedMessage, consumer_options
 from shared.memory.retriever import RuleRetriever
-from shared.memory.search import RuleSearcher
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S, UNPUBLISHABLE
@@ -99,8 +98,7 @@ class RetrievalService(RuleMemoryService):
         assert self.indexes is not None
         settings = self.settings
         client, schema = self.indexes.client, self.indexes.schema
-        searcher = RuleSearcher(client, schema, ef_runtime=settings.ef_runtime,
-                                fusion=settings.fusion())  # fmt: skip
+        searcher = settings.searcher(client, schema)
         trees = JurisdictionStore(client, settings.redis.key_prefix)
         self.retriever = RuleRetriever(searcher, trees, settings.retrieval_options())
         self.prompt_sets = PromptSetStore(self.indexes.client, self.settings.redis.key_prefix)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.embedders import EmbedderSettings
 from shared.memory.retriever import RetrievalOptions
-from shared.memory.search import Fusion
+from shared.memory.schema import RuleSchema
+from shared.memory.search import Fusion, RuleSearcher
+from shared.memory.term_stats import TermStats
 from shared.settings import ServiceSettings
 
 
@@ -32,6 +35,10 @@ class RetrievalSettings(ServiceSettings):
     """Reciprocal-rank fusion constant: a rule at rank r scores weight / (rrf_k + r)."""
     vector_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     lexical_weight: float = Field(default=1.0, ge=0.0, le=100.0)
+    lexical_max_share: float = Field(default=0.02, gt=0.0, le=1.0)
+    """Full text leaves out terms in more than this share of the tenant's rules (once over
+    1,000 rules): they cost the most and weigh the least (``shared/memory/term_stats.py``)."""
+    lexical_max_terms: int = Field(default=48, ge=1, le=48)
     infer_jurisdiction: bool = True
     """When a request names no jurisdiction, search under the nodes its question names (as
     OPO does for law questions), else the tenant's default scope, plus global rules."""
@@ -47,6 +54,12 @@ class RetrievalSettings(ServiceSettings):
 
     def fusion(self) -> Fusion:
         return Fusion(self.rrf_k, self.vector_weight, self.lexical_weight)
+
+    def searcher(self, client: aioredis.Redis, schema: RuleSchema) -> RuleSearcher:
+        stats = TermStats(client, schema, max_share=self.lexical_max_share,
+                          max_terms=self.lexical_max_terms)  # fmt: skip
+        return RuleSearcher(client, schema, ef_runtime=self.ef_runtime, fusion=self.fusion(),
+                            stats=stats)  # fmt: skip
 
     def retrieval_options(self) -> RetrievalOptions:
         return RetrievalOptions(

@@ -25,6 +25,7 @@ from shared.memory.lexical import (
 )
 from shared.memory.query import RuleFilter, knn_query_args
 from shared.memory.schema import RuleSchema
+from shared.memory.term_stats import TermStats
 from shared.redis import as_text, command
 from shared.tokens import HeuristicTokenCounter, TokenCounter
 
@@ -201,11 +202,13 @@ class RuleSearcher:
         *,
         ef_runtime: int,
         fusion: Fusion | None = None,
+        stats: TermStats | None = None,
     ) -> None:
         self.client = client
         self.schema = schema
         self.ef_runtime = ef_runtime
         self.fusion = fusion or Fusion()
+        self.stats = stats or TermStats(client, schema)
 
     async def search(self, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
         """The k nearest rules within the filter (vector only)."""
@@ -217,10 +220,13 @@ class RuleSearcher:
     async def text_search(self, query: str, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
         """The k best BM25 matches of the question's terms within the filter (full text
         only); ``vector`` (the question's) gives each hit its cosine similarity."""
-        terms = await self.terms(query, flt.tenant)
+        language = query_language(query)
+        terms = await self.stats.selective(
+            flt.tenant, await self.terms(query, flt.tenant), language
+        )
         if not terms:
             return []
-        args = text_query_args(flt, terms, k=k, language=query_language(query))
+        args = text_query_args(flt, terms, k=k, language=language)
         reply = await self._query(flt, *args)
         return parse_text_reply(reply, vector) if reply else []
 

@@ -18,6 +18,7 @@ from shared.memory.lexical import (
 )
 from shared.memory.query import RuleFilter
 from shared.memory.search import Fusion, Hit, order_hits, parse_text_reply
+from shared.memory.term_stats import choose_terms
 
 EXPLAINED = """UNION {
   骑电动自行车可以带孩子吗
@@ -132,3 +133,13 @@ def test_text_reply_hits_get_their_cosine_to_the_question() -> None:
     assert hits[0].similarity == pytest.approx(1.0)
     assert hits[1].similarity == pytest.approx(0.0)
     assert hits[0].version == 2
+
+
+def test_the_rarest_terms_within_the_limit_are_searched() -> None:
+    counts = {"规定": 3900, "电动": 12, "自行车": 30, "孩子": 12, "火星": 0}
+    terms = ["规定", "孩子", "电动", "自行车", "火星", "电动"]
+    # too common (most rules), absent (no rule), repeated: dropped; rarest first, ties in order
+    assert choose_terms(terms, counts, limit=1000, max_terms=48) == ["孩子", "电动", "自行车"]
+    assert choose_terms(terms, counts, limit=1000, max_terms=2) == ["孩子", "电动"]
+    assert choose_terms(terms, counts, limit=12, max_terms=48) == ["孩子", "电动"]
+    assert choose_terms([], counts, limit=1000, max_terms=48) == []
