@@ -36,8 +36,8 @@ class RetrievalSettings(ServiceSettings):
     vector_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     lexical_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     lexical_max_share: float = Field(default=0.02, gt=0.0, le=1.0)
-    """Full text leaves out terms in more than this share of the tenant's rules (once over
-    1,000 rules): they cost the most and weigh the least (``shared/memory/term_stats.py``)."""
+    """Full text leaves out terms in more than this share of the tenant's rules (and over
+    5,000 of them): they cost the most and weigh the least (``shared/memory/term_stats.py``)."""
     lexical_max_terms: int = Field(default=48, ge=1, le=48)
     infer_jurisdiction: bool = True
     """When a request names no jurisdiction, search under the nodes its question names (as
