@@ -33,7 +33,9 @@ async def writer_for(client: aioredis.Redis, settings: RedisSettings) -> RuleWri
 
 
 def up(version: int, text: str) -> events.RuleUpsert:
-    return events.RuleUpsert(rule=sample_rule(rule_id="r", version=version, text=text))
+    return events.RuleUpsert(
+        rule=sample_rule(rule_id="r", version=version, text=text, jurisdiction="EU")
+    )
 
 
 def delete(version: int) -> events.RuleDelete:
