@@ -201,6 +201,7 @@ async def run(data: Path, limit: int | None, env: dict[str, str]) -> dict[str, o
     exact = await load_exact(client, schema, rules)
     baselines = {m: {v: Scores() for v in VARIANTS} for m in ("vector", "lexical", "exact")}
     today = datetime.now(UTC).date()
+    by_id = {r.rule_id: r for r in rules}
     texts = {"full": [q.prompt_text() for q, _ in graded], "stem": [q.stem for q, _ in graded]}
     vectors = {name: await embedder.embed(batch) for name, batch in texts.items()}
     for variant in VARIANTS:
@@ -219,7 +220,6 @@ async def run(data: Path, limit: int | None, env: dict[str, str]) -> dict[str, o
             started = time.perf_counter()
             ids = exact.search(vector, allowed, DEPTH)
             ms = (time.perf_counter() - started) * 1000
-            by_id = {r.rule_id: r for r in rules}
             ranked = [events.RetrievedRule(rule_id=i, version=1, score=0.0, title=by_id[i].title,
                                            text=by_id[i].text) for i in ids]  # fmt: skip
             baselines["exact"][variant].add(ranked, governing, ms)

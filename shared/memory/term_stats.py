@@ -95,8 +95,7 @@ class TermStats:
             pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)
             index = self.schema.index_name(tenant)
             for term in missing:
-                pipe.execute_command("FT.SEARCH", index, f"@title|text:({term})", "LANGUAGE",
-                                     language, "LIMIT", 0, 0, "DIALECT", 2)  # fmt: skip
+                pipe.execute_command(*_count_args(index, f"@title|text:({term})", language))
             replies = await pipe.execute(raise_on_error=False)
             for term, reply in zip(missing, replies, strict=True):
                 count = 0 if isinstance(reply, ResponseError) else int(reply[0])
@@ -109,9 +108,13 @@ class TermStats:
     async def _count(self, tenant: str, query: str, language: str) -> int:
         try:
             reply = await command(
-                self.client, "FT.SEARCH", self.schema.index_name(tenant), query,
-                "LANGUAGE", language, "LIMIT", 0, 0, "DIALECT", 2,
-            )  # fmt: skip
+                self.client, *_count_args(self.schema.index_name(tenant), query, language)
+            )
         except ResponseError:
             return 0
         return int(reply[0])
+
+
+def _count_args(index: str, query: str, language: str) -> tuple[str | int, ...]:
+    """FT.SEARCH for the number of the index's rules that match ``query`` (no documents)."""
+    return ("FT.SEARCH", index, query, "LANGUAGE", language, "LIMIT", 0, 0, "DIALECT", 2)
