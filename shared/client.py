@@ -15,7 +15,8 @@ from typing import Self, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import events
-from shared.kafka import client_security_kwargs
+from shared.errors import NoAnswer, NotConfirmed
+from shared.kafka import client_security_kwargs, ensure_topics
 from shared.settings import KafkaSettings
 from shared.signing import RuleSigner
 from shared.topics import (
@@ -149,13 +150,28 @@ def _parsed(model: type[E], value: bytes) -> E | None:
         return None
 
 
+async def _stalled(
+    grounded: TopicTail, requests: Sequence[events.ChatRequest], message: str
+) -> NoAnswer:
+    """Which stage did not answer: retrieval (no grounded request came out) or generation."""
+    wanted = {(r.tenant, r.request_id) for r in requests}
+    while values := await grounded.values(timeout_ms=200):
+        for value in values:
+            item = _parsed(events.GroundedRequest, value)
+            if item is not None and (item.request.tenant, item.request.request_id) in wanted:
+                return NoAnswer(f"{message}: retrieval grounded it, generation did not answer",
+                                stage="generation")  # fmt: skip
+    return NoAnswer(f"{message}: retrieval did not ground it", stage="retrieval")
+
+
 def _reply_key(response: events.ChatResponse) -> str:
     return f"{response.tenant}:{response.request_id}"
 
 
 class AlignstreamClient:
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, *, connect_timeout_s: float = 15.0) -> None:
         self.settings = settings
+        self.connect_timeout_s = connect_timeout_s
         self.topics = settings.topics
         self._signer = RuleSigner.from_settings(settings)
         self._producer = AIOKafkaProducer(
@@ -166,6 +182,9 @@ class AlignstreamClient:
         )
 
     async def __aenter__(self) -> Self:
+        # Missing topics are created from their specification before anything is sent: a
+        # broker that auto-creates them would give rules.events its defaults (not compacted).
+        await ensure_topics(self.settings, timeout_s=self.connect_timeout_s)
         await self._producer.start()
         return self
 
@@ -201,13 +220,16 @@ class AlignstreamClient:
             return []
         async with TopicTail(self.settings, self.topics(RULES_INDEXED)) as tail:
             await self._send_rules(rule_events, on_sent)
-            confirmed = await tail.collect(
-                events.RuleIndexed.model_validate_json,
-                lambda c: c.source_event_id,
-                (event.event_id for event in rule_events),
-                timeout_s=timeout_s,
-                on_item=on_confirmed,
-            )
+            try:
+                confirmed = await tail.collect(
+                    events.RuleIndexed.model_validate_json,
+                    lambda c: c.source_event_id,
+                    (event.event_id for event in rule_events),
+                    timeout_s=timeout_s,
+                    on_item=on_confirmed,
+                )
+            except TimeoutError as exc:
+                raise NotConfirmed(f"published, but {exc}") from exc
         return list(confirmed.values())
 
     async def _send_rules(
@@ -242,10 +264,17 @@ class AlignstreamClient:
         """Send chat requests and wait for one response each (by request id; a duplicate from a
         redelivery is ignored). The requests' reply topic must be the default responses topic."""
         requests = list(requests)
-        async with TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as tail:
+        async with (
+            TopicTail(self.settings, self.topics(CHAT_GROUNDED)) as grounded,
+            TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as tail,
+        ):
             await self._send_requests(requests)
-            return await collect_replies(tail, [(r.tenant, r.request_id) for r in requests],
-                                         timeout_s=timeout_s, on_response=on_response)  # fmt: skip
+            try:
+                wanted = [(r.tenant, r.request_id) for r in requests]
+                return await collect_replies(tail, wanted, timeout_s=timeout_s,
+                                             on_response=on_response)  # fmt: skip
+            except TimeoutError as exc:
+                raise await _stalled(grounded, requests, str(exc)) from exc
 
     async def ask_streaming(
         self,
@@ -261,6 +290,7 @@ class AlignstreamClient:
         shown = 0
         response: events.ChatResponse | None = None
         async with (
+            TopicTail(self.settings, self.topics(CHAT_GROUNDED)) as grounded,
             TopicTail(self.settings, self.topics(CHAT_TOKENS)) as tokens,
             TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as responses,
         ):
@@ -287,7 +317,8 @@ class AlignstreamClient:
                 ended = shown > 0 and pieces[shown - 1].final
                 if response is not None and (ended or not response.ok):
                     return response
-        raise TimeoutError(f"no complete answer to {request.request_id} after {timeout_s}s")
+            message = f"no complete answer to {request.request_id} after {timeout_s}s"
+            raise await _stalled(grounded, [request], message)
 
     async def run_exam(
         self,

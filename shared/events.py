@@ -29,7 +29,9 @@ SCHEMA_VERSION: Literal[1] = 1
 """The current schema version of every event model below."""
 
 MAX_RULE_TEXT_CHARS = 8000
-"""Longest rule text accepted; longer rules are split into several rules by the publisher."""
+"""Longest rule text accepted. Rule files with a longer text are rejected with the line (split
+it into several rules, one per article or section); nothing splits a rule silently, since a
+later update or delete would leave its parts behind."""
 
 Identifier = Annotated[
     str,
@@ -291,8 +293,8 @@ class ChatMessage(Contract):
 class Strategy(StrEnum):
     """How the generation step uses rules (OPO's evaluation modes, DRPO)."""
 
-    NONE = "none"
-    """Baseline: no rules."""
+    BASE = "base"
+    """Baseline: no rules (OPO's "base")."""
     OPO = "opo"
     """Retrieve rules and put them before the question."""
     ORACLE = "oracle"
@@ -305,6 +307,11 @@ class Strategy(StrEnum):
     @property
     def needs_retrieval(self) -> bool:
         return self is Strategy.OPO
+
+    @classmethod
+    def _missing_(cls, value: object) -> Strategy | None:
+        # "none" was the baseline's name before 2026-12; events and records may still carry it.
+        return cls.BASE if value == "none" else None
 
 
 PromptProtocol = Literal["default", "opo"]
@@ -557,7 +564,7 @@ class ExamJob(Event):
     dataset_format: Literal["auto", "csv", "jsonl"] = "auto"
     """``csv``: OPO's exam CSVs or any ``id,question,A,B,...,answer`` file; ``jsonl``: one
     ``{id, question, options, answer}`` object per line; ``auto``: by file extension."""
-    strategies: tuple[Strategy, ...] = Field(default=(Strategy.NONE, Strategy.OPO), min_length=1)
+    strategies: tuple[Strategy, ...] = Field(default=(Strategy.BASE, Strategy.OPO), min_length=1)
     backend: str | None = None
     """Label of the generation backend the answers come from (recorded with the results)."""
     model: str | None = None

@@ -24,6 +24,7 @@ from shared.http import HealthServer
 from shared.kafka import OversizedMessage, ensure_topics, make_broker
 from shared.metrics import SERVICE_UP
 from shared.settings import ServiceSettings
+from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Service:
             client_id=f"alignstream-{self.name}",
             max_message_bytes=settings.max_message_bytes,
             logger=log,
+            log_level=logging.DEBUG,  # FastStream's per-message and per-batch lines
         )
         self.dead_letters = DeadLetters(
             self.broker,
@@ -124,6 +126,7 @@ class Service:
     async def start(self) -> None:
         self._stopping = False
         await ensure_topics(self.settings.kafka)
+        await require_compacted_rules(self.settings.kafka)
         await self.on_start()
         await self.broker.start()
         await self.health.start()

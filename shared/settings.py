@@ -89,8 +89,9 @@ class ObservabilitySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_", extra="ignore")
 
     log_level: str = "INFO"
-    log_json: bool = True
-    """One JSON object per line (for log shippers); False gives readable lines."""
+    log_json: bool | None = None
+    """One JSON object per line (for log shippers); False gives readable lines. Unset: readable
+    on a terminal, JSON otherwise."""
     http_host: str = "127.0.0.1"
     """Address of the metrics/health endpoint: loopback unless a deployment opens it (the
     chart and compose set ``0.0.0.0`` inside their network)."""

@@ -67,7 +67,7 @@ def sample_events() -> list[events.Event]:
             job_id="j1",
             tenant="acme",
             total_questions=10,
-            scores=(events.StrategyScore(strategy=events.Strategy.NONE, answered=3, correct=2),),
+            scores=(events.StrategyScore(strategy=events.Strategy.BASE, answered=3, correct=2),),
         ),
         events.DeadLetter(
             service="ingest",

@@ -66,14 +66,12 @@ def chat(
                 answer = await client.ask_streaming(request, show_text, timeout_s=timeout)
                 console.print()
                 return answer
-            answers = await client.ask([request], timeout_s=timeout)
+            with console.status("waiting for the answer: retrieval, then generation"):
+                answers = await client.ask([request], timeout_s=timeout)
         return answers[request.request_id]
 
-    try:
-        response = asyncio.run(run())
-    except TimeoutError as exc:
-        console.print("[red]no answer in time: are the services running (alignstream serve)?[/]")
-        raise typer.Exit(1) from exc
+    # No answer in time raises NoAnswer, naming the stage that did not answer.
+    response = asyncio.run(run())
     show_answer(response, with_text=not stream)
     if not response.ok:
         raise typer.Exit(1)

@@ -21,6 +21,20 @@ SAMPLE_RULES: list[dict[str, Any]] = [
      "locale": "en", "title": "CCPA deletion", "priority": 50,
      "text": "A California consumer may request deletion of personal information; the business "
              "must respond within 45 days."},
+    # acme's house rules: facts no model knows without them (the exam slice asks about these).
+    {"tenant": "acme", "rule_id": "loyalty-expiry", "domain": "policy", "locale": "en",
+     "title": "Loyalty points", "priority": 10,
+     "text": "Acme loyalty points expire 18 months after the purchase that earned them."},
+    {"tenant": "acme", "rule_id": "shipping-fee", "domain": "policy", "locale": "en",
+     "title": "Shipping fees", "priority": 10,
+     "text": "Acme ships orders over 75 euros free of charge; smaller orders pay a flat fee of 4.90 euros."},
+    {"tenant": "acme", "rule_id": "battery-warranty", "domain": "policy", "locale": "en",
+     "title": "Warranty", "priority": 10,
+     "text": "Acme electronics carry a three-year warranty, but batteries are covered for one year only."},
+    {"tenant": "acme", "rule_id": "price-match", "domain": "policy", "locale": "en",
+     "title": "Price matching", "priority": 10,
+     "text": "Acme matches a competitor's lower price within 7 days of purchase; auction and "
+             "marketplace prices are excluded."},
     # civic: Chinese traffic law, national and by city.
     {"tenant": "civic", "rule_id": "dao-lu-jiao-tong-51", "domain": "law", "locale": "zh-CN",
      "title": "道路交通安全法 第五十一条", "priority": 50,
@@ -62,20 +76,24 @@ QUESTIONS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 DEMO_EXAM: list[dict[str, Any]] = [
-    {"id": "gdpr-deadline", "question": "Within how long must acme erase an EU person's data after a valid request?",
-     "options": ["Within one week", "Without undue delay, at the latest within one month", "Within one year"],
-     "answer": "B", "location": "EU", "category": "privacy law"},
+    {"id": "loyalty", "question": "When do acme loyalty points expire?",
+     "options": ["Never", "After 6 months", "18 months after the purchase that earned them", "At the end of each year"],
+     "answer": "C", "category": "house rules"},
+    {"id": "shipping", "question": "What does acme charge to ship an order of 40 euros?",
+     "options": ["A flat fee of 4.90 euros", "Nothing, shipping is always free", "10% of the order", "9.99 euros"],
+     "answer": "A", "category": "house rules"},
+    {"id": "battery", "question": "How long is the battery of an acme laptop under warranty?",
+     "options": ["Three years", "One year", "Two years", "For life"],
+     "answer": "B", "category": "house rules"},
+    {"id": "price-match", "question": "Will acme match a lower price a customer found in an online auction?",
+     "options": ["Yes, within 7 days", "Yes, within 30 days", "Only for loyalty members", "No, auction prices are excluded"],
+     "answer": "D", "category": "house rules"},
     {"id": "ccpa-deadline", "question": "How many days does acme have to respond to a California consumer's deletion request?",
-     "options": ["10 days", "30 days", "45 days"], "answer": "C", "location": "California",
+     "options": ["10 days", "30 days", "45 days", "90 days"], "answer": "C", "location": "California",
      "category": "privacy law"},
     {"id": "partner-sharing", "question": "May acme give a customer's personal data to a marketing partner?",
-     "options": ["Yes, always", "Only with the customer's written consent", "Only if the partner pays"],
-     "answer": "B", "category": "company policy"},
-    {"id": "france-erasure", "question": "A customer in France asks acme to delete her data. What applies?",
-     "options": ["Nothing, France has no such right", "Erase it without undue delay, within one month",
-                 "Keep it for 45 days first"], "answer": "B", "location": "EU", "category": "privacy law"},
-    {"id": "analytics-sharing", "question": "Does acme need consent before sharing order data with a third-party analytics firm?",
-     "options": ["No", "Yes, the customer's written consent", "Only for customers in the EU"],
-     "answer": "B", "category": "company policy"},
+     "options": ["Only with the customer's written consent", "Yes, always", "Only if the partner pays", "Only outside the EU"],
+     "answer": "A", "category": "privacy law"},
 ]  # fmt: skip
-"""A small exam on acme's rules for the demo's base vs OPO slice."""
+"""A small exam on acme's rules for the demo's base vs OPO slice: most answers are in the
+tenant's house rules only, so a model can know them only through retrieval."""

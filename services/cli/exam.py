@@ -26,14 +26,15 @@ app = typer.Typer(help="Run exams through the pipeline and show their results.",
 
 app.command()(generate)
 
-STRATEGY_NAMES = {"base": events.Strategy.NONE, **{s.value: s for s in events.Strategy}}
+STRATEGY_NAMES = {**{s.value: s for s in events.Strategy}, "none": events.Strategy.BASE}
+"""Every strategy by its name; ``none`` is the baseline's former name."""
 
 
 def parse_strategies(value: str) -> tuple[events.Strategy, ...]:
     names = [n.strip().lower() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in STRATEGY_NAMES]
     if unknown or not names:
-        raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(STRATEGY_NAMES)}")
+        raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(events.Strategy)}")
     return tuple(dict.fromkeys(STRATEGY_NAMES[n] for n in names))
 
 

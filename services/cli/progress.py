@@ -13,6 +13,8 @@ from rich.progress import (
 )
 
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+"""Errors and hints: on stderr, so output piped elsewhere stays clean."""
 
 
 def progress_bar() -> Progress:

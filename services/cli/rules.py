@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from services.cli.progress import console, percentile, progress_bar
+from services.cli.params import iso_date
+from services.cli.progress import console, errors, percentile, progress_bar
 from services.ingest.rulefiles import read_rule_file
 from services.retrieval.settings import RetrievalSettings
 from shared import events
@@ -60,20 +61,24 @@ def publish(
     wait: bool = typer.Option(False, help="Wait until every event is servable."),
     timeout: float = typer.Option(120.0, help="Seconds to wait with --wait."),
     skip_invalid: bool = typer.Option(
-        False, help="Publish the valid rows even if some rows are invalid."
+        False, "--skip-invalid", help="Publish the valid rows even if some rows are invalid."
+    ),
+    last_wins: bool = typer.Option(
+        False, "--last-wins", help="The same rule twice in the file: keep the last line."
     ),
 ) -> None:
-    """Publish rule events from a file; nothing is published if any row is invalid."""
-    parsed = read_rule_file(file, tenant=tenant)
+    """Publish rule events from a JSONL or CSV file (fields: README, "Rule files"); nothing is
+    published if any line is invalid."""
+    parsed = read_rule_file(file, tenant=tenant, last_wins=last_wins)
     for error in parsed.errors[:20]:
-        console.print(f"[red]{file}:{error}[/]")
+        errors.print(f"{file}:{error.line}: {error.message}", style="red", markup=False)
     if len(parsed.errors) > 20:
-        console.print(f"[red]... and {len(parsed.errors) - 20} more errors[/]")
+        errors.print(f"... and {len(parsed.errors) - 20} more errors", style="red")
     if parsed.errors and not skip_invalid:
-        console.print("[red]nothing published[/] (fix the rows, or pass --skip-invalid)")
+        errors.print("nothing published (fix the lines, or pass --skip-invalid)", style="red")
         raise typer.Exit(2)
     if not parsed.events:
-        console.print("no rules in the file")
+        errors.print(f"{file}: no rules in the file")
         raise typer.Exit(1)
     asyncio.run(publish_events(list(parsed.events), wait, timeout))
 
@@ -154,7 +159,7 @@ def search(
         jurisdictions=tuple(jurisdiction),
         any_jurisdiction=any_jurisdiction,
         locales=tuple(locale),
-        as_of=date.fromisoformat(as_of) if as_of else None,
+        as_of=iso_date(as_of, "--as-of"),
         top_k=k,
         token_budget=budget,
     )

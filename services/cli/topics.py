@@ -1,4 +1,4 @@
-"""``alignstream topics create|list``: the topics of ``shared/topics.py`` on the cluster."""
+"""``alignstream topics create|check|list``: the topics of ``shared/topics.py`` on the cluster."""
 
 from __future__ import annotations
 
@@ -7,21 +7,47 @@ import asyncio
 import typer
 from rich.table import Table
 
-from services.cli.progress import console
+from services.cli.progress import console, errors
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
+from shared.topic_checks import TopicProblem, check_topics
 from shared.topics import all_topics
 
 app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 
 
+def _report(problems: list[TopicProblem]) -> None:
+    for problem in problems:
+        errors.print(f"{problem}", style="red" if problem.critical else "yellow", markup=False)
+
+
 @app.command()
 def create(timeout: float = typer.Option(120.0, help="Seconds to wait for the brokers.")) -> None:
-    """Create every missing topic and its dead-letter topic (idempotent; existing topics are
-    left as they are). Replication: ALIGNSTREAM_KAFKA_REPLICATION_FACTOR."""
+    """Create every missing topic and its dead-letter topic (idempotent), then report topics
+    that differ from their specification (existing topics are never changed). Replication:
+    ALIGNSTREAM_KAFKA_REPLICATION_FACTOR."""
     settings = KafkaSettings()
-    created = asyncio.run(ensure_topics(settings, timeout_s=timeout))
+
+    async def run() -> tuple[list[str], list[TopicProblem]]:
+        created = await ensure_topics(settings, timeout_s=timeout)
+        return created, await check_topics(settings)
+
+    created, problems = asyncio.run(run())
     console.print(f"{len(created)} topics created, {len(all_topics()) - len(created)} existed")
+    _report(problems)
+    if any(p.critical for p in problems):
+        raise typer.Exit(1)
+
+
+@app.command()
+def check() -> None:
+    """Compare every topic with its specification (partitions, cleanup policy); exit 1 when
+    one is missing or differs."""
+    problems = asyncio.run(check_topics(KafkaSettings()))
+    _report(problems)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"all {len(all_topics())} topics match their specification")
 
 
 @app.command("list")

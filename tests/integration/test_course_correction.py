@@ -62,7 +62,7 @@ async def judged_grading(
 
 def c2_job(**fields: Any) -> events.ExamJob:
     return events.ExamJob(tenant="acme", dataset="c2eval_sample.jsonl",
-                          task="course-correction", strategies=(events.Strategy.NONE,),
+                          task="course-correction", strategies=(events.Strategy.BASE,),
                           prefill_words=(10, 40), max_tokens=32, **fields)  # fmt: skip
 
 

@@ -74,7 +74,7 @@ async def test_exam_answers_count_only_from_the_jobs_tenant_request_and_pending_
     kafka_settings: KafkaSettings,
 ) -> None:
     job = events.ExamJob(tenant="acme", dataset="exam_en.jsonl",
-                         strategies=(events.Strategy.NONE,))  # fmt: skip
+                         strategies=(events.Strategy.BASE,))  # fmt: skip
     async with AlignstreamClient(kafka_settings) as client:
         await client.send(EXAM_JOBS, job, job.key)  # no generation runs: items stay pending
         await client.flush()
@@ -83,7 +83,7 @@ async def test_exam_answers_count_only_from_the_jobs_tenant_request_and_pending_
     async with asyncio.timeout(20):
         while (await store.counts(sid))[1] == 0:  # noqa: ASYNC110 (polls Redis)
             await asyncio.sleep(0.05)
-    item = item_of(events.Strategy.NONE, "refund-1")
+    item = item_of(events.Strategy.BASE, "refund-1")
     metadata = {"exam_job": job.job_id, "exam_item": item}
     genuine_id = request_id_for("acme", job.job_id, item)
     forged = [

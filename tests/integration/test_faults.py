@@ -124,7 +124,7 @@ async def _under_load(
     job = events.ExamJob(
         tenant="acme",
         dataset="exam_zh.csv",
-        strategies=(events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE),
+        strategies=(events.Strategy.BASE, events.Strategy.OPO, events.Strategy.ORACLE),
     )
     wanted = {q.request_id for q in questions}
     received: Counter[str] = Counter()

@@ -78,7 +78,7 @@ async def acme_rule(ingest: IngestService) -> None:
 
 def job_for(dataset: str, **fields: Any) -> events.ExamJob:
     fields.setdefault(
-        "strategies", (events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE)
+        "strategies", (events.Strategy.BASE, events.Strategy.OPO, events.Strategy.ORACLE)
     )
     return events.ExamJob(tenant="acme", dataset=dataset, **fields)
 
@@ -112,14 +112,14 @@ async def test_exam_job_end_to_end_with_duplicate_replies(
     assert (result.total_questions, result.total_answers, result.answered) == (3, 9, 9)
     # base says A to every question (all expect B); OPO finds acme's rule and says B; oracle
     # has a principle for one question only.
-    assert scores_of(result) == {"none": (0, 3), "opo": (3, 3), "oracle": (1, 3)}
+    assert scores_of(result) == {"base": (0, 3), "opo": (3, 3), "oracle": (1, 3)}
     assert backend.calls == 9
     # every reply arrived twice; each was graded once, the copies counted as duplicates
     assert counted(ANSWERS) - graded_before == 9
     assert counted(DUPLICATES) - duplicates_before >= 9
     base_vs_opo = result.comparisons[0]
     assert (base_vs_opo.baseline, base_vs_opo.treatment) == (
-        events.Strategy.NONE,
+        events.Strategy.BASE,
         events.Strategy.OPO,
     )
     assert (base_vs_opo.pairs, base_vs_opo.treatment_only, base_vs_opo.delta) == (3, 3, 1.0)
@@ -172,7 +172,7 @@ async def test_error_replies_are_retried_then_counted_as_errors(
     backend = Fails()
     generation = GenerationService(generation_settings(service_settings, prefix), backend=backend)
     async with generation, AlignstreamClient(grading.settings.kafka) as client:
-        job = job_for("exam_social.csv", strategies=(events.Strategy.NONE,))
+        job = job_for("exam_social.csv", strategies=(events.Strategy.BASE,))
         result = await client.run_exam(job, timeout_s=30)
     (score,) = result.scores
     assert (score.answered, score.errors, score.correct) == (3, 3, 0)
@@ -209,7 +209,7 @@ async def test_job_survives_kill_9_of_the_grading_service(
     backend = ReadsItsPrompt(delay=0.3)
     generation = GenerationService(generation_settings(service_settings, prefix), backend=backend)
     store = ExamStore(redis_client, redis_settings.key_prefix)
-    job = job_for("exam_zh.csv", strategies=(events.Strategy.NONE, events.Strategy.ORACLE))
+    job = job_for("exam_zh.csv", strategies=(events.Strategy.BASE, events.Strategy.ORACLE))
     process = grading_process(cli_env, prefix)
     try:
         async with generation, AlignstreamClient(kafka_settings) as client:
@@ -231,10 +231,10 @@ async def test_job_survives_kill_9_of_the_grading_service(
             process.kill()
     assert (result.answered, result.total_answers) == (8, 8)
     # Without retrieval in the prompt the model says A; with the principle, B (answers: B B A B).
-    assert scores_of(result) == {"none": (1, 4), "oracle": (2, 4)}
+    assert scores_of(result) == {"base": (1, 4), "oracle": (2, 4)}
     answers = await store.answers(scoped_id(job.tenant, job.job_id))
     assert sorted((a.strategy.value, a.question_id) for a in answers) == sorted(
-        (s, q) for s in ("none", "oracle") for q in ("q1", "q2", "q3", "q4")
+        (s, q) for s in ("base", "oracle") for q in ("q1", "q2", "q3", "q4")
     )
 
 
@@ -262,7 +262,7 @@ async def test_exam_cli_run_show_list(
     assert code == 0, output
     # base answers A: right for question 1 only (Taboo); OPO (no rules in the memory) too
     result = events.ExamResult.model_validate_json((tmp_path / "result.json").read_text())
-    assert scores_of(result) == {"none": (1, 3), "opo": (1, 3)}
+    assert scores_of(result) == {"base": (1, 3), "opo": (1, 3)}
     assert "opo vs none" in output
     # the file has no principles: the oracle would silently be the baseline, so it is refused
     assert refused_code != 0
@@ -302,13 +302,13 @@ async def test_two_jobs_at_once_share_the_pipeline(
     await acme_rule(ingest)
     backend = ReadsItsPrompt(delay=0.1)
     generation = GenerationService(generation_settings(service_settings, prefix), backend=backend)
-    zh = job_for("exam_zh.csv", strategies=(events.Strategy.NONE, events.Strategy.OPO), window=2)
+    zh = job_for("exam_zh.csv", strategies=(events.Strategy.BASE, events.Strategy.OPO), window=2)
     en = job_for("exam_en.jsonl", strategies=(events.Strategy.OPO,), window=2)
     async with generation, AlignstreamClient(grading.settings.kafka) as client:
         zh_result, en_result = await asyncio.gather(
             client.run_exam(zh, timeout_s=60), client.run_exam(en, timeout_s=60)
         )
-    assert scores_of(zh_result) == {"none": (1, 4), "opo": (3, 4)}
+    assert scores_of(zh_result) == {"base": (1, 4), "opo": (3, 4)}
     assert scores_of(en_result) == {"opo": (3, 3)}
     # Both ran at once: each started before the other finished.
     assert zh_result.started_at is not None

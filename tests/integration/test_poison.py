@@ -156,7 +156,7 @@ async def test_hostile_then_valid_on_every_topic(
     # Valid alone, but what they derive is over the limit: answered with an error response.
     derived = [
         question("问" * 15_000, tenant="bulk", scope=WIDE),
-        question("Q" * 40_000, strategy=events.Strategy.NONE),  # its answer is 120 KB
+        question("Q" * 40_000, strategy=events.Strategy.BASE),  # its answer is 120 KB
     ]
     # Jobs that cannot start: each ends FAILED with a reason, none loops.
     (exam_root / "acme" / "binary.csv").write_bytes(b"id,question,A,B,answer\n1,\xff\xfe,a,b,A\n")
@@ -184,7 +184,7 @@ async def test_hostile_then_valid_on_every_topic(
     rules = [sample_rule(rule_id=f"ok-{i}", text=f"Valid rule {i}.") for i in range(3)]
     valid = [question(f"valid question {i}?") for i in range(5)]
     job = events.ExamJob(tenant="acme", dataset="exam_en.jsonl",
-                         strategies=(events.Strategy.NONE,))  # fmt: skip
+                         strategies=(events.Strategy.BASE,))  # fmt: skip
     async with (
         AlignstreamClient(kafka_settings) as client,
         TopicTail(kafka_settings, topics(CHAT_RESPONSES)) as responses,

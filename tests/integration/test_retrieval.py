@@ -73,7 +73,7 @@ async def test_request_is_grounded_with_rule_ids_and_versions(
         oracle_rules=(events.RetrievedRule(rule_id="given", version=1, score=1.0, text="Given."),),
     )
     baseline = events.ChatRequest(
-        tenant="acme", messages=ask.messages, strategy=events.Strategy.NONE
+        tenant="acme", messages=ask.messages, strategy=events.Strategy.BASE
     )
     for request in (ask, oracle, baseline):
         await client_broker.publish(

@@ -116,7 +116,7 @@ def question(qid: str) -> ExamQuestion:
 
 def answer(qid: str, chosen: str) -> events.ExamAnswer:
     outcome = events.AnswerOutcome.CORRECT if chosen == "A" else events.AnswerOutcome.WRONG
-    return events.ExamAnswer(question_id=qid, strategy=events.Strategy.NONE, expected="A",
+    return events.ExamAnswer(question_id=qid, strategy=events.Strategy.BASE, expected="A",
                              chosen=chosen, outcome=outcome)  # fmt: skip
 
 
@@ -125,10 +125,10 @@ async def test_the_first_answer_of_a_pending_item_wins(
 ) -> None:
     store = ExamStore(redis_client, redis_settings.key_prefix)
     job = events.ExamJob(job_id="j", tenant="acme", dataset="x.csv",
-                         strategies=(events.Strategy.NONE,))  # fmt: skip
+                         strategies=(events.Strategy.BASE,))  # fmt: skip
     assert await store.create(job, "x", [question("q1"), question("q2")])
     sid = scoped_id("acme", "j")
-    q1, q2 = item_of(events.Strategy.NONE, "q1"), item_of(events.Strategy.NONE, "q2")
+    q1, q2 = item_of(events.Strategy.BASE, "q1"), item_of(events.Strategy.BASE, "q2")
     assert await store.fill(sid, window=1, now=1.0) == [q1]  # q2 stays in todo
     # An item not sent yet takes no answer.
     assert not await store.record(sid, q2, answer("q2", "A"))
@@ -160,7 +160,7 @@ async def test_a_tenant_without_rules_has_no_index_and_finds_nothing(
 
 def mcq_job(job_id: str, tenant: str = "acme") -> events.ExamJob:
     return events.ExamJob(job_id=job_id, tenant=tenant, dataset="x.csv",
-                          strategies=(events.Strategy.NONE, events.Strategy.OPO))  # fmt: skip
+                          strategies=(events.Strategy.BASE, events.Strategy.OPO))  # fmt: skip
 
 
 async def test_the_store_lists_finds_and_moves_items_per_job(
@@ -187,7 +187,7 @@ async def test_the_store_lists_finds_and_moves_items_per_job(
     assert scoped_id("acme", "job-00") in await store.active()
 
     sid = scoped_id("acme", "job-00")
-    strategies = (events.Strategy.NONE, events.Strategy.OPO)
+    strategies = (events.Strategy.BASE, events.Strategy.OPO)
     items = [item_of(s, q) for q in ("q1", "q2") for s in strategies]
     assert await store.questions(sid, []) == []
     assert [q.question_id for q in await store.questions(sid, ["q2", "missing", "q1"])] == [

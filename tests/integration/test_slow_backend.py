@@ -63,7 +63,7 @@ async def test_hung_and_failing_calls_become_one_error_response_each(
         events.ChatRequest(
             request_id=f"s{i}",
             tenant="acme",
-            strategy=events.Strategy.NONE,
+            strategy=events.Strategy.BASE,
             messages=(events.ChatMessage(role=events.Role.USER, content=f"{kind_of(i)} {i}"),),
         )
         for i in range(REQUESTS)

@@ -82,7 +82,7 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
         mcq = events.ChatRequest(
             tenant="acme",
             messages=(events.ChatMessage(role=events.Role.USER, content="Q?\nA. x\nB. y"),),
-            strategy=events.Strategy.NONE,
+            strategy=events.Strategy.BASE,
             params=events.GenerationParams(max_tokens=1, option_letters=("A", "B")),
         )
         constrained = mcq.model_copy(
@@ -96,14 +96,14 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
         prefill = events.ChatRequest(
             tenant="acme",
             messages=(events.ChatMessage(role=events.Role.USER, content="Help me."),),
-            strategy=events.Strategy.NONE,
+            strategy=events.Strategy.BASE,
             prefill="Of course, I can assist you with that.",
             params=events.GenerationParams(max_tokens=4),
         )
         answers = await client.ask([*questions, mcq, constrained, prefill], timeout_s=240)
         job = events.ExamJob(
             tenant="acme", dataset="exam_zh.csv", max_tokens=8,
-            strategies=(events.Strategy.NONE, events.Strategy.OPO, events.Strategy.ORACLE),
+            strategies=(events.Strategy.BASE, events.Strategy.OPO, events.Strategy.ORACLE),
         )  # fmt: skip
         exam = await client.run_exam(job, timeout_s=240)
         pieces: list[str] = []
@@ -143,7 +143,7 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
     assert exam.status is events.JobStatus.DONE
     assert (exam.answered, exam.total_answers) == (12, 12)
     assert [(s.strategy, s.answered, s.errors) for s in exam.scores] == [
-        (events.Strategy.NONE, 4, 0), (events.Strategy.OPO, 4, 0), (events.Strategy.ORACLE, 4, 0)
+        (events.Strategy.BASE, 4, 0), (events.Strategy.OPO, 4, 0), (events.Strategy.ORACLE, 4, 0)
     ]  # fmt: skip
     assert all(s.latency_p50_ms > 0 for s in exam.scores)
 

@@ -108,12 +108,12 @@ def test_exam_request_per_strategy() -> None:
     assert opo.reply_topic == "p.exam.answers"
     oracle = exam_request(job, question, Strategy.ORACLE, "t")
     assert [r.text for r in oracle.oracle_rules] == [question.principle]
-    base = exam_request(job, question, Strategy.NONE, "t")
+    base = exam_request(job, question, Strategy.BASE, "t")
     assert base.scope.jurisdictions == ()
     assert base.oracle_rules == ()
     assert len({opo.request_id, oracle.request_id, base.request_id}) == 3
     logprob_job = job.model_copy(update={"scoring": "logprobs"})
-    assert exam_request(logprob_job, question, Strategy.NONE, "t").params.max_tokens == 1
+    assert exam_request(logprob_job, question, Strategy.BASE, "t").params.max_tokens == 1
 
 
 def _reply(

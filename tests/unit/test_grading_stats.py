@@ -59,7 +59,7 @@ def _answer(
 def test_scores_and_paired_comparison() -> None:
     ok, bad, inv, err = (AnswerOutcome.CORRECT, AnswerOutcome.WRONG, AnswerOutcome.INVALID,
                          AnswerOutcome.ERROR)  # fmt: skip
-    base, opo = Strategy.NONE, Strategy.OPO
+    base, opo = Strategy.BASE, Strategy.OPO
     answers = [
         _answer("q1", base, bad, "law"), _answer("q1", opo, ok, "law"),
         _answer("q2", base, inv, "law"), _answer("q2", opo, ok, "law"),
@@ -88,14 +88,14 @@ def test_a_result_reports_a_bounded_number_of_categories() -> None:
     from shared.events import AnswerOutcome, ExamAnswer, Strategy
 
     answers = [
-        ExamAnswer(question_id=f"q{i}", strategy=Strategy.NONE, expected="A", chosen="A",
+        ExamAnswer(question_id=f"q{i}", strategy=Strategy.BASE, expected="A", chosen="A",
                    outcome=AnswerOutcome.CORRECT, category=f"c{i % 1000}" + "x" * 300)
         for i in range(3000)
     ]  # fmt: skip
-    answers += [ExamAnswer(question_id=f"big{i}", strategy=Strategy.NONE, expected="A",
+    answers += [ExamAnswer(question_id=f"big{i}", strategy=Strategy.BASE, expected="A",
                            chosen="B", outcome=AnswerOutcome.WRONG, category="big")
                 for i in range(50)]  # fmt: skip
-    (score,) = score_strategies(answers, (Strategy.NONE,))
+    (score,) = score_strategies(answers, (Strategy.BASE,))
     assert len(score.categories) == MAX_CATEGORIES
     assert "big" in {c.category for c in score.categories}  # the largest are kept
     assert all(len(c.category) <= 200 for c in score.categories)

@@ -90,17 +90,17 @@ def test_opo_filters_by_location_for_law_only() -> None:
 def test_social_morality_gets_opos_definitions() -> None:
     social = load_exam(FIXTURES / "exam_social.csv").questions[0]
     job = events.ExamJob(tenant="opo", dataset="h_social_morality.csv")
-    request = exam_request(job, social, events.Strategy.NONE, "t")
+    request = exam_request(job, social, events.Strategy.BASE, "t")
     assert request.messages[0].content == SYSTEM_SOCIAL.format(n=len(social.options))
     assert "Taboo: Behaviors that may be socially or culturally taboo" in SYSTEM_SOCIAL
 
 
 def test_oracle_without_a_principle_is_refused() -> None:
     job = events.ExamJob(tenant="opo", dataset="h_law.csv",
-                         strategies=(events.Strategy.NONE, events.Strategy.ORACLE))  # fmt: skip
+                         strategies=(events.Strategy.BASE, events.Strategy.ORACLE))  # fmt: skip
     with pytest.raises(DatasetError, match="1 of 2 questions have none"):
         check_oracle(job, [question(), question(question_id="q2", principle=None)], "h_law.csv")
-    check_oracle(job.model_copy(update={"strategies": (events.Strategy.NONE,)}),
+    check_oracle(job.model_copy(update={"strategies": (events.Strategy.BASE,)}),
                  [question(principle=None)], "h_law.csv")  # fmt: skip
     # alignstream's own protocol: some questions without a principle are fine, none is not
     mine = job.model_copy(update={"dataset": "mine.csv"})

@@ -6,7 +6,10 @@ vLLM is imported lazily: it is an optional extra.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from services.generation.backends.base import (
@@ -15,8 +18,19 @@ from services.generation.backends.base import (
     GenerationOutput,
     option_logprobs,
 )
+from services.generation.models import smollm2
+from services.generation.models.engine_logging import quiet_engine_logs
+from services.generation.models.engine_options import detect_device, engine_options, resolve_model
 from services.generation.prompts.fencing import control_tokens
 from services.generation.settings import VllmSettings
+
+log = logging.getLogger(__name__)
+
+
+def _resolved(settings: VllmSettings) -> tuple[str, bool]:
+    model = resolve_model(settings)
+    return model, Path(model).is_dir()
+
 
 TOP_LOGPROBS = 20
 
@@ -26,25 +40,22 @@ class VllmEngineBackend:
 
     def __init__(self, settings: VllmSettings) -> None:
         self.settings = settings
-        self.model = settings.model
+        self.model = settings.model or smollm2.MODEL_NAME
         self._engine: Any = None
         self._tokenizer: Any = None
 
     async def start(self) -> None:
+        quiet_engine_logs()
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        s = self.settings
-        args = AsyncEngineArgs(
-            model=s.model,
-            dtype=s.dtype,
-            enforce_eager=s.enforce_eager,
-            gpu_memory_utilization=s.gpu_memory_utilization,
-            max_model_len=s.max_model_len,
-            max_num_seqs=s.max_num_seqs,
-            seed=s.seed,
-        )
-        self._engine = AsyncLLM.from_engine_args(args)
+        # The default model may be converted first (about 30 s): off the event loop.
+        model, local = await asyncio.to_thread(_resolved, self.settings)
+        # Responses name the model; a local folder by its name, not a path on this machine.
+        self.model = Path(model).name if local else model
+        options = engine_options(self.settings, detect_device(), model)
+        log.info("starting the vLLM engine", extra={"engine_options": options})
+        self._engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
         tokenizer = self._engine.get_tokenizer()
         self._tokenizer = await tokenizer if hasattr(tokenizer, "__await__") else tokenizer
 

@@ -1,0 +1,1 @@
+"""Models on disk: the default model for people (SmolLM2) and the engine options each needs."""

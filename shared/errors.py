@@ -1,0 +1,30 @@
+"""Failures a person can act on: a message and a hint (the CLI prints both on one line each)."""
+
+from __future__ import annotations
+
+
+class Hinted(Exception):
+    """An error that knows what to do about it."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class NoAnswer(Hinted, TimeoutError):
+    """A request got no answer in time; ``stage`` names the service that did not answer."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message, f"is the {stage} service running? (alignstream serve {stage})")
+        self.stage = stage
+
+
+class NotConfirmed(Hinted, TimeoutError):
+    """Rule events were published but not all confirmed servable in time."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            "the events are safe in rules.events and apply when the ingest service runs "
+            "(alignstream serve ingest); publishing them again changes nothing",
+        )

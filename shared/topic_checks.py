@@ -1,0 +1,107 @@
+"""Is each topic on the cluster the topic ``shared/topics.py`` specifies?
+
+A topic created by accident (a broker's auto-creation) gets the broker's defaults: for
+``rules.events``, the source of truth, that means a log that deletes old rules instead of
+compacting them. ``topics create`` and ``topics check`` report every difference; services refuse
+to start on a ``rules.events`` the broker reports as not compacted. Some brokers (Tansu) do not
+report topic configs; the cleanup policy is then "not reported", never assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from shared.kafka import client_security_kwargs
+from shared.settings import KafkaSettings
+from shared.topics import RULES_EVENTS, TopicNames, TopicSpec, all_topics
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    partitions: int
+    cleanup_policy: str | None
+    """None: the broker did not report it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicProblem:
+    topic: str
+    problem: str
+    critical: bool
+    """The topic cannot serve its role (a non-compacted source of truth)."""
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.problem}"
+
+
+class TopicMisconfigured(RuntimeError):
+    """A topic the services rely on differs from its specification in a way that loses data."""
+
+
+def problems_of(
+    spec: TopicSpec, name: str, state: TopicState | None, settings: KafkaSettings
+) -> list[TopicProblem]:
+    """How a topic on the cluster differs from its specification (pure)."""
+    if state is None:
+        return [TopicProblem(name, "missing (alignstream topics create)", critical=False)]
+    found: list[TopicProblem] = []
+    wanted = settings.partitions_override or spec.partitions
+    if state.partitions != wanted:
+        found.append(TopicProblem(name, f"{state.partitions} partitions, the spec says {wanted}",
+                                  critical=False))  # fmt: skip
+    if state.cleanup_policy is not None and state.cleanup_policy != spec.cleanup_policy:
+        found.append(TopicProblem(
+            name,
+            f"cleanup.policy={state.cleanup_policy}, the spec says {spec.cleanup_policy}",
+            critical=spec.cleanup_policy == "compact",
+        ))  # fmt: skip
+    return found
+
+
+async def topic_states(settings: KafkaSettings, names: Iterable[str]) -> dict[str, TopicState]:
+    """The partition count and cleanup policy of each existing topic among ``names``."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        request_timeout_ms=settings.request_timeout_ms,
+        **client_security_kwargs(settings),
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [n for n in names if n in existing]
+        if not wanted:
+            return {}
+        partitions = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(wanted)}
+        policies: dict[str, str] = {}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted]
+        for response in await admin.describe_configs(resources):
+            for _code, _message, _type, topic, entries in response.resources:
+                for entry in entries:
+                    if entry[0] == "cleanup.policy":
+                        policies[topic] = entry[1]
+        return {n: TopicState(partitions.get(n, 0), policies.get(n)) for n in wanted}
+    finally:
+        await admin.close()
+
+
+async def check_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec] | None = None
+) -> list[TopicProblem]:
+    names = TopicNames(settings.topic_prefix)
+    wanted = list(specs if specs is not None else all_topics())
+    states = await topic_states(settings, [names(s) for s in wanted])
+    return [p for s in wanted for p in problems_of(s, names(s), states.get(names(s)), settings)]
+
+
+async def require_compacted_rules(settings: KafkaSettings) -> None:
+    """Refuse to run on a rules log that deletes old rules."""
+    critical = [p for p in await check_topics(settings, [RULES_EVENTS]) if p.critical]
+    if critical:
+        raise TopicMisconfigured(
+            f"{critical[0]}: it would delete rules instead of keeping the latest version of "
+            "each; recreate it (alignstream memory rebuild replays it into Redis afterwards)"
+        )
