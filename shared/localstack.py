@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -263,6 +264,10 @@ class ValkeyServer(_Server):
         return {b"search", b"rejson"} <= modules and not loading
 
 
+PORTS_FILE = "ports.json"
+"""The ports ``stack up`` used, so ``status``, ``down`` and the demo find the same servers."""
+
+
 class LocalStack:
     """Start, stop and inspect the local broker and Redis."""
 
@@ -277,6 +282,25 @@ class LocalStack:
         self.kafka = TansuServer(state_dir, kafka_port)
         self.redis = ValkeyServer(state_dir, redis_port)
 
+    @classmethod
+    def remembered(
+        cls,
+        state_dir: Path = DEFAULT_STATE_DIR,
+        *,
+        kafka_port: int | None = None,
+        redis_port: int | None = None,
+    ) -> LocalStack:
+        """The stack of ``state_dir`` on the ports it was last started with (unless given)."""
+        saved: dict[str, int] = {}
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            loaded = json.loads((state_dir / PORTS_FILE).read_text(encoding="utf-8"))
+            saved = {k: int(v) for k, v in loaded.items() if k in ("kafka", "redis")}
+        return cls(
+            state_dir,
+            kafka_port=kafka_port or saved.get("kafka", DEFAULT_KAFKA_PORT),
+            redis_port=redis_port or saved.get("redis", DEFAULT_REDIS_PORT),
+        )
+
     @property
     def servers(self) -> tuple[_Server, ...]:
         return (self.kafka, self.redis)
@@ -284,6 +308,9 @@ class LocalStack:
     def up(self, timeout_s: float = 60.0) -> list[ServerStatus]:
         for server in self.servers:
             server.start(timeout_s)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ports = {"kafka": self.kafka.port, "redis": self.redis.port}
+        (self.state_dir / PORTS_FILE).write_text(json.dumps(ports), encoding="utf-8")
         return self.status()
 
     def down(self) -> None:

@@ -22,7 +22,11 @@ from shared.memory.schema import RuleSchema
 from shared.memory.search import RuleSearcher
 from shared.settings import KafkaSettings, RedisSettings
 
-app = typer.Typer(help="Principles (constitutions) that steer the answers.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Principles (constitutions) that steer the answers.",
+    no_args_is_help=True,
+)
 
 
 async def _discover(

@@ -201,7 +201,7 @@ def demo(
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
     with stderr_to(log_file):
         configure_logging("demo", level="INFO", json_lines=False)
-        stack = LocalStack(state_dir)
+        stack = LocalStack.remembered(state_dir)
         already_running = all(s.healthy for s in stack.status())
         with console.status("starting the local stack: a Kafka-protocol broker and Redis"):
             stack.up()

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from services.cli.exam_generate import generate
 from services.cli.progress import console, progress_bar
@@ -21,8 +21,11 @@ from shared.client import AlignstreamClient
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 
-app = typer.Typer(help="Run exams through the pipeline and show their results.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Run exams through the pipeline and show their results.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 app.command()(generate)
 
@@ -128,7 +131,7 @@ def run(
     ),
 ) -> None:
     """Submit an exam job (or a C2-EVAL course-correction job), show its progress, then its
-    results. ``--limit`` samples questions (course correction: prompts, each at every k)."""
+    results. --limit samples questions (course correction: prompts, each at every k)."""
     if task not in ("mcq", "course-correction"):
         raise typer.BadParameter("task must be mcq or course-correction")
     prefill_words = tuple(int(n) for n in k.split(",") if n.strip())
@@ -216,7 +219,10 @@ def list_jobs(
 ) -> None:
     """The tenant's newest exam jobs."""
     records, _, _ = asyncio.run(_load(tenant, None, limit))
-    table = Table("job", "dataset", "tenant", "strategies", "questions", "status", "started")
+    table = Table("dataset", "tenant", "strategies", "questions", "status", "started")
+    # Ids are what `exam show` takes: never shortened, whatever the terminal's width.
+    width = max((len(r.job.job_id) for r in records), default=3)
+    table.columns.insert(0, Column("job", no_wrap=True, min_width=width))
     for r in records:
         table.add_row(r.job.job_id, r.dataset_name, r.job.tenant,
                       ",".join(s.value for s in r.job.strategies), str(r.total_questions),

@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared.errors import Hinted
+from shared.localstack import DEFAULT_STATE_DIR, StackError
 from shared.topic_checks import TopicMisconfigured
 
 DEBUG_HINT = "run again with --debug for the traceback"
@@ -35,6 +36,8 @@ def explain(exc: BaseException) -> Failure:
     """The one-line explanation of an exception (a generic one when it is not known)."""
     if isinstance(exc, Hinted):
         return Failure(str(exc), exc.hint)
+    if isinstance(exc, StackError):
+        return Failure(str(exc), f"its log is in {DEFAULT_STATE_DIR}; alignstream stack status")
     if isinstance(exc, TopicMisconfigured):
         return Failure(str(exc), "alignstream topics check lists every difference")
     if isinstance(exc, ValidationError):

@@ -19,7 +19,9 @@ from shared.memory.trees import JurisdictionStore
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 
-app = typer.Typer(help="Declare and show jurisdiction trees.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Declare and show jurisdiction trees.", no_args_is_help=True
+)
 
 MAX_TREE_FILE_BYTES = 16 << 20
 

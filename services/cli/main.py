@@ -28,6 +28,8 @@ app = typer.Typer(
     help="alignstream: streaming, rule-grounded alignment for LLMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,  # plain help: choices and defaults listed, no type column
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(rules.app, name="rules")
@@ -49,7 +51,8 @@ def _options(
         False, "--debug", help="Show tracebacks instead of one-line errors."
     ),
 ) -> None:
-    """--debug is taken out of the arguments by ``main`` (it works anywhere on the line)."""
+    """alignstream: streaming, rule-grounded alignment for LLMs."""
+    # --debug is taken out of the arguments by main(), so it works anywhere on the line.
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ from services.ingest.rebuild import rebuild as rebuild_memory
 from shared.embedders import EmbedderSettings, make_embedder
 from shared.settings import KafkaSettings, RedisSettings
 
-app = typer.Typer(help="The Redis rule memory.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="The Redis rule memory.", no_args_is_help=True)
 
 
 @app.command()

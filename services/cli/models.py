@@ -9,7 +9,11 @@ import typer
 from services.cli.progress import console
 from services.generation.models import smollm2
 
-app = typer.Typer(help="The default local model (SmolLM2-135M-Instruct).", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="The default local model (SmolLM2-135M-Instruct).",
+    no_args_is_help=True,
+)
 
 
 def _size_mb(folder: Path) -> float:

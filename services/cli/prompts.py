@@ -16,8 +16,11 @@ from shared.prompt_sets import DEFAULT_SET, SHARED, PromptSet, PromptSetStore
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 
-app = typer.Typer(help="DRPO prompt sets (system prompt + in-context examples).",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="DRPO prompt sets (system prompt + in-context examples).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 async def store_prompt_set(prompt_set: PromptSet, redis: RedisSettings, owner: str) -> None:
@@ -47,8 +50,8 @@ def load(
         None, help="The tenant whose requests may use the set; omit for a shared set."
     ),
 ) -> None:
-    """Store a prompt set, e.g. ``--system ../shared/data/drpo/prompts/mistral.txt --examples
-    ../shared/data/drpo/ICL_examples.json``. A tenant's set of a name takes precedence over
+    """Store a prompt set, e.g. --system ../shared/data/drpo/prompts/mistral-7b-instruct-v0.1.txt
+    --examples ../shared/data/drpo/ICL_examples.json. A tenant's set of a name takes precedence over
     the shared set of that name for that tenant's requests; no tenant sees another's."""
     owner = SHARED if tenant is None else _tenant(tenant)
     prompt_set = PromptSet.from_drpo_files(system, examples, name=name)
@@ -72,7 +75,7 @@ def _tenant(value: str) -> str:
 def list_sets(
     tenant: str | None = typer.Option(None, help="Also the sets of this tenant."),
 ) -> None:
-    """Prompt sets in Redis: the shared ones, and a tenant's own with ``--tenant``."""
+    """Prompt sets in Redis: the shared ones, and a tenant's own with --tenant."""
     owners = [SHARED] if tenant is None else [SHARED, _tenant(tenant)]
 
     async def read() -> list[tuple[str, str, int, str]]:

@@ -25,7 +25,9 @@ from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
 from shared.settings import KafkaSettings
 
-app = typer.Typer(help="Publish, search and import rules.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Publish, search and import rules.", no_args_is_help=True
+)
 
 
 async def publish_events(rule_events: list[RuleEvent], wait: bool, timeout_s: float) -> None:

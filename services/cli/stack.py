@@ -1,27 +1,32 @@
-"""``alignstream stack up|down|status``: the local broker and Redis."""
+"""``alignstream stack up|down|status``: the local broker and Redis.
+
+The ports ``up`` used are remembered in the state folder; ``status``, ``down`` and ``demo``
+find the same servers without repeating them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from shared.localstack import (
-    DEFAULT_KAFKA_PORT,
-    DEFAULT_REDIS_PORT,
-    DEFAULT_STATE_DIR,
-    LocalStack,
-    StackError,
+from services.cli.progress import console, errors
+from shared.localstack import DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT, DEFAULT_STATE_DIR, LocalStack
+
+app = typer.Typer(
+    help="Start, stop and inspect the local Kafka-protocol broker and Redis.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
-app = typer.Typer(help="Start, stop and inspect the local Kafka-protocol broker and Redis.")
-console = Console()
-
 StateDir = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="PID files, logs and Redis data.")
-KafkaPort = typer.Option(DEFAULT_KAFKA_PORT, "--kafka-port")
-RedisPort = typer.Option(DEFAULT_REDIS_PORT, "--redis-port")
+KafkaPort = typer.Option(
+    None, "--kafka-port", help=f"Default: the port last used, else {DEFAULT_KAFKA_PORT}."
+)
+RedisPort = typer.Option(
+    None, "--redis-port", help=f"Default: the port last used, else {DEFAULT_REDIS_PORT}."
+)
 
 
 def _print(stack: LocalStack) -> bool:
@@ -41,33 +46,44 @@ def _print(stack: LocalStack) -> bool:
 
 @app.command()
 def up(
-    state_dir: Path = StateDir, kafka_port: int = KafkaPort, redis_port: int = RedisPort
+    state_dir: Path = StateDir,
+    kafka_port: int | None = KafkaPort,
+    redis_port: int | None = RedisPort,
+    env: bool = typer.Option(
+        False, "--env", help='Print only export lines: eval "$(alignstream stack up --env)".'
+    ),
 ) -> None:
     """Start both servers (if not running) and wait until they are healthy."""
-    stack = LocalStack(state_dir, kafka_port=kafka_port, redis_port=redis_port)
-    try:
-        stack.up()
-    except StackError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+    stack = LocalStack.remembered(state_dir, kafka_port=kafka_port, redis_port=redis_port)
+    stack.up()  # StackError: one line and a hint (services/cli/failures.py)
+    if env:
+        for name, value in stack.environment().items():
+            console.print(f"export {name}={value}", markup=False, highlight=False)
+        return
     _print(stack)
-    for name, value in stack.environment().items():
-        console.print(f"export {name}={value}")
+    if (stack.kafka.port, stack.redis.port) != (DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT):
+        errors.print("other ports than the defaults: point the commands at them with "
+                     'eval "$(alignstream stack up --env)"')  # fmt: skip
 
 
 @app.command()
 def down(
-    state_dir: Path = StateDir, kafka_port: int = KafkaPort, redis_port: int = RedisPort
+    state_dir: Path = StateDir,
+    kafka_port: int | None = KafkaPort,
+    redis_port: int | None = RedisPort,
 ) -> None:
     """Stop the servers this stack started (by their PID files)."""
-    LocalStack(state_dir, kafka_port=kafka_port, redis_port=redis_port).down()
+    LocalStack.remembered(state_dir, kafka_port=kafka_port, redis_port=redis_port).down()
     console.print("stopped")
 
 
 @app.command()
 def status(
-    state_dir: Path = StateDir, kafka_port: int = KafkaPort, redis_port: int = RedisPort
+    state_dir: Path = StateDir,
+    kafka_port: int | None = KafkaPort,
+    redis_port: int | None = RedisPort,
 ) -> None:
     """Show whether each server runs and answers; exit 1 unless both are healthy."""
-    if not _print(LocalStack(state_dir, kafka_port=kafka_port, redis_port=redis_port)):
+    stack = LocalStack.remembered(state_dir, kafka_port=kafka_port, redis_port=redis_port)
+    if not _print(stack):
         raise typer.Exit(1)

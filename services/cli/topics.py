@@ -13,7 +13,7 @@ from shared.settings import KafkaSettings
 from shared.topic_checks import TopicProblem, check_topics
 from shared.topics import all_topics
 
-app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Kafka topics.", no_args_is_help=True)
 
 
 def _report(problems: list[TopicProblem]) -> None:

@@ -55,8 +55,8 @@ async def test_publish_refuses_a_file_with_bad_lines(
     )
     assert bad.returncode == 2
     for line in (2, 3, 4, 5):
-        assert f"rules_bad.jsonl:line {line}:" in bad.stdout
-    assert "nothing published" in bad.stdout
+        assert f"rules_bad.jsonl:{line}:" in bad.stderr
+    assert "nothing published" in bad.stderr
 
     partial = alignstream(
         "rules", "publish", str(FIXTURES / "rules_bad.jsonl"), "--tenant", "acme",
