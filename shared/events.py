@@ -669,6 +669,8 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Stopped by ``exam cancel``: no more questions are sent; the answers so far are kept."""
 
 
 class ExamResult(Event):

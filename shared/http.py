@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Self
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
@@ -60,10 +60,19 @@ class TcpServer:
 
 
 class HealthServer(TcpServer):
-    def __init__(self, host: str, port: int, *, ready: ReadyCheck, live: ReadyCheck) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ready: ReadyCheck,
+        live: ReadyCheck,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
         super().__init__(host, port)
         self._ready = ready
         self._live = live
+        self._registry = registry
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -92,7 +101,7 @@ class HealthServer(TcpServer):
 
     async def _route(self, path: str) -> tuple[str, str, bytes]:
         if path.startswith("/metrics"):
-            return "200 OK", CONTENT_TYPE_LATEST, generate_latest()
+            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._registry)
         if path.startswith("/healthz"):
             ok = await self._live()
         elif path.startswith("/readyz"):

@@ -6,7 +6,18 @@ label so one process can host several services (tests, the demo).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterable
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS_S = (
     0.001,
@@ -63,3 +74,26 @@ SERVICE_UP = Gauge(
     "1 when the service is started and ready.",
     ["service"],
 )
+
+
+SHARED_FAMILIES: tuple[Collector, ...] = (
+    MESSAGES_CONSUMED,
+    MESSAGES_DEAD_LETTERED,
+    DEAD_LETTER_FAILURES,
+    UNPUBLISHABLE,
+    PROCESSING_RETRIES,
+    HANDLER_SECONDS,
+    SERVICE_UP,
+)
+"""Families every service exports, told apart by their ``service`` label."""
+
+
+def service_registry(own: Iterable[Collector]) -> CollectorRegistry:
+    """What one service's ``/metrics`` shows: the shared families, its own, and the process's.
+
+    The process may have imported other services' modules (the CLI's entry point, the demo,
+    tests), whose families sit in the default registry; they are not this service's."""
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (*SHARED_FAMILIES, *own, PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry

@@ -13,16 +13,17 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from faststream.kafka import KafkaBroker
+from prometheus_client.registry import Collector
 from pydantic import TypeAdapter
 
 from shared.dlq import Check, DeadLetters, Inbox, Record
 from shared.events import Event, encode
 from shared.http import HealthServer
 from shared.kafka import OversizedMessage, ensure_topics, make_broker
-from shared.metrics import SERVICE_UP
+from shared.metrics import SERVICE_UP, service_registry
 from shared.settings import ServiceSettings
 from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
@@ -34,6 +35,8 @@ T = TypeVar("T")
 
 class Service:
     name: str = "service"
+    metrics: ClassVar[tuple[Collector, ...]] = ()
+    """This service's own metric families (``/metrics`` adds the shared ones)."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
@@ -58,6 +61,7 @@ class Service:
             settings.observability.http_port,
             ready=self.is_ready,
             live=self._is_live,
+            registry=service_registry(self.metrics),
         )
         self._started = False
         self._stopping = False

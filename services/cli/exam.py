@@ -1,4 +1,4 @@
-"""``alignstream exam run|show|list``: exam jobs through the pipeline and their results."""
+"""``alignstream exam run|show|list|cancel``: exam jobs through the pipeline and their results."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.table import Column, Table
 
 from services.cli.exam_generate import generate
-from services.cli.progress import console, progress_bar
+from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.records import JobRecord, scoped_id
 from services.grading.report import category_rows, export, pct
@@ -18,8 +18,10 @@ from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
 from shared import events
 from shared.client import AlignstreamClient
+from shared.errors import Hinted
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
+from shared.topics import EXAM_RESULTS
 
 app = typer.Typer(
     help="Run exams through the pipeline and show their results.",
@@ -157,10 +159,11 @@ def run(
     try:
         result = asyncio.run(submit())
     except TimeoutError as exc:
-        console.print(f"[red]{exc}; is the grading service running (alignstream serve grading)? "
-                      f"`alignstream exam show {job.job_id} --tenant {tenant}` shows what is "
-                      "done.[/]")  # fmt: skip
-        raise typer.Exit(1) from exc
+        raise Hinted(
+            str(exc),
+            "is the grading service running (alignstream serve grading)? "
+            f"alignstream exam show {job.job_id} --tenant {tenant} shows what is done",
+        ) from exc
     show_result(result)
     _export(result, out)
     if result.status is events.JobStatus.FAILED:
@@ -190,6 +193,14 @@ async def _load(
         await store.redis.aclose()
 
 
+def _unknown_job(tenant: str, job_id: str, matches: list[str]) -> Hinted:
+    if matches:
+        return Hinted(f"{job_id} matches several jobs of {tenant}: {', '.join(matches)}",
+                      "give more of the id")  # fmt: skip
+    return Hinted(f"tenant {tenant} has no exam job {job_id}",
+                  f"alignstream exam list --tenant {tenant}")  # fmt: skip
+
+
 @app.command()
 def show(
     job_id: str = typer.Argument(..., help="The job's id, or its start (see `exam list`)."),
@@ -199,17 +210,49 @@ def show(
     """Results of one job so far (from Redis)."""
     records, answers, matches = asyncio.run(_load(tenant, job_id, 1))
     if not records:
-        if matches:
-            console.print(f"[red]{job_id} matches several jobs of {tenant}: "
-                          f"{', '.join(matches)}[/]")  # fmt: skip
-        else:
-            console.print(f"[red]tenant {tenant} has no exam job {job_id}[/]")
-        raise typer.Exit(1)
+        raise _unknown_job(tenant, job_id, matches)
     result = exam_result(
         records[0], answers, final=records[0].status is not events.JobStatus.RUNNING
     )
     show_result(result)
     _export(result, out)
+
+
+async def _cancel(tenant: str, job_id: str) -> tuple[str, events.ExamResult | None]:
+    """Cancel the job ``job_id`` names (or uniquely starts); publish its final result."""
+    records, answers, matches = await _load(tenant, job_id, 1)
+    if not records:
+        raise _unknown_job(tenant, job_id, matches)
+    record = records[0]
+    settings = RedisSettings()
+    store = ExamStore(make_redis(settings), settings.key_prefix)
+    try:
+        if not await store.cancel(record.sid):
+            return record.status.value, None
+        cancelled = await store.record_of(record.sid)
+    finally:
+        await store.redis.aclose()
+    assert cancelled is not None
+    result = exam_result(cancelled, answers, final=True)
+    # Whoever follows the job (exam run in another terminal) sees it end.
+    async with AlignstreamClient(KafkaSettings()) as client:
+        await client.send(EXAM_RESULTS, result, result.key)
+        await client.flush()
+    return cancelled.status.value, result
+
+
+@app.command()
+def cancel(
+    job_id: str = typer.Argument(..., help="The job's id, or its start (see exam list)."),
+    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
+) -> None:
+    """Stop a running job: no more questions are sent, the answers so far are kept."""
+    status, result = asyncio.run(_cancel(tenant, job_id))
+    if result is None:
+        errors.print(f"job {job_id} of {tenant} is {status} already; nothing to cancel")
+        raise typer.Exit(1)
+    console.print(f"job {result.job_id} cancelled after {result.answered}/{result.total_answers} "
+                  "answers")  # fmt: skip
 
 
 @app.command("list")

@@ -69,6 +69,7 @@ GroundedAdapter: TypeAdapter[events.GroundedRequest] = TypeAdapter(events.Ground
 
 class GenerationService(Service):
     name = "generation"
+    metrics = (IN_FLIGHT, QUEUE_WAIT, TTFT, TOKENS, TOKENS_PER_S, ERRORS)
 
     def __init__(
         self, settings: GenerationSettings, backend: GenerationBackend | None = None

@@ -36,7 +36,7 @@ from services.grading.datasets import (
     load_exam,
 )
 from services.grading.grader import grade, grade_open, lost
-from services.grading.judge.client import Judge, Verdict
+from services.grading.judge.client import JUDGE_CALLS, JUDGMENTS, Judge, Verdict
 from services.grading.judge.prompts import COURSE_CORRECTION
 from services.grading.records import JobRecord, parse_item, scoped_id
 from services.grading.results import exam_result
@@ -82,6 +82,16 @@ class ReplyTarget(NamedTuple):
 
 class GradingService(Service):
     name = "grading"
+    metrics = (
+        ANSWERS,
+        DUPLICATES,
+        RESENDS,
+        ACTIVE_JOBS,
+        ACCURACY,
+        PROGRESS,
+        JUDGMENTS,
+        JUDGE_CALLS,
+    )
 
     def __init__(self, settings: GradingSettings) -> None:
         super().__init__(settings)

@@ -58,6 +58,14 @@ return redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 """
 
 
+_END_JOB = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'finished_at', ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+
 class ExamStore:
     def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
         self.redis = redis
@@ -138,12 +146,19 @@ class ExamStore:
         )
 
     async def finish(self, sid: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:  # pragma: no mutate (atomic)
-            pipe.hset(self._key(sid, "meta"),
-                      mapping={"status": JobStatus.DONE.value,
-                               "finished_at": datetime.now(UTC).isoformat()})  # fmt: skip
-            pipe.srem(f"{self.prefix}:active", sid)
-            await pipe.execute()
+        await self._end(sid, JobStatus.DONE)
+
+    async def cancel(self, sid: str) -> bool:
+        """Stop a running job (False: it had ended already, or does not exist)."""
+        return await self._end(sid, JobStatus.CANCELLED)
+
+    async def _end(self, sid: str, status: JobStatus) -> bool:
+        """Running -> ``status``, atomically: a job cancelled while it finishes ends once."""
+        ended = await self.redis.eval(
+            _END_JOB, 2, self._key(sid, "meta"), f"{self.prefix}:active", sid,
+            JobStatus.RUNNING.value, status.value, datetime.now(UTC).isoformat(),
+        )  # fmt: skip
+        return bool(ended)
 
     async def active(self) -> list[str]:
         return sorted(as_text(m) for m in await self.redis.smembers(f"{self.prefix}:active"))

@@ -9,7 +9,7 @@ from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
-from services.ingest.ingestor import RuleIngestor
+from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.dlq import Inbox
@@ -37,6 +37,7 @@ EVENT_TO_SERVABLE = Histogram(
 
 class IngestService(RuleMemoryService):
     name = "ingest"
+    metrics = (RULES_APPLIED, EVENT_TO_SERVABLE, EMBED_BATCH, EMBED_SECONDS)
 
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))

@@ -66,6 +66,7 @@ ChatRequestAdapter: TypeAdapter[events.ChatRequest] = TypeAdapter(events.ChatReq
 
 class RetrievalService(RuleMemoryService):
     name = "retrieval"
+    metrics = (SEARCH_SECONDS, RETRIEVAL_SECONDS, HITS, UNRESOLVED, SCOPES)
 
     def __init__(self, settings: RetrievalSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))

@@ -24,6 +24,7 @@ from services.generation.app import GenerationService
 from services.generation.backends.base import GenerationInput, GenerationOutput
 from services.generation.settings import GenerationSettings
 from services.grading.app import ANSWERS, DUPLICATES, GradingService
+from services.grading.datasets import stage_dataset
 from services.grading.records import scoped_id
 from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
@@ -32,7 +33,7 @@ from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings, RedisSettings
-from shared.topics import EXAM_ANSWERS
+from shared.topics import EXAM_ANSWERS, EXAM_JOBS, EXAM_RESULTS
 from tests.integration.helpers import ScriptedBackend, TopicReader, alignstream_cli
 from tests.samples import sample_rule
 
@@ -263,12 +264,12 @@ async def test_exam_cli_run_show_list(
     # base answers A: right for question 1 only (Taboo); OPO (no rules in the memory) too
     result = events.ExamResult.model_validate_json((tmp_path / "result.json").read_text())
     assert scores_of(result) == {"base": (1, 3), "opo": (1, 3)}
-    assert "opo vs none" in output
+    assert "opo vs base" in output
     # the file has no principles: the oracle would silently be the baseline, so it is refused
     assert refused_code != 0
     assert "the oracle strategy needs each question's principle" in " ".join(refused.split())
     markdown = (tmp_path / "result.md").read_text()
-    assert "| none | 33.3 | 6.1-79.2 | 1 / 3 | 0 | 0 |" in markdown
+    assert "| base | 33.3 | 6.1-79.2 | 1 / 3 | 0 | 0 |" in markdown
     assert (tmp_path / "result.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     code, output = await alignstream_cli(env, "exam", "list", "--tenant", "acme")
@@ -290,6 +291,52 @@ async def test_exam_cli_run_show_list(
     code, output = await alignstream_cli(env, "exam", "show", "no-such-job", "--tenant", "acme")
     assert code == 1
     assert "no exam job" in output
+
+
+async def test_exam_cancel_stops_a_running_job(
+    grading: GradingService,
+    kafka_settings: KafkaSettings,
+    redis_settings: RedisSettings,
+    cli_env: dict[str, str],
+    exam_root: Path,
+    reader: TopicReader,
+) -> None:
+    # No retrieval or generation runs: the job's questions wait, the job stays running.
+    staged = stage_dataset(exam_root, "acme", FIXTURES / "exam_social.csv")
+    job = events.ExamJob(tenant="acme", dataset=staged, strategies=(events.Strategy.BASE,))
+    async with AlignstreamClient(kafka_settings) as client:
+        await client.send(EXAM_JOBS, job, job.key)
+        await client.flush()
+    store = ExamStore(aioredis.Redis.from_url(redis_settings.url.get_secret_value()),
+                      redis_settings.key_prefix)  # fmt: skip
+    sid = scoped_id("acme", job.job_id)
+    async with asyncio.timeout(30):
+        while (record := await store.record_of(sid)) is None:  # noqa: ASYNC110 (polls Redis)
+            await asyncio.sleep(0.1)
+    assert record.status is events.JobStatus.RUNNING
+
+    code, output = await alignstream_cli(
+        cli_env, "exam", "cancel", job.job_id[:10], "--tenant", "acme"
+    )
+    assert code == 0, output
+    assert f"job {job.job_id} cancelled after 0/3 answers" in output
+    cancelled = await store.record_of(sid)
+    assert cancelled is not None
+    assert cancelled.status is events.JobStatus.CANCELLED
+    assert sid not in await store.active()  # the sweep no longer sends its questions
+    (final,) = await reader.read(
+        EXAM_RESULTS, count=1,
+        where=lambda r: events.ExamResult.model_validate_json(r.value).final,
+    )  # fmt: skip
+    assert events.ExamResult.model_validate_json(final.value).status is events.JobStatus.CANCELLED
+
+    code, output = await alignstream_cli(cli_env, "exam", "cancel", job.job_id, "--tenant", "acme")
+    assert code == 1
+    assert "cancelled already" in output
+    code, output = await alignstream_cli(cli_env, "exam", "cancel", job.job_id, "--tenant", "beta")
+    assert code == 1
+    assert "no exam job" in output
+    await store.redis.aclose()
 
 
 async def test_two_jobs_at_once_share_the_pipeline(

@@ -1,0 +1,32 @@
+"""A topic that differs from its specification is reported; a rules log that would delete
+rules is critical."""
+
+from __future__ import annotations
+
+from shared.settings import KafkaSettings
+from shared.topic_checks import TopicState, problems_of
+from shared.topics import CHAT_REQUESTS, RULES_EVENTS
+
+
+def test_an_auto_created_rules_topic_is_critical() -> None:
+    # What a broker's auto-creation gives: its default partitions, cleanup.policy=delete.
+    found = problems_of(RULES_EVENTS, "rules.events", TopicState(4, "delete"), KafkaSettings())
+    assert [(str(p), p.critical) for p in found] == [
+        ("rules.events: 4 partitions, the spec says 6", False),
+        ("rules.events: cleanup.policy=delete, the spec says compact", True),
+    ]
+
+
+def test_a_topic_as_specified_has_no_problem_and_an_unreported_policy_is_not_guessed() -> None:
+    settings = KafkaSettings()
+    assert problems_of(RULES_EVENTS, "rules.events", TopicState(6, "compact"), settings) == []
+    assert problems_of(RULES_EVENTS, "rules.events", TopicState(6, None), settings) == []
+    assert problems_of(CHAT_REQUESTS, "x", TopicState(6, "delete"), settings) == []
+
+
+def test_partitions_follow_the_override_and_missing_topics_are_named() -> None:
+    small = KafkaSettings(partitions_override=1)
+    assert problems_of(CHAT_REQUESTS, "chat.requests", TopicState(1, None), small) == []
+    (missing,) = problems_of(CHAT_REQUESTS, "p.chat.requests", None, small)
+    assert "missing" in str(missing)
+    assert not missing.critical
