@@ -36,6 +36,14 @@ RuleEvent = events.RuleUpsert | events.RuleDelete | events.JurisdictionTree
 T = TypeVar("T")
 
 
+class RepliesMissing(TimeoutError):
+    """Not every awaited reply arrived in time."""
+
+    def __init__(self, missing: int, wanted: int, topic: str, timeout_s: float) -> None:
+        super().__init__(f"{missing} of {wanted} replies missing on {topic} after {timeout_s}s")
+        self.missing, self.wanted, self.timeout_s = missing, wanted, timeout_s
+
+
 class TopicTail:
     """Reads a topic from its current end, across all partitions, without a consumer group."""
 
@@ -94,8 +102,8 @@ class TopicTail:
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(pending)} of {len(pending) + len(found)} replies "
-                                   f"missing on {self.topic} after {timeout_s}s")  # fmt: skip
+                raise RepliesMissing(len(pending), len(pending) + len(found), self.topic,
+                                     timeout_s)  # fmt: skip
             for value in await self.values():
                 try:
                     item = parse(value)
@@ -228,8 +236,10 @@ class AlignstreamClient:
                     timeout_s=timeout_s,
                     on_item=on_confirmed,
                 )
-            except TimeoutError as exc:
-                raise NotConfirmed(f"published, but {exc}") from exc
+            except RepliesMissing as exc:
+                message = (f"published {len(rule_events)} events; {exc.missing} not confirmed "
+                           f"servable after {exc.timeout_s:g} s")  # fmt: skip
+                raise NotConfirmed(message) from exc
         return list(confirmed.values())
 
     async def _send_rules(

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from services.cli.progress import console
+from services.cli.quiet import stderr_to
 from services.generation.models import smollm2
 
 app = typer.Typer(
@@ -29,7 +30,11 @@ def prepare(
     if smollm2.is_prepared(folder):
         console.print(f"{folder}: ready ({_size_mb(folder):.0f} MB, checksums verified)")
         return
-    with console.status(f"converting {smollm2.GGUF_NAME} into {folder} (about 30 s)"):
+    log = folder.parent / "prepare.log"  # the converter's progress bars and notices
+    with (
+        console.status(f"converting {smollm2.GGUF_NAME} into {folder} (about 30 s)"),
+        stderr_to(log),
+    ):
         smollm2.prepare(folder)
     console.print(f"{folder}: ready ({_size_mb(folder):.0f} MB)")
 

@@ -10,8 +10,9 @@ from services.grading.app import GradingService
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared.metrics import service_registry
+from shared.service import Service
 
-FAMILY_OF = {
+FAMILY_OF: dict[type[Service], str] = {
     IngestService: "alignstream_rules_indexed",
     RetrievalService: "alignstream_retrieval_seconds",
     GenerationService: "alignstream_generation_in_flight",

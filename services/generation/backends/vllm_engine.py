@@ -7,6 +7,7 @@ vLLM is imported lazily: it is an optional extra.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
@@ -27,9 +28,18 @@ from services.generation.settings import VllmSettings
 log = logging.getLogger(__name__)
 
 
-def _resolved(settings: VllmSettings) -> tuple[str, bool]:
+def _start_engine(settings: VllmSettings) -> tuple[Any, str]:
+    """The engine and the model's name (a local folder by its name, not a path on this
+    machine). AsyncLLM built outside the event loop starts its output handler on first use."""
+    quiet_engine_logs()
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
     model = resolve_model(settings)
-    return model, Path(model).is_dir()
+    options = engine_options(settings, detect_device(), model)
+    log.info("starting the vLLM engine", extra={"engine_options": options})
+    engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
+    return engine, Path(model).name if Path(model).is_dir() else model
 
 
 TOP_LOGPROBS = 20
@@ -45,17 +55,10 @@ class VllmEngineBackend:
         self._tokenizer: Any = None
 
     async def start(self) -> None:
-        quiet_engine_logs()
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        # The default model may be converted first (about 30 s): off the event loop.
-        model, local = await asyncio.to_thread(_resolved, self.settings)
-        # Responses name the model; a local folder by its name, not a path on this machine.
-        self.model = Path(model).name if local else model
-        options = engine_options(self.settings, detect_device(), model)
-        log.info("starting the vLLM engine", extra={"engine_options": options})
-        self._engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**options))
+        # Importing vLLM, converting the default model (once) and starting the engine take
+        # 30-60 s of blocking work: off the event loop, so a process that hosts other services
+        # too (the demo, tests) keeps serving them meanwhile.
+        self._engine, self.model = await asyncio.to_thread(_start_engine, self.settings)
         tokenizer = self._engine.get_tokenizer()
         self._tokenizer = await tokenizer if hasattr(tokenizer, "__await__") else tokenizer
 
@@ -131,6 +134,10 @@ class VllmEngineBackend:
         )
 
     async def close(self) -> None:
-        if self._engine is not None:
-            self._engine.shutdown()
-            self._engine = None
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.shutdown()
+            # Collected now, while vLLM's modules are alive: its __del__ shuts down again and
+            # fails noisily when it only runs at interpreter exit.
+            del engine
+            gc.collect()
