@@ -41,7 +41,7 @@ from shared.service import Service
 from shared.settings import KafkaSettings, ObservabilitySettings
 from shared.topics import CHAT_RESPONSES
 
-MAX_TOKENS = 40
+MAX_TOKENS = 32
 
 
 def _question(tenant: str, text: str, jurisdictions: tuple[str, ...] = ()) -> events.ChatRequest:
@@ -101,7 +101,8 @@ async def _exam_slice(client: AlignstreamClient) -> None:
         path = Path(folder) / "acme_exam.jsonl"
         path.write_text("".join(json.dumps(q) + "\n" for q in DEMO_EXAM), encoding="utf-8")
         staged = stage_dataset(GradingSettings().data_root, "acme", path)
-        job = events.ExamJob(tenant="acme", dataset=staged, max_tokens=8,
+        # Scored by the option letters' logprobs, as OPO does: one token per answer.
+        job = events.ExamJob(tenant="acme", dataset=staged, scoring="logprobs",
                              strategies=(events.Strategy.BASE, events.Strategy.OPO))  # fmt: skip
         result = await follow_job(client, job, timeout_s=600)
     show_result(result)
