@@ -117,7 +117,8 @@ def _generation_settings(kafka: KafkaSettings, quiet: ObservabilitySettings) -> 
 
 def _model_note(settings: GenerationSettings) -> str:
     if settings.backend == "vllm" and settings.vllm.model is None:
-        return (f"{smollm2.MODEL_NAME} (135M parameters, on the CPU) follows rules poorly: the "
+        return (f"{smollm2.MODEL_NAME} (135M parameters, English only, on the CPU) follows "
+                "rules poorly: the "
                 "grounding above is the product, its answers are a small model's. For a real "
                 "model: ALIGNSTREAM_VLLM_MODEL=<model folder> on a GPU, or "
                 "ALIGNSTREAM_GENERATION_BACKEND=openai with ALIGNSTREAM_OPENAI_BASE_URL, _MODEL "
@@ -178,7 +179,7 @@ async def run_demo(kafka: KafkaSettings) -> list[events.ChatResponse]:
         console.print(f"deleted, {confirmed.latency_ms:.0f} ms; the same question again:")
         await _ask(client, [_question("acme", refund_question)], generation_ready, answers)
 
-        console.rule("6. exam slice on acme's house rules: without retrieval (none) vs OPO")
+        console.rule("6. exam slice on acme's house rules: without retrieval (base) vs OPO")
         await _exam_slice(client)
         console.print(_model_note(generation_settings), style="yellow")
     return answers

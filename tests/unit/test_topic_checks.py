@@ -3,8 +3,11 @@ rules is critical."""
 
 from __future__ import annotations
 
+import pytest
+
+from shared import topic_checks
 from shared.settings import KafkaSettings
-from shared.topic_checks import TopicState, problems_of
+from shared.topic_checks import TopicMisconfigured, TopicProblem, TopicState, problems_of
 from shared.topics import CHAT_REQUESTS, RULES_EVENTS
 
 
@@ -30,3 +33,12 @@ def test_partitions_follow_the_override_and_missing_topics_are_named() -> None:
     (missing,) = problems_of(CHAT_REQUESTS, "p.chat.requests", None, small)
     assert "missing" in str(missing)
     assert not missing.critical
+
+
+async def test_services_refuse_a_rules_log_that_deletes(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def reported(settings: KafkaSettings, specs: object = None) -> list[TopicProblem]:
+        return problems_of(RULES_EVENTS, "rules.events", TopicState(6, "delete"), settings)
+
+    monkeypatch.setattr(topic_checks, "check_topics", reported)
+    with pytest.raises(TopicMisconfigured, match=r"cleanup\.policy=delete"):
+        await topic_checks.require_compacted_rules(KafkaSettings())

@@ -7,7 +7,6 @@ vLLM is imported lazily: it is an optional extra.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from pathlib import Path
@@ -26,6 +25,10 @@ from services.generation.prompts.fencing import control_tokens
 from services.generation.settings import VllmSettings
 
 log = logging.getLogger(__name__)
+
+
+def _already_shut_down(timeout: float | None = None) -> None:
+    """Stands in for AsyncLLM.shutdown after the engine has been shut down."""
 
 
 def _start_engine(settings: VllmSettings) -> tuple[Any, str]:
@@ -137,7 +140,7 @@ class VllmEngineBackend:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.shutdown()
-            # Collected now, while vLLM's modules are alive: its __del__ shuts down again and
-            # fails noisily when it only runs at interpreter exit.
-            del engine
-            gc.collect()
+            # AsyncLLM.__del__ calls shutdown() again; run at interpreter exit (the engine is
+            # still referenced from vLLM's internals), it fails on torn-down modules and prints
+            # a traceback. Once is enough.
+            engine.shutdown = _already_shut_down
