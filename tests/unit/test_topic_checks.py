@@ -3,7 +3,10 @@ rules is critical."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from shared import topic_checks
 from shared.settings import KafkaSettings
@@ -42,3 +45,15 @@ async def test_services_refuse_a_rules_log_that_deletes(monkeypatch: pytest.Monk
     monkeypatch.setattr(topic_checks, "check_topics", reported)
     with pytest.raises(TopicMisconfigured, match=r"cleanup\.policy=delete"):
         await topic_checks.require_compacted_rules(KafkaSettings())
+
+
+class ForbiddenAdmin:
+    """A principal without DescribeConfigs rights."""
+
+    async def describe_configs(self, resources: object) -> None:
+        raise TopicAuthorizationFailedError
+
+
+async def test_unreadable_topic_configs_are_unreported_not_fatal() -> None:
+    admin: Any = ForbiddenAdmin()
+    assert await topic_checks._cleanup_policies(admin, ["rules.events"]) == {}
