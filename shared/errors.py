@@ -11,6 +11,18 @@ class Hinted(Exception):
         self.hint = hint
 
 
+def unreachable_hint(variable: str) -> str:
+    """What to do when a server named by ``variable`` does not answer."""
+    return f"start the local stack (alignstream stack up) or point {variable} at a running server"
+
+
+class KafkaUnreachable(Hinted, TimeoutError):
+    """No broker answered within the time allowed."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(f"Kafka at {bootstrap} not reachable", unreachable_hint("KAFKA_BOOTSTRAP"))
+
+
 class NoAnswer(Hinted, TimeoutError):
     """A request got no answer in time; ``stage`` names the service that did not answer."""
 

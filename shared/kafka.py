@@ -26,6 +26,7 @@ from faststream.security import (
     SASLScram512,
 )
 
+from shared.errors import KafkaUnreachable
 from shared.settings import KafkaSettings
 from shared.topics import TopicNames, TopicSpec, all_topics
 
@@ -147,6 +148,15 @@ def consumer_options(settings: KafkaSettings, *, group_id: str) -> dict[str, Any
     }
 
 
+def admin_client(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    """An admin client with the project's settings (security, timeouts); not started."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        request_timeout_ms=settings.request_timeout_ms,
+        **client_security_kwargs(settings),
+    )
+
+
 async def ensure_topics(
     settings: KafkaSettings,
     specs: Iterable[TopicSpec] | None = None,
@@ -162,11 +172,7 @@ async def ensure_topics(
     wanted = list(specs if specs is not None else all_topics())
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap,
-            request_timeout_ms=settings.request_timeout_ms,
-            **client_security_kwargs(settings),
-        )
+        admin = admin_client(settings)
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -190,7 +196,7 @@ async def ensure_topics(
             return [names(spec) for spec in missing]
         except (OSError, TimeoutError, KafkaConnectionError) as exc:
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"Kafka at {settings.bootstrap} not reachable") from exc
+                raise KafkaUnreachable(settings.bootstrap) from exc
             await asyncio.sleep(0.5)
         finally:
             await admin.close()

@@ -17,9 +17,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from shared.kafka import client_security_kwargs
+from shared.kafka import admin_client
 from shared.settings import KafkaSettings
-from shared.topics import RULES_EVENTS, TopicNames, TopicSpec, all_topics
+from shared.topics import RULES_EVENTS, TopicSpec, all_topics
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,7 @@ def problems_of(
 
 async def topic_states(settings: KafkaSettings, names: Iterable[str]) -> dict[str, TopicState]:
     """The partition count and cleanup policy of each existing topic among ``names``."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap,
-        request_timeout_ms=settings.request_timeout_ms,
-        **client_security_kwargs(settings),
-    )
+    admin = admin_client(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -108,7 +104,7 @@ async def _cleanup_policies(admin: AIOKafkaAdminClient, names: list[str]) -> dic
 async def check_topics(
     settings: KafkaSettings, specs: Iterable[TopicSpec] | None = None
 ) -> list[TopicProblem]:
-    names = TopicNames(settings.topic_prefix)
+    names = settings.topics
     wanted = list(specs if specs is not None else all_topics())
     states = await topic_states(settings, [names(s) for s in wanted])
     return [p for s in wanted for p in problems_of(s, names(s), states.get(names(s)), settings)]

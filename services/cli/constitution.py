@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from services.cli.groups import command_group
 from services.cli.progress import console
 from services.grading.datasets import DatasetError
 from services.grading.discovery.loop import DiscoveryReport, discover
@@ -22,11 +23,7 @@ from shared.memory.schema import RuleSchema
 from shared.memory.search import RuleSearcher
 from shared.settings import KafkaSettings, RedisSettings
 
-app = typer.Typer(
-    rich_markup_mode=None,
-    help="Principles (constitutions) that steer the answers.",
-    no_args_is_help=True,
-)
+app = command_group("Principles (constitutions) that steer the answers.")
 
 
 async def _discover(

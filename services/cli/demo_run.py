@@ -1,10 +1,10 @@
 """What ``alignstream demo`` runs: the whole pipeline on the local stack, end to end.
 
-Starts the local broker and Redis and the four services in this process, streams a sample rule
-set over Kafka, shows what each question is grounded in (scope, rules, why each was found) while
-the model loads, then the answers and the rule versions they cite; updates and deletes a rule
-live and asks again; and runs an exam slice, base vs OPO, on facts found only in the tenant's
-rules. Engine and library logs go to a file named at the end.
+On the local stack ``demo`` started: runs the four services in this process, streams a sample
+rule set over Kafka, shows what each question is grounded in (scope, rules, why each was found)
+while the model loads, then the answers and the rule versions they cite; updates and deletes a
+rule live and asks again; and runs an exam slice, base vs OPO, on facts found only in the
+tenant's rules.
 
 Generation uses the configured backend (``ALIGNSTREAM_GENERATION_BACKEND``, ``ALIGNSTREAM_VLLM_*``,
 ``ALIGNSTREAM_OPENAI_*``); unconfigured, SmolLM2-135M-Instruct on the CPU engine.
@@ -118,9 +118,8 @@ def _generation_settings(kafka: KafkaSettings, quiet: ObservabilitySettings) -> 
 def _model_note(settings: GenerationSettings) -> str:
     if settings.backend == "vllm" and settings.vllm.model is None:
         return (f"{smollm2.MODEL_NAME} (135M parameters, English only, on the CPU) follows "
-                "rules poorly: the "
-                "grounding above is the product, its answers are a small model's. For a real "
-                "model: ALIGNSTREAM_VLLM_MODEL=<model folder> on a GPU, or "
+                "rules poorly: the grounding above is the product, its answers are a small "
+                "model's. For a real model: ALIGNSTREAM_VLLM_MODEL=<model folder> on a GPU, or "
                 "ALIGNSTREAM_GENERATION_BACKEND=openai with ALIGNSTREAM_OPENAI_BASE_URL, _MODEL "
                 "and _API_KEY (any OpenAI-compatible endpoint).")  # fmt: skip
     return f"model: {settings.backend} {settings.vllm.model or settings.openai.model}"

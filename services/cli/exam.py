@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import typer
 from rich.table import Column, Table
 
 from services.cli.exam_generate import generate
+from services.cli.groups import command_group
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.records import JobRecord, scoped_id
@@ -23,11 +26,7 @@ from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import EXAM_RESULTS
 
-app = typer.Typer(
-    help="Run exams through the pipeline and show their results.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
+app = command_group("Run exams through the pipeline and show their results.")
 
 app.command()(generate)
 
@@ -170,27 +169,27 @@ def run(
         raise typer.Exit(1)
 
 
-async def _load(
-    tenant: str, job_id: str | None, limit: int
-) -> tuple[list[JobRecord], list[events.ExamAnswer], list[str]]:
-    """The tenant's newest jobs (no ``job_id``), or the one job whose id is or starts with
-    ``job_id`` with its answers; the third value lists the ids a prefix matched."""
+@contextlib.asynccontextmanager
+async def _exam_store() -> AsyncIterator[ExamStore]:
     settings = RedisSettings()
     store = ExamStore(make_redis(settings), settings.key_prefix)
     try:
-        if job_id is None:
-            return await store.recent(tenant, limit), [], []
-        record = await store.record_of(scoped_id(tenant, job_id))
-        if record is None:
-            matches = await store.find(tenant, job_id)
-            if len(matches) != 1:
-                return [], [], matches
-            record = await store.record_of(scoped_id(tenant, matches[0]))
-            if record is None:
-                return [], [], []
-        return [record], await store.answers(record.sid), [record.job.job_id]
+        yield store
     finally:
         await store.redis.aclose()
+
+
+async def _find_job(store: ExamStore, tenant: str, job_id: str) -> JobRecord:
+    """The tenant's job whose id is, or is the only one to start with, ``job_id``."""
+    record = await store.record_of(scoped_id(tenant, job_id))
+    if record is not None:
+        return record
+    matches = await store.find(tenant, job_id)
+    if len(matches) == 1:
+        record = await store.record_of(scoped_id(tenant, matches[0]))
+        if record is not None:
+            return record
+    raise _unknown_job(tenant, job_id, matches if len(matches) > 1 else [])
 
 
 def _unknown_job(tenant: str, job_id: str, matches: list[str]) -> Hinted:
@@ -201,6 +200,13 @@ def _unknown_job(tenant: str, job_id: str, matches: list[str]) -> Hinted:
                   f"alignstream exam list --tenant {tenant}")  # fmt: skip
 
 
+async def _job_result(tenant: str, job_id: str) -> events.ExamResult:
+    async with _exam_store() as store:
+        record = await _find_job(store, tenant, job_id)
+        answers = await store.answers(record.sid)
+    return exam_result(record, answers, final=record.status is not events.JobStatus.RUNNING)
+
+
 @app.command()
 def show(
     job_id: str = typer.Argument(..., help="The job's id, or its start (see `exam list`)."),
@@ -208,30 +214,19 @@ def show(
     out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
 ) -> None:
     """Results of one job so far (from Redis)."""
-    records, answers, matches = asyncio.run(_load(tenant, job_id, 1))
-    if not records:
-        raise _unknown_job(tenant, job_id, matches)
-    result = exam_result(
-        records[0], answers, final=records[0].status is not events.JobStatus.RUNNING
-    )
+    result = asyncio.run(_job_result(tenant, job_id))
     show_result(result)
     _export(result, out)
 
 
 async def _cancel(tenant: str, job_id: str) -> tuple[str, events.ExamResult | None]:
     """Cancel the job ``job_id`` names (or uniquely starts); publish its final result."""
-    records, answers, matches = await _load(tenant, job_id, 1)
-    if not records:
-        raise _unknown_job(tenant, job_id, matches)
-    record = records[0]
-    settings = RedisSettings()
-    store = ExamStore(make_redis(settings), settings.key_prefix)
-    try:
+    async with _exam_store() as store:
+        record = await _find_job(store, tenant, job_id)
         if not await store.cancel(record.sid):
             return record.status.value, None
         cancelled = await store.record_of(record.sid)
-    finally:
-        await store.redis.aclose()
+        answers = await store.answers(record.sid)
     assert cancelled is not None
     result = exam_result(cancelled, answers, final=True)
     # Whoever follows the job (exam run in another terminal) sees it end.
@@ -255,13 +250,18 @@ def cancel(
                   "answers")  # fmt: skip
 
 
+async def _recent(tenant: str, limit: int) -> list[JobRecord]:
+    async with _exam_store() as store:
+        return await store.recent(tenant, limit)
+
+
 @app.command("list")
 def list_jobs(
     tenant: str = typer.Option(..., help="Whose jobs to list."),
     limit: int = typer.Option(20, min=1),
 ) -> None:
     """The tenant's newest exam jobs."""
-    records, _, _ = asyncio.run(_load(tenant, None, limit))
+    records = asyncio.run(_recent(tenant, limit))
     table = Table("dataset", "tenant", "strategies", "questions", "status", "started")
     # Ids are what `exam show` takes: never shortened, whatever the terminal's width.
     width = max((len(r.job.job_id) for r in records), default=3)

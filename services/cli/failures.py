@@ -9,12 +9,11 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from shared.errors import Hinted
+from shared.errors import Hinted, unreachable_hint
 from shared.localstack import DEFAULT_STATE_DIR, StackError
 from shared.topic_checks import TopicMisconfigured
 
 DEBUG_HINT = "run again with --debug for the traceback"
-STACK_HINT = "start the local stack (alignstream stack up) or point {var} at a running server"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +41,12 @@ def explain(exc: BaseException) -> Failure:
         return Failure(str(exc), "alignstream topics check lists every difference")
     if isinstance(exc, ValidationError):
         return _validation(exc)
-    if isinstance(exc, KafkaConnectionError) or (
-        isinstance(exc, TimeoutError) and "Kafka" in str(exc)
-    ):
-        return Failure(f"Kafka not reachable: {exc}", STACK_HINT.format(var="KAFKA_BOOTSTRAP"))
+    if isinstance(exc, KafkaConnectionError):
+        return Failure(f"Kafka not reachable: {exc}", unreachable_hint("KAFKA_BOOTSTRAP"))
     if isinstance(exc, KafkaError):
         return Failure(f"Kafka: {exc}", DEBUG_HINT)
     if isinstance(exc, RedisConnectionError):
-        return Failure(f"Redis not reachable: {exc}", STACK_HINT.format(var="REDIS_URL"))
+        return Failure(f"Redis not reachable: {exc}", unreachable_hint("REDIS_URL"))
     if isinstance(exc, RedisError):
         return Failure(f"Redis: {exc}", DEBUG_HINT)
     if isinstance(exc, UnicodeDecodeError):

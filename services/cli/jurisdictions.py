@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from services.cli.groups import command_group
 from services.cli.progress import console
 from services.cli.rules import publish_events
 from shared.events import JurisdictionTree
@@ -19,9 +20,7 @@ from shared.memory.trees import JurisdictionStore
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 
-app = typer.Typer(
-    rich_markup_mode=None, help="Declare and show jurisdiction trees.", no_args_is_help=True
-)
+app = command_group("Declare and show jurisdiction trees.")
 
 MAX_TREE_FILE_BYTES = 16 << 20
 

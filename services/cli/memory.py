@@ -7,12 +7,13 @@ import asyncio
 import typer
 from rich.table import Table
 
+from services.cli.groups import command_group
 from services.cli.progress import console, progress_bar
 from services.ingest.rebuild import rebuild as rebuild_memory
 from shared.embedders import EmbedderSettings, make_embedder
 from shared.settings import KafkaSettings, RedisSettings
 
-app = typer.Typer(rich_markup_mode=None, help="The Redis rule memory.", no_args_is_help=True)
+app = command_group("The Redis rule memory.")
 
 
 @app.command()

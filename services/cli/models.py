@@ -6,15 +6,12 @@ from pathlib import Path
 
 import typer
 
+from services.cli.groups import command_group
 from services.cli.progress import console
 from services.cli.quiet import stderr_to
 from services.generation.models import smollm2
 
-app = typer.Typer(
-    rich_markup_mode=None,
-    help="The default local model (SmolLM2-135M-Instruct).",
-    no_args_is_help=True,
-)
+app = command_group("The default local model (SmolLM2-135M-Instruct).")
 
 
 def _size_mb(folder: Path) -> float:

@@ -9,6 +9,7 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
+from services.cli.groups import command_group
 from services.cli.progress import console
 from shared.embedders import EmbedderSettings, make_embedder
 from shared.events import TenantId
@@ -16,11 +17,7 @@ from shared.prompt_sets import DEFAULT_SET, SHARED, PromptSet, PromptSetStore
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 
-app = typer.Typer(
-    help="DRPO prompt sets (system prompt + in-context examples).",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
+app = command_group("DRPO prompt sets (system prompt + in-context examples).")
 
 
 async def store_prompt_set(prompt_set: PromptSet, redis: RedisSettings, owner: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from services.cli.groups import command_group
 from services.cli.params import iso_date
 from services.cli.progress import console, errors, percentile, progress_bar
 from services.ingest.rulefiles import read_rule_file
@@ -25,9 +26,7 @@ from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
 from shared.settings import KafkaSettings
 
-app = typer.Typer(
-    rich_markup_mode=None, help="Publish, search and import rules.", no_args_is_help=True
-)
+app = command_group("Publish, search and import rules.")
 
 
 async def publish_events(rule_events: list[RuleEvent], wait: bool, timeout_s: float) -> None:

@@ -11,14 +11,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from services.cli.groups import command_group
 from services.cli.progress import console, errors
 from shared.localstack import DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT, DEFAULT_STATE_DIR, LocalStack
 
-app = typer.Typer(
-    help="Start, stop and inspect the local Kafka-protocol broker and Redis.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
+app = command_group("Start, stop and inspect the local Kafka-protocol broker and Redis.")
 
 StateDir = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="PID files, logs and Redis data.")
 KafkaPort = typer.Option(

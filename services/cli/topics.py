@@ -7,13 +7,14 @@ import asyncio
 import typer
 from rich.table import Table
 
+from services.cli.groups import command_group
 from services.cli.progress import console, errors
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
 from shared.topic_checks import TopicProblem, check_topics
 from shared.topics import all_topics
 
-app = typer.Typer(rich_markup_mode=None, help="Kafka topics.", no_args_is_help=True)
+app = command_group("Kafka topics.")
 
 
 def _report(problems: list[TopicProblem]) -> None:

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from services.cli import main as cli
 from services.cli.failures import explain
 from shared import events
-from shared.errors import NoAnswer, NotConfirmed
+from shared.errors import KafkaUnreachable, NoAnswer, NotConfirmed
 from shared.logging import ReadableFormatter
 
 
@@ -60,3 +60,9 @@ def test_readable_logs_carry_their_extras() -> None:
     record.service = "ingest"
     line = ReadableFormatter("ingest").format(record)
     assert line.endswith("INFO    ingest: service started  http_port=8080")
+
+
+def test_an_unreachable_broker_names_the_variable_to_set() -> None:
+    failure = explain(KafkaUnreachable("127.0.0.1:1"))
+    assert failure.message == "Kafka at 127.0.0.1:1 not reachable"
+    assert "KAFKA_BOOTSTRAP" in failure.hint
