@@ -75,7 +75,7 @@ async def run(updates: int, env: dict[str, str]) -> dict[str, object]:
                     rule=events.Rule(tenant=TENANT, rule_id="r", version=i, text=text)
                 )
                 started = time.perf_counter()
-                await producer.send(RULES_EVENTS, event, event.key)
+                await producer.send(RULES_EVENTS, event)
                 await producer.flush()
                 while not await visible_version(searcher, query, i):  # noqa: ASYNC110
                     await asyncio.sleep(0.0005)

@@ -79,7 +79,7 @@ async def pipeline(
         started = time.perf_counter()
         for item in items:
             sent[item.request.request_id] = time.perf_counter()
-            await client.send(CHAT_GROUNDED, item, item.key)
+            await client.send(CHAT_GROUNDED, item)
         await client.flush()
         responses = await collect_responses(
             tail, sent, tenant="bench", timeout_s=600, on_response=arrived

@@ -34,8 +34,9 @@ from services.generation.prompts.opo import opo_budget
 from services.grading.asking import exam_request
 from services.grading.datasets import ExamQuestion, load_exam
 from shared import events
-from shared.client import AlignstreamClient, RuleEvent
+from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
+from shared.events import RulesTopicEvent
 from shared.kafka import ensure_topics
 from shared.memory.index import open_indexes
 from shared.memory.jurisdictions import JurisdictionMap, filter_values
@@ -186,7 +187,7 @@ async def run(data: Path, limit: int | None, env: dict[str, str]) -> dict[str, o
     with service_process("ingest", env), service_process("retrieval", service_env):
         async with AlignstreamClient(kafka) as producer:
             started = time.perf_counter()
-            batch: list[RuleEvent] = [tree, *(events.RuleUpsert(rule=r) for r in rules)]
+            batch: list[RulesTopicEvent] = [tree, *(events.RuleUpsert(rule=r) for r in rules)]
             await producer.publish_rules(batch, wait=True, timeout_s=1800)
             import_s = time.perf_counter() - started
             for variant in VARIANTS:

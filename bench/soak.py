@@ -83,7 +83,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
         while time.monotonic() - started < args.seconds:
             while len(outstanding) < args.outstanding:
                 item = grounded(sent)
-                await client.send(CHAT_GROUNDED, item, item.key)
+                await client.send(CHAT_GROUNDED, item)
                 outstanding.add(item.request.request_id)
                 sent += 1
             await client.flush()

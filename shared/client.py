@@ -31,7 +31,6 @@ from shared.topics import (
     TopicSpec,
 )
 
-RuleEvent = events.RuleUpsert | events.RuleDelete | events.JurisdictionTree
 """What the rules topic carries (rule events and jurisdiction trees)."""
 T = TypeVar("T")
 
@@ -204,9 +203,11 @@ class AlignstreamClient:
     ) -> None:
         await self._producer.stop()
 
-    async def send(self, spec: TopicSpec, event: events.Event, key: str) -> None:
-        value, raw_key, topic = events.encode(event), key.encode(), self.topics(spec)
-        headers = self._signer.headers(topic, raw_key, value) if spec is RULES_EVENTS else []
+    async def send(self, spec: TopicSpec, event: events.Event) -> None:
+        """Publish one event to ``spec``'s topic under the event's own key (rule events signed)."""
+        value, raw_key, topic = events.encode(event), events.key_bytes(event.key), self.topics(spec)
+        signed = spec is RULES_EVENTS
+        headers = self._signer.headers(topic, raw_key or b"", value) if signed else []
         await self._producer.send(topic, value, key=raw_key, headers=headers)
 
     async def flush(self) -> None:
@@ -214,7 +215,7 @@ class AlignstreamClient:
 
     async def publish_rules(
         self,
-        rule_events: Sequence[RuleEvent],
+        rule_events: Sequence[events.RulesTopicEvent],
         *,
         wait: bool = False,
         timeout_s: float = 60.0,
@@ -243,10 +244,10 @@ class AlignstreamClient:
         return list(confirmed.values())
 
     async def _send_rules(
-        self, rule_events: Sequence[RuleEvent], on_sent: Callable[[int], None] | None
+        self, rule_events: Sequence[events.RulesTopicEvent], on_sent: Callable[[int], None] | None
     ) -> None:
         for event in rule_events:
-            await self.send(RULES_EVENTS, event, event.key)
+            await self.send(RULES_EVENTS, event)
             if on_sent is not None:
                 on_sent(1)
         await self.flush()
@@ -339,7 +340,7 @@ class AlignstreamClient:
     ) -> events.ExamResult:
         """Submit an exam job and follow its progress events until the final result."""
         async with TopicTail(self.settings, self.topics(EXAM_RESULTS)) as tail:
-            await self.send(EXAM_JOBS, job, job.key)
+            await self.send(EXAM_JOBS, job)
             await self.flush()
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
@@ -358,6 +359,6 @@ class AlignstreamClient:
         ids = []
         for request in requests:
             ids.append(request.request_id)
-            await self.send(CHAT_REQUESTS, request, request.key)
+            await self.send(CHAT_REQUESTS, request)
         await self.flush()
         return ids

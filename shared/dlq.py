@@ -157,7 +157,7 @@ def bounded_letter(
         source_topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        key=None if record.key is None else record.key[:MAX_KEY_BYTES],
+        record_key=None if record.key is None else record.key[:MAX_KEY_BYTES],
         original=record.value[: max(original_bytes, 0)],
         original_size=len(record.value),
         original_sha256=hashlib.sha256(record.value).hexdigest(),

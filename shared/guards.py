@@ -11,8 +11,6 @@ from shared import events
 from shared.dlq import Check, PoisonMessage, Record
 from shared.topics import TopicNames
 
-RuleEvent = events.RuleUpsert | events.RuleDelete
-
 
 def reply_topic_guard(topics: TopicNames) -> Check[events.ChatRequest]:
     """A chat request may name only an allowed reply topic (``TopicNames.reply_allowed``)."""
@@ -39,7 +37,7 @@ def grounded_reply_guard(topics: TopicNames) -> Check[events.GroundedRequest]:
     return check
 
 
-def rule_key_guard(record: Record, event: RuleEvent | events.JurisdictionTree) -> None:
+def rule_key_guard(record: Record, event: events.RulesTopicEvent) -> None:
     """A rule event under another rule's key would defeat compaction (the topic would keep a
     stale record for the rule, and replays would restore it)."""
     if record.key != event.key.encode():

@@ -11,19 +11,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from prometheus_client.registry import Collector
 from pydantic import TypeAdapter
 
 from shared.dlq import Check, DeadLetters, Inbox, Record
-from shared.events import Event, encode
+from shared.events import Event, encode, key_bytes
 from shared.http import HealthServer
-from shared.kafka import OversizedMessage, ensure_topics, make_broker
-from shared.metrics import SERVICE_UP, service_registry
+from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
+from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
 from shared.settings import ServiceSettings
 from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
@@ -31,6 +34,37 @@ from shared.topics import TopicNames, TopicSpec
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Key = str | bytes | None
+Handler = Callable[[KafkaMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription(Generic[T]):
+    """One consumed topic: what its records decode to and how they are fetched and acked."""
+
+    topic: TopicSpec
+    adapter: TypeAdapter[T]
+    max_records: int
+    batch_timeout_ms: int | None = None
+    """How long a fetch waits to fill a batch; None: FastStream's default."""
+    ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR
+    """``MANUAL``: the handler commits offsets itself (generation, behind finished work)."""
+    authenticate: Callable[[Record], None] | None = None
+    checks: tuple[Check[T], ...] = ()
+
+
+class Publisher(Protocol):
+    """What a service's domain core needs to publish: topic names and bounded, batched sends
+    (``Service`` is one; tests may pass another)."""
+
+    name: str
+    topics: TopicNames
+
+    def encode_bounded(self, event: Event) -> bytes: ...
+
+    async def publish_all(self, topic: str, outgoing: Iterable[Event]) -> None: ...
+
+    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[Key, bytes]]) -> None: ...
 
 
 class Service:
@@ -100,6 +134,44 @@ class Service:
         return Inbox(source, adapter, self.dead_letters, max_bytes=limit,
                      authenticate=authenticate, checks=tuple(checks))  # fmt: skip
 
+    def subscribe(
+        self,
+        subscription: Subscription[T],
+        handler: Handler,
+        *,
+        on_failure: Callable[[], None] | None = None,
+    ) -> Inbox[T]:
+        """Consume ``subscription``'s topic in batches with ``handler``; the inbox that decodes
+        (and dead-letters) its records. The handler is timed; when it raises (Redis, the
+        embedder or the broker failed), ``on_failure`` runs and the batch is redelivered after
+        ``retry_backoff_s``, so an outage is never a busy loop."""
+        spec = subscription.topic
+        inbox = self.make_inbox(spec, subscription.adapter, subscription.authenticate,
+                                subscription.checks)  # fmt: skip
+        timer = HANDLER_SECONDS.labels(self.name, spec.name)
+
+        async def handle(message: KafkaMessage) -> None:
+            with timer.time():
+                try:
+                    await handler(message)
+                except Exception:
+                    if on_failure is not None:
+                        on_failure()
+                    await asyncio.sleep(self.settings.retry_backoff_s)
+                    raise
+
+        fetch: dict[str, Any] = {"max_records": subscription.max_records}
+        if subscription.batch_timeout_ms is not None:
+            fetch["batch_timeout_ms"] = subscription.batch_timeout_ms
+        self.broker.subscriber(
+            self.topics(spec),
+            batch=True,
+            ack_policy=subscription.ack_policy,
+            **fetch,
+            **consumer_options(self.settings.kafka, group_id=self.settings.group_id),
+        )(handle)
+        return inbox
+
     def encode_bounded(self, event: Event) -> bytes:
         """The event's wire bytes; ``OversizedMessage`` when over ``max_message_bytes`` (the
         broker would refuse it, and a retry could never succeed)."""
@@ -108,16 +180,16 @@ class Service:
             raise OversizedMessage(len(body), self.settings.max_message_bytes)
         return body
 
-    async def publish_all(self, topic: str, keyed: Iterable[tuple[str, Event]]) -> None:
-        """Publish events with their keys: enqueue all, then wait for every delivery at once
+    async def publish_all(self, topic: str, outgoing: Iterable[Event]) -> None:
+        """Publish events under their keys: enqueue all, then wait for every delivery at once
         (one round of produce requests instead of one awaited send per event). Every event is
         size-checked before the first is sent (``OversizedMessage``)."""
-        await self.publish_bodies(topic, [(key, self.encode_bounded(e)) for key, e in keyed])
+        await self.publish_bodies(topic, [(e.key, self.encode_bounded(e)) for e in outgoing])
 
-    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[str, bytes]]) -> None:
+    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[Key, bytes]]) -> None:
         """Publish encoded events (checked by ``encode_bounded``) with their keys."""
         deliveries = [
-            await self.broker.publish(body, topic, key=key.encode(), no_confirm=True)
+            await self.broker.publish(body, topic, key=key_bytes(key), no_confirm=True)
             for key, body in bodies
         ]
         await asyncio.gather(*deliveries)

@@ -116,3 +116,5 @@ class ServiceSettings(BaseSettings):
     """Longest each shutdown phase (drain, broker stop, close) may take before it is cut."""
     retry_backoff_s: float = Field(default=0.5, gt=0)
     """Pause before a message whose processing failed transiently is retried."""
+    group_id: str = "alignstream"
+    """Consumer group of the service's subscribers (each service sets its own default)."""

@@ -130,7 +130,7 @@ def _get(data: Any, path: tuple[Any, ...]) -> Any:
     return data
 
 
-_KINDS = {e.kind for e in sample_events()}  # type: ignore[attr-defined]
+_KINDS = {e.kind for e in sample_events()}
 
 _JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 _JSON = st.recursive(

@@ -73,7 +73,7 @@ def sample_events() -> list[events.Event]:
             service="ingest",
             source_topic="rules.events",
             original=b"\x00\xffnot json",
-            key=b"k",
+            record_key=b"k",
             reason="invalid_json",
             error="Expecting value",
         ),

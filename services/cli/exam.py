@@ -231,7 +231,7 @@ async def _cancel(tenant: str, job_id: str) -> tuple[str, events.ExamResult | No
     result = exam_result(cancelled, answers, final=True)
     # Whoever follows the job (exam run in another terminal) sees it end.
     async with AlignstreamClient(KafkaSettings()) as client:
-        await client.send(EXAM_RESULTS, result, result.key)
+        await client.send(EXAM_RESULTS, result)
         await client.flush()
     return cancelled.status.value, result
 

@@ -16,8 +16,9 @@ from services.cli.progress import console, errors, percentile, progress_bar
 from services.ingest.rulefiles import read_rule_file
 from services.retrieval.settings import RetrievalSettings
 from shared import events
-from shared.client import AlignstreamClient, RuleEvent
+from shared.client import AlignstreamClient
 from shared.embedders import make_embedder
+from shared.events import RulesTopicEvent
 from shared.memory.jurisdictions import JurisdictionMap
 from shared.memory.retriever import Retrieved, RuleRetriever
 from shared.memory.schema import RuleSchema
@@ -29,7 +30,7 @@ from shared.settings import KafkaSettings
 app = command_group("Publish, search and import rules.")
 
 
-async def publish_events(rule_events: list[RuleEvent], wait: bool, timeout_s: float) -> None:
+async def publish_events(rule_events: list[RulesTopicEvent], wait: bool, timeout_s: float) -> None:
     with progress_bar() as bar:
         sent = bar.add_task("published", total=len(rule_events))
         confirmed = bar.add_task("servable", total=len(rule_events), visible=wait)
@@ -199,7 +200,7 @@ def import_opo(
             country=country,
         )
     )
-    rule_events: list[RuleEvent] = [events.RuleUpsert(rule=rule) for rule in rules]
+    rule_events: list[RulesTopicEvent] = [events.RuleUpsert(rule=rule) for rule in rules]
     if tree is not None:
         rule_events.insert(0, tree)
         console.print(f"jurisdiction tree: {len(tree.nodes)} nodes, default scope {country}")

@@ -292,7 +292,7 @@ class GenerationService(Service):
             # Pieces are a preview: a piece that cannot be published is counted and skipped,
             # the response (retried until published) is what completes the answer.
             try:
-                await self.publish_all(topic, [(token.key, token)])
+                await self.publish_all(topic, [token])
             except Exception:
                 UNPUBLISHABLE.labels(self.name, "token").inc()
                 log.warning("could not publish a token piece", exc_info=True,

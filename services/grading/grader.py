@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from services.grading.datasets import ExamQuestion
 from services.grading.extract import choice_from_logprobs, extract_choice
 from services.grading.judge.client import Verdict
-from shared.events import AnswerOutcome, ChatResponse, ExamAnswer, ExamJob, Strategy
+from services.grading.records import ExamAnswer
+from shared.events import AnswerOutcome, ChatResponse, ExamJob, ScoredBy, Strategy
 
 RAW_TEXT_KEPT = 2000
 
@@ -21,15 +20,15 @@ def grade(
     attempts: int,
 ) -> ExamAnswer:
     chosen: str | None = None
-    scored_by: Literal["text", "logprobs", "judge", "none"] = "none"
+    scored_by = ScoredBy.NONE
     if response.ok:
         if job.scoring != "text":
             chosen = choice_from_logprobs(response.option_logprobs, question.letters)
             if chosen is not None:
-                scored_by = "logprobs"
+                scored_by = ScoredBy.LOGPROBS
         if chosen is None and job.scoring != "logprobs":
             chosen = extract_choice(response.text, question.options)
-            scored_by = "text"
+            scored_by = ScoredBy.TEXT
     return _from_reply(question, strategy, response, response.ok, chosen, scored_by, attempts)
 
 
@@ -47,7 +46,7 @@ def grade_open(
     judged = verdict is not None
     chosen = verdict.label if verdict is not None else None
     return _from_reply(question, strategy, response, judged, chosen,
-                       "judge" if judged else "none", attempts)  # fmt: skip
+                       ScoredBy.JUDGE if judged else ScoredBy.NONE, attempts)  # fmt: skip
 
 
 def _from_reply(
@@ -56,7 +55,7 @@ def _from_reply(
     response: ChatResponse,
     replied: bool,
     chosen: str | None,
-    scored_by: Literal["text", "logprobs", "judge", "none"],
+    scored_by: ScoredBy,
     attempts: int,
 ) -> ExamAnswer:
     """``replied`` False: an error (no usable reply); else invalid, correct or wrong."""
@@ -89,7 +88,7 @@ def lost(question: ExamQuestion, strategy: Strategy, attempts: int) -> ExamAnswe
         expected=question.answer,
         chosen=None,
         outcome=AnswerOutcome.ERROR,
-        scored_by="none",
+        scored_by=ScoredBy.NONE,
         category=question.category,
         raw_text=f"no reply after {attempts} attempts",
         attempts=attempts,

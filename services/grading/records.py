@@ -1,12 +1,22 @@
-"""What the grading service keeps per job besides its answers."""
+"""What the grading service keeps per job: the job's record, its work items and their answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from shared.events import ExamJob, JobStatus, Strategy
+from shared.events import (
+    AnswerOutcome,
+    Contract,
+    ExamJob,
+    Identifier,
+    JobStatus,
+    RuleRef,
+    ScoredBy,
+    Strategy,
+)
 
 ITEM_SEPARATOR = "|"
 
@@ -38,14 +48,47 @@ def scoped_id(tenant: str, job_id: str) -> str:
     return f"{tenant}:{job_id}"
 
 
-def item_of(strategy: Strategy, question_id: str) -> str:
-    """One unit of work of a job: a question asked with one strategy."""
-    return f"{strategy.value}{ITEM_SEPARATOR}{question_id}"
+class WorkItem(NamedTuple):
+    """One unit of work of a job: a question asked with one strategy. Stored in Redis and
+    echoed in the request's metadata as ``str(item)`` (``strategy|question_id``)."""
+
+    strategy: Strategy
+    question_id: str
+
+    def __str__(self) -> str:
+        return f"{self.strategy.value}{ITEM_SEPARATOR}{self.question_id}"
 
 
-def parse_item(item: str) -> tuple[Strategy, str]:
-    """The strategy and question of an item; ValueError when it is not one."""
-    strategy, separator, question_id = item.partition(ITEM_SEPARATOR)
+def item_of(strategy: Strategy, question_id: str) -> WorkItem:
+    return WorkItem(strategy, question_id)
+
+
+def parse_item(item: str | bytes) -> WorkItem:
+    """The work item written as ``item``; ValueError when it is not one."""
+    text = item.decode() if isinstance(item, bytes) else item
+    strategy, separator, question_id = text.partition(ITEM_SEPARATOR)
     if not separator or not question_id:
-        raise ValueError(f"not an exam item: {item[:200]!r}")
-    return Strategy(strategy), question_id
+        raise ValueError(f"not an exam item: {text[:200]!r}")
+    return WorkItem(Strategy(strategy), question_id)
+
+
+class ExamAnswer(Contract):
+    """One graded answer of an exam job, stored per job and work item (a Redis record, not a
+    wire event: results on ``exam.results`` carry only the scores)."""
+
+    question_id: Identifier
+    strategy: Strategy
+    expected: str
+    chosen: str | None
+    """The extracted option; None when the reply could not be parsed."""
+    outcome: AnswerOutcome
+    scored_by: ScoredBy = ScoredBy.TEXT
+    category: str | None = None
+    raw_text: Annotated[str, StringConstraints(max_length=4000)] = ""
+    cited_rules: tuple[RuleRef, ...] = ()
+    latency_ms: float = 0.0
+    attempts: int = 1
+
+    @property
+    def correct(self) -> bool:
+        return self.outcome is AnswerOutcome.CORRECT

@@ -7,12 +7,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import combinations
 
-from services.grading.records import JobRecord
+from services.grading.records import ExamAnswer, JobRecord
 from services.grading.stats import mcnemar_exact, percentile, wilson_interval
 from shared.events import (
     AnswerOutcome,
     CategoryScore,
-    ExamAnswer,
     ExamResult,
     PairedComparison,
     Strategy,

@@ -21,8 +21,15 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from services.grading.datasets import ExamQuestion
-from services.grading.records import JobRecord, item_of, scoped_id
-from shared.events import ExamAnswer, ExamJob, JobStatus
+from services.grading.records import (
+    ExamAnswer,
+    JobRecord,
+    WorkItem,
+    item_of,
+    parse_item,
+    scoped_id,
+)
+from shared.events import ExamJob, JobStatus
 from shared.redis import as_text
 
 _FILL = """
@@ -89,7 +96,7 @@ class ExamStore:
             return False
         now = datetime.now(UTC)
         # Question-major order: a question's strategies are asked close together.
-        items = [item_of(s, q.question_id) for q in questions for s in job.strategies]
+        items = [str(item_of(s, q.question_id)) for q in questions for s in job.strategies]
         async with self.redis.pipeline(transaction=True) as pipe:  # pragma: no mutate (atomic)
             pipe.hset(self._key(sid, "questions"),
                       mapping={q.question_id: q.model_dump_json() for q in questions})  # fmt: skip
@@ -180,12 +187,12 @@ class ExamStore:
 
     # Work items -------------------------------------------------------------------------
 
-    async def fill(self, sid: str, window: int, now: float) -> list[str]:
+    async def fill(self, sid: str, window: int, now: float) -> list[WorkItem]:
         """Move items from todo to pending (sent at ``now``) until ``window`` are pending;
         atomic, so replicas refilling at once never exceed the window."""
         keys = [self._key(sid, p) for p in ("todo", "pending", "attempts", "unsent")]
         items = await self._fill(keys=keys, args=[window, now])
-        return [as_text(i) for i in items]
+        return [parse_item(i) for i in items]
 
     async def questions(self, sid: str, question_ids: Iterable[str]) -> list[ExamQuestion]:
         ids = list(question_ids)
@@ -194,34 +201,34 @@ class ExamStore:
         values = await self.redis.hmget(self._key(sid, "questions"), ids)
         return [ExamQuestion.model_validate_json(v) for v in values if v is not None]
 
-    async def record(self, sid: str, item: str, answer: ExamAnswer) -> bool:
+    async def record(self, sid: str, item: WorkItem, answer: ExamAnswer) -> bool:
         """Store a graded answer; False when the item is not pending (answered already: a
         duplicate; or never sent)."""
         keys = [self._key(sid, p) for p in ("answers", "pending", "unsent")]
-        return bool(await self._record(keys=keys, args=[item, answer.model_dump_json()]))
+        return bool(await self._record(keys=keys, args=[str(item), answer.model_dump_json()]))
 
-    async def retry(self, sid: str, item: str, now: float, max_attempts: int) -> int:
+    async def retry(self, sid: str, item: WorkItem, now: float, max_attempts: int) -> int:
         """Mark an unanswered item as sent again: the attempt number, 0 when it has used all
         its attempts, -1 when it is answered already."""
         keys = [self._key(sid, p) for p in ("answers", "pending", "attempts", "unsent")]
-        return int(await self._retry(keys=keys, args=[item, now, max_attempts]))
+        return int(await self._retry(keys=keys, args=[str(item), now, max_attempts]))
 
-    async def attempts(self, sid: str, item: str) -> int:
-        return int(await self.redis.hget(self._key(sid, "attempts"), item) or 0)
+    async def attempts(self, sid: str, item: WorkItem) -> int:
+        return int(await self.redis.hget(self._key(sid, "attempts"), str(item)) or 0)
 
-    async def sent(self, sid: str, items: Sequence[str]) -> None:
+    async def sent(self, sid: str, items: Sequence[WorkItem]) -> None:
         """The requests of these items are published (acknowledged by the broker)."""
         if items:
-            await self.redis.zrem(self._key(sid, "unsent"), *items)
+            await self.redis.zrem(self._key(sid, "unsent"), *map(str, items))
 
-    async def overdue(self, sid: str, sent_before: float, claimed_before: float) -> list[str]:
+    async def overdue(self, sid: str, sent_before: float, claimed_before: float) -> list[WorkItem]:
         """Pending items sent before ``sent_before`` (their reply may be lost), and items
         claimed before ``claimed_before`` but never published (the sender crashed)."""
         async with self.redis.pipeline(transaction=False) as pipe:  # pragma: no mutate (reads only)
             pipe.zrangebyscore(self._key(sid, "pending"), "-inf", sent_before)
             pipe.zrangebyscore(self._key(sid, "unsent"), "-inf", claimed_before)
             lost, unsent = await pipe.execute()
-        return list(dict.fromkeys(as_text(i) for i in (*unsent, *lost)))
+        return [parse_item(i) for i in dict.fromkeys(as_text(i) for i in (*unsent, *lost))]
 
     async def counts(self, sid: str) -> tuple[int, int, int]:
         """(todo, pending, answered)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
@@ -18,7 +17,7 @@ from shared.guards import rule_key_guard
 from shared.kafka import consumer_options
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
-from shared.memory.writer import RuleWriter, TopicEvent, identity
+from shared.memory.writer import RuleWriter
 from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
 from shared.signing import RuleSigner
 from shared.topics import RULES_EVENTS, RULES_INDEXED
@@ -43,7 +42,7 @@ class IngestService(RuleMemoryService):
         super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: IngestSettings = settings
         signer = RuleSigner.from_settings(settings.kafka)
-        self.inbox: Inbox[TopicEvent] = self.make_inbox(
+        self.inbox: Inbox[events.RulesTopicEvent] = self.make_inbox(
             RULES_EVENTS, events.RULES_TOPIC_EVENT, signer.check, checks=[rule_key_guard]
         )
         self.ingestor: RuleIngestor | None = None
@@ -78,35 +77,27 @@ class IngestService(RuleMemoryService):
                     await asyncio.sleep(self.settings.retry_backoff_s)
                     raise
 
-    async def apply(self, batch: list[TopicEvent]) -> list[events.RuleIndexed]:
+    async def apply(self, batch: list[events.RulesTopicEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""
         assert self.ingestor is not None, "service not started"
         outcomes = await self.ingestor.apply(batch)
         confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
-        await self.publish_all(
-            self.topics(RULES_INDEXED),
-            ((events.rule_key(c.tenant, c.rule_id), c) for c in confirmations),
-        )
+        await self.publish_all(self.topics(RULES_INDEXED), confirmations)
         return confirmations
 
 
-def confirm(event: TopicEvent, outcome: events.IndexOutcome) -> events.RuleIndexed:
-    op: Literal["upsert", "delete", "tree"]
-    if isinstance(event, events.JurisdictionTree):
-        tenant, rule_id, version, op = event.tenant, events.TREE_RULE_ID, event.version, "tree"
-    else:
-        tenant, rule_id, version = identity(event)
-        op = "upsert" if isinstance(event, events.RuleUpsert) else "delete"
+def confirm(event: events.RulesTopicEvent, outcome: events.IndexOutcome) -> events.RuleIndexed:
+    tenant, rule_id, version = event.target
     confirmation = events.RuleIndexed(
         tenant=tenant,
         rule_id=rule_id,
         version=version,
-        op=op,
+        op=event.op,
         outcome=outcome,
         source_event_id=event.event_id,
         event_created_at=event.created_at,
     )
-    RULES_APPLIED.labels(op, outcome.value).inc()
+    RULES_APPLIED.labels(event.op, outcome.value).inc()
     if outcome is events.IndexOutcome.APPLIED:
         EVENT_TO_SERVABLE.observe(confirmation.latency_ms / 1000.0)
     return confirmation

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from prometheus_client import Histogram
 
 from shared.embedders import Embedder
-from shared.events import IndexOutcome, JurisdictionTree, RuleUpsert
+from shared.events import IndexOutcome, JurisdictionTree, RuleEvent, RulesTopicEvent, RuleUpsert
 from shared.memory.schema import embedding_text
 from shared.memory.trees import JurisdictionStore
-from shared.memory.writer import RuleEvent, RuleWriter, TopicEvent, identity, plan
+from shared.memory.writer import RuleWriter, plan
 from shared.metrics import LATENCY_BUCKETS_S
 
 EMBED_BATCH = Histogram(
@@ -41,7 +41,9 @@ class RuleIngestor:
         self.trees = trees
         self.chunk_size = chunk_size
 
-    async def apply(self, batch: list[TopicEvent], *, restore: bool = False) -> list[IndexOutcome]:
+    async def apply(
+        self, batch: list[RulesTopicEvent], *, restore: bool = False
+    ) -> list[IndexOutcome]:
         """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis).
         ``restore`` (a rebuild after ``--drop``): rewrite the documents of applied versions.
         Jurisdiction trees replace the tenant's tree when newer."""
@@ -57,7 +59,7 @@ class RuleIngestor:
         return result
 
     async def _apply_rules(self, batch: list[RuleEvent], restore: bool) -> list[IndexOutcome]:
-        applied = await self.writer.applied_versions([identity(e)[:2] for e in batch])
+        applied = await self.writer.applied_versions([e.target.slot for e in batch])
         chosen = plan(batch, applied, restore=restore)
         changed: set[tuple[str, str]] = set()
         deletes = [e for e in chosen.writes.values() if not isinstance(e, RuleUpsert)]
@@ -72,7 +74,7 @@ class RuleIngestor:
         changed |= await writing
         return [
             IndexOutcome.APPLIED
-            if outcome is IndexOutcome.APPLIED and identity(event)[:2] in changed
+            if outcome is IndexOutcome.APPLIED and event.target.slot in changed
             else IndexOutcome.STALE
             for event, outcome in zip(batch, chosen.outcomes, strict=True)
         ]
@@ -92,4 +94,4 @@ class RuleIngestor:
         if not writes:
             return set()
         results = await self.writer.write(writes, vectors, restore=restore)
-        return {identity(e)[:2] for e, ok in zip(writes, results, strict=True) if ok}
+        return {e.target.slot for e, ok in zip(writes, results, strict=True) if ok}

@@ -23,13 +23,13 @@ from services.ingest.ingestor import RuleIngestor
 from shared import events
 from shared.dlq import PoisonMessage, Record, decode
 from shared.embedders import Embedder
-from shared.events import IndexOutcome
+from shared.events import IndexOutcome, RulesTopicEvent
 from shared.guards import rule_key_guard
 from shared.kafka import client_security_kwargs
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
-from shared.memory.writer import RuleWriter, TopicEvent
+from shared.memory.writer import RuleWriter
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.signing import RuleSigner
@@ -39,7 +39,7 @@ REPLAY_MAX_BYTES = 1 << 24
 """Largest rule record a rebuild reads (ingest's own limit may have been lower or higher)."""
 
 
-def check_rule_record(record: Record, signer: RuleSigner) -> TopicEvent | None:
+def check_rule_record(record: Record, signer: RuleSigner) -> RulesTopicEvent | None:
     """The rule event (or jurisdiction tree) of a record, or None when ingest would have
     dead-lettered it: unsigned
     or forged (with signing on), undecodable, or under another rule's key."""
@@ -116,7 +116,7 @@ async def rebuild(
                 if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
                     break
                 continue
-            batch: list[TopicEvent] = []
+            batch: list[RulesTopicEvent] = []
             for records in fetched.values():
                 for record in records:
                     report.events += 1

@@ -27,9 +27,8 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from shared import events
+from shared.events import RuleEvent
 from shared.jsonl import parse_json_line
-
-RuleEvent = events.RuleUpsert | events.RuleDelete
 
 CSV_COLUMNS = frozenset(events.Rule.model_fields) - {"v"}
 REQUIRED_CSV_COLUMNS = ("rule_id", "text")
@@ -147,12 +146,6 @@ def _problem(error: ErrorDetails) -> str:
     return f"{where}: {error['msg']}"
 
 
-def _target(event: RuleEvent) -> tuple[str, str]:
-    if isinstance(event, events.RuleUpsert):
-        return event.rule.tenant, event.rule.rule_id
-    return event.tenant, event.rule_id
-
-
 def read_rule_file(
     path: Path, *, tenant: str | None = None, last_wins: bool = False
 ) -> ParsedRules:
@@ -174,7 +167,7 @@ def read_rule_file(
         except ValidationError as exc:
             parsed.errors.append(LineError(number, "; ".join(_problem(e) for e in exc.errors())))
             continue
-        target = _target(event)
+        target = event.target.slot
         if target in seen:
             earlier = seen[target]
             if not last_wins:

@@ -133,7 +133,7 @@ class RetrievalService(RuleMemoryService):
                 UNPUBLISHABLE.labels(self.name, "grounded_request").inc()
                 response = oversized_response(item, exc)
                 topic = item.request.reply_topic or self.topics(CHAT_RESPONSES)
-                await self.publish_all(topic, [(response.key, response)])
+                await self.publish_all(topic, [response])
         await self.publish_bodies(self.topics(CHAT_GROUNDED), bodies)
 
     async def memory_ready(self) -> None:

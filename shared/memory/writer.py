@@ -16,19 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from shared.events import IndexOutcome, JurisdictionTree, RuleDelete, RuleUpsert
+from shared.events import IndexOutcome, RuleEvent, RuleUpsert
 from shared.memory.index import RuleIndexes
 from shared.memory.schema import rule_fields
-
-RuleEvent = RuleUpsert | RuleDelete
-TopicEvent = RuleUpsert | RuleDelete | JurisdictionTree
-"""What the rules topic carries: rule events and jurisdiction trees."""
-
-
-def identity(event: RuleEvent) -> tuple[str, str, int]:
-    if isinstance(event, RuleUpsert):
-        return event.rule.tenant, event.rule.rule_id, event.rule.version
-    return event.tenant, event.rule_id, event.version
 
 
 @dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
@@ -53,13 +43,13 @@ def plan(
     """
     newest: dict[tuple[str, str], int] = {}
     for event in events:
-        tenant, rule_id, version = identity(event)
+        tenant, rule_id, version = event.target
         key = (tenant, rule_id)
         newest[key] = max(version, newest.get(key, 0))
     writes: dict[tuple[str, str], RuleEvent] = {}
     outcomes: list[IndexOutcome] = []
     for event in events:
-        tenant, rule_id, version = identity(event)
+        tenant, rule_id, version = event.target
         key = (tenant, rule_id)
         current = applied.get(key, 0)
         newer = version >= current if restore else version > current
@@ -120,11 +110,11 @@ class RuleWriter:
     ) -> list[bool]:
         """Apply each event (upserts need their vector); True where it changed the memory.
         ``restore``: an upsert of exactly the ledger's version writes its missing document."""
-        for tenant in {identity(e)[0] for e in events if isinstance(e, RuleUpsert)}:
+        for tenant in {e.target.tenant for e in events if isinstance(e, RuleUpsert)}:
             await self.indexes.ensure(tenant)  # before its documents: searchable at once
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (scripts are atomic)
         for event in events:
-            tenant, rule_id, version = identity(event)
+            tenant, rule_id, version = event.target
             keys = [self.schema.doc_key(tenant, rule_id), self.schema.versions_key(tenant)]
             mode = "r" if restore else "w"
             args: list[str | int | bytes] = [rule_id, version]

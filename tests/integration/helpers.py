@@ -153,6 +153,6 @@ async def send_paced(
     fault), then flush."""
     for item in items:
         spec = RULES_EVENTS if isinstance(item, events.RuleUpsert) else CHAT_REQUESTS
-        await client.send(spec, item, item.key)  # type: ignore[attr-defined]
+        await client.send(spec, item)
         await asyncio.sleep(1 / per_s)
     await client.flush()

@@ -76,7 +76,7 @@ async def test_exam_answers_count_only_from_the_jobs_tenant_request_and_pending_
     job = events.ExamJob(tenant="acme", dataset="exam_en.jsonl",
                          strategies=(events.Strategy.BASE,))  # fmt: skip
     async with AlignstreamClient(kafka_settings) as client:
-        await client.send(EXAM_JOBS, job, job.key)  # no generation runs: items stay pending
+        await client.send(EXAM_JOBS, job)  # no generation runs: items stay pending
         await client.flush()
     sid = scoped_id("acme", job.job_id)
     store = grading._store()
@@ -125,9 +125,9 @@ async def test_a_reply_is_matched_on_tenant_and_request_id(kafka_settings: Kafka
     ):
         forged = events.ChatResponse(request_id="r1", tenant="beta", text="forged")
         genuine = events.ChatResponse(request_id="r1", tenant="acme", text="genuine")
-        await client.send(CHAT_RESPONSES, forged, forged.key)
+        await client.send(CHAT_RESPONSES, forged)
         await client._producer.send(tail.topic, b"not a response", key=b"x")
-        await client.send(CHAT_RESPONSES, genuine, genuine.key)
+        await client.send(CHAT_RESPONSES, genuine)
         await client.flush()
         got = await collect_replies(tail, [("acme", "r1")], timeout_s=20)
     assert got["r1"].text == "genuine"

@@ -76,13 +76,13 @@ async def test_hostile_messages_on_every_topic_are_dead_lettered_and_valid_traff
                 rule = sample_rule(rule_id=f"fuzz-{i}", text=f"Valid rule number {i}.")
                 rules.append(rule)
                 upsert = events.RuleUpsert(rule=rule)
-                await client.send(RULES_EVENTS, upsert, upsert.key)
+                await client.send(RULES_EVENTS, upsert)
                 question = events.ChatRequest(
                     tenant="acme",
                     messages=(events.ChatMessage(role=events.Role.USER, content=f"valid {i}?"),),
                 )
                 questions.append(question)
-                await client.send(CHAT_REQUESTS, question, question.key)
+                await client.send(CHAT_REQUESTS, question)
         await client.flush()
         replies = await collect_responses(
             responses, [q.request_id for q in questions], tenant="acme", timeout_s=120

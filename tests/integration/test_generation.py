@@ -86,7 +86,7 @@ async def run(
     """Publish grounded requests and collect responses in arrival order."""
     async with TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail:
         for item in items:
-            await client.send(CHAT_GROUNDED, item, item.key)
+            await client.send(CHAT_GROUNDED, item)
         await client.flush()
         responses = await tail.collect(
             events.ChatResponse.model_validate_json,
@@ -145,7 +145,7 @@ async def test_reply_topic_and_metadata_are_honoured(
     service, _ = generation
     item = grounded("hello", reply_topic=reader.name(EXAM_ANSWERS), metadata={"job": "j1"})
     async with AlignstreamClient(service.settings.kafka) as client:
-        await client.send(CHAT_GROUNDED, item, item.key)
+        await client.send(CHAT_GROUNDED, item)
         await client.flush()
     (record,) = await reader.read(EXAM_ANSWERS, count=1)
     response = events.ChatResponse.model_validate_json(record.value)

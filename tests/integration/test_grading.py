@@ -23,8 +23,9 @@ from prometheus_client import Counter
 from services.generation.app import GenerationService
 from services.generation.backends.base import GenerationInput, GenerationOutput
 from services.generation.settings import GenerationSettings
-from services.grading.app import ANSWERS, DUPLICATES, GradingService
+from services.grading.app import GradingService
 from services.grading.datasets import stage_dataset
+from services.grading.metrics import ANSWERS, DUPLICATES
 from services.grading.records import scoped_id
 from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
@@ -32,6 +33,7 @@ from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
+from shared.service import Key
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import EXAM_ANSWERS, EXAM_JOBS, EXAM_RESULTS
 from tests.integration.helpers import ScriptedBackend, TopicReader, alignstream_cli
@@ -63,7 +65,7 @@ class ReadsItsPrompt(ScriptedBackend):
 class RepliesTwice(GenerationService):
     """Publishes every response twice, as a redelivery after a crash would."""
 
-    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[str, bytes]]) -> None:
+    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[Key, bytes]]) -> None:
         bodies = list(bodies)
         await super().publish_bodies(topic, bodies + bodies)
 
@@ -305,7 +307,7 @@ async def test_exam_cancel_stops_a_running_job(
     staged = stage_dataset(exam_root, "acme", FIXTURES / "exam_social.csv")
     job = events.ExamJob(tenant="acme", dataset=staged, strategies=(events.Strategy.BASE,))
     async with AlignstreamClient(kafka_settings) as client:
-        await client.send(EXAM_JOBS, job, job.key)
+        await client.send(EXAM_JOBS, job)
         await client.flush()
     store = ExamStore(aioredis.Redis.from_url(redis_settings.url.get_secret_value()),
                       redis_settings.key_prefix)  # fmt: skip

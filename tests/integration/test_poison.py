@@ -190,7 +190,7 @@ async def test_hostile_then_valid_on_every_topic(
         TopicTail(kafka_settings, topics(CHAT_RESPONSES)) as responses,
     ):
         for request in derived + valid:
-            await client.send(CHAT_REQUESTS, request, request.key)
+            await client.send(CHAT_REQUESTS, request)
         confirmed = await client.publish_rules([events.RuleUpsert(rule=r) for r in rules],
                                                wait=True, timeout_s=60)  # fmt: skip
         replies = await collect_replies(

@@ -16,7 +16,8 @@ from services.grading.datasets import load_exam
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
-from shared.client import AlignstreamClient, RuleEvent
+from shared.client import AlignstreamClient
+from shared.events import RulesTopicEvent
 from shared.memory.jurisdictions import JurisdictionMap
 from shared.opo import (
     opo_rules,
@@ -43,7 +44,7 @@ def ask(tenant: str, text: str, **scope: object) -> events.ChatRequest:
     )
 
 
-async def publish(client: AlignstreamClient, batch: Sequence[RuleEvent]) -> None:
+async def publish(client: AlignstreamClient, batch: Sequence[RulesTopicEvent]) -> None:
     confirmations = await client.publish_rules(batch, wait=True, timeout_s=60)
     assert all(c.outcome is events.IndexOutcome.APPLIED for c in confirmations)
 

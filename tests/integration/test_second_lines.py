@@ -12,7 +12,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from services.grading.datasets import ExamQuestion
-from services.grading.records import item_of, scoped_id
+from services.grading.records import ExamAnswer, item_of, scoped_id
 from services.grading.store import ExamStore
 from shared import events
 from shared.memory.index import RuleIndexes, open_indexes
@@ -114,9 +114,9 @@ def question(qid: str) -> ExamQuestion:
     return ExamQuestion(question_id=qid, stem="Q?", options={"A": "x", "B": "y"}, answer="A")
 
 
-def answer(qid: str, chosen: str) -> events.ExamAnswer:
+def answer(qid: str, chosen: str) -> ExamAnswer:
     outcome = events.AnswerOutcome.CORRECT if chosen == "A" else events.AnswerOutcome.WRONG
-    return events.ExamAnswer(question_id=qid, strategy=events.Strategy.BASE, expected="A",
+    return ExamAnswer(question_id=qid, strategy=events.Strategy.BASE, expected="A",
                              chosen=chosen, outcome=outcome)  # fmt: skip
 
 
@@ -196,7 +196,7 @@ async def test_the_store_lists_finds_and_moves_items_per_job(
     assert await store.fill(sid, window=3, now=101.0) == []  # the window is full
     assert await store.counts(sid) == (1, 3, 0)
     assert await store.attempts(sid, items[0]) == 1
-    assert await store.attempts(sid, "none|never") == 0
+    assert await store.attempts(sid, item_of(events.Strategy.BASE, "never")) == 0
     # Claimed at 100 and not confirmed published: overdue as unsent after 10 s.
     assert sorted(await store.overdue(sid, sent_before=50.0, claimed_before=111.0)) == sorted(
         items[:3]

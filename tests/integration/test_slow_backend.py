@@ -97,7 +97,7 @@ async def _ask_grounded(
 ) -> dict[str, events.ChatResponse]:
     async with TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail:
         for item in grounded:
-            await client.send(CHAT_GROUNDED, item, item.key)
+            await client.send(CHAT_GROUNDED, item)
         await client.flush()
         ids = [g.request.request_id for g in grounded]
         return await collect_responses(tail, ids, tenant="acme", timeout_s=180)

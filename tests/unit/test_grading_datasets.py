@@ -10,7 +10,7 @@ import pytest
 from services.grading.asking import ITEM_KEY, JOB_KEY, exam_request, request_id_for
 from services.grading.datasets import DatasetError, dataset_path, load_exam, stage_dataset
 from services.grading.grader import grade
-from services.grading.records import parse_item
+from services.grading.records import item_of, parse_item
 from shared.events import AnswerOutcome, ChatResponse, ErrorInfo, ErrorKind, ExamJob, Strategy
 from tests.requirements import require_path
 
@@ -98,8 +98,8 @@ def test_exam_request_per_strategy() -> None:
     question = load_exam(FIXTURES / "exam_zh.csv").questions[0]
     job = ExamJob(job_id="j1", tenant="acme", dataset="x.csv", seed=3)
     opo = exam_request(job, question, Strategy.OPO, "p.exam.answers")
-    assert opo.request_id == request_id_for("acme", "j1", "opo|q1")
-    assert request_id_for("beta", "j1", "opo|q1") != opo.request_id
+    assert opo.request_id == request_id_for("acme", "j1", item_of(Strategy.OPO, "q1"))
+    assert request_id_for("beta", "j1", item_of(Strategy.OPO, "q1")) != opo.request_id
     assert opo.metadata == {JOB_KEY: "j1", ITEM_KEY: "opo|q1"}
     assert opo.scope.jurisdictions == ("示例省",)
     assert opo.params.option_letters == ("A", "B", "C", "D")

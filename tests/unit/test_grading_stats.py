@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from services.grading.records import ExamAnswer
 from services.grading.results import compare_strategies, score_strategies
 from services.grading.stats import mcnemar_exact, percentile, wilson_interval
-from shared.events import AnswerOutcome, ExamAnswer, Strategy
+from shared.events import AnswerOutcome, Strategy
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I, method 3.
 NEWCOMBE = [
@@ -84,8 +85,9 @@ def test_scores_and_paired_comparison() -> None:
 
 
 def test_a_result_reports_a_bounded_number_of_categories() -> None:
+    from services.grading.records import ExamAnswer
     from services.grading.results import MAX_CATEGORIES, score_strategies
-    from shared.events import AnswerOutcome, ExamAnswer, Strategy
+    from shared.events import AnswerOutcome, Strategy
 
     answers = [
         ExamAnswer(question_id=f"q{i}", strategy=Strategy.BASE, expected="A", chosen="A",

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from services.generation.prompts import build_prompt
-from services.grading.asking import check_oracle, exam_request
+from services.grading.asking import exam_request
 from services.grading.datasets import DatasetError, ExamQuestion, load_exam
 from services.grading.opo_protocol import SYSTEM_SOCIAL, opo_mode, oracle_articles, protocol_of
+from services.grading.tasks.mcq import check_oracle
 from shared import events
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

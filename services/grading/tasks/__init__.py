@@ -1,0 +1,15 @@
+"""The exam tasks, by name: each reads its files, asks its questions and grades its replies."""
+
+from __future__ import annotations
+
+from services.grading.tasks.base import Asking, BoundedJudge, GradingTask
+from services.grading.tasks.course_correction import CourseCorrection
+from services.grading.tasks.mcq import MultipleChoice
+from shared.events import ExamTask
+
+TASKS: dict[ExamTask, GradingTask] = {
+    ExamTask.MCQ: MultipleChoice(),
+    ExamTask.COURSE_CORRECTION: CourseCorrection(),
+}
+
+__all__ = ["TASKS", "Asking", "BoundedJudge", "GradingTask"]

@@ -1,0 +1,176 @@
+"""Versioned event contracts for every Kafka topic, one module per family:
+
+- ``base``: the envelope (``kind``, ``v``, ``event_id``, ``created_at``, ``key``) and field types;
+- ``rules``: rule upserts, deletes, jurisdiction trees and their confirmations;
+- ``chat``: requests, grounded requests, responses and streamed pieces;
+- ``exams``: exam jobs and results;
+- ``dead_letters``: messages that could not be processed.
+
+Import from here (``from shared import events``); the modules are the layout, not the API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from shared.events.base import (
+    SCHEMA_VERSION,
+    Contract,
+    Event,
+    Identifier,
+    Label,
+    TenantId,
+    encode,
+    key_bytes,
+    new_id,
+    utcnow,
+)
+from shared.events.chat import (
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    ChatToken,
+    ErrorInfo,
+    ErrorKind,
+    GenerationParams,
+    GroundedRequest,
+    IclExample,
+    PromptProtocol,
+    RetrievedRule,
+    Role,
+    RuleRef,
+    RuleScope,
+    SearchedScope,
+    Strategy,
+    Timings,
+    Usage,
+)
+from shared.events.dead_letters import (
+    DeadLetter,
+)
+from shared.events.exams import (
+    AnswerOutcome,
+    CategoryScore,
+    ExamJob,
+    ExamResult,
+    ExamTask,
+    JobStatus,
+    PairedComparison,
+    ScoredBy,
+    Scoring,
+    StrategyScore,
+)
+from shared.events.rules import (
+    GLOBAL_JURISDICTION,
+    MAX_JURISDICTION_DEPTH,
+    MAX_JURISDICTION_NODES,
+    MAX_RULE_TEXT_CHARS,
+    RULE_EVENT,
+    RULES_TOPIC_EVENT,
+    TREE_RULE_ID,
+    IndexOutcome,
+    JurisdictionNode,
+    JurisdictionPath,
+    JurisdictionTree,
+    Rule,
+    RuleDelete,
+    RuleDomain,
+    RuleEvent,
+    RuleIndexed,
+    RuleOp,
+    RuleStatus,
+    RulesTopicEvent,
+    RuleTarget,
+    RuleUpsert,
+    ancestors_or_self,
+    jurisdictions_key,
+    rule_key,
+)
+
+AnyEvent = Annotated[
+    RuleUpsert
+    | RuleDelete
+    | JurisdictionTree
+    | RuleIndexed
+    | ChatRequest
+    | GroundedRequest
+    | ChatResponse
+    | ChatToken
+    | ExamJob
+    | ExamResult
+    | DeadLetter,
+    Field(discriminator="kind"),
+]
+"""Every event of every topic."""
+
+ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+
+__all__ = [
+    "ANY_EVENT",
+    "GLOBAL_JURISDICTION",
+    "MAX_JURISDICTION_DEPTH",
+    "MAX_JURISDICTION_NODES",
+    "MAX_RULE_TEXT_CHARS",
+    "RULES_TOPIC_EVENT",
+    "RULE_EVENT",
+    "SCHEMA_VERSION",
+    "TREE_RULE_ID",
+    "AnswerOutcome",
+    "AnyEvent",
+    "CategoryScore",
+    "ChatMessage",
+    "ChatRequest",
+    "ChatResponse",
+    "ChatToken",
+    "Contract",
+    "DeadLetter",
+    "ErrorInfo",
+    "ErrorKind",
+    "Event",
+    "ExamJob",
+    "ExamResult",
+    "ExamTask",
+    "GenerationParams",
+    "GroundedRequest",
+    "IclExample",
+    "Identifier",
+    "IndexOutcome",
+    "JobStatus",
+    "JurisdictionNode",
+    "JurisdictionPath",
+    "JurisdictionTree",
+    "Label",
+    "PairedComparison",
+    "PromptProtocol",
+    "RetrievedRule",
+    "Role",
+    "Rule",
+    "RuleDelete",
+    "RuleDomain",
+    "RuleEvent",
+    "RuleIndexed",
+    "RuleOp",
+    "RuleRef",
+    "RuleScope",
+    "RuleStatus",
+    "RuleTarget",
+    "RuleUpsert",
+    "RulesTopicEvent",
+    "ScoredBy",
+    "Scoring",
+    "SearchedScope",
+    "Strategy",
+    "StrategyScore",
+    "TenantId",
+    "Timings",
+    "Usage",
+    "ancestors_or_self",
+    "encode",
+    "jurisdictions_key",
+    "key_bytes",
+    "new_id",
+    "rule_key",
+    "utcnow",
+]

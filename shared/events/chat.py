@@ -1,0 +1,285 @@
+"""Chat events: a question (``ChatRequest``), the same question with the rules retrieval chose
+(``GroundedRequest``), its answer (``ChatResponse``) and the answer's text as it streams
+(``ChatToken``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from shared.events.base import Contract, Event, Identifier, Label, TenantId, new_id
+from shared.events.rules import GLOBAL_JURISDICTION, RuleDomain
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class ChatMessage(Contract):
+    role: Role
+    content: Annotated[str, StringConstraints(max_length=100_000)]
+
+
+class Strategy(StrEnum):
+    """How the generation step uses rules (OPO's evaluation modes, DRPO)."""
+
+    BASE = "base"
+    """Baseline: no rules (OPO's "base")."""
+    OPO = "opo"
+    """Retrieve rules and put them before the question."""
+    ORACLE = "oracle"
+    """Use the rules given in the request (evaluation upper bound)."""
+    DRPO = "drpo"
+    """Optimized alignment system prompt + in-context examples."""
+    RAW = "raw"
+    """The messages exactly as given: no rules, no template (e.g. question generation)."""
+
+    @property
+    def needs_retrieval(self) -> bool:
+        return self is Strategy.OPO
+
+    @classmethod
+    def _missing_(cls, value: object) -> Strategy | None:
+        # "none" was the baseline's name before 2026-12; events and records may still carry it.
+        return cls.BASE if value == "none" else None
+
+
+PromptProtocol = Literal["default", "opo"]
+"""How a request is put to the model: alignstream's prompts, or OPO's paper protocol."""
+
+
+class RuleScope(Contract):
+    """Which rules a request may be grounded in (all within the request's tenant)."""
+
+    domains: tuple[RuleDomain, ...] = ()
+    """Empty: every domain."""
+    jurisdictions: tuple[Label, ...] = ()
+    """Jurisdictions the question concerns (node paths or names of the tenant's tree); each
+    node's ancestors and ``global`` apply too, siblings never. Empty: the nodes the question
+    names, else the tenant's default scope, else ``global`` only."""
+    any_jurisdiction: bool = False
+    """Search every jurisdiction (no jurisdiction filter), e.g. an admin's search."""
+    locales: tuple[Label, ...] = ()
+    """Empty: every locale."""
+    as_of: date | None = None
+    """Only rules in force on this day; None: the day the request is handled."""
+    top_k: int = Field(default=5, ge=1, le=100)
+    token_budget: int = Field(default=1000, ge=1, le=32_000)
+    """Retrieved texts are trimmed to this many tokens (OPO: 1000)."""
+    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Drop hits with a cosine similarity below this."""
+
+
+class GenerationParams(Contract):
+    max_tokens: int = Field(default=256, ge=1, le=32_768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    option_letters: tuple[str, ...] = ()
+    """Multiple choice: score these letters from logprobs (e.g. ``("A","B","C","D")``)."""
+    constrain_to_options: bool = False
+    """The first token may only be one of ``option_letters`` (OPO's scoring of open models:
+    the argmax over the option letters' logits, so never invalid)."""
+
+
+class RuleRef(Contract):
+    """A rule cited by an answer: id and the exact version used."""
+
+    rule_id: Identifier
+    version: int
+
+
+class RetrievedRule(Contract):
+    """A rule chosen for grounding, with why it was chosen."""
+
+    rule_id: Identifier
+    version: int
+    score: float
+    """Cosine similarity to the query (1.0 for oracle rules)."""
+    title: str = ""
+    text: str
+    domain: RuleDomain = RuleDomain.POLICY
+    jurisdiction: str = GLOBAL_JURISDICTION
+    priority: int = 0
+    tokens: int = 0
+    """Tokens this rule's text counts against the budget."""
+    vector_rank: int | None = None
+    """1-based rank in the vector search (None: not among its candidates, or not searched)."""
+    lexical_rank: int | None = None
+    """1-based rank in the full-text search (None: not among its candidates)."""
+
+    @property
+    def ref(self) -> RuleRef:
+        return RuleRef(rule_id=self.rule_id, version=self.version)
+
+
+class SearchedScope(Contract):
+    """The jurisdiction scope a request was searched under, as resolved by retrieval."""
+
+    source: Literal["request", "question", "default", "global", "any"]
+    """Where the scope came from: the request's names, names found in the question, the
+    tenant's default scope, nothing (``global`` only), or no filter (``any``)."""
+    nodes: tuple[str, ...] = ()
+    """The nodes resolved (paths)."""
+    searched: tuple[str, ...] = ()
+    """Every jurisdiction the search matched: the nodes, their ancestors and ``global``
+    (empty with ``any``)."""
+    unresolved: tuple[str, ...] = ()
+    """Names in the request that matched no node (or several): reported, never widened."""
+
+
+class ChatRequest(Event):
+    """A question to answer grounded in the tenant's rules."""
+
+    kind: Literal["chat.request"] = "chat.request"
+    request_id: Identifier = Field(default_factory=new_id)
+    """Correlation id; the response carries it. Clients de-duplicate on it."""
+    tenant: TenantId
+    conversation_id: Identifier | None = None
+    messages: tuple[ChatMessage, ...] = Field(min_length=1, max_length=256)
+    strategy: Strategy = Strategy.OPO
+    scope: RuleScope = RuleScope()
+    params: GenerationParams = GenerationParams()
+    oracle_rules: tuple[RetrievedRule, ...] = ()
+    """Rules to use as-is with the oracle strategy."""
+    prefill: str | None = None
+    """Start of the assistant's answer to continue from (course-correction eval)."""
+    reply_topic: str | None = None
+    """Where to publish the response; None: the default responses topic."""
+    stream: bool = False
+    """Also publish the answer's text as it is generated (``chat.tokens``)."""
+    prompt_set: Identifier | None = None
+    """DRPO prompt set (in Redis) to use; None: retrieval's default set."""
+    examples_k: int | None = Field(default=None, ge=0, le=32)
+    """DRPO in-context examples to pick by similarity; None: retrieval's default."""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    """Opaque to the pipeline; echoed on the response (e.g. exam job and question ids)."""
+    protocol: PromptProtocol = "default"
+    """``opo``: OPO's exam prompt exactly (rules unfenced and concatenated as OPO does, the
+    budget counted with the deployed model's tokenizer), for reproducing the paper."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.conversation_id or self.request_id}"
+
+    @property
+    def query(self) -> str:
+        """The text retrieval searches with: the last user message."""
+        for message in reversed(self.messages):
+            if message.role is Role.USER:
+                return message.content
+        return self.messages[-1].content
+
+
+class IclExample(Contract):
+    """An in-context example of a DRPO prompt set."""
+
+    query: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    answer: Annotated[str, StringConstraints(max_length=50_000)]
+    """As in DRPO's files, with the ``<START>``/``<END>`` markers."""
+    score: float | None = None
+    """Similarity to the question it was chosen for (None: not chosen by similarity)."""
+
+
+class GroundedRequest(Event):
+    """A chat request with the rules retrieval chose for it."""
+
+    kind: Literal["chat.grounded"] = "chat.grounded"
+    request: ChatRequest
+    rules: tuple[RetrievedRule, ...] = ()
+    system_prompt: str | None = None
+    """DRPO: the prompt set's optimized system prompt (None: generation's own set)."""
+    examples: tuple[IclExample, ...] = ()
+    """DRPO: the prompt set's examples most similar to the question."""
+    searched_scope: SearchedScope | None = None
+    """The jurisdiction scope the rules were searched under (None: no search)."""
+    retrieval_ms: float = 0.0
+    received_at: datetime
+    """When retrieval consumed the request (for end-to-end timings)."""
+
+    @property
+    def key(self) -> str:
+        return self.request.key
+
+
+class Usage(Contract):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Timings(Contract):
+    retrieval_ms: float = 0.0
+    queue_ms: float = 0.0
+    """Time waiting for a generation slot."""
+    ttft_ms: float | None = None
+    generation_ms: float = 0.0
+    total_ms: float = 0.0
+    """From the request's creation to the response."""
+
+
+class ErrorKind(StrEnum):
+    TIMEOUT = "timeout"
+    BACKEND = "backend"
+    INVALID_REQUEST = "invalid_request"
+    OVERLOADED = "overloaded"
+
+
+class ErrorInfo(Contract):
+    kind: ErrorKind
+    message: str
+
+
+class ChatResponse(Event):
+    """The answer to a chat request (or an error, never silence)."""
+
+    kind: Literal["chat.response"] = "chat.response"
+    request_id: Identifier
+    tenant: TenantId
+    ok: bool = True
+    text: str = ""
+    cited_rules: tuple[RuleRef, ...] = ()
+    strategy: Strategy = Strategy.OPO
+    backend: str = ""
+    model: str = ""
+    finish_reason: str | None = None
+    option_logprobs: dict[str, float] | None = None
+    """Multiple choice: logprob of each option letter as the first answer token."""
+    usage: Usage = Usage()
+    timings: Timings = Timings()
+    error: ErrorInfo | None = None
+    searched_scope: SearchedScope | None = None
+    """The jurisdiction scope the answer's rules were searched under (None: no search)."""
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _error_iff_not_ok(self) -> ChatResponse:
+        if self.ok == (self.error is not None):
+            raise ValueError("a response has an error exactly when ok is false")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.request_id}"
+
+
+class ChatToken(Event):
+    """A piece of an answer as it is generated (requests with ``stream``); the pieces of one
+    request, in ``seq`` order, concatenate to the response's text."""
+
+    kind: Literal["chat.token"] = "chat.token"
+    request_id: Identifier
+    tenant: TenantId
+    seq: int = Field(ge=0)
+    text: str = ""
+    final: bool = False
+    """The last piece (the response follows on the reply topic)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.request_id}"
