@@ -24,22 +24,21 @@ from shared.client import AlignstreamClient
 from shared.errors import Hinted
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
+from shared.strategies import by_name
 from shared.topics import EXAM_RESULTS
 
 app = command_group("Run exams through the pipeline and show their results.")
 
 app.command()(generate)
 
-STRATEGY_NAMES = {**{s.value: s for s in events.Strategy}, "none": events.Strategy.BASE}
-"""Every strategy by its name; ``none`` is the baseline's former name."""
-
 
 def parse_strategies(value: str) -> tuple[events.Strategy, ...]:
     names = [n.strip().lower() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in STRATEGY_NAMES]
+    found = {name: by_name(name) for name in names}
+    unknown = [name for name, strategy in found.items() if strategy is None]
     if unknown or not names:
         raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(events.Strategy)}")
-    return tuple(dict.fromkeys(STRATEGY_NAMES[n] for n in names))
+    return tuple(dict.fromkeys(s for s in found.values() if s is not None))
 
 
 def show_result(result: events.ExamResult) -> None:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
 from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor
 from services.ingest.settings import IngestSettings
 from shared import events
-from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.guards import rule_key_guard
-from shared.kafka import consumer_options
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
-from shared.metrics import HANDLER_SECONDS, LATENCY_BUCKETS_S
+from shared.metrics import LATENCY_BUCKETS_S
+from shared.service import Subscription
 from shared.signing import RuleSigner
 from shared.topics import RULES_EVENTS, RULES_INDEXED
 
@@ -41,19 +37,16 @@ class IngestService(RuleMemoryService):
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: IngestSettings = settings
-        signer = RuleSigner.from_settings(settings.kafka)
-        self.inbox: Inbox[events.RulesTopicEvent] = self.make_inbox(
-            RULES_EVENTS, events.RULES_TOPIC_EVENT, signer.check, checks=[rule_key_guard]
-        )
-        self.ingestor: RuleIngestor | None = None
-        self.broker.subscriber(
-            self.topics(RULES_EVENTS),
-            batch=True,
+        rule_events = Subscription(
+            RULES_EVENTS,
+            events.RULES_TOPIC_EVENT,
             max_records=settings.batch_max,
             batch_timeout_ms=settings.batch_wait_ms,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            **consumer_options(settings.kafka, group_id=settings.group_id),
-        )(self.on_rule_events)
+            authenticate=RuleSigner.from_settings(settings.kafka).check,
+            checks=(rule_key_guard,),
+        )
+        self.ingestor: RuleIngestor | None = None
+        self.inbox = self.subscribe(rule_events, self.on_rule_events)
 
     @classmethod
     def from_env(cls) -> IngestService:
@@ -61,21 +54,15 @@ class IngestService(RuleMemoryService):
 
     async def on_start(self) -> None:
         await super().on_start()
-        assert self.indexes is not None
-        trees = JurisdictionStore(self.indexes.client, self.settings.redis.key_prefix)
-        self.ingestor = RuleIngestor(RuleWriter(self.indexes), self.embedder, trees)
+        indexes = self.running_indexes()
+        trees = JurisdictionStore(indexes.client, self.settings.redis.key_prefix)
+        self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder, trees)
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
-        with HANDLER_SECONDS.labels(self.name, RULES_EVENTS.name).time():
-            batch = [event for _, event in await self.inbox.open_batch(message.raw_message)]
-            if batch:
-                try:
-                    await self.apply(batch)
-                except Exception:
-                    # Redis or the embedder failed: let the batch be redelivered, after a pause
-                    # so an outage is not a busy loop.
-                    await asyncio.sleep(self.settings.retry_backoff_s)
-                    raise
+        # Redis or the embedder failing raises: the batch is redelivered after the back-off.
+        batch = [event for _, event in await self.inbox.open_batch(message.raw_message)]
+        if batch:
+            await self.apply(batch)
 
     async def apply(self, batch: list[events.RulesTopicEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""

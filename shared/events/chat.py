@@ -26,7 +26,8 @@ class ChatMessage(Contract):
 
 
 class Strategy(StrEnum):
-    """How the generation step uses rules (OPO's evaluation modes, DRPO)."""
+    """How the generation step uses rules (OPO's evaluation modes, DRPO); what each does is
+    ``shared.strategies.STRATEGIES``."""
 
     BASE = "base"
     """Baseline: no rules (OPO's "base")."""
@@ -38,10 +39,6 @@ class Strategy(StrEnum):
     """Optimized alignment system prompt + in-context examples."""
     RAW = "raw"
     """The messages exactly as given: no rules, no template (e.g. question generation)."""
-
-    @property
-    def needs_retrieval(self) -> bool:
-        return self is Strategy.OPO
 
     @classmethod
     def _missing_(cls, value: object) -> Strategy | None:

@@ -25,6 +25,11 @@ class RuleMemoryService(Service):
         schema = RuleSchema(redis.key_prefix, self.embedder.dim, self.embedder.name)
         self.indexes = await open_indexes(make_redis(redis), schema)
 
+    def running_indexes(self) -> RuleIndexes:
+        """The rule indexes of a started service."""
+        assert self.indexes is not None, "service not started"
+        return self.indexes
+
     async def on_stop(self) -> None:
         await self.embedder.close()
         if self.indexes is not None:

@@ -84,7 +84,7 @@ async def test_exam_answers_count_only_from_the_jobs_tenant_request_and_pending_
         while (await store.counts(sid))[1] == 0:  # noqa: ASYNC110 (polls Redis)
             await asyncio.sleep(0.05)
     item = item_of(events.Strategy.BASE, "refund-1")
-    metadata = {"exam_job": job.job_id, "exam_item": item}
+    metadata = {"exam_job": job.job_id, "exam_item": str(item)}
     genuine_id = request_id_for("acme", job.job_id, item)
     forged = [
         # Another tenant naming acme's job: unknown under its own tenant.

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared import events
+from shared.strategies import spec_of
 from tests.samples import sample_events, sample_rule
 
 
@@ -93,4 +94,4 @@ def test_query_is_the_last_user_message() -> None:
 
 
 def test_only_opo_needs_retrieval() -> None:
-    assert [s for s in events.Strategy if s.needs_retrieval] == [events.Strategy.OPO]
+    assert [s for s in events.Strategy if spec_of(s).searches] == [events.Strategy.OPO]

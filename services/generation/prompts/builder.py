@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from services.generation.prompts import drpo, opo
 from services.generation.prompts.fencing import DEFAULT, Neutralizer
-from shared.events import GroundedRequest, RetrievedRule, Role, Strategy
+from shared.events import GroundedRequest, RetrievedRule, Role
 from shared.language import language_of
 from shared.prompt_sets import PromptSet
+from shared.strategies import Rendering, spec_of
 from shared.tokens import HeuristicTokenCounter
 
 MCQ_SYSTEM = {
@@ -29,6 +30,8 @@ class ChatPrompt:
     stop: tuple[str, ...] = ()
     cited: tuple[RetrievedRule, ...] = field(default=())
     """The rules placed in the prompt: what the answer may cite."""
+    finish: Callable[[str], str] = str
+    """Turns the model's text into the answer (DRPO: its ``<START>``/``<END>`` removed)."""
 
 
 def build_prompt(
@@ -50,8 +53,8 @@ def build_prompt(
     neutralize = neutralizer
     question = neutralize(request.query)
     language = language_of(question)
-    use_rules = request.strategy in (Strategy.OPO, Strategy.ORACLE)
-    rules = tuple(grounded.rules) if use_rules else ()
+    spec = spec_of(request.strategy)
+    rules = tuple(grounded.rules) if spec.uses_rules else ()
     opo_protocol = request.protocol == "opo"
     if opo_protocol:
         count = count_tokens or HeuristicTokenCounter().count
@@ -65,7 +68,7 @@ def build_prompt(
     drpo_system, examples = grounded.system_prompt, grounded.examples
     if drpo_system is None and drpo_fallback is not None:
         drpo_system, examples = drpo_fallback.system, drpo_fallback.examples[:drpo_k]
-    if request.strategy is Strategy.DRPO and drpo_system is not None:
+    if spec.uses_prompt_set and drpo_system is not None:
         # Prompt sets are tenant data too: their texts are neutralized like rules.
         shots = [
             e.model_copy(update={"query": neutralize(e.query), "answer": neutralize(e.answer)})
@@ -74,7 +77,7 @@ def build_prompt(
         system = drpo.render_system(neutralize(drpo_system), shots)
         history[last_user] = {"role": "user", "content": drpo.render_user_turn(question)}
         stop = (drpo.END,)
-    elif request.strategy is not Strategy.RAW:
+    elif spec.rendering is not Rendering.RAW:
         template = opo.template_for(language)
         if opo_protocol:
             content = opo.render_opo_user_turn(question, rules, template, neutralize)
@@ -95,4 +98,5 @@ def build_prompt(
         continue_final=continue_final,
         stop=tuple(dict.fromkeys((*request.params.stop, *stop))),
         cited=rules,
+        finish=drpo.strip_markers if spec.uses_prompt_set else str,
     )

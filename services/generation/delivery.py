@@ -1,0 +1,92 @@
+"""Publishing responses: retried through a broker outage, replaced when too large, and the
+request dead-lettered when its reply topic can never take it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from services.generation.serving import Answering
+from shared import events
+from shared.dlq import DeadLetterFailed, Inbox, PoisonMessage, Record, backoff_after
+from shared.kafka import OversizedMessage, is_final_publish_error
+from shared.metrics import UNPUBLISHABLE
+from shared.service import Publisher
+from shared.topics import CHAT_RESPONSES, CHAT_TOKENS, EXAM_ANSWERS
+
+log = logging.getLogger(__name__)
+
+
+class ResponseDelivery:
+    def __init__(
+        self,
+        out: Publisher,
+        inbox: Inbox[events.GroundedRequest],
+        backoff_s: float,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.out = out
+        self.inbox = inbox
+        self.backoff_s = backoff_s
+        self.stopping = stopping
+        self._own_reply_topics = {out.topics(CHAT_RESPONSES), out.topics(EXAM_ANSWERS)}
+
+    async def deliver(
+        self, answering: Answering, record: Record, response: events.ChatResponse
+    ) -> bool:
+        """Publish a response, retrying through a broker outage (an unpublished response would
+        hold back every later commit of its partition). A response over the size limit is
+        replaced by an error response; one that can never be published (forbidden, missing or
+        invalid topic) dead-letters its request. True when the request is done with; False when
+        the service stops first (the offset stays uncommitted and the request is redelivered)."""
+        topic = answering.request.reply_topic or self.out.topics(CHAT_RESPONSES)
+        try:
+            body = self.out.encode_bounded(response)
+        except OversizedMessage as exc:
+            UNPUBLISHABLE.labels(self.out.name, "response").inc()
+            response = answering.error(events.ErrorKind.INVALID_REQUEST,
+                                       f"the answer is {exc.size} bytes, over the {exc.limit}-byte "
+                                       "message limit; lower max_tokens")  # fmt: skip
+            try:
+                body = self.out.encode_bounded(response)
+            except OversizedMessage as again:  # the echoed metadata alone is too large
+                return await self._unpublishable(record, topic, again)
+        ours = topic in self._own_reply_topics
+        failures = 0
+        while True:
+            try:
+                await self.out.publish_bodies(topic, [(response.key, body)])
+                return True
+            except Exception as exc:
+                if is_final_publish_error(exc, topic_is_ours=ours):
+                    return await self._unpublishable(record, topic, exc)
+                failures += 1
+                log.warning("could not publish a response; retrying", exc_info=True,
+                            extra={"request_id": response.request_id})  # fmt: skip
+            if self.stopping():
+                return False
+            await asyncio.sleep(backoff_after(failures, self.backoff_s))
+
+    async def publish_token(self, token: events.ChatToken) -> None:
+        """Pieces are a preview: a piece that cannot be published is counted and skipped, the
+        response (retried until published) is what completes the answer."""
+        try:
+            await self.out.publish_all(self.out.topics(CHAT_TOKENS), [token])
+        except Exception:
+            UNPUBLISHABLE.labels(self.out.name, "token").inc()
+            log.warning("could not publish a token piece", exc_info=True,
+                        extra={"request_id": token.request_id})  # fmt: skip
+
+    async def _unpublishable(self, record: Record, topic: str, exc: BaseException) -> bool:
+        """Dead-letter the request whose response can never be published to ``topic``
+        (retrying the dead letter with back-off); False when the service stops first."""
+        UNPUBLISHABLE.labels(self.out.name, "reply").inc()
+        detail = f"response to {topic[:300]!r} cannot be published: {exc!r}"[:2000]
+        while True:
+            try:
+                await self.inbox.reject(record, PoisonMessage("unpublishable_reply", detail))
+                return True
+            except DeadLetterFailed:
+                if self.stopping():
+                    return False
