@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.localstack import servers_for_testing
+from shared.devstack.servers import servers_for_testing
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -19,12 +19,12 @@ from pathlib import Path
 from bench.common import percentiles, private_stack, write_result
 from services.generation.app import GenerationService
 from services.generation.backends.base import GenerationInput
-from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.backends.vllm_engine import VllmEngineBackend
 from services.generation.prompts import build_prompt
 from services.generation.settings import GenerationSettings, VllmSettings
 from shared import events
 from shared.client import AlignstreamClient, TopicTail, collect_responses
+from shared.devstack.tiny_model import build_tiny_model
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, ObservabilitySettings
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES

@@ -27,9 +27,9 @@ from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings, OpenAISettings
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
-from shared.http import ChatCompletionServer
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, ObservabilitySettings
+from shared.testing.openai_server import ChatCompletionServer
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
 

@@ -235,6 +235,25 @@ Check = Callable[[Record, T], None]
 """A check of a decoded message that raises ``PoisonMessage`` when it must not be processed."""
 
 
+def read_record(
+    record: Record,
+    adapter: TypeAdapter[T],
+    *,
+    max_bytes: int,
+    authenticate: Callable[[Record], None] | None = None,
+    checks: Sequence[Check[T]] = (),
+) -> T:
+    """The message of a record, or ``PoisonMessage``: ``authenticate`` runs before decoding
+    (a record that must not be trusted), each of ``checks`` on the decoded message (a
+    forbidden reply topic, a key that is not the event's)."""
+    if authenticate is not None:
+        authenticate(record)
+    event = decode(adapter, record.value, max_bytes=max_bytes)
+    for check in checks:
+        check(record, event)
+    return event
+
+
 class Inbox(Generic[T]):
     """Decodes the messages of one subscribed topic; bad ones go to its dead-letter topic."""
 
@@ -262,12 +281,8 @@ class Inbox(Generic[T]):
         """Decode one record; None when it was dead-lettered."""
         MESSAGES_CONSUMED.labels(self.dead_letters.service, self.source.name).inc()
         try:
-            if self.authenticate is not None:
-                self.authenticate(record)
-            event = decode(self.adapter, record.value, max_bytes=self.max_bytes)
-            for check in self.checks:
-                check(record, event)
-            return event
+            return read_record(record, self.adapter, max_bytes=self.max_bytes,
+                               authenticate=self.authenticate, checks=self.checks)  # fmt: skip
         except PoisonMessage as exc:
             await self.dead_letters.send(record, self.source, exc.reason, exc.detail)
         except Exception as exc:  # a decoder bug must not redeliver the message forever

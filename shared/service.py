@@ -22,7 +22,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client.registry import Collector
 from pydantic import TypeAdapter
 
-from shared.dlq import Check, DeadLetters, Inbox, Record
+from shared.dlq import Check, DeadLetters, Inbox, Record, read_record
 from shared.events import Event, encode, key_bytes
 from shared.http import HealthServer
 from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
@@ -51,6 +51,12 @@ class Subscription(Generic[T]):
     """``MANUAL``: the handler commits offsets itself (generation, behind finished work)."""
     authenticate: Callable[[Record], None] | None = None
     checks: tuple[Check[T], ...] = ()
+
+    def read(self, record: Record, *, max_bytes: int) -> T:
+        """A record's message after every check the subscriber applies; ``PoisonMessage``
+        when it would be dead-lettered (e.g. a rebuild reads the rule log this way)."""
+        return read_record(record, self.adapter, max_bytes=max_bytes,
+                           authenticate=self.authenticate, checks=self.checks)  # fmt: skip
 
 
 class Publisher(Protocol):

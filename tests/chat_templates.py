@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from services.generation.backends.tiny_model import CHATML
+from shared.devstack.tiny_model import CHATML
 
 _CORPUS = [
     "Customers may return goods within 30 days. Do not share emails. Question: answer",

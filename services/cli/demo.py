@@ -16,7 +16,7 @@ import typer
 
 from services.cli.progress import console
 from services.cli.quiet import stderr_to
-from shared.localstack import DEFAULT_STATE_DIR, LocalStack
+from shared.devstack.servers import DEFAULT_STATE_DIR, LocalStack
 from shared.logging import configure_logging
 from shared.settings import KafkaSettings
 

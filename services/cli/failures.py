@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from shared.devstack.servers import DEFAULT_STATE_DIR, StackError
 from shared.errors import Hinted, unreachable_hint
-from shared.localstack import DEFAULT_STATE_DIR, StackError
 from shared.topic_checks import TopicMisconfigured
 
 DEBUG_HINT = "run again with --debug for the traceback"

@@ -13,7 +13,12 @@ from rich.table import Table
 
 from services.cli.groups import command_group
 from services.cli.progress import console, errors
-from shared.localstack import DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT, DEFAULT_STATE_DIR, LocalStack
+from shared.devstack.servers import (
+    DEFAULT_KAFKA_PORT,
+    DEFAULT_REDIS_PORT,
+    DEFAULT_STATE_DIR,
+    LocalStack,
+)
 
 app = command_group("Start, stop and inspect the local Kafka-protocol broker and Redis.")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.openai_endpoint import OpenAIEndpoint
 from shared.settings import ServiceSettings
 
 
@@ -37,16 +38,12 @@ class VllmSettings(BaseSettings):
     seed: int = 0
 
 
-class OpenAISettings(BaseSettings):
-    """An OpenAI-compatible chat endpoint (``ALIGNSTREAM_OPENAI_``)."""
+class OpenAISettings(OpenAIEndpoint):
+    """The ``openai`` backend's chat endpoint (``ALIGNSTREAM_OPENAI_``)."""
 
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_OPENAI_", extra="ignore")
 
-    base_url: str | None = None
-    model: str = "gpt-4o-mini"
-    api_key: SecretStr = SecretStr("EMPTY")
     timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
     option_token_ids: dict[str, int] = Field(default_factory=dict, max_length=26)
     """Token id of each option letter in the endpoint model's vocabulary (OpenAI's cl100k and
     o200k: ``{"A": 32, "B": 33, "C": 34, "D": 35}``): requests that constrain the first token

@@ -6,17 +6,15 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import Counter, Histogram
 
 from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor
+from services.ingest.records import rule_records
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.embedders import Embedder, make_embedder
-from shared.guards import rule_key_guard
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
 from shared.metrics import LATENCY_BUCKETS_S
-from shared.service import Subscription
-from shared.signing import RuleSigner
-from shared.topics import RULES_EVENTS, RULES_INDEXED
+from shared.topics import RULES_INDEXED
 
 RULES_APPLIED = Counter(
     "alignstream_rules_indexed_total",
@@ -37,14 +35,8 @@ class IngestService(RuleMemoryService):
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))
         self.settings: IngestSettings = settings
-        rule_events = Subscription(
-            RULES_EVENTS,
-            events.RULES_TOPIC_EVENT,
-            max_records=settings.batch_max,
-            batch_timeout_ms=settings.batch_wait_ms,
-            authenticate=RuleSigner.from_settings(settings.kafka).check,
-            checks=(rule_key_guard,),
-        )
+        rule_events = rule_records(settings.kafka, max_records=settings.batch_max,
+                                   batch_timeout_ms=settings.batch_wait_ms)  # fmt: skip
         self.ingestor: RuleIngestor | None = None
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
 

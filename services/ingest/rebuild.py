@@ -20,36 +20,34 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.ingest.ingestor import RuleIngestor
-from shared import events
-from shared.dlq import PoisonMessage, Record, decode
+from services.ingest.records import rule_records
+from shared.dlq import PoisonMessage, Record
 from shared.embedders import Embedder
 from shared.events import IndexOutcome, RulesTopicEvent
-from shared.guards import rule_key_guard
 from shared.kafka import client_security_kwargs
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
 from shared.redis import make_redis
+from shared.service import Subscription
 from shared.settings import KafkaSettings, RedisSettings
-from shared.signing import RuleSigner
 from shared.topics import RULES_EVENTS
 
 REPLAY_MAX_BYTES = 1 << 24
 """Largest rule record a rebuild reads (ingest's own limit may have been lower or higher)."""
 
 
-def check_rule_record(record: Record, signer: RuleSigner) -> RulesTopicEvent | None:
+def check_rule_record(
+    record: Record, rules: Subscription[RulesTopicEvent]
+) -> RulesTopicEvent | None:
     """The rule event (or jurisdiction tree) of a record, or None when ingest would have
-    dead-lettered it: unsigned
-    or forged (with signing on), undecodable, or under another rule's key."""
+    dead-lettered it: unsigned or forged (with signing on), undecodable, or under another
+    rule's key (``rules``: ingest's own subscription, the same checks)."""
     try:
-        signer.check(record)
-        event = decode(events.RULES_TOPIC_EVENT, record.value, max_bytes=REPLAY_MAX_BYTES)
-        rule_key_guard(record, event)
+        return rules.read(record, max_bytes=REPLAY_MAX_BYTES)
     except PoisonMessage:
         return None
-    return event
 
 
 @dataclass
@@ -87,7 +85,7 @@ async def rebuild(
     await embedder.start()
     schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
     report = RebuildReport()
-    signer = RuleSigner.from_settings(kafka)
+    rules = rule_records(kafka)
     if drop:
         report.dropped_keys = await drop_memory(redis_settings, schema)
     client = make_redis(redis_settings)
@@ -120,7 +118,7 @@ async def rebuild(
             for records in fetched.values():
                 for record in records:
                     report.events += 1
-                    event = check_rule_record(Record.from_consumer_record(record), signer)
+                    event = check_rule_record(Record.from_consumer_record(record), rules)
                     if event is None:
                         report.invalid += 1
                     else:

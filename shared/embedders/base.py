@@ -7,8 +7,10 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.openai_endpoint import OpenAIEndpoint
 
 Vectors = npt.NDArray[np.float32]
 
@@ -44,7 +46,10 @@ def normalize(vectors: npt.NDArray[np.floating]) -> Vectors:
     return normalized
 
 
-class EmbedderSettings(BaseSettings):
+class EmbedderSettings(OpenAIEndpoint):
+    """The embedder (``ALIGNSTREAM_EMBEDDER_``): the offline USE model, or an OpenAI-compatible
+    ``/v1/embeddings`` endpoint (``base_url``, ``model``, ``api_key``, ``timeout_s``)."""
+
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_EMBEDDER_", extra="ignore")
 
     backend: Literal["use", "openai"] = "use"
@@ -52,8 +57,6 @@ class EmbedderSettings(BaseSettings):
     ``openai``: any OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM pooling, TEI, OpenAI)."""
     model: str = "text-embedding-3-small"
     """Model name sent to the OpenAI-compatible endpoint."""
-    base_url: str | None = None
-    api_key: SecretStr = SecretStr("EMPTY")
     dimensions: int | None = Field(default=None, ge=1)
     """Ask the endpoint for this many dimensions (models that support it)."""
     batch_size: int = Field(default=64, ge=1)
@@ -62,3 +65,4 @@ class EmbedderSettings(BaseSettings):
     """BLAS threads of the local model; None: numpy's default (all cores). On small machines
     shared with Redis and Kafka, 1 leaves them a core."""
     timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import numpy as np
-from openai import AsyncOpenAI, omit
+from openai import omit
 
 from shared.embedders.base import EmbedderSettings, Vectors, normalize
 
@@ -16,12 +16,7 @@ class OpenAIEmbedder:
         self.settings = settings
         self.name = f"openai:{settings.model}"
         self._dim: int | None = settings.dimensions
-        self._client = AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            timeout=settings.timeout_s,
-            max_retries=3,
-        )
+        self._client = settings.client()
 
     @property
     def dim(self) -> int:

@@ -20,18 +20,18 @@ from faststream.kafka import KafkaBroker
 from redis.exceptions import ResponseError
 
 from services.grading.app import GradingService
-from services.grading.judge.keyword_server import KeywordJudgeServer
 from services.grading.settings import GradingSettings
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
+from shared.devstack.servers import ValkeyServer, free_port, servers_for_testing
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics, make_broker
-from shared.localstack import ValkeyServer, free_port, servers_for_testing
 from shared.redis import command, make_redis
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
-from tests.integration.helpers import TopicReader
+from shared.testing.judge import KeywordJudgeServer
+from shared.testing.topics import TopicReader
 
 pytestmark = pytest.mark.integration
 

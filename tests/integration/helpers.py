@@ -1,4 +1,5 @@
-"""Helpers for integration tests: read topics with a raw aiokafka consumer."""
+"""Helpers for integration tests: the CLI and services as subprocesses, paced sends (the
+public doubles are in ``shared/testing``)."""
 
 from __future__ import annotations
 
@@ -6,64 +7,16 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
 
 from shared import events
 from shared.client import AlignstreamClient
-from shared.settings import KafkaSettings
-from shared.topics import CHAT_REQUESTS, RULES_EVENTS, TopicSpec
-
-
-class TopicReader:
-    """Reads a topic from the beginning, independent of any service's consumer group."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self.settings = settings
-
-    def name(self, spec: TopicSpec, *, dlq: bool = False) -> str:
-        topics = self.settings.topics
-        return topics.dlq(spec) if dlq else topics(spec)
-
-    async def read(
-        self,
-        spec: TopicSpec,
-        *,
-        count: int,
-        dlq: bool = False,
-        timeout_s: float = 20.0,
-        where: Callable[[ConsumerRecord[bytes, bytes]], bool] = lambda _: True,
-    ) -> list[ConsumerRecord[bytes, bytes]]:
-        """The first ``count`` records matching ``where``; fails after ``timeout_s``."""
-        consumer = AIOKafkaConsumer(
-            self.name(spec, dlq=dlq),
-            bootstrap_servers=self.settings.bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=10,
-        )
-        await consumer.start()
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        try:
-            async with asyncio.timeout(timeout_s):
-                while len(found) < count:
-                    batches = await consumer.getmany(timeout_ms=100)
-                    for records in batches.values():
-                        found.extend(r for r in records if where(r))
-        except TimeoutError as exc:
-            raise AssertionError(
-                f"expected {count} records on {self.name(spec, dlq=dlq)}, got {len(found)}"
-            ) from exc
-        finally:
-            await consumer.stop()
-        return found[:count]
+from shared.devstack.servers import free_port
+from shared.topics import CHAT_REQUESTS, RULES_EVENTS
 
 
 async def alignstream_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -75,26 +28,6 @@ async def alignstream_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
     )  # fmt: skip
     output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
     return process.returncode or 0, output.decode()
-
-
-class ScriptedBackend:
-    """Base of the tests' scripted generation backends: nothing to start or close; a subclass
-    sets ``model`` and writes ``generate``."""
-
-    name = "scripted"
-    model = "script"
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ServiceProcess:

@@ -11,11 +11,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from shared import events
-from shared.localstack import free_port
+from shared.devstack.servers import free_port
 from shared.prompt_sets import SHARED, PromptSetStore
 from shared.settings import RedisSettings
+from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS
-from tests.integration.helpers import TopicReader
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

@@ -21,12 +21,12 @@ from services.generation.settings import GenerationSettings
 from services.grading.app import GradingService
 from services.grading.datasets import COMPLIANCE_OPENER
 from services.grading.judge.client import JudgeSettings
-from services.grading.judge.keyword_server import KeywordJudgeServer
 from services.grading.settings import GradingSettings
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
-from tests.integration.helpers import ScriptedBackend
+from shared.testing.backends import ScriptedBackend
+from shared.testing.judge import KeywordJudgeServer
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

@@ -20,8 +20,8 @@ from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.schema import RuleSchema
 from shared.prompt_sets import SHARED, PromptSet, PromptSetStore
 from shared.settings import KafkaSettings, RedisSettings
+from shared.testing.topics import TopicReader
 from shared.topics import CHAT_RESPONSES, EXAM_ANSWERS, EXAM_JOBS
-from tests.integration.helpers import TopicReader
 from tests.integration.test_retrieval import question, write_rules
 from tests.samples import sample_rule
 

@@ -10,8 +10,8 @@ from prometheus_client import REGISTRY
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
+from shared.testing.topics import TopicReader
 from shared.topics import CHAT_REQUESTS, RULES_EVENTS, RULES_INDEXED
-from tests.integration.helpers import TopicReader
 from tests.samples import sample_rule
 
 BAD = {

@@ -20,10 +20,10 @@ from services.grading.records import scoped_id
 from services.grading.store import ExamStore
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
-from shared.http import ChatCompletionServer
 from shared.memory.schema import RuleSchema
 from shared.redis import as_text
 from shared.settings import KafkaSettings, RedisSettings
+from shared.testing.openai_server import ChatCompletionServer
 from shared.topics import CHAT_RESPONSES
 from tests.integration.helpers import ServiceProcess, send_paced
 from tests.samples import sample_rule

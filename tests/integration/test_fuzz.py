@@ -22,9 +22,10 @@ from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient, TopicTail, collect_responses
 from shared.settings import KafkaSettings
+from shared.testing.backends import ScriptedBackend
+from shared.testing.topics import TopicReader
 from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS, RULES_INDEXED
 from tests.fuzz import CONSUMED, bad_messages, draw_examples
-from tests.integration.helpers import ScriptedBackend, TopicReader
 from tests.samples import sample_rule
 
 PER_TOPIC = 200  # x 5 consumed topics = 1,000 messages

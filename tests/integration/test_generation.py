@@ -19,8 +19,9 @@ from services.generation.settings import GenerationSettings
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
+from shared.testing.backends import ScriptedBackend
+from shared.testing.topics import TopicReader
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, EXAM_ANSWERS
-from tests.integration.helpers import ScriptedBackend, TopicReader
 
 
 class TimedBackend(ScriptedBackend):

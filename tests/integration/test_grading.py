@@ -35,8 +35,10 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.service import Key
 from shared.settings import KafkaSettings, RedisSettings
+from shared.testing.backends import ScriptedBackend
+from shared.testing.topics import TopicReader
 from shared.topics import EXAM_ANSWERS, EXAM_JOBS, EXAM_RESULTS
-from tests.integration.helpers import ScriptedBackend, TopicReader, alignstream_cli
+from tests.integration.helpers import alignstream_cli
 from tests.samples import sample_rule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -9,8 +9,8 @@ from services.ingest.app import IngestService
 from shared import events
 from shared.memory.query import RuleFilter
 from shared.memory.search import RuleSearcher
+from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS, RULES_INDEXED
-from tests.integration.helpers import TopicReader
 from tests.samples import sample_rule
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from services.generation.backends.base import GenerationInput
 from services.generation.backends.openai_compat import OpenAIBackend
-from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.settings import OpenAISettings
 from shared import events
-from shared.localstack import free_port
+from shared.devstack.servers import free_port
+from shared.devstack.tiny_model import build_tiny_model
 from tests.requirements import require_module
 
 require_module("vllm", "the CPU engine is installed by scripts/bootstrap.sh")

@@ -31,6 +31,8 @@ from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient, TopicTail, collect_replies
 from shared.settings import KafkaSettings
+from shared.testing.backends import ScriptedBackend
+from shared.testing.topics import TopicReader
 from shared.topics import (
     CHAT_GROUNDED,
     CHAT_REQUESTS,
@@ -41,7 +43,6 @@ from shared.topics import (
     RULES_INDEXED,
     TopicSpec,
 )
-from tests.integration.helpers import ScriptedBackend, TopicReader
 from tests.samples import sample_rule
 
 LIMIT = 65_536  # service_settings' max_message_bytes

@@ -12,13 +12,14 @@ from services.generation.app import GenerationService
 from services.generation.backends.base import GenerationInput, GenerationOutput
 from services.generation.settings import GenerationSettings
 from services.grading.datasets import load_exam
-from services.grading.judge.keyword_server import KeywordJudgeServer
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings
-from tests.integration.helpers import ScriptedBackend, alignstream_cli
+from shared.testing.backends import ScriptedBackend
+from shared.testing.judge import KeywordJudgeServer
+from tests.integration.helpers import alignstream_cli
 from tests.samples import sample_rule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

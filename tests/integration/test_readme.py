@@ -14,8 +14,9 @@ import typer.main
 from services.cli.main import app
 from services.ingest.app import IngestService
 from shared import events
+from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS
-from tests.integration.helpers import TopicReader, alignstream_cli
+from tests.integration.helpers import alignstream_cli
 
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"

@@ -15,15 +15,15 @@ from services.ingest.rebuild import rebuild
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.client import AlignstreamClient
+from shared.devstack.servers import ValkeyServer, free_port
 from shared.embedders.use import UniversalSentenceEncoder
-from shared.localstack import ValkeyServer, free_port
 from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
 from shared.redis import command, make_redis
 from shared.settings import RedisSettings
-from tests.integration.helpers import TopicReader
+from shared.testing.topics import TopicReader
 from tests.samples import sample_rule
 
 

@@ -22,8 +22,8 @@ from shared.memory.search import RuleSearcher
 from shared.memory.writer import RuleWriter
 from shared.prompt_sets import PromptSet, PromptSetStore
 from shared.settings import RedisSettings
+from shared.testing.topics import TopicReader
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
-from tests.integration.helpers import TopicReader
 from tests.samples import sample_rule
 
 LAW = events.RuleDomain.LAW

@@ -8,8 +8,8 @@ from faststream.kafka import KafkaBroker
 
 from shared import events
 from shared.settings import KafkaSettings
+from shared.testing.topics import TopicReader
 from shared.topics import TOPICS
-from tests.integration.helpers import TopicReader
 from tests.samples import sample_events
 
 

@@ -12,7 +12,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from shared import events
 from shared.client import AlignstreamClient
-from shared.localstack import ValkeyServer
+from shared.devstack.servers import ValkeyServer
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from tests.integration.helpers import ServiceProcess

@@ -16,8 +16,8 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.signing import RuleSigner
+from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS, RULES_INDEXED
-from tests.integration.helpers import TopicReader
 from tests.samples import sample_rule
 
 SECRET = SecretStr("test-signing-secret")

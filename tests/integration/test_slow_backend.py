@@ -17,7 +17,7 @@ from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings, OpenAISettings
 from shared import events
 from shared.client import AlignstreamClient, TopicTail, collect_responses
-from shared.http import ChatCompletionServer
+from shared.testing.openai_server import ChatCompletionServer
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
 REQUESTS = 200

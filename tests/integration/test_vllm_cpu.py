@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from services.generation.app import GenerationService
-from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.settings import GenerationSettings, VllmSettings
 from services.grading.app import GradingService
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
+from shared.devstack.tiny_model import build_tiny_model
 from tests.requirements import require_module
 from tests.samples import sample_rule
 

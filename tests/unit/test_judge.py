@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from services.grading.datasets import COMPLIANCE_OPENER, DatasetError, load_course_correction
-from services.grading.judge.keyword_server import keyword_verdict
 from services.grading.judge.prompts import COURSE_CORRECTION, HARMFUL_ANSWER, parse_verdict
+from shared.testing.judge import keyword_verdict
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 

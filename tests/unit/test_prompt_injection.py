@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from services.generation.backends.tiny_model import build_tiny_model
 from services.generation.prompts import build_prompt
 from services.generation.prompts.builder import MCQ_SYSTEM
 from services.generation.prompts.fencing import Neutralizer, control_tokens, neutralize
 from shared import events
+from shared.devstack.tiny_model import build_tiny_model
 from tests.chat_templates import FAMILIES, Family, control_ids, tokenizer_for
 
 HOSTILE = [

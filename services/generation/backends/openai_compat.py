@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from openai import APIError, AsyncOpenAI, omit
+from openai import APIError, omit
 from openai.types.chat import ChatCompletionMessageParam
 
 from services.generation.backends.base import (
@@ -23,12 +23,7 @@ class OpenAIBackend:
     def __init__(self, settings: OpenAISettings) -> None:
         self.settings = settings
         self.model = settings.model
-        self._client = AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
-        )
+        self._client = settings.client()
 
     async def start(self) -> None:
         """Nothing to load; the endpoint is checked by the first request."""

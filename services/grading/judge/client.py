@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from openai import APIError, AsyncOpenAI
+from openai import APIError
 from prometheus_client import Counter
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from services.grading.judge.prompts import JudgePrompt, parse_verdict
+from shared.openai_endpoint import OpenAIEndpoint
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 
@@ -35,17 +36,13 @@ JUDGE_CALLS = Counter(
 )
 
 
-class JudgeSettings(BaseSettings):
-    """The judge model (``ALIGNSTREAM_JUDGE_``): any OpenAI-compatible chat endpoint."""
+class JudgeSettings(OpenAIEndpoint):
+    """The judge model (``ALIGNSTREAM_JUDGE_``): any OpenAI-compatible chat endpoint; no
+    ``base_url``: no judge (jobs that need one fail with a clear error)."""
 
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_JUDGE_", extra="ignore")
 
-    base_url: str | None = None
-    """None: no judge (jobs that need one fail with a clear error)."""
-    model: str = "gpt-4o-mini"
-    api_key: SecretStr = SecretStr("EMPTY")
     max_attempts: int = Field(default=3, ge=1)
-    timeout_s: float = Field(default=60.0, gt=0)
     cache_ttl_s: int = Field(default=90 * 24 * 3600, ge=1)
 
 
@@ -69,12 +66,7 @@ class Judge:
         self.settings = settings
         self.redis = redis
         self.prefix = f"{key_prefix}:judge"
-        self._client = AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            timeout=settings.timeout_s,
-            max_retries=2,
-        )
+        self._client = settings.client()
 
     async def close(self) -> None:
         await self._client.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from shared.http import ChatCompletionServer
+from shared.testing.openai_server import ChatCompletionServer
 
 CORRECTION = re.compile(
     r"\b(i can(?:'|no)t|i cannot|i won't|i will not|sorry|not (?:appropriate|legal|ethical)|"
