@@ -14,9 +14,12 @@ SERVICES: dict[str, str] = {
 }
 
 
+def service_class(name: str) -> type[Service]:
+    module_name, _, class_name = SERVICES[name].partition(":")
+    cls: type[Service] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
 def build_service(name: str) -> Service:
     """Construct a service from environment settings."""
-    module_name, _, class_name = SERVICES[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    service: Service = cls.from_env()
-    return service
+    return service_class(name).from_env()

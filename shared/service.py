@@ -27,7 +27,7 @@ from shared.events import Event, encode, key_bytes
 from shared.http import HealthServer
 from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
 from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
-from shared.settings import ServiceSettings
+from shared.settings import KafkaSettings, ServiceSettings
 from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
 
@@ -75,6 +75,8 @@ class Publisher(Protocol):
 
 class Service:
     name: str = "service"
+    settings_class: ClassVar[type[ServiceSettings]] = ServiceSettings
+    """What ``from_env`` reads (each service its own, with its own prefix)."""
     metrics: ClassVar[tuple[Collector, ...]] = ()
     """This service's own metric families (``/metrics`` adds the shared ones)."""
 
@@ -105,6 +107,16 @@ class Service:
         )
         self._started = False
         self._stopping = False
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """The service with settings from the environment (``overrides`` win)."""
+        return cls(cls.settings_class(**overrides))
+
+    @classmethod
+    def documented(cls, kafka: KafkaSettings) -> Self:
+        """The service as constructed for its AsyncAPI document (never started)."""
+        return cls.from_env(kafka=kafka)
 
     # Hooks for subclasses --------------------------------------------------------------
 
@@ -166,6 +178,7 @@ class Service:
                     await asyncio.sleep(self.settings.retry_backoff_s)
                     raise
 
+        handle.__name__ = handle.__qualname__ = handler.__name__  # names the AsyncAPI operation
         fetch: dict[str, Any] = {"max_records": subscription.max_records}
         if subscription.batch_timeout_ms is not None:
             fetch["batch_timeout_ms"] = subscription.batch_timeout_ms
@@ -173,10 +186,24 @@ class Service:
             self.topics(spec),
             batch=True,
             ack_policy=subscription.ack_policy,
+            title=f"{spec.name}@{self.name}",
+            description=spec.description,
             **fetch,
             **consumer_options(self.settings.kafka, group_id=self.settings.group_id),
         )(handle)
+        self.publishes(spec.dead_letter())
         return inbox
+
+    def publishes(self, spec: TopicSpec, *, why: str = "") -> None:
+        """Declare that this service publishes ``spec``'s events (``publish_all`` and
+        ``publish_bodies`` do the sending); the declarations make the AsyncAPI document
+        (``services/asyncapi.py``)."""
+        self.broker.publisher(
+            self.topics(spec),
+            title=f"{spec.name}@{self.name}",
+            description=why or spec.description,
+            schema=spec.value,
+        )
 
     def encode_bounded(self, event: Event) -> bytes:
         """The event's wire bytes; ``OversizedMessage`` when over ``max_message_bytes`` (the

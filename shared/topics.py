@@ -8,8 +8,9 @@ environments, or test sessions, share one cluster.
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from shared import events
 
@@ -22,7 +23,8 @@ class TopicSpec:
     """Name without the deployment prefix."""
     key: str
     """What the Kafka key holds; it fixes ordering and compaction."""
-    value: type[events.Event]
+    value: Any
+    """The event model the topic carries, or a union of them (``rules.events``)."""
     partitions: int
     cleanup_policy: Literal["compact", "delete"] = "delete"
     retention_ms: int | None = None
@@ -35,6 +37,12 @@ class TopicSpec:
         if self.retention_ms is not None and self.cleanup_policy == "delete":
             configs["retention.ms"] = str(self.retention_ms)
         return configs
+
+    @property
+    def value_models(self) -> tuple[type[events.Event], ...]:
+        """The event models the topic carries."""
+        members = typing.get_args(self.value) or (self.value,)
+        return tuple(members)
 
     def dead_letter(self) -> TopicSpec:
         """The topic that receives this topic's messages that could not be processed."""
@@ -54,7 +62,7 @@ DAY_MS = 24 * 3600 * 1000
 RULES_EVENTS = TopicSpec(
     "rules.events",
     key="tenant:rule_id",
-    value=events.RuleUpsert,  # or RuleDelete: the rule topic carries both kinds
+    value=events.RulesTopicEvent,
     partitions=6,
     cleanup_policy="compact",
     description="source of truth for rules; Redis is rebuilt by replaying it",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import typer
@@ -14,15 +12,13 @@ from services.cli.exam_generate import generate
 from services.cli.groups import command_group
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
-from services.grading.records import JobRecord, scoped_id
+from services.grading.queries import ExamJobs
+from services.grading.records import JobRecord
 from services.grading.report import category_rows, export, pct
-from services.grading.results import exam_result
 from services.grading.settings import GradingSettings
-from services.grading.store import ExamStore
 from shared import events
 from shared.client import AlignstreamClient
 from shared.errors import Hinted
-from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.strategies import by_name
 from shared.topics import EXAM_RESULTS
@@ -168,42 +164,9 @@ def run(
         raise typer.Exit(1)
 
 
-@contextlib.asynccontextmanager
-async def _exam_store() -> AsyncIterator[ExamStore]:
-    settings = RedisSettings()
-    store = ExamStore(make_redis(settings), settings.key_prefix)
-    try:
-        yield store
-    finally:
-        await store.redis.aclose()
-
-
-async def _find_job(store: ExamStore, tenant: str, job_id: str) -> JobRecord:
-    """The tenant's job whose id is, or is the only one to start with, ``job_id``."""
-    record = await store.record_of(scoped_id(tenant, job_id))
-    if record is not None:
-        return record
-    matches = await store.find(tenant, job_id)
-    if len(matches) == 1:
-        record = await store.record_of(scoped_id(tenant, matches[0]))
-        if record is not None:
-            return record
-    raise _unknown_job(tenant, job_id, matches if len(matches) > 1 else [])
-
-
-def _unknown_job(tenant: str, job_id: str, matches: list[str]) -> Hinted:
-    if matches:
-        return Hinted(f"{job_id} matches several jobs of {tenant}: {', '.join(matches)}",
-                      "give more of the id")  # fmt: skip
-    return Hinted(f"tenant {tenant} has no exam job {job_id}",
-                  f"alignstream exam list --tenant {tenant}")  # fmt: skip
-
-
 async def _job_result(tenant: str, job_id: str) -> events.ExamResult:
-    async with _exam_store() as store:
-        record = await _find_job(store, tenant, job_id)
-        answers = await store.answers(record.sid)
-    return exam_result(record, answers, final=record.status is not events.JobStatus.RUNNING)
+    async with ExamJobs.connect(RedisSettings()) as jobs:
+        return await jobs.result(tenant, job_id)
 
 
 @app.command()
@@ -220,19 +183,14 @@ def show(
 
 async def _cancel(tenant: str, job_id: str) -> tuple[str, events.ExamResult | None]:
     """Cancel the job ``job_id`` names (or uniquely starts); publish its final result."""
-    async with _exam_store() as store:
-        record = await _find_job(store, tenant, job_id)
-        if not await store.cancel(record.sid):
-            return record.status.value, None
-        cancelled = await store.record_of(record.sid)
-        answers = await store.answers(record.sid)
-    assert cancelled is not None
-    result = exam_result(cancelled, answers, final=True)
-    # Whoever follows the job (exam run in another terminal) sees it end.
-    async with AlignstreamClient(KafkaSettings()) as client:
-        await client.send(EXAM_RESULTS, result)
-        await client.flush()
-    return cancelled.status.value, result
+    async with ExamJobs.connect(RedisSettings()) as jobs:
+        record, result = await jobs.cancel(tenant, job_id)
+    if result is not None:
+        # Whoever follows the job (exam run in another terminal) sees it end.
+        async with AlignstreamClient(KafkaSettings()) as client:
+            await client.send(EXAM_RESULTS, result)
+            await client.flush()
+    return record.status.value, result
 
 
 @app.command()
@@ -250,8 +208,8 @@ def cancel(
 
 
 async def _recent(tenant: str, limit: int) -> list[JobRecord]:
-    async with _exam_store() as store:
-        return await store.recent(tenant, limit)
+    async with ExamJobs.connect(RedisSettings()) as jobs:
+        return await jobs.recent(tenant, limit)
 
 
 @app.command("list")

@@ -1,8 +1,9 @@
-"""``alignstream topics create|check|list``: the topics of ``shared/topics.py`` on the cluster."""
+"""``alignstream topics create|check|list|asyncapi``: the topics of ``shared/topics.py``."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -57,6 +58,22 @@ def list_topics() -> None:
     names = KafkaSettings().topics
     table = Table("topic", "key", "partitions", "cleanup", "carries")
     for spec in all_topics():
-        table.add_row(names(spec), spec.key, str(spec.partitions), spec.cleanup_policy,
-                      spec.description or spec.value.__name__)  # fmt: skip
+        carries = spec.description or " | ".join(m.__name__ for m in spec.value_models)
+        table.add_row(names(spec), spec.key, str(spec.partitions), spec.cleanup_policy, carries)
     console.print(table)
+
+
+@app.command()
+def asyncapi(
+    out: Path | None = typer.Option(None, help="Write the document here (default: stdout)."),
+) -> None:
+    """The topics' contract as an AsyncAPI 3.0 document (JSON), generated from the services'
+    subscribers and publishers; docs/asyncapi.json is this document."""
+    from services.asyncapi import rendered
+
+    text = rendered()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")

@@ -30,7 +30,7 @@ from shared.dlq import DeadLetterFailed, Record, records_of
 from shared.guards import grounded_reply_guard
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.service import Service, Subscription
-from shared.topics import CHAT_GROUNDED
+from shared.topics import CHAT_GROUNDED, CHAT_TOKENS, REPLY_TOPICS
 
 IN_FLIGHT = Gauge("alignstream_generation_in_flight", "Generations running now.")
 QUEUE_WAIT = Histogram(
@@ -44,6 +44,7 @@ GroundedAdapter: TypeAdapter[events.GroundedRequest] = TypeAdapter(events.Ground
 
 class GenerationService(Service):
     name = "generation"
+    settings_class = GenerationSettings
     metrics = (IN_FLIGHT, QUEUE_WAIT, TTFT, TOKENS, TOKENS_PER_S, ERRORS)
 
     def __init__(
@@ -60,6 +61,10 @@ class GenerationService(Service):
             checks=(grounded_reply_guard(self.topics),),
         )
         self.inbox = self.subscribe(grounded, self.on_grounded)
+        for replies in REPLY_TOPICS:
+            self.publishes(replies, why="answers, to the reply topic the request names (or a "
+                                        "client's own replies.<name> topic)")  # fmt: skip
+        self.publishes(CHAT_TOKENS)
         self.delivery = ResponseDelivery(self, self.inbox, settings.retry_backoff_s,
                                          lambda: self.stopping)  # fmt: skip
         self.serving = Serving(backend or make_backend(settings), settings,
@@ -68,10 +73,6 @@ class GenerationService(Service):
         self.committer = OrderedCommitter()
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    def from_env(cls) -> GenerationService:
-        return cls(GenerationSettings())
 
     async def on_start(self) -> None:
         await self.serving.start()

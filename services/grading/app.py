@@ -34,7 +34,7 @@ from shared import events
 from shared.dlq import PoisonMessage
 from shared.redis import make_redis
 from shared.service import Service, Subscription
-from shared.topics import EXAM_ANSWERS, EXAM_JOBS
+from shared.topics import CHAT_REQUESTS, EXAM_ANSWERS, EXAM_JOBS, EXAM_RESULTS
 
 JobAdapter: TypeAdapter[events.ExamJob] = TypeAdapter(events.ExamJob)
 ResponseAdapter: TypeAdapter[events.ChatResponse] = TypeAdapter(events.ChatResponse)
@@ -53,6 +53,7 @@ class Grading:
 
 class GradingService(Service):
     name = "grading"
+    settings_class = GradingSettings
     metrics = (ANSWERS, DUPLICATES, RESENDS, ACTIVE_JOBS, ACCURACY, PROGRESS, JUDGMENTS,
                JUDGE_CALLS)  # fmt: skip
 
@@ -71,10 +72,8 @@ class GradingService(Service):
             ),
             self.on_answers,
         )
-
-    @classmethod
-    def from_env(cls) -> GradingService:
-        return cls(GradingSettings())
+        self.publishes(CHAT_REQUESTS, why="exam questions, a window at a time per job")
+        self.publishes(EXAM_RESULTS)
 
     async def on_start(self) -> None:
         settings = self.settings

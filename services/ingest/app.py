@@ -30,6 +30,7 @@ EVENT_TO_SERVABLE = Histogram(
 
 class IngestService(RuleMemoryService):
     name = "ingest"
+    settings_class = IngestSettings
     metrics = (RULES_APPLIED, EVENT_TO_SERVABLE, EMBED_BATCH, EMBED_SECONDS)
 
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
@@ -39,10 +40,7 @@ class IngestService(RuleMemoryService):
                                    batch_timeout_ms=settings.batch_wait_ms)  # fmt: skip
         self.ingestor: RuleIngestor | None = None
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
-
-    @classmethod
-    def from_env(cls) -> IngestService:
-        return cls(IngestSettings())
+        self.publishes(RULES_INDEXED)
 
     async def on_start(self) -> None:
         await super().on_start()

@@ -34,6 +34,7 @@ ChatRequestAdapter: TypeAdapter[events.ChatRequest] = TypeAdapter(events.ChatReq
 
 class RetrievalService(RuleMemoryService):
     name = "retrieval"
+    settings_class = RetrievalSettings
     metrics = (SEARCH_SECONDS, RETRIEVAL_SECONDS, HITS, UNRESOLVED, SCOPES)
 
     def __init__(self, settings: RetrievalSettings, embedder: Embedder | None = None) -> None:
@@ -53,10 +54,9 @@ class RetrievalService(RuleMemoryService):
         # wait until it has loaded and every index is complete, so no request is grounded
         # from a half-loaded index.
         self.inbox = self.subscribe(requests, self.on_chat_requests, on_failure=self._unchecked)
-
-    @classmethod
-    def from_env(cls) -> RetrievalService:
-        return cls(RetrievalSettings())
+        self.publishes(CHAT_GROUNDED)
+        self.publishes(CHAT_RESPONSES, why="error answers to requests too large to ground "
+                                           "(to the request's reply topic)")  # fmt: skip
 
     @property
     def retriever(self) -> RuleRetriever | None:
