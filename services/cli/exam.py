@@ -114,13 +114,15 @@ def run(
     strategy: str = typer.Option("base,opo", help="Comma-separated: base, opo, oracle, drpo."),
     limit: int | None = typer.Option(None, min=1, help="Sample this many questions (seeded)."),
     seed: int = typer.Option(0),
-    scoring: str = typer.Option("auto", help="auto, text or logprobs."),
+    scoring: events.Scoring = typer.Option(events.Scoring.AUTO, help="How options are read."),
     max_tokens: int = typer.Option(64, min=1),
     window: int | None = typer.Option(None, min=1, help="Questions in flight for this job."),
     model: str | None = typer.Option(None, help="Label recorded with the results."),
     out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
     timeout: float = typer.Option(3600.0, help="Seconds to wait for the job."),
-    task: str = typer.Option("mcq", help="mcq, or course-correction (C2-EVAL; needs a judge)."),
+    task: events.ExamTask = typer.Option(
+        events.ExamTask.MCQ, help="mcq, or course-correction (C2-EVAL; needs a judge)."
+    ),
     k: str = typer.Option("10,20,30,40,50,60,70,80", help="course-correction: prefill words."),
     protocol: str = typer.Option(
         "auto", help="opo (OPO's paper protocol), default, or auto: opo for OPO's five files."
@@ -128,11 +130,7 @@ def run(
 ) -> None:
     """Submit an exam job (or a C2-EVAL course-correction job), show its progress, then its
     results. --limit samples questions (course correction: prompts, each at every k)."""
-    if task not in ("mcq", "course-correction"):
-        raise typer.BadParameter("task must be mcq or course-correction")
     prefill_words = tuple(int(n) for n in k.split(",") if n.strip())
-    if scoring not in ("auto", "text", "logprobs"):
-        raise typer.BadParameter("scoring must be auto, text or logprobs")
     if protocol not in ("auto", "default", "opo"):
         raise typer.BadParameter("protocol must be auto, default or opo")
     local = Path(dataset)
