@@ -16,19 +16,9 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from services.registry import SERVICES, service_class
-from shared import events
+from shared import events, topics
 from shared.settings import KafkaSettings
-from shared.topics import (
-    CHAT_REQUESTS,
-    CHAT_RESPONSES,
-    CHAT_TOKENS,
-    EXAM_JOBS,
-    EXAM_RESULTS,
-    RULES_EVENTS,
-    RULES_INDEXED,
-    TopicSpec,
-    all_topics,
-)
+from shared.topics import TopicSpec
 
 DOCUMENT_KAFKA = KafkaSettings(bootstrap="kafka:9092", topic_prefix="")
 """The broker the document names (not this machine's environment, so it is reproducible)."""
@@ -40,9 +30,12 @@ def clients_broker() -> KafkaBroker:
     """What clients publish and read, declared on a broker that is never started."""
     broker = KafkaBroker(DOCUMENT_KAFKA.bootstrap)
     for spec, why in (
-        (RULES_EVENTS, "rule upserts, deletes and jurisdiction trees (signed when signing is on)"),
-        (CHAT_REQUESTS, "questions; the reply topic and request id correlate the answer"),
-        (EXAM_JOBS, "exam jobs for the grading service"),
+        (
+            topics.RULES_EVENTS,
+            "rule upserts, deletes and jurisdiction trees (signed when signing is on)",
+        ),
+        (topics.CHAT_REQUESTS, "questions; the reply topic and request id correlate the answer"),
+        (topics.EXAM_JOBS, "exam jobs for the grading service"),
     ):
         broker.publisher(spec.name, title=f"{spec.name}@clients", description=why,
                          schema=spec.value)  # fmt: skip
@@ -52,8 +45,9 @@ def clients_broker() -> KafkaBroker:
     async def pieces(token: events.ChatToken) -> None: ...
     async def results(result: events.ExamResult) -> None: ...
 
-    for spec, handler in ((RULES_INDEXED, confirmations), (CHAT_RESPONSES, answers),
-                          (CHAT_TOKENS, pieces), (EXAM_RESULTS, results)):  # fmt: skip
+    readers = ((topics.RULES_INDEXED, confirmations), (topics.CHAT_RESPONSES, answers),
+               (topics.CHAT_TOKENS, pieces), (topics.EXAM_RESULTS, results))  # fmt: skip
+    for spec, handler in readers:
         broker.subscriber(spec.name, title=f"{spec.name}@clients",
                           description=spec.description)(handler)  # fmt: skip
     return broker
@@ -67,9 +61,9 @@ def document() -> dict[str, Any]:
                     description=__doc__.split("\n\n")[0])  # fmt: skip
     doc: dict[str, Any] = json.loads(spec.to_specification().to_json())
     _receive_payloads(doc)
-    topics = {t.name: t for t in all_topics()}
+    specs = {t.name: t for t in topics.all_topics()}
     for channel in doc["channels"].values():
-        topic = topics[channel["address"]]
+        topic = specs[channel["address"]]
         channel["bindings"]["kafka"].update(_binding(topic))
         for ref in channel["messages"].values():
             message = doc["components"]["messages"][_ref_name(ref)]

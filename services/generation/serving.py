@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -64,15 +65,7 @@ class Answering:
         retrieval_ms: float,
         generation_ms: float,
     ) -> events.ChatResponse:
-        request = self.request
-        return events.ChatResponse(
-            request_id=request.request_id,
-            tenant=request.tenant,
-            strategy=request.strategy,
-            backend=self.backend,
-            model=self.model,
-            metadata=request.metadata,
-            searched_scope=self.searched_scope,
+        return self._response(
             text=prompt.finish(output.text),
             cited_rules=tuple(rule.ref for rule in prompt.cited),
             finish_reason=output.finish_reason,
@@ -84,12 +77,16 @@ class Answering:
                 retrieval_ms=retrieval_ms,
                 ttft_ms=output.ttft_ms,
                 generation_ms=generation_ms,
-                total_ms=(datetime.now(UTC) - request.created_at).total_seconds() * 1000,
+                total_ms=(datetime.now(UTC) - self.request.created_at).total_seconds() * 1000,
             ),
         )
 
     def error(self, kind: events.ErrorKind, message: str) -> events.ChatResponse:
         ERRORS.labels(kind.value).inc()
+        return self._response(ok=False, error=events.ErrorInfo(kind=kind, message=message[:2000]))
+
+    def _response(self, **outcome: Any) -> events.ChatResponse:
+        """A response to the request: its identity and echo, plus ``outcome`` (validated)."""
         request = self.request
         return events.ChatResponse(
             request_id=request.request_id,
@@ -99,8 +96,7 @@ class Answering:
             model=self.model,
             metadata=request.metadata,
             searched_scope=self.searched_scope,
-            ok=False,
-            error=events.ErrorInfo(kind=kind, message=message[:2000]),
+            **outcome,
         )
 
 

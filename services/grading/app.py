@@ -86,8 +86,8 @@ class GradingService(Service):
         )
         bounded = BoundedJudge(judge, settings.judge_concurrency) if judge is not None else None
         scheduler = Scheduler(store, settings, self)
-        self.core = Grading(store, judge, scheduler, Jobs(store, scheduler, settings, bounded),
-                            Replies(store, scheduler, settings, bounded))  # fmt: skip
+        self.core = Grading(store, judge, scheduler, Jobs(scheduler, bounded),
+                            Replies(scheduler, bounded))  # fmt: skip
 
     async def on_running(self) -> None:
         sweep = self._core().scheduler.sweep_forever()

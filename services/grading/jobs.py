@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from services.grading.datasets import DatasetError, ExamQuestion, dataset_path
 from services.grading.records import scoped_id
 from services.grading.results import exam_result
 from services.grading.scheduler import Scheduler
-from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
 from services.grading.tasks import TASKS, BoundedJudge
 from shared import events
@@ -18,18 +18,15 @@ from shared import events
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
 class Jobs:
-    def __init__(
-        self,
-        store: ExamStore,
-        scheduler: Scheduler,
-        settings: GradingSettings,
-        judge: BoundedJudge | None,
-    ) -> None:
-        self.store = store
-        self.scheduler = scheduler
-        self.settings = settings
-        self.judge = judge
+    scheduler: Scheduler
+    """Owns the store and the settings; refills the windows this frees."""
+    judge: BoundedJudge | None
+
+    @property
+    def store(self) -> ExamStore:
+        return self.scheduler.store
 
     async def start(self, job: events.ExamJob) -> None:
         """Load and queue a new job; a job seen before (redelivered) just resumes. A job that
@@ -52,7 +49,7 @@ class Jobs:
         task = TASKS[job.task]
         if task.needs_judge and self.judge is None:
             raise DatasetError(f"{job.task} jobs need a judge (ALIGNSTREAM_JUDGE_BASE_URL)")
-        path = dataset_path(self.settings.data_root, job.tenant, job.dataset)
+        path = dataset_path(self.scheduler.settings.data_root, job.tenant, job.dataset)
         try:
             return task.questions(path, job)
         except DatasetError:

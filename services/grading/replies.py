@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from services.grading.asking import ITEM_KEY, JOB_KEY, request_id_for
@@ -14,9 +15,8 @@ from services.grading.datasets import ExamQuestion
 from services.grading.metrics import ANSWERS, DUPLICATES, RESENDS
 from services.grading.records import JobRecord, WorkItem, parse_item, scoped_id
 from services.grading.scheduler import Scheduler
-from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
-from services.grading.tasks import TASKS, BoundedJudge
+from services.grading.tasks import TASKS, BoundedJudge, Reply
 from shared import events
 from shared.dlq import PoisonMessage
 
@@ -29,18 +29,15 @@ class ReplyTarget(NamedTuple):
     question: ExamQuestion
 
 
+@dataclass(frozen=True, slots=True)
 class Replies:
-    def __init__(
-        self,
-        store: ExamStore,
-        scheduler: Scheduler,
-        settings: GradingSettings,
-        judge: BoundedJudge | None,
-    ) -> None:
-        self.store = store
-        self.scheduler = scheduler
-        self.settings = settings
-        self.judge = judge
+    scheduler: Scheduler
+    """Owns the store and the settings; refills the windows this frees."""
+    judge: BoundedJudge | None
+
+    @property
+    def store(self) -> ExamStore:
+        return self.scheduler.store
 
     async def take_all(self, replies: Sequence[tuple[ReplyTarget, events.ChatResponse]]) -> None:
         """Grade a batch of checked replies, then refill the windows they freed (now, not at
@@ -91,7 +88,9 @@ class Replies:
             return False
         job_id = record.sid
         if not response.ok:
-            attempt = await store.retry(job_id, item, time.time(), self.settings.max_attempts)
+            attempt = await store.retry(
+                job_id, item, time.time(), self.scheduler.settings.max_attempts
+            )
             if attempt > 0:
                 RESENDS.labels("error_reply").inc()
                 await self.scheduler.send(record, [item])
@@ -100,9 +99,8 @@ class Replies:
                 DUPLICATES.inc()
                 return False
         attempts = await store.attempts(job_id, item)
-        answer = await TASKS[record.job.task].grade(record.job, question, item.strategy,
-                                                    response, attempts=attempts,
-                                                    judge=self.judge)  # fmt: skip
+        reply = Reply(record.job, question, item.strategy, response, attempts)
+        answer = await TASKS[record.job.task].grade(reply, self.judge)
         if not await store.record(job_id, item, answer):
             DUPLICATES.inc()
             return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.grading.tasks.base import Asking, BoundedJudge, GradingTask
+from services.grading.tasks.base import Asking, BoundedJudge, GradingTask, Reply
 from services.grading.tasks.course_correction import CourseCorrection
 from services.grading.tasks.mcq import MultipleChoice
 from shared.events import ExamTask
@@ -12,4 +12,4 @@ TASKS: dict[ExamTask, GradingTask] = {
     ExamTask.COURSE_CORRECTION: CourseCorrection(),
 }
 
-__all__ = ["TASKS", "Asking", "BoundedJudge", "GradingTask"]
+__all__ = ["TASKS", "Asking", "BoundedJudge", "GradingTask", "Reply"]

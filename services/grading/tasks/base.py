@@ -37,6 +37,18 @@ class Asking:
     protocol: PromptProtocol = "default"
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply to grade: the question it answers, asked with ``strategy`` in ``job``, after
+    ``attempts`` sends."""
+
+    job: ExamJob
+    question: ExamQuestion
+    strategy: Strategy
+    response: ChatResponse
+    attempts: int
+
+
 class BoundedJudge:
     """The judge with a bound on calls in flight (a judged batch must not flood the model)."""
 
@@ -63,15 +75,6 @@ class GradingTask(Protocol):
         """The messages and parameters ``question`` is asked with."""
         ...
 
-    async def grade(
-        self,
-        job: ExamJob,
-        question: ExamQuestion,
-        strategy: Strategy,
-        response: ChatResponse,
-        *,
-        attempts: int,
-        judge: BoundedJudge | None,
-    ) -> ExamAnswer:
+    async def grade(self, reply: Reply, judge: BoundedJudge | None) -> ExamAnswer:
         """The graded answer of one reply (an error reply included); a judge outage raises."""
         ...

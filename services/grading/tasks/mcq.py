@@ -10,10 +10,9 @@ from services.grading.datasets import DatasetError, ExamQuestion, load_exam
 from services.grading.grader import grade
 from services.grading.opo_protocol import opo_mode, protocol_of, system_prompt
 from services.grading.records import ExamAnswer
-from services.grading.tasks.base import Asking, BoundedJudge
+from services.grading.tasks.base import Asking, BoundedJudge, Reply
 from shared.events import (
     ChatMessage,
-    ChatResponse,
     ExamJob,
     ExamTask,
     GenerationParams,
@@ -51,17 +50,9 @@ class MultipleChoice:
             messages = (ChatMessage(role=Role.SYSTEM, content=system), *messages)
         return Asking(messages, params, protocol=protocol)
 
-    async def grade(
-        self,
-        job: ExamJob,
-        question: ExamQuestion,
-        strategy: Strategy,
-        response: ChatResponse,
-        *,
-        attempts: int,
-        judge: BoundedJudge | None,
-    ) -> ExamAnswer:
-        return grade(job, question, strategy, response, attempts=attempts)
+    async def grade(self, reply: Reply, judge: BoundedJudge | None) -> ExamAnswer:
+        return grade(reply.job, reply.question, reply.strategy, reply.response,
+                     attempts=reply.attempts)  # fmt: skip
 
 
 def check_oracle(job: ExamJob, questions: Sequence[ExamQuestion], dataset: str) -> None:
