@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.embedders.base import Vectors
 from shared.events import IclExample
@@ -26,6 +27,24 @@ from shared.redis import as_text
 DEFAULT_SET = "default"
 SHARED = "_shared"
 """Owner of the sets every tenant may use (no tenant id starts with ``_``)."""
+
+
+class DrpoSettings(BaseSettings):
+    """The DRPO strategy's settings (``ALIGNSTREAM_DRPO_``), one set read by retrieval (which
+    set, how many examples it picks) and generation (the fallback files)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_DRPO_", extra="ignore")
+
+    prompt_set: str = DEFAULT_SET
+    """The prompt set in Redis (``alignstream prompts load``) of requests that name none."""
+    k: int = Field(default=2, ge=0, le=32)
+    """In-context examples per request: picked by similarity (retrieval) for a request that
+    sets no ``examples_k``, or the first ``k`` of the fallback set (generation)."""
+    system_prompt: Path | None = None
+    """Generation's fallback set, used when retrieval attached none: the optimized system
+    prompt file..."""
+    examples: Path | None = None
+    """...and its ``{query: answer}`` JSON in-context examples."""
 
 
 class PromptSet(BaseModel):

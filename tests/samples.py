@@ -37,6 +37,15 @@ def sample_events() -> list[events.Event]:
     return [
         events.RuleUpsert(rule=rule),
         events.RuleDelete(tenant="acme", rule_id="privacy-1", version=2),
+        events.JurisdictionTree(
+            tenant="acme",
+            version=1,
+            nodes=(
+                events.JurisdictionNode(path="EU", aliases=("Europe",)),
+                events.JurisdictionNode(path="EU/DE"),
+            ),
+            default_scope=("EU",),
+        ),
         events.RuleIndexed(
             tenant="acme",
             rule_id="privacy-1",

@@ -114,8 +114,8 @@ class Serving:
         self.settings = settings
         self.publish_token = publish_token
         self.drpo = (
-            PromptSet.from_drpo_files(settings.drpo_system_prompt, settings.drpo_examples)
-            if settings.drpo_system_prompt
+            PromptSet.from_drpo_files(settings.drpo.system_prompt, settings.drpo.examples)
+            if settings.drpo.system_prompt
             else None
         )
         self.neutralizer = DEFAULT_NEUTRALIZER
@@ -140,7 +140,7 @@ class Serving:
     async def respond(self, grounded: events.GroundedRequest) -> events.ChatResponse:
         """Generate the answer to one grounded request, or an error response."""
         request = grounded.request
-        prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo_k,
+        prompt = build_prompt(grounded, drpo_fallback=self.drpo, drpo_k=self.settings.drpo.k,
                               fence_rules=self.settings.fence_rules,
                               neutralizer=self.neutralizer,
                               count_tokens=self._count_tokens)  # fmt: skip

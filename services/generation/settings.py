@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.openai_endpoint import OpenAIEndpoint
+from shared.prompt_sets import DrpoSettings
 from shared.settings import ServiceSettings
 
 
@@ -64,11 +64,7 @@ class GenerationSettings(ServiceSettings):
     """A generation slower than this is cancelled and answered with a timeout error."""
     stream_interval_s: float = Field(default=0.05, gt=0)
     """Streaming requests: how often the text generated so far is published."""
-    drpo_system_prompt: Path | None = None
-    """DRPO prompt set: the optimized system prompt file..."""
-    drpo_examples: Path | None = None
-    """...and its ``{query: answer}`` JSON in-context examples (the first ``drpo_k`` used)."""
-    drpo_k: int = Field(default=2, ge=0)
+    drpo: DrpoSettings = Field(default_factory=DrpoSettings)
     fence_rules: bool = True
     """Quote rule texts as reference material between markers (prompt-injection defence);
     False renders OPO's prompt verbatim, for reproducing the paper's numbers."""

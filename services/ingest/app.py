@@ -1,10 +1,11 @@
-"""The ingest service: consumes rule events in batches, embeds, writes Redis, confirms."""
+"""The ingest service: rule events in batches -> ``RuleIngestor`` (embed, write Redis) ->
+one confirmation per event on ``rules.indexed``."""
 
 from __future__ import annotations
 
 from faststream.kafka.annotations import KafkaMessage
-from prometheus_client import Counter, Histogram
 
+from services.ingest.confirmations import EVENT_TO_SERVABLE, RULES_APPLIED, confirm
 from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor
 from services.ingest.records import rule_records
 from services.ingest.settings import IngestSettings
@@ -13,19 +14,7 @@ from shared.embedders import Embedder, make_embedder
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
-from shared.metrics import LATENCY_BUCKETS_S
 from shared.topics import RULES_INDEXED
-
-RULES_APPLIED = Counter(
-    "alignstream_rules_indexed_total",
-    "Rule events processed by ingest, by operation and outcome (applied or stale).",
-    ["op", "outcome"],
-)
-EVENT_TO_SERVABLE = Histogram(
-    "alignstream_rule_event_to_servable_seconds",
-    "From a rule event's creation to the rule being searchable.",
-    buckets=LATENCY_BUCKETS_S,
-)
 
 
 class IngestService(RuleMemoryService):
@@ -61,20 +50,3 @@ class IngestService(RuleMemoryService):
         confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
         await self.publish_all(self.topics(RULES_INDEXED), confirmations)
         return confirmations
-
-
-def confirm(event: events.RulesTopicEvent, outcome: events.IndexOutcome) -> events.RuleIndexed:
-    tenant, rule_id, version = event.target
-    confirmation = events.RuleIndexed(
-        tenant=tenant,
-        rule_id=rule_id,
-        version=version,
-        op=event.op,
-        outcome=outcome,
-        source_event_id=event.event_id,
-        event_created_at=event.created_at,
-    )
-    RULES_APPLIED.labels(event.op, outcome.value).inc()
-    if outcome is events.IndexOutcome.APPLIED:
-        EVENT_TO_SERVABLE.observe(confirmation.latency_ms / 1000.0)
-    return confirmation

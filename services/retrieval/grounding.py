@@ -150,11 +150,11 @@ class Grounding:
     ) -> tuple[str | None, tuple[events.IclExample, ...]]:
         """The request's DRPO system prompt and its ``k`` nearest examples; (None, ()) when the
         set is not in Redis (generation then uses its own set)."""
-        name = request.prompt_set or self.settings.drpo_prompt_set
+        name = request.prompt_set or self.settings.drpo.prompt_set
         stored = await self.prompt_set(request.tenant, name)
         if stored is None:
             return None, ()
-        k = self.settings.drpo_k if request.examples_k is None else request.examples_k
+        k = self.settings.drpo.k if request.examples_k is None else request.examples_k
         if stored.embedder != self.embedder.name:
             # Vectors of another model are not comparable: fall back to the set's order.
             log.warning("prompt set embedded by another model", extra={"prompt_set": name})

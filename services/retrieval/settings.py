@@ -11,6 +11,7 @@ from shared.memory.retriever import RetrievalOptions
 from shared.memory.schema import RuleSchema
 from shared.memory.search import Fusion, RuleSearcher
 from shared.memory.term_stats import TermStats
+from shared.prompt_sets import DrpoSettings
 from shared.settings import ServiceSettings
 
 
@@ -44,10 +45,7 @@ class RetrievalSettings(ServiceSettings):
     OPO does for law questions), else the tenant's default scope, plus global rules."""
     jurisdictions_refresh_s: float = Field(default=5.0, gt=0)
     """How often a tenant's jurisdiction tree is re-read from Redis."""
-    drpo_prompt_set: str = "default"
-    """DRPO prompt set (``alignstream prompts load``) of requests that name none."""
-    drpo_k: int = Field(default=2, ge=0, le=32)
-    """In-context examples picked by similarity for a DRPO request that sets no ``examples_k``."""
+    drpo: DrpoSettings = Field(default_factory=DrpoSettings)
     prompt_sets_refresh_s: float = Field(default=10.0, gt=0)
     """How long a prompt set read from Redis is reused before it is read again."""
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
