@@ -51,8 +51,9 @@ def _of(*kinds: type[events.Event]) -> tuple[events.Event, ...]:
     return tuple(e for e in sample_events() if isinstance(e, kinds))
 
 
+_RULES_TOPIC = _of(events.RuleUpsert, events.RuleDelete, events.JurisdictionTree)
 CONSUMED = (
-    Consumed(RULES_EVENTS, "ingest", events.RULE_EVENT, _of(events.RuleUpsert, events.RuleDelete)),
+    Consumed(RULES_EVENTS, "ingest", events.RULES_TOPIC_EVENT, _RULES_TOPIC),
     Consumed(CHAT_REQUESTS, "retrieval", ChatRequestAdapter, _of(events.ChatRequest)),
     Consumed(CHAT_GROUNDED, "generation", GroundedAdapter, _of(events.GroundedRequest)),
     Consumed(EXAM_JOBS, "grading", JobAdapter, _of(events.ExamJob)),

@@ -11,7 +11,6 @@ from services.grading.datasets import DatasetError, ExamQuestion, dataset_path
 from services.grading.records import scoped_id
 from services.grading.results import exam_result
 from services.grading.scheduler import Scheduler
-from services.grading.store import ExamStore
 from services.grading.tasks import TASKS, BoundedJudge
 from shared import events
 
@@ -24,24 +23,20 @@ class Jobs:
     """Owns the store and the settings; refills the windows this frees."""
     judge: BoundedJudge | None
 
-    @property
-    def store(self) -> ExamStore:
-        return self.scheduler.store
-
     async def start(self, job: events.ExamJob) -> None:
         """Load and queue a new job; a job seen before (redelivered) just resumes. A job that
         cannot start (its file is missing, unreadable or malformed) ends FAILED with the
         reason, never in a redelivery loop."""
         sid = scoped_id(job.tenant, job.job_id)
-        if await self.store.record_of(sid) is None:
+        if await self.scheduler.store.record_of(sid) is None:
             try:
                 name, questions = await asyncio.to_thread(self.questions, job)
             except DatasetError as exc:
-                record = await self.store.create_failed(job, str(exc))
+                record = await self.scheduler.store.create_failed(job, str(exc))
                 log.warning("exam job failed", extra={"job": sid, "error": str(exc)})
                 await self.scheduler.publish(exam_result(record, [], final=True))
                 return
-            if await self.store.create(job, name, questions):
+            if await self.scheduler.store.create(job, name, questions):
                 log.info("exam job started", extra={"job": sid, "questions": len(questions)})
         await self.scheduler.advance(sid)
 

@@ -15,7 +15,6 @@ from services.grading.datasets import ExamQuestion
 from services.grading.metrics import ANSWERS, DUPLICATES, RESENDS
 from services.grading.records import JobRecord, WorkItem, parse_item, scoped_id
 from services.grading.scheduler import Scheduler
-from services.grading.store import ExamStore
 from services.grading.tasks import TASKS, BoundedJudge, Reply
 from shared import events
 from shared.dlq import PoisonMessage
@@ -34,10 +33,6 @@ class Replies:
     scheduler: Scheduler
     """Owns the store and the settings; refills the windows this frees."""
     judge: BoundedJudge | None
-
-    @property
-    def store(self) -> ExamStore:
-        return self.scheduler.store
 
     async def take_all(self, replies: Sequence[tuple[ReplyTarget, events.ChatResponse]]) -> None:
         """Grade a batch of checked replies, then refill the windows they freed (now, not at
@@ -60,7 +55,7 @@ class Replies:
             raise PoisonMessage("not_an_exam_reply", "no exam job/item metadata")
         sid = scoped_id(response.tenant, job_id)
         if sid not in records:
-            records[sid] = await self.store.record_of(sid)
+            records[sid] = await self.scheduler.store.record_of(sid)
         job = records[sid]
         if job is None:
             raise PoisonMessage("unknown_exam_job", f"tenant {response.tenant} has no exam job "
@@ -69,7 +64,7 @@ class Replies:
             item = parse_item(text)
         except ValueError as exc:
             raise PoisonMessage("unknown_exam_item", str(exc)) from exc
-        found = await self.store.questions(sid, [item.question_id])
+        found = await self.scheduler.store.questions(sid, [item.question_id])
         if item.strategy not in job.job.strategies or not found:
             raise PoisonMessage("unknown_exam_item", f"{text[:200]!r} is not an item of the job")
         if response.request_id != request_id_for(response.tenant, job_id, item):
@@ -81,7 +76,7 @@ class Replies:
     async def take(self, target: ReplyTarget, response: events.ChatResponse) -> bool:
         """Grade and store one reply to a job's item; False when it changed nothing (the job
         is over, the item answered already or not pending)."""
-        store = self.store
+        store = self.scheduler.store
         record, item, question = target
         if record.status is not events.JobStatus.RUNNING:
             DUPLICATES.inc()
