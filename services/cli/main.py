@@ -15,6 +15,7 @@ from services.cli import (
     prompts,
     rules,
     stack,
+    tenants,
     topics,
 )
 from services.cli.chat import chat
@@ -40,6 +41,7 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(topics.app, name="topics")
 app.add_typer(models.app, name="models")
 app.add_typer(constitution.app, name="constitution")
+app.add_typer(tenants.app, name="tenants")
 app.command()(serve)
 app.command()(demo)
 app.command()(chat)
