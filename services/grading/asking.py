@@ -9,6 +9,7 @@ from services.grading.opo_protocol import OPO_TOP_K, opo_mode, oracle_articles, 
 from services.grading.records import WorkItem, item_of
 from services.grading.tasks import TASKS
 from shared.events import ChatRequest, ExamJob, RetrievedRule, Strategy
+from shared.strategies import RulesFrom, spec_of
 
 JOB_KEY, ITEM_KEY = "exam_job", "exam_item"
 """Metadata the request carries and its response echoes: which job and item it answers."""
@@ -27,21 +28,22 @@ def exam_request(
     """The chat request of one work item: the strategy's rules (searched under the question's
     location, or the question's own principle as the oracle's), asked the task's way."""
     protocol = protocol_of(job)
+    spec = spec_of(strategy)
     scope = job.scope
-    if strategy is Strategy.OPO and protocol == "opo":
+    if spec.searches and protocol == "opo":
         # OPO filters by location for law only; morality rules apply everywhere.
         law = opo_mode(job.dataset) == "law"
         where = (question.location,) if law and question.location else ()
         scope = scope.model_copy(update={"jurisdictions": where, "any_jurisdiction": not law,
                                          "top_k": max(scope.top_k, OPO_TOP_K)})  # fmt: skip
-    elif strategy is Strategy.OPO and question.location:
+    elif spec.searches and question.location:
         scope = scope.model_copy(
             update={
                 "jurisdictions": tuple(dict.fromkeys((*scope.jurisdictions, question.location)))
             }
         )
     oracle: tuple[RetrievedRule, ...] = ()
-    if strategy is Strategy.ORACLE and question.principle:
+    if spec.rules is RulesFrom.REQUEST and question.principle:
         if protocol == "opo":
             oracle = oracle_articles(question.principle, question.question_id)
         else:
