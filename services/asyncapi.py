@@ -56,7 +56,7 @@ def clients_broker() -> KafkaBroker:
 def document() -> dict[str, Any]:
     """The AsyncAPI document of every service and of the clients, with each topic's Kafka
     binding (partitions, cleanup policy, retention) from its ``TopicSpec``."""
-    brokers = [service_class(name).documented(DOCUMENT_KAFKA).broker for name in SERVICES]
+    brokers = [service_class(name).from_env(kafka=DOCUMENT_KAFKA).broker for name in SERVICES]
     spec = AsyncAPI(*brokers, clients_broker(), title=TITLE, version=str(events.SCHEMA_VERSION),
                     description=__doc__.split("\n\n")[0])  # fmt: skip
     doc: dict[str, Any] = json.loads(spec.to_specification().to_json())

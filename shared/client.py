@@ -31,7 +31,6 @@ from shared.topics import (
     TopicSpec,
 )
 
-"""What the rules topic carries (rule events and jurisdiction trees)."""
 T = TypeVar("T")
 
 

@@ -27,7 +27,7 @@ from shared.events import Event, encode, key_bytes
 from shared.http import HealthServer
 from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
 from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
-from shared.settings import KafkaSettings, ServiceSettings
+from shared.settings import ServiceSettings
 from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
 
@@ -113,11 +113,6 @@ class Service:
         """The service with settings from the environment (``overrides`` win)."""
         return cls(cls.settings_class(**overrides))
 
-    @classmethod
-    def documented(cls, kafka: KafkaSettings) -> Self:
-        """The service as constructed for its AsyncAPI document (never started)."""
-        return cls.from_env(kafka=kafka)
-
     # Hooks for subclasses --------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -140,18 +135,6 @@ class Service:
         """True once ``stop`` began: retry loops give up."""
         return self._stopping
 
-    def make_inbox(
-        self,
-        source: TopicSpec,
-        adapter: TypeAdapter[T],
-        authenticate: Callable[[Record], None] | None = None,
-        checks: Iterable[Check[T]] = (),
-    ) -> Inbox[T]:
-        """Decoding for one consumed topic, dead-lettering through this service."""
-        limit = self.settings.max_message_bytes
-        return Inbox(source, adapter, self.dead_letters, max_bytes=limit,
-                     authenticate=authenticate, checks=tuple(checks))  # fmt: skip
-
     def subscribe(
         self,
         subscription: Subscription[T],
@@ -164,8 +147,14 @@ class Service:
         embedder or the broker failed), ``on_failure`` runs and the batch is redelivered after
         ``retry_backoff_s``, so an outage is never a busy loop."""
         spec = subscription.topic
-        inbox = self.make_inbox(spec, subscription.adapter, subscription.authenticate,
-                                subscription.checks)  # fmt: skip
+        inbox = Inbox(
+            spec,
+            subscription.adapter,
+            self.dead_letters,
+            max_bytes=self.settings.max_message_bytes,
+            authenticate=subscription.authenticate,
+            checks=subscription.checks,
+        )
         timer = HANDLER_SECONDS.labels(self.name, spec.name)
 
         async def handle(message: KafkaMessage) -> None:

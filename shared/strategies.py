@@ -40,7 +40,6 @@ class StrategySpec:
     strategy: Strategy
     rules: RulesFrom
     rendering: Rendering
-    summary: str
 
     @property
     def searches(self) -> bool:
@@ -61,21 +60,16 @@ class StrategySpec:
         return self.searches or self.uses_prompt_set
 
 
-STRATEGIES: dict[Strategy, StrategySpec] = {
+STRATEGIES: dict[Strategy, StrategySpec] = {  # what each does for the user: ``events.Strategy``
     spec.strategy: spec
     for spec in (
-        StrategySpec(Strategy.BASE, RulesFrom.NONE, Rendering.RULES,
-                     "baseline: the question in the rule template, no rules"),
-        StrategySpec(Strategy.OPO, RulesFrom.SEARCH, Rendering.RULES,
-                     "retrieve the rules that apply and put them before the question"),
-        StrategySpec(Strategy.ORACLE, RulesFrom.REQUEST, Rendering.RULES,
-                     "the rules given in the request (evaluation upper bound)"),
-        StrategySpec(Strategy.DRPO, RulesFrom.NONE, Rendering.PROMPT_SET,
-                     "optimized alignment system prompt + in-context examples"),
-        StrategySpec(Strategy.RAW, RulesFrom.NONE, Rendering.RAW,
-                     "the messages exactly as given: no rules, no template"),
+        StrategySpec(Strategy.BASE, RulesFrom.NONE, Rendering.RULES),
+        StrategySpec(Strategy.OPO, RulesFrom.SEARCH, Rendering.RULES),
+        StrategySpec(Strategy.ORACLE, RulesFrom.REQUEST, Rendering.RULES),
+        StrategySpec(Strategy.DRPO, RulesFrom.NONE, Rendering.PROMPT_SET),
+        StrategySpec(Strategy.RAW, RulesFrom.NONE, Rendering.RAW),
     )
-}  # fmt: skip
+}
 
 
 def spec_of(strategy: Strategy) -> StrategySpec:

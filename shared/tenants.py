@@ -145,7 +145,7 @@ class ApiKeys:
         await record.save()
         return f"ask_{key_id}_{secret}", _view(record)
 
-    async def list(self, tenant: str | None = None) -> list[ApiKey]:
+    async def of_tenant(self, tenant: str | None = None) -> list[ApiKey]:
         """Every key (of ``tenant``), oldest first."""
         query = self.model.find(self.model.tenant == tenant) if tenant else self.model.find()
         records = await query.all()

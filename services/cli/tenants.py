@@ -54,7 +54,7 @@ def create_key(
 @app.command("keys")
 def list_keys(tenant: str | None = typer.Option(None, help="Only this tenant's keys.")) -> None:
     """The API keys (never their secrets), revoked ones included."""
-    found = _with_keys(lambda keys: keys.list(tenant))
+    found = _with_keys(lambda keys: keys.of_tenant(tenant))
     table = Table("tenant", "admin", "scope", "rate/s", "label", "created", "revoked")
     table.columns.insert(0, Column("key id", no_wrap=True, min_width=12))  # copied by hand
     for key in found:

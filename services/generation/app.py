@@ -69,7 +69,6 @@ class GenerationService(Service):
                                          lambda: self.stopping)  # fmt: skip
         self.serving = Serving(backend or make_backend(settings), settings,
                                self.delivery.publish_token)  # fmt: skip
-        self.backend = self.serving.backend
         self.committer = OrderedCommitter()
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -129,7 +128,3 @@ class GenerationService(Service):
             self._slots.release()
         if done:
             await self.committer.finished(partition, record.offset or 0)
-
-    async def respond(self, grounded: events.GroundedRequest) -> events.ChatResponse:
-        """The answer to one grounded request (see ``Serving.respond``)."""
-        return await self.serving.respond(grounded)

@@ -49,17 +49,17 @@ async def test_a_key_verifies_as_its_tenant_until_revoked(
     assert revoked.revoked
     assert await keys.verify(secret) is None
     assert (await keys.revoke(created.key_id)).revoked_at == revoked.revoked_at  # idempotent
-    assert [k.key_id for k in await keys.list("acme-eu")] == [created.key_id]  # still listed
+    assert [k.key_id for k in await keys.of_tenant("acme-eu")] == [created.key_id]  # still listed
 
 
 async def test_keys_are_listed_and_revoked_per_tenant(keys: ApiKeys) -> None:
     _, acme = await keys.create("acme")
     _, beta = await keys.create("beta")
-    assert [k.key_id for k in await keys.list("acme")] == [acme.key_id]
-    assert {k.key_id for k in await keys.list()} == {acme.key_id, beta.key_id}
+    assert [k.key_id for k in await keys.of_tenant("acme")] == [acme.key_id]
+    assert {k.key_id for k in await keys.of_tenant()} == {acme.key_id, beta.key_id}
     with pytest.raises(Hinted, match="no API key"):
         await keys.revoke(beta.key_id, tenant="acme")  # another tenant's key
-    assert not (await keys.list("beta"))[0].revoked
+    assert not (await keys.of_tenant("beta"))[0].revoked
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ async def test_bad_key_requests_are_refused(
 ) -> None:
     with pytest.raises(Hinted):
         await keys.create(tenant, default_scope=scope, rate_limit_per_s=rate)
-    assert await keys.list() == []
+    assert await keys.of_tenant() == []
 
 
 async def test_the_cli_shows_a_key_once(

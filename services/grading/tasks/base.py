@@ -2,7 +2,7 @@
 
 One module per task (``mcq``, ``course_correction``); ``TASKS`` in ``__init__`` maps each
 ``ExamTask`` to its implementation, so the grading service never branches on the task. A new
-task is a new module with these four methods and a line in the registry.
+task is a new module with these three methods and a line in the registry.
 """
 
 from __future__ import annotations
