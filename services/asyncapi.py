@@ -24,6 +24,8 @@ DOCUMENT_KAFKA = KafkaSettings(bootstrap="kafka:9092", topic_prefix="")
 """The broker the document names (not this machine's environment, so it is reproducible)."""
 
 TITLE = "alignstream topics"
+DOCUMENT_INSTANCE = "INSTANCE"
+"""The gateway instance the document names: each instance reads ``replies.<its name>``."""
 
 
 def clients_broker() -> KafkaBroker:
@@ -50,18 +52,32 @@ def clients_broker() -> KafkaBroker:
     for spec, handler in readers:
         broker.subscriber(spec.name, title=f"{spec.name}@clients",
                           description=spec.description)(handler)  # fmt: skip
+    # Generation answers a request naming a client's own reply topic there, pieces included.
+    client_replies = topics.client_replies_spec(DOCUMENT_INSTANCE)
+    broker.publisher(client_replies.name, title=f"{client_replies.name}@generation",
+                     description="answers and streamed pieces of requests that name a "
+                                 "client's own reply topic (replies.<name>)",
+                     schema=client_replies.value)  # fmt: skip
     return broker
+
+
+def _service_broker(name: str) -> KafkaBroker:
+    overrides: dict[str, Any] = {"kafka": DOCUMENT_KAFKA}
+    if name == "gateway":
+        overrides["instance"] = DOCUMENT_INSTANCE
+    return service_class(name).from_env(**overrides).broker
 
 
 def document() -> dict[str, Any]:
     """The AsyncAPI document of every service and of the clients, with each topic's Kafka
     binding (partitions, cleanup policy, retention) from its ``TopicSpec``."""
-    brokers = [service_class(name).from_env(kafka=DOCUMENT_KAFKA).broker for name in SERVICES]
+    brokers = [_service_broker(name) for name in SERVICES]
     spec = AsyncAPI(*brokers, clients_broker(), title=TITLE, version=str(events.SCHEMA_VERSION),
                     description=__doc__.split("\n\n")[0])  # fmt: skip
     doc: dict[str, Any] = json.loads(spec.to_specification().to_json())
     _receive_payloads(doc)
-    specs = {t.name: t for t in topics.all_topics()}
+    client_replies = topics.client_replies_spec(DOCUMENT_INSTANCE)
+    specs = {t.name: t for t in (*topics.all_topics(), client_replies)}
     for channel in doc["channels"].values():
         topic = specs[channel["address"]]
         channel["bindings"]["kafka"].update(_binding(topic))

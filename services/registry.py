@@ -11,6 +11,7 @@ SERVICES: dict[str, str] = {
     "retrieval": "services.retrieval.app:RetrievalService",
     "generation": "services.generation.app:GenerationService",
     "grading": "services.grading.app:GradingService",
+    "gateway": "services.gateway.app:GatewayService",
 }
 
 

@@ -51,6 +51,9 @@ class Subscription(Generic[T]):
     """``MANUAL``: the handler commits offsets itself (generation, behind finished work)."""
     authenticate: Callable[[Record], None] | None = None
     checks: tuple[Check[T], ...] = ()
+    group_id: str | None = None
+    """The consumer group; None: the service's (``group_id`` setting). A topic only one
+    instance reads (a gateway's replies) takes a group of that instance alone."""
 
     def read(self, record: Record, *, max_bytes: int) -> T:
         """A record's message after every check the subscriber applies; ``PoisonMessage``
@@ -178,7 +181,9 @@ class Service:
             title=f"{spec.name}@{self.name}",
             description=spec.description,
             **fetch,
-            **consumer_options(self.settings.kafka, group_id=self.settings.group_id),
+            **consumer_options(
+                self.settings.kafka, group_id=subscription.group_id or self.settings.group_id
+            ),
         )(handle)
         self.publishes(spec.dead_letter())
         return inbox

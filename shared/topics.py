@@ -30,6 +30,8 @@ class TopicSpec:
     retention_ms: int | None = None
     """None: the broker default. Ignored for compacted topics."""
     description: str = ""
+    dead_letters: str | None = None
+    """Name of its dead-letter topic (None: its own, ``<name>.dlq``)."""
 
     @property
     def configs(self) -> dict[str, str]:
@@ -47,7 +49,7 @@ class TopicSpec:
     def dead_letter(self) -> TopicSpec:
         """The topic that receives this topic's messages that could not be processed."""
         return TopicSpec(
-            name=self.name + DLQ_SUFFIX,
+            name=self.dead_letters or self.name + DLQ_SUFFIX,
             key="same key as the source message",
             value=events.DeadLetter,
             partitions=1,
@@ -172,7 +174,7 @@ class TopicNames:
         return self.prefix + spec.name
 
     def dlq(self, spec: TopicSpec) -> str:
-        return self.prefix + spec.name + DLQ_SUFFIX
+        return self.prefix + spec.dead_letter().name
 
     def client_replies(self, name: str) -> str:
         """A client's own reply topic (create it before sending requests that name it)."""
@@ -180,9 +182,13 @@ class TopicNames:
 
     def reply_allowed(self, topic: str) -> bool:
         """Whether generation may publish a response to ``topic``: a configured reply topic,
-        or a valid topic name under the client reply prefix."""
-        if topic in (self(spec) for spec in REPLY_TOPICS):
-            return True
+        or a client's own reply topic."""
+        return topic in (self(spec) for spec in REPLY_TOPICS) or self.is_client_replies(topic)
+
+    def is_client_replies(self, topic: str) -> bool:
+        """Whether ``topic`` is a valid name under the client reply prefix. Such a topic has
+        one reader, so it also carries the answer's text as it streams (no shared
+        ``chat.tokens`` to filter)."""
         client_prefix = self.prefix + CLIENT_REPLY_PREFIX
         return (
             topic.startswith(client_prefix)
@@ -190,3 +196,19 @@ class TopicNames:
             and _KAFKA_TOPIC_NAME.match(topic) is not None
             and not topic.endswith(DLQ_SUFFIX)
         )
+
+
+def client_replies_spec(name: str) -> TopicSpec:
+    """The specification of a client's own reply topic ``replies.<name>`` (e.g. one gateway
+    instance's): responses and the token pieces of its streaming requests, read by that client
+    alone, kept briefly."""
+    return TopicSpec(
+        CLIENT_REPLY_PREFIX + name,
+        key="tenant:request_id",
+        value=events.ChatResponse | events.ChatToken,
+        partitions=3,
+        retention_ms=3600 * 1000,
+        description="one client's answers and streamed pieces (e.g. a gateway instance's)",
+        # Shared, so instances that come and go leave no dead-letter topic behind.
+        dead_letters=CHAT_RESPONSES.name + DLQ_SUFFIX,
+    )

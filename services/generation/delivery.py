@@ -68,11 +68,15 @@ class ResponseDelivery:
                 return False
             await asyncio.sleep(backoff_after(failures, self.backoff_s))
 
-    async def publish_token(self, token: events.ChatToken) -> None:
+    async def publish_token(self, request: events.ChatRequest, token: events.ChatToken) -> None:
         """Pieces are a preview: a piece that cannot be published is counted and skipped, the
-        response (retried until published) is what completes the answer."""
+        response (retried until published) is what completes the answer. A client with a reply
+        topic of its own gets the pieces there, ahead of the response (same key, same
+        partition); others read the shared ``chat.tokens``."""
+        own = request.reply_topic
+        topic = own if own and self.out.topics.is_client_replies(own) else None
         try:
-            await self.out.publish_all(self.out.topics(CHAT_TOKENS), [token])
+            await self.out.publish_all(topic or self.out.topics(CHAT_TOKENS), [token])
         except Exception:
             UNPUBLISHABLE.labels(self.out.name, "token").inc()
             log.warning("could not publish a token piece", exc_info=True,

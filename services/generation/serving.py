@@ -6,6 +6,7 @@ No transport here: the service hands a grounded request in and publishes what co
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,8 @@ TOKENS_PER_S = Histogram(
 )
 ERRORS = Counter("alignstream_generation_errors_total", "Error responses, by kind.", ["kind"])
 
-PublishToken = Callable[[events.ChatToken], Awaitable[None]]
+PublishToken = Callable[[events.ChatRequest, events.ChatToken], Awaitable[None]]
+"""Publishes a piece of a request's answer (``ResponseDelivery.publish_token``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,4 +184,5 @@ class Serving:
                                 generation_ms=generation_ms)  # fmt: skip
 
     def _token_stream(self, request: events.ChatRequest) -> TokenStream:
-        return TokenStream(request, self.publish_token, self.settings.stream_interval_s)
+        return TokenStream(request, functools.partial(self.publish_token, request),
+                           self.settings.stream_interval_s)  # fmt: skip

@@ -8,10 +8,15 @@ from urllib.parse import unquote
 
 import pytest
 
-from services.asyncapi import document, rendered
-from shared.topics import TOPICS, all_topics
+from services.asyncapi import DOCUMENT_INSTANCE, document, rendered
+from shared.topics import TOPICS, TopicSpec, all_topics, client_replies_spec
 
 COMMITTED = Path(__file__).parents[2] / "docs" / "asyncapi.json"
+
+
+def documented_topics() -> dict[str, TopicSpec]:
+    """Every topic of ``shared/topics.py``, with the gateway instance's reply topic."""
+    return {spec.name: spec for spec in (*all_topics(), client_replies_spec(DOCUMENT_INSTANCE))}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def test_the_committed_document_is_the_generated_one() -> None:
 def test_every_channel_is_a_topic_with_its_models_key_and_configuration(
     doc: dict[str, Any],
 ) -> None:
-    specs = {spec.name: spec for spec in all_topics()}
+    specs = documented_topics()
     for channel in doc["channels"].values():
         spec = specs[channel["address"]]  # no channel outside shared/topics.py
         kafka = channel["bindings"]["kafka"]
@@ -68,5 +73,6 @@ def test_every_topic_has_a_producer_and_a_consumer(doc: dict[str, Any]) -> None:
         assert actions.get(spec.name) == {"send", "receive"}, spec.name
     # A service dead-letters what it cannot process: each topic it consumes has a DLQ it writes.
     assert consumed_by_services
+    specs = documented_topics()
     for address in consumed_by_services:
-        assert actions.get(f"{address}.dlq") == {"send"}, address
+        assert actions.get(specs[address].dead_letter().name) == {"send"}, address

@@ -1,0 +1,180 @@
+"""The gateway service: the OpenAI HTTP API (uvicorn + FastAPI, ``routes.py``) over the
+pipeline's topics.
+
+Requests go to ``chat.requests`` naming this instance's own reply topic ``replies.<instance>``,
+which one subscriber (a consumer group of this instance alone) reads and hands to the open
+requests (``ReplyWaiters``); several instances share the broker and never see each other's
+replies. Shutdown drains: the listener closes, open requests finish (up to the request
+timeout), then the broker stops and the instance's reply topic is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+
+import uvicorn
+from faststream.kafka.annotations import KafkaMessage
+
+from services.gateway.auth import Authenticator
+from services.gateway.completions import ChatCompletions, Limits
+from services.gateway.confirmations import Confirmations
+from services.gateway.metrics import FAMILIES, UNMATCHED
+from services.gateway.ratelimit import RateLimiter
+from services.gateway.replies import REPLY, ReplyWaiters
+from services.gateway.routes import Gateway, build_app
+from services.gateway.rules import ApplicableCheck, RulesApi
+from services.gateway.settings import GatewaySettings
+from services.gateway.translate import Defaults
+from shared import events
+from shared.embedders import Embedder, make_embedder
+from shared.kafka import admin_client, ensure_topics
+from shared.memory.reader import RuleReader
+from shared.memory.retriever import RuleRetriever
+from shared.memory.schema import RuleSchema
+from shared.memory.trees import JurisdictionStore
+from shared.redis import make_redis
+from shared.service import Service, Subscription
+from shared.signing import RuleSigner
+from shared.tenants import ApiKeys
+from shared.topics import CHAT_REQUESTS, RULES_EVENTS, client_replies_spec
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside the service's loop: the service owns the signals and the shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class GatewayService(Service):
+    name = "gateway"
+    settings_class = GatewaySettings
+    metrics = FAMILIES
+
+    def __init__(self, settings: GatewaySettings, embedder: Embedder | None = None) -> None:
+        super().__init__(settings)
+        self.settings: GatewaySettings = settings
+        self.replies_spec = client_replies_spec(settings.instance)
+        self.reply_topic = self.topics(self.replies_spec)
+        self.waiters = ReplyWaiters()
+        replies = Subscription(self.replies_spec, REPLY, max_records=256, batch_timeout_ms=2,
+                               group_id=f"{settings.group_id}.{settings.instance}")  # fmt: skip
+        self.inbox = self.subscribe(replies, self.on_replies)
+        self.publishes(CHAT_REQUESTS, why="chat completions, naming this instance's replies")
+        self.publishes(RULES_EVENTS, why="the rules API's upserts and deletes (signed)")
+        self.embedder = embedder or make_embedder(settings.retrieval.embedder)
+        self._signer = RuleSigner.from_settings(settings.kafka)
+        self.keys = ApiKeys.from_settings(settings.redis)
+        self.confirmations = Confirmations(settings.kafka)
+        self.chat = ChatCompletions(
+            self.send_request,
+            self.waiters,
+            reply_topic=self.reply_topic,
+            defaults=Defaults(settings.default_strategy, settings.default_max_tokens),
+            limits=Limits(settings.max_in_flight, settings.request_timeout_s),
+        )
+        self._redis = make_redis(settings.redis)
+        self.server: _Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The API's port (known once started; ``port=0`` picks a free one)."""
+        assert self.server is not None, "gateway not started"
+        assert self.server.servers, "gateway not listening yet"
+        port: int = self.server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}/v1"
+
+    async def on_start(self) -> None:
+        await ensure_topics(self.settings.kafka, [self.replies_spec])
+        await self.keys.open()
+        await self.embedder.start()
+        prefix = self.settings.redis.key_prefix
+        schema = RuleSchema(prefix, self.embedder.dim, self.embedder.name)
+        retrieval = self.settings.retrieval
+        retriever = RuleRetriever(retrieval.searcher(self._redis, schema),
+                                  JurisdictionStore(self._redis, prefix),
+                                  retrieval.retrieval_options())  # fmt: skip
+        await self.confirmations.start()
+        rules = RulesApi(self.publish_rule, self.confirmations, RuleReader(self._redis, schema),
+                         wait_timeout_s=self.settings.rules_wait_timeout_s)  # fmt: skip
+        limiter = RateLimiter(self._redis, prefix)
+        gateway = Gateway(
+            auth=Authenticator(self.keys, limiter, cache_s=self.settings.key_cache_s),
+            chat=self.chat,
+            rules=rules,
+            check=ApplicableCheck(self.embedder, retriever),
+            default_strategy=self.settings.default_strategy,
+            started=int(time.time()),
+            ping_s=self.settings.sse_ping_s,
+        )
+        app = build_app(gateway, max_body_bytes=self.settings.max_body_bytes)
+        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.port,
+                                log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=int(self.settings.request_timeout_s) + 1,
+                                timeout_keep_alive=30)  # fmt: skip
+        self.server = _Server(config)
+
+    async def on_running(self) -> None:
+        assert self.server is not None
+        self._serving = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self._serving.done():  # e.g. the port is taken
+                await self._serving
+                raise RuntimeError(f"the gateway could not listen on port {self.settings.port}")
+            await asyncio.sleep(0.01)
+        log.info("gateway listening", extra={"url": self.base_url, "replies": self.reply_topic})
+
+    async def on_draining(self) -> None:
+        # Stop accepting; requests still open are answered (the subscriber still runs).
+        if self.server is not None and self._serving is not None:
+            self.server.should_exit = True
+            await self._serving
+
+    async def on_stop(self) -> None:
+        await self.confirmations.stop()
+        await self.embedder.close()
+        await self.keys.close()
+        await self._redis.aclose()
+        await self._delete_reply_topic()
+
+    async def is_ready(self) -> bool:
+        return await super().is_ready() and self.server is not None and self.server.started
+
+    async def send_request(self, request: events.ChatRequest) -> None:
+        await self.publish_bodies(self.topics(CHAT_REQUESTS),
+                                  [(request.key, self.encode_bounded(request))])  # fmt: skip
+
+    async def publish_rule(self, event: events.RuleEvent) -> None:
+        topic, body = self.topics(RULES_EVENTS), self.encode_bounded(event)
+        key = event.key.encode()
+        headers = {name: value.decode() for name, value in self._signer.headers(topic, key, body)}
+        await self.broker.publish(body, topic, key=key, headers=headers or None)
+
+    async def on_replies(self, message: KafkaMessage) -> None:
+        for _, reply in await self.inbox.open_batch(message.raw_message):
+            if not self.waiters.dispatch(reply):
+                UNMATCHED.inc()
+
+    async def _delete_reply_topic(self) -> None:
+        """Instances come and go; their reply topics should not pile up in the cluster."""
+        admin = admin_client(self.settings.kafka)
+        try:
+            await admin.start()
+            await admin.delete_topics([self.reply_topic])
+        except Exception:  # left for its retention; never fatal to a shutdown
+            log.warning("could not delete the reply topic", exc_info=True,
+                        extra={"topic": self.reply_topic})  # fmt: skip
+        finally:
+            await admin.close()

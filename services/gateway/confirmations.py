@@ -1,0 +1,64 @@
+"""Ingest's confirmations for the rules API's ``?wait=true``: one tail on ``rules.indexed``
+(all partitions, from its end when the gateway starts, no consumer group) hands each
+confirmation to the request waiting for its rule event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from shared import events
+from shared.client import TopicTail
+from shared.settings import KafkaSettings
+from shared.topics import RULES_INDEXED
+
+log = logging.getLogger(__name__)
+
+
+class Confirmations:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._tail: TopicTail | None = None
+        self._waiting: dict[str, asyncio.Future[events.RuleIndexed]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._tail = TopicTail(self.settings, self.settings.topics(RULES_INDEXED))
+        await self._tail.start()
+        self._task = asyncio.create_task(self._follow(self._tail))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._tail is not None:
+            await self._tail.stop()
+
+    @contextlib.contextmanager
+    def waiting(self, event_id: str) -> Iterator[asyncio.Future[events.RuleIndexed]]:
+        """Register before publishing the event (its confirmation cannot be missed)."""
+        future = self._waiting[event_id] = asyncio.get_running_loop().create_future()
+        try:
+            yield future
+        finally:
+            self._waiting.pop(event_id, None)
+
+    async def _follow(self, tail: TopicTail) -> None:
+        while True:
+            try:
+                values = await tail.values(timeout_ms=200)
+            except Exception:  # a broker outage: the tail reconnects; do not spin
+                log.warning("reading rules.indexed failed; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            for value in values:
+                try:  # a shared topic anyone may write to: skip what is not a confirmation
+                    confirmation = events.RuleIndexed.model_validate_json(value)
+                except ValueError:
+                    continue
+                future = self._waiting.get(confirmation.source_event_id)
+                if future is not None and not future.done():
+                    future.set_result(confirmation)

@@ -1,0 +1,222 @@
+"""The HTTP surface: thin FastAPI routes over the gateway's cores (``Gateway``).
+
+Every error is OpenAI's error body (the ``openai`` client raises its typed exceptions on it),
+including validation errors (400, not FastAPI's 422), unknown routes and oversized bodies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.gateway.auth import Authenticator
+from services.gateway.completions import ChatCompletions, StreamItem
+from services.gateway.errors import ApiError
+from services.gateway.metrics import REQUESTS, SECONDS
+from services.gateway.protocol import (
+    ApplicableRequest,
+    ApplicableRules,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ErrorBody,
+    ModelList,
+    RuleBody,
+    RuleChange,
+    RuleList,
+    RuleView,
+)
+from services.gateway.rules import ApplicableCheck, RulesApi
+from services.gateway.translate import model_cards
+from shared.events import Strategy
+
+Next = Callable[[Request], Awaitable[Response]]
+_BEARER = HTTPBearer(auto_error=False, description="An API key: alignstream tenants create-key")
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER)) -> str | None:
+    return credentials.credentials if credentials is not None else None
+
+
+Authorization = Annotated[str | None, Depends(_token)]
+"""The bearer token (None: no or a non-bearer Authorization header; 401 follows)."""
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in ((400, "Invalid request"), (401, "Missing or invalid API key"),
+                         (429, "Rate limit or in-flight limit reached"),
+                         (504, "No answer in time"))
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """What the routes call."""
+
+    auth: Authenticator
+    chat: ChatCompletions
+    rules: RulesApi
+    check: ApplicableCheck | None
+    default_strategy: Strategy
+    started: int
+    ping_s: float
+
+
+def _error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body.model_dump(), status_code=error.status, headers=error.headers)
+
+
+class BodyLimit:
+    """Refuses a body over ``max_bytes`` (413) before the app reads it whole: by its
+    Content-Length, or as it arrives when it has none (chunked)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = ApiError(413, f"The body is over {self.max_bytes} bytes.",
+                             code="request_too_large")  # fmt: skip
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await _error_response(too_large)(scope, receive, send)
+                return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise too_large
+            return message
+
+        try:
+            await self.app(scope, bounded, send)
+        except ApiError as error:
+            await _error_response(error)(scope, receive, send)
+
+
+def _sse(item: StreamItem) -> ServerSentEvent:
+    body = item.body if isinstance(item, ApiError) else item
+    return ServerSentEvent(data=body.model_dump_json(exclude_none=True))
+
+
+async def _events(first: StreamItem, rest: AsyncGenerator[StreamItem]) -> AsyncIterator[Any]:
+    try:
+        yield _sse(first)
+        async for item in rest:
+            yield _sse(item)
+        yield ServerSentEvent(data="[DONE]")
+    finally:
+        await rest.aclose()  # the client left: release the request's slot now
+
+
+def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
+    app = FastAPI(title="alignstream gateway", version="1",
+                  description="OpenAI-compatible chat completions grounded in the tenant's "
+                              "rules, the rules API and the check endpoint.")  # fmt: skip
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return _error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid body"}
+        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        message = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return _error_response(ApiError(400, message, param=where or None))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if error.status_code == 404 else None
+        return _error_response(ApiError(error.status_code, str(error.detail), code=code))
+
+    @app.middleware("http")
+    async def measured(request: Request, call_next: Next) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        REQUESTS.labels(name, str(response.status_code)).inc()
+        SECONDS.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    openai = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], responses=ERRORS)
+
+    @openai.get("/models", response_model=ModelList)
+    async def models(authorization: Authorization) -> ModelList:
+        await gateway.auth.admit(authorization)
+        return ModelList(data=model_cards(gateway.default_strategy, gateway.started))
+
+    @openai.post("/chat/completions", response_model=ChatCompletion,
+                 responses={200: {"content": {"text/event-stream": {}}}})  # fmt: skip
+    async def chat_completions(body: ChatCompletionRequest, authorization: Authorization) -> Any:
+        arrived = time.perf_counter()
+        key = await gateway.auth.admit(authorization)
+        if not body.stream:
+            return await gateway.chat.complete(key, body, arrived=arrived)
+        chunks = gateway.chat.stream(key, body, arrived=arrived)
+        first = await anext(chunks)  # errors before any text are plain HTTP errors
+        return EventSourceResponse(_events(first, chunks), ping=gateway.ping_s)
+
+    rules = APIRouter(prefix="/v1/rules", tags=["rules"], responses=ERRORS)
+
+    @rules.get("", response_model=RuleList)
+    async def list_rules(
+        authorization: Authorization,
+        cursor: Annotated[str | None, Query(max_length=24)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> RuleList:
+        key = await gateway.auth.admit(authorization, admin=True)
+        return await gateway.rules.page(key, cursor=cursor, limit=limit)
+
+    @rules.post("/applicable", response_model=ApplicableRules)
+    async def applicable(body: ApplicableRequest, authorization: Authorization) -> ApplicableRules:
+        key = await gateway.auth.admit(authorization)
+        if gateway.check is None:
+            raise ApiError(501, "The check endpoint is off on this gateway.", code="disabled")
+        return await gateway.check.applicable(key, body)
+
+    @rules.get("/{rule_id}", response_model=RuleView)
+    async def get_rule(rule_id: str, authorization: Authorization) -> RuleView:
+        key = await gateway.auth.admit(authorization, admin=True)
+        return await gateway.rules.get(key, rule_id)
+
+    @rules.put("/{rule_id}", response_model=RuleChange)
+    async def put_rule(
+        rule_id: str,
+        body: RuleBody,
+        authorization: Authorization,
+        wait: bool = False,
+    ) -> RuleChange:
+        key = await gateway.auth.admit(authorization, admin=True)
+        return await gateway.rules.put(key, rule_id, body, wait=wait)
+
+    @rules.delete("/{rule_id}", response_model=RuleChange)
+    async def delete_rule(
+        rule_id: str,
+        authorization: Authorization,
+        version: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        wait: bool = False,
+    ) -> RuleChange:
+        key = await gateway.auth.admit(authorization, admin=True)
+        return await gateway.rules.delete(key, rule_id, version=version, wait=wait)
+
+    app.include_router(openai)
+    app.include_router(rules)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,158 @@
+"""The rules API and the check endpoint; no transport here.
+
+Writes are rule events on ``rules.events`` (signed, keyed by rule: Kafka stays the source of
+truth) for the key's tenant only; reads come from the memory. ``applicable`` searches the
+memory exactly as retrieval grounds a question (same retriever, same embedder), so another
+gateway can ask which rules apply without generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from pydantic import TypeAdapter, ValidationError
+
+from services.gateway.confirmations import Confirmations
+from services.gateway.errors import ApiError, timed_out
+from services.gateway.metrics import RULE_CHANGES
+from services.gateway.protocol import (
+    ApplicableRequest,
+    ApplicableRule,
+    ApplicableRules,
+    RuleBody,
+    RuleChange,
+    RuleList,
+    RuleView,
+)
+from shared import events
+from shared.embedders import Embedder
+from shared.memory.reader import RuleReader, StoredRule
+from shared.memory.retriever import RuleRetriever
+from shared.tenants import ApiKey
+
+PublishRule = Callable[[events.RuleEvent], Awaitable[None]]
+RULE_ID: TypeAdapter[str] = TypeAdapter(events.Identifier)
+
+
+def checked_rule_id(rule_id: str) -> str:
+    try:
+        return RULE_ID.validate_python(rule_id)
+    except ValidationError:
+        raise ApiError(400, "rule_id: letters, digits, '_', '.', ':' and '-', at most 128.",
+                       param="rule_id") from None  # fmt: skip
+
+
+def not_found(rule_id: str) -> ApiError:
+    return ApiError(404, f"No rule {rule_id!r} in this tenant's memory.", code="rule_not_found")
+
+
+def _view(rule: StoredRule) -> RuleView:
+    return RuleView(rule_id=rule.rule_id, version=rule.version, title=rule.title, text=rule.text,
+                    domain=rule.domain, jurisdiction=rule.jurisdiction, locale=rule.locale,
+                    status=rule.status, tags=list(rule.tags), priority=rule.priority,
+                    effective_from=rule.effective_from, effective_until=rule.effective_until,
+                    source=rule.source)  # fmt: skip
+
+
+class RulesApi:
+    def __init__(
+        self,
+        publish: PublishRule,
+        confirmations: Confirmations,
+        reader: RuleReader,
+        *,
+        wait_timeout_s: float,
+    ) -> None:
+        self.publish = publish
+        self.confirmations = confirmations
+        self.reader = reader
+        self.wait_timeout_s = wait_timeout_s
+
+    async def put(self, key: ApiKey, rule_id: str, body: RuleBody, *, wait: bool) -> RuleChange:
+        rule_id = checked_rule_id(rule_id)
+        version = body.version or abs(await self.reader.version(key.tenant, rule_id)) + 1
+        fields = body.model_dump(exclude={"version"})
+        try:
+            rule = events.Rule(tenant=key.tenant, rule_id=rule_id, version=version, **fields)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(map(str, error["loc"]))
+            raise ApiError(400, f"{where}: {error['msg']}", param=where or None) from None
+        return await self._change(events.RuleUpsert(rule=rule), wait=wait)
+
+    async def delete(
+        self, key: ApiKey, rule_id: str, *, version: int | None, wait: bool
+    ) -> RuleChange:
+        rule_id = checked_rule_id(rule_id)
+        if version is None:
+            current = await self.reader.version(key.tenant, rule_id)
+            if current <= 0:
+                raise not_found(rule_id)
+            version = current + 1
+        event = events.RuleDelete(tenant=key.tenant, rule_id=rule_id, version=version)
+        return await self._change(event, wait=wait)
+
+    async def _change(self, event: events.RuleEvent, *, wait: bool) -> RuleChange:
+        target = event.target
+        change = RuleChange(rule_id=target.rule_id, version=target.version, op=event.op,
+                            event_id=event.event_id, outcome="published")  # fmt: skip
+        RULE_CHANGES.labels(event.op).inc()
+        if not wait:
+            await self.publish(event)
+            return change
+        with self.confirmations.waiting(event.event_id) as confirmed:
+            await self.publish(event)
+            try:
+                indexed = await asyncio.wait_for(confirmed, self.wait_timeout_s)
+            except TimeoutError:
+                raise timed_out(self.wait_timeout_s) from None
+        return change.model_copy(update={"outcome": indexed.outcome.value,
+                                         "latency_ms": indexed.latency_ms})  # fmt: skip
+
+    async def get(self, key: ApiKey, rule_id: str) -> RuleView:
+        rule_id = checked_rule_id(rule_id)
+        rule = await self.reader.get(key.tenant, rule_id)
+        if rule is None:
+            raise not_found(rule_id)
+        return _view(rule)
+
+    async def page(self, key: ApiKey, *, cursor: str | None, limit: int) -> RuleList:
+        try:
+            position = int(cursor or 0)
+        except ValueError:
+            raise ApiError(400, "cursor: pass next_cursor of the previous page.",
+                           param="cursor") from None  # fmt: skip
+        if position < 0 or position >= 2**64:
+            raise ApiError(400, "cursor: pass next_cursor of the previous page.", param="cursor")
+        rules, next_position = await self.reader.page(key.tenant, cursor=position, limit=limit)
+        return RuleList(data=[_view(r) for r in rules],
+                        next_cursor=str(next_position) if next_position else None)  # fmt: skip
+
+
+class ApplicableCheck:
+    def __init__(self, embedder: Embedder, retriever: RuleRetriever) -> None:
+        self.embedder = embedder
+        self.retriever = retriever
+
+    async def applicable(self, key: ApiKey, body: ApplicableRequest) -> ApplicableRules:
+        started = time.perf_counter()
+        scope = events.RuleScope(
+            jurisdictions=tuple(body.jurisdictions) or key.default_scope,
+            any_jurisdiction=body.any_jurisdiction, domains=tuple(body.domains),
+            locales=tuple(body.locales), as_of=body.as_of, top_k=body.top_k,
+            token_budget=body.token_budget, min_score=body.min_score,
+        )  # fmt: skip
+        (vector,) = await self.embedder.embed([body.text])
+        today = datetime.now(UTC).date()
+        found = await self.retriever.retrieve(key.tenant, scope, body.text, vector.tobytes(),
+                                              today=today)  # fmt: skip
+        rules = [ApplicableRule(rule_id=r.rule_id, version=r.version, score=r.score,
+                                title=r.title, text=r.text, domain=r.domain.value,
+                                jurisdiction=r.jurisdiction, priority=r.priority,
+                                vector_rank=r.vector_rank, lexical_rank=r.lexical_rank)
+                 for r in found.rules]  # fmt: skip
+        return ApplicableRules(data=rules, searched_scope=found.scope, as_of=body.as_of or today,
+                               search_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
