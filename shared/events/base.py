@@ -8,12 +8,13 @@ optional field is backwards compatible; anything else bumps ``v``.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from abc import abstractmethod
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION: Literal[1] = 1
 """The current schema version of every event model."""
@@ -29,8 +30,22 @@ TenantId = Annotated[
 ]
 """Tenant names never contain ':' so ``tenant:rule_id`` keys split unambiguously."""
 
-Label = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-"""Free-form filter values (jurisdictions, locales, tags); may be any script, e.g. 北京市."""
+
+def _no_control_characters(value: str) -> str:
+    # A label becomes a TAG value in search queries, where a control character is a syntax
+    # error: a request naming one would fail its search on every redelivery.
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("control characters are not allowed in a label")
+    return value
+
+
+Label = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, strip_whitespace=True),
+    AfterValidator(_no_control_characters),
+]
+"""Free-form filter values (jurisdictions, locales, tags); may be any script, e.g. 北京市, but
+no control characters."""
 
 
 def new_id() -> str:

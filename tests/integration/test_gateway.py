@@ -5,6 +5,7 @@ and ``httpx`` for the error cases, against ingest, retrieval (real embedder), ge
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -331,3 +332,46 @@ async def test_rules_api_is_admin_only_tenant_scoped_and_the_check_endpoint_scor
         assert [r["rule_id"] for r in check.json()["data"]] == ["dress-code"]
         recreated = await put_rule(gateway.base_url, admin, "refunds")
         assert recreated["version"] == 3  # above the delete: not hidden by it
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
+async def test_no_generated_input_makes_the_served_openapi_schema_answer_5xx(
+    gateway: GatewayService, keys: ApiKeys
+) -> None:
+    """schemathesis against /openapi.json, with an admin key (so every route is reached past
+    its authentication): whatever it generates, the gateway answers below 500, and what it
+    answers conforms to the schema."""
+    import hypothesis
+    import schemathesis
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.core.result import Ok
+
+    admin, _ = await keys.create("acme", admin=True)
+    await put_rule(gateway.base_url, admin, "refunds")
+    root = gateway.base_url.removesuffix("/v1")
+    examples = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "25"))  # per operation
+
+    def fuzz() -> list[str]:
+        schema = schemathesis.openapi.from_url(f"{root}/openapi.json")
+        schema.config.update(base_url=root)
+        seen: list[str] = []
+        for result in schema.get_all_operations():
+            assert isinstance(result, Ok), result  # the served schema is valid
+            operation = result.ok()
+
+            @hypothesis.settings(max_examples=examples, deadline=None, database=None,
+                                 suppress_health_check=list(hypothesis.HealthCheck),
+                                 phases=[hypothesis.Phase.generate])  # fmt: skip
+            @hypothesis.given(case=operation.as_strategy())
+            def call(case: schemathesis.Case[Any]) -> None:
+                response = case.call(base_url=root, headers=auth(admin), timeout=30)
+                seen.append(f"{case.operation.label} {response.status_code}")
+                case.validate_response(response, checks=[not_a_server_error])
+
+            call()
+        return seen
+
+    seen = await asyncio.to_thread(fuzz)
+    operations = {line.rsplit(" ", 1)[0] for line in seen}
+    assert len(operations) >= 7, operations  # every route was exercised
+    assert any(line.endswith(" 200") for line in seen)
