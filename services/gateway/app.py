@@ -57,6 +57,7 @@ class GatewayService(Service):
     name = "gateway"
     settings_class = GatewaySettings
     metrics = FAMILIES
+    linger_ms = 1  # one produce request per burst of concurrent HTTP requests, not per request
 
     def __init__(self, settings: GatewaySettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings)
@@ -106,7 +107,6 @@ class GatewayService(Service):
         retriever = RuleRetriever(retrieval.searcher(self._redis, schema),
                                   JurisdictionStore(self._redis, prefix),
                                   retrieval.retrieval_options())  # fmt: skip
-        await self.confirmations.start()
         rules = RulesApi(self.publish_rule, self.confirmations, RuleReader(self._redis, schema),
                          wait_timeout_s=self.settings.rules_wait_timeout_s)  # fmt: skip
         limiter = RateLimiter(self._redis, prefix)

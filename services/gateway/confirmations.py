@@ -1,13 +1,15 @@
 """Ingest's confirmations for the rules API's ``?wait=true``: one tail on ``rules.indexed``
-(all partitions, from its end when the gateway starts, no consumer group) hands each
-confirmation to the request waiting for its rule event."""
+(all partitions, no consumer group) hands each confirmation to the request waiting for its rule
+event. Started by the first request that waits (from the topic's end, before that request
+publishes), so a gateway that never waits never polls the topic; it polls at a relaxed pace
+(a confirmation is awaited by an admin, not on a chat request's path)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from shared import events
 from shared.client import TopicTail
@@ -18,16 +20,22 @@ log = logging.getLogger(__name__)
 
 
 class Confirmations:
-    def __init__(self, settings: KafkaSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: KafkaSettings, *, fetch_max_wait_ms: int = 50) -> None:
+        self.settings = settings.model_copy(update={"fetch_max_wait_ms": fetch_max_wait_ms})
         self._tail: TopicTail | None = None
+        self._starting = asyncio.Lock()
         self._waiting: dict[str, asyncio.Future[events.RuleIndexed]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._tail = TopicTail(self.settings, self.settings.topics(RULES_INDEXED))
-        await self._tail.start()
-        self._task = asyncio.create_task(self._follow(self._tail))
+        """Follow the topic from its end (idempotent)."""
+        async with self._starting:
+            if self._tail is not None:
+                return
+            tail = TopicTail(self.settings, self.settings.topics(RULES_INDEXED))
+            await tail.start()
+            self._tail = tail
+            self._task = asyncio.create_task(self._follow(tail))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -37,9 +45,10 @@ class Confirmations:
         if self._tail is not None:
             await self._tail.stop()
 
-    @contextlib.contextmanager
-    def waiting(self, event_id: str) -> Iterator[asyncio.Future[events.RuleIndexed]]:
+    @contextlib.asynccontextmanager
+    async def waiting(self, event_id: str) -> AsyncIterator[asyncio.Future[events.RuleIndexed]]:
         """Register before publishing the event (its confirmation cannot be missed)."""
+        await self.start()
         future = self._waiting[event_id] = asyncio.get_running_loop().create_future()
         try:
             yield future

@@ -7,7 +7,7 @@ including validation errors (400, not FastAPI's 422), unknown routes and oversiz
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -39,11 +39,13 @@ from services.gateway.rules import ApplicableCheck, RulesApi
 from services.gateway.translate import model_cards
 from shared.events import Strategy
 
-Next = Callable[[Request], Awaitable[Response]]
 _BEARER = HTTPBearer(auto_error=False, description="An API key: alignstream tenants create-key")
 
 
-def _token(credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER)) -> str | None:
+async def _token(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER),
+) -> str | None:
+    # async: FastAPI runs a plain function dependency in a worker thread, a hop per request.
     return credentials.credentials if credentials is not None else None
 
 
@@ -109,6 +111,34 @@ class BodyLimit:
             await _error_response(error)(scope, receive, send)
 
 
+class Measured:
+    """Counts and times every request by route and status (a plain ASGI middleware: the
+    ``BaseHTTPMiddleware`` kind costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(route, str(status)).inc()
+            SECONDS.labels(route).observe(time.perf_counter() - started)
+
+
 def _sse(item: StreamItem) -> ServerSentEvent:
     body = item.body if isinstance(item, ApiError) else item
     return ServerSentEvent(data=body.model_dump_json(exclude_none=True))
@@ -145,16 +175,6 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
         code = "not_found" if error.status_code == 404 else None
         return _error_response(ApiError(error.status_code, str(error.detail), code=code))
 
-    @app.middleware("http")
-    async def measured(request: Request, call_next: Next) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        REQUESTS.labels(name, str(response.status_code)).inc()
-        SECONDS.labels(name).observe(time.perf_counter() - started)
-        return response
-
     openai = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], responses=ERRORS)
 
     @openai.get("/models", response_model=ModelList)
@@ -168,7 +188,9 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
         arrived = time.perf_counter()
         key = await gateway.auth.admit(authorization)
         if not body.stream:
-            return await gateway.chat.complete(key, body, arrived=arrived)
+            completion = await gateway.chat.complete(key, body, arrived=arrived)
+            # Serialized once here (returning the model would have FastAPI validate it again).
+            return Response(completion.model_dump_json(), media_type="application/json")
         chunks = gateway.chat.stream(key, body, arrived=arrived)
         first = await anext(chunks)  # errors before any text are plain HTTP errors
         return EventSourceResponse(_events(first, chunks), ping=gateway.ping_s)
@@ -219,4 +241,5 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
     app.include_router(openai)
     app.include_router(rules)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Measured)
     return app

@@ -103,7 +103,7 @@ class RulesApi:
         if not wait:
             await self.publish(event)
             return change
-        with self.confirmations.waiting(event.event_id) as confirmed:
+        async with self.confirmations.waiting(event.event_id) as confirmed:
             await self.publish(event)
             try:
                 indexed = await asyncio.wait_for(confirmed, self.wait_timeout_s)

@@ -99,7 +99,7 @@ def test_lint_is_clean() -> None:
 def test_gpu_goes_to_generation_only() -> None:
     deployments = of_kind(render(None, "gpu.yaml"), "Deployment")
     assert set(deployments) == {f"rel-alignstream-{n}" for n in
-                                ("ingest", "retrieval", "grading", "generation")}  # fmt: skip
+                                ("ingest", "retrieval", "grading", "generation", "gateway")}  # fmt: skip
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         limits = container(deployment)["resources"].get("limits", {})
@@ -195,8 +195,21 @@ def test_autoscaling_objects_only_when_enabled_and_capped_at_partitions() -> Non
     generation = scaled["rel-alignstream-generation"]["spec"]
     assert [t["type"] for t in generation["triggers"]] == ["prometheus", "kafka"]
     assert "alignstream_generation_in_flight" in generation["triggers"][0]["metadata"]["query"]
-    # Autoscaled deployments leave replicas to KEDA.
-    assert "replicas" not in of_kind(docs, "Deployment")["rel-alignstream-retrieval"]["spec"]
+    # Autoscaled deployments leave replicas to KEDA (the gateway's to its HPA).
+    deployments = of_kind(docs, "Deployment")
+    assert "replicas" not in deployments["rel-alignstream-retrieval"]["spec"]
+    assert "replicas" not in deployments["rel-alignstream-gateway"]["spec"]
+    (hpa,) = of_kind(docs, "HorizontalPodAutoscaler").values()
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "rel-alignstream-gateway"
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["pods"]["metric"]["name"] == "alignstream_gateway_in_flight"
+    assert metric["pods"]["target"]["averageValue"] == "128"
+    (ingress,) = of_kind(docs, "Ingress").values()
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "llm.example.com"
+    assert ingress["spec"]["tls"] == [{"hosts": ["llm.example.com"], "secretName": "llm-tls"}]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "rel-alignstream-gateway", "port": {"name": "http-api"}}
     assert of_kind(docs, "ServiceMonitor")
     dashboard = of_kind(docs, "ConfigMap")["rel-alignstream-dashboard"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -220,6 +233,9 @@ def test_topic_prefix_and_group_overrides_reach_the_scalers() -> None:
         ({"services": {"generation": {"backend": "tgi"}}}, "/services/generation/backend"),
         ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
         ({"services": {"retrieval": {"replicas": -1}}}, "/services/retrieval/replicas"),
+        ({"services": {"gateway": {"port": 0}}}, "/services/gateway/port"),
+        ({"services": {"gateway": {"ingress": {"host": "Bad Host"}}}},
+         "/services/gateway/ingress/host"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
@@ -278,8 +294,8 @@ def test_compose_file_follows_the_compose_spec() -> None:
     raw = yaml.safe_load(text)
     services = raw["services"]
     assert {"kafka", "redis", "topics", "ingest", "retrieval", "grading", "generation",
-            "generation-cpu", "prometheus", "grafana"} <= set(services)  # fmt: skip
-    for name in ("ingest", "retrieval", "grading", "generation"):
+            "generation-cpu", "gateway", "prometheus", "grafana", "jaeger"} <= set(services)  # fmt: skip
+    for name in ("ingest", "retrieval", "grading", "generation", "gateway"):
         assert services[name]["command"] == ["serve", name]
     for name, service in services.items():
         depends = service.get("depends_on", {})
@@ -318,3 +334,31 @@ def test_grading_reads_exams_only_from_its_read_only_folder_and_probes_reach_eve
         if not name.endswith("grading"):
             mounted = {m["name"] for m in container(deployment).get("volumeMounts", [])}
             assert "exams" not in mounted, name
+
+
+def test_the_gateway_serves_its_api_drains_within_its_grace_period_and_searches_as_retrieval() -> None:
+    docs = render({"services": {"retrieval": {"env": {
+        "ALIGNSTREAM_RETRIEVAL_EMBEDDER_BACKEND": "openai", "ALIGNSTREAM_RETRIEVAL_BATCH_MAX": 32,
+        "OTHER": "x"}}}})  # fmt: skip
+    gateway = of_kind(docs, "Deployment")["rel-alignstream-gateway"]
+    pod = gateway["spec"]["template"]["spec"]
+    box = container(gateway)
+    assert {"name": "http-api", "containerPort": 8000} in box["ports"]
+    env = {e["name"]: e for e in box["env"]}
+    assert env["ALIGNSTREAM_GATEWAY_HOST"]["value"] == "0.0.0.0"
+    assert env["ALIGNSTREAM_GATEWAY_INSTANCE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.name"}
+    }
+    timeout = int(env["ALIGNSTREAM_GATEWAY_REQUEST_TIMEOUT_S"]["value"])
+    drain = int(env["ALIGNSTREAM_GATEWAY_SHUTDOWN_TIMEOUT_S"]["value"])
+    assert timeout < drain < pod["terminationGracePeriodSeconds"]
+    # The check endpoint embeds with retrieval's embedder (its settings, not the rest).
+    assert env["ALIGNSTREAM_RETRIEVAL_EMBEDDER_BACKEND"]["value"] == "openai"
+    assert "OTHER" not in env
+    service = of_kind(docs, "Service")["rel-alignstream-gateway"]
+    assert {"name": "http-api", "port": 8000, "targetPort": "http-api"} in service["spec"]["ports"]
+    assert of_kind(docs, "Ingress") == {}
+    assert of_kind(docs, "HorizontalPodAutoscaler") == {}
+    for name, deployment in of_kind(docs, "Deployment").items():
+        if not name.endswith("gateway"):
+            assert "http-api" not in json.dumps(deployment), name
