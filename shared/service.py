@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -30,6 +30,7 @@ from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
 from shared.settings import ServiceSettings
 from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,13 @@ class Publisher(Protocol):
 
     async def publish_all(self, topic: str, outgoing: Iterable[Event]) -> None: ...
 
-    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[Key, bytes]]) -> None: ...
+    async def publish_bodies(
+        self,
+        topic: str,
+        bodies: Iterable[tuple[Key, bytes]],
+        *,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> None: ...
 
 
 class Service:
@@ -111,6 +118,7 @@ class Service:
             live=self._is_live,
             registry=service_registry(self.metrics),
         )
+        self.tracing = Tracing(self.name, settings.observability)
         self._started = False
         self._stopping = False
 
@@ -216,11 +224,22 @@ class Service:
         size-checked before the first is sent (``OversizedMessage``)."""
         await self.publish_bodies(topic, [(e.key, self.encode_bounded(e)) for e in outgoing])
 
-    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[Key, bytes]]) -> None:
-        """Publish encoded events (checked by ``encode_bounded``) with their keys."""
+    async def publish_bodies(
+        self,
+        topic: str,
+        bodies: Iterable[tuple[Key, bytes]],
+        *,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
+        """Publish encoded events (checked by ``encode_bounded``) with their keys and, when
+        given, one set of headers each (the trace context of the request each answers)."""
+        items = list(bodies)
+        each = headers if headers is not None else [{}] * len(items)
         deliveries = [
-            await self.broker.publish(body, topic, key=key_bytes(key), no_confirm=True)
-            for key, body in bodies
+            await self.broker.publish(
+                body, topic, key=key_bytes(key), no_confirm=True, headers=dict(extra) or None
+            )
+            for (key, body), extra in zip(items, each, strict=True)
         ]
         await asyncio.gather(*deliveries)
 
@@ -253,6 +272,7 @@ class Service:
         # so no offset is committed for unfinished work.
         await self._bounded("stopping the broker", self.broker.stop(), limit)
         await self._bounded("closing", self.on_stop(), limit)
+        await self._bounded("exporting traces", self.tracing.close(), limit)
         await self.health.stop()
         log.info("service stopped", extra={"service": self.name})
 

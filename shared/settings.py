@@ -97,6 +97,10 @@ class ObservabilitySettings(BaseSettings):
     chart and compose set ``0.0.0.0`` inside their network)."""
     http_port: int = Field(default=0, ge=0, le=65535)
     """Port of ``/metrics``, ``/healthz`` and ``/readyz``; 0 picks a free port."""
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP endpoint for traces (``http://collector:4318``); None: tracing off."""
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces sampled (a request continues its caller's decision)."""
 
 
 class ServiceSettings(BaseSettings):

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 import uvicorn
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from starlette.types import ASGIApp
 
 from services.gateway.auth import Authenticator
 from services.gateway.completions import ChatCompletions, Limits
@@ -119,7 +121,9 @@ class GatewayService(Service):
             started=int(time.time()),
             ping_s=self.settings.sse_ping_s,
         )
-        app = build_app(gateway, max_body_bytes=self.settings.max_body_bytes)
+        app: ASGIApp = build_app(gateway, max_body_bytes=self.settings.max_body_bytes)
+        if self.tracing.enabled:  # each HTTP request starts (or continues) the trace
+            app = OpenTelemetryMiddleware(app, tracer_provider=self.tracing.provider)
         config = uvicorn.Config(app, host=self.settings.host, port=self.settings.port,
                                 log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=int(self.settings.request_timeout_s) + 1,
@@ -153,13 +157,16 @@ class GatewayService(Service):
         return await super().is_ready() and self.server is not None and self.server.started
 
     async def send_request(self, request: events.ChatRequest) -> None:
+        """Publish a request, carrying the HTTP request's trace on."""
         await self.publish_bodies(self.topics(CHAT_REQUESTS),
-                                  [(request.key, self.encode_bounded(request))])  # fmt: skip
+                                  [(request.key, self.encode_bounded(request))],
+                                  headers=[self.tracing.headers()])  # fmt: skip
 
     async def publish_rule(self, event: events.RuleEvent) -> None:
         topic, body = self.topics(RULES_EVENTS), self.encode_bounded(event)
         key = event.key.encode()
         headers = {name: value.decode() for name, value in self._signer.headers(topic, key, body)}
+        headers.update(self.tracing.headers())
         await self.broker.publish(body, topic, key=key, headers=headers or None)
 
     async def on_replies(self, message: KafkaMessage) -> None:

@@ -16,6 +16,7 @@ from typing import cast
 from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import Span
 from prometheus_client import Gauge, Histogram
 from pydantic import TypeAdapter
 
@@ -23,7 +24,14 @@ from services.generation.backends.base import GenerationBackend
 from services.generation.backends.factory import make_backend
 from services.generation.committer import Commits, OrderedCommitter
 from services.generation.delivery import ResponseDelivery
-from services.generation.serving import ERRORS, TOKENS, TOKENS_PER_S, TTFT, Serving
+from services.generation.serving import (
+    ERRORS,
+    TOKENS,
+    TOKENS_PER_S,
+    TTFT,
+    Serving,
+    traced_response,
+)
 from services.generation.settings import GenerationSettings
 from shared import events
 from shared.dlq import DeadLetterFailed, Record, records_of
@@ -97,10 +105,17 @@ class GenerationService(Service):
             if grounded is None:  # dead-lettered
                 await self.committer.finished(partition, record.offset or 0)
                 continue
+            span = self.tracing.tracer.start_span(
+                "generation.generate", context=self.tracing.continued(record.headers),
+                attributes={"alignstream.tenant": grounded.request.tenant,
+                            "alignstream.strategy": grounded.request.strategy.value},
+            )  # fmt: skip
             consumed = time.perf_counter()
             await self._slots.acquire()  # backpressure: wait for a free slot
-            QUEUE_WAIT.observe(time.perf_counter() - consumed)
-            task = asyncio.create_task(self._serve(grounded, record, partition))
+            waited = time.perf_counter() - consumed
+            QUEUE_WAIT.observe(waited)
+            span.set_attribute("alignstream.queue_wait_ms", waited * 1000)
+            task = asyncio.create_task(self._serve(grounded, record, partition, span))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -116,15 +131,22 @@ class GenerationService(Service):
                     raise
 
     async def _serve(
-        self, grounded: events.GroundedRequest, record: Record, partition: TopicPartition
+        self,
+        grounded: events.GroundedRequest,
+        record: Record,
+        partition: TopicPartition,
+        span: Span,
     ) -> None:
         IN_FLIGHT.inc()
         try:
             response = await self.serving.respond(grounded)
+            traced_response(span, response)
             answering = self.serving.answering(grounded.request)
-            done = await self.delivery.deliver(answering, record, response)
+            done = await self.delivery.deliver(answering, record, response,
+                                               headers=self.tracing.headers(span))  # fmt: skip
         finally:
             IN_FLIGHT.dec()
             self._slots.release()
+            span.end()
         if done:
             await self.committer.finished(partition, record.offset or 0)

@@ -33,7 +33,12 @@ class ResponseDelivery:
         self._own_reply_topics = {out.topics(CHAT_RESPONSES), out.topics(EXAM_ANSWERS)}
 
     async def deliver(
-        self, answering: Answering, record: Record, response: events.ChatResponse
+        self,
+        answering: Answering,
+        record: Record,
+        response: events.ChatResponse,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> bool:
         """Publish a response, retrying through a broker outage (an unpublished response would
         hold back every later commit of its partition). A response over the size limit is
@@ -56,7 +61,8 @@ class ResponseDelivery:
         failures = 0
         while True:
             try:
-                await self.out.publish_bodies(topic, [(response.key, body)])
+                await self.out.publish_bodies(topic, [(response.key, body)],
+                                              headers=[headers or {}])  # fmt: skip
                 return True
             except Exception as exc:
                 if is_final_publish_error(exc, topic_is_ours=ours):

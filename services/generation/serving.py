@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import Span, StatusCode
 from prometheus_client import Counter, Histogram
 
 from services.generation.backends.base import (
@@ -186,3 +187,15 @@ class Serving:
     def _token_stream(self, request: events.ChatRequest) -> TokenStream:
         return TokenStream(request, functools.partial(self.publish_token, request),
                            self.settings.stream_interval_s)  # fmt: skip
+
+
+def traced_response(span: Span, response: events.ChatResponse) -> None:
+    """What a request's generation span records: time to first token, tokens, the outcome."""
+    if response.timings.ttft_ms is not None:
+        span.set_attribute("alignstream.ttft_ms", response.timings.ttft_ms)
+    span.set_attribute("alignstream.generation_ms", response.timings.generation_ms)
+    span.set_attribute("alignstream.completion_tokens", response.usage.completion_tokens)
+    span.set_attribute("alignstream.cited_rules",
+                       [f"{r.rule_id}@{r.version}" for r in response.cited_rules])  # fmt: skip
+    if response.error is not None:
+        span.set_status(StatusCode.ERROR, response.error.kind.value)

@@ -15,6 +15,7 @@ from services.retrieval.grounding import (
     UNRESOLVED,
     Grounding,
     oversized_response,
+    traced_grounding,
 )
 from services.retrieval.settings import RetrievalSettings
 from shared import events
@@ -80,25 +81,42 @@ class RetrievalService(RuleMemoryService):
             return
         await self.memory_ready()
         assert self.grounding is not None, "service not started"
-        grounded = await self.grounding.ground([request for _, request in opened], received_at)
-        await self.publish_grounded(grounded)
+        tracer = self.tracing.tracer
+        spans = [tracer.start_span("retrieval.ground", context=self.tracing.continued(r.headers),
+                                   attributes={"alignstream.tenant": request.tenant,
+                                               "alignstream.strategy": request.strategy.value})
+                 for r, request in opened]  # fmt: skip
+        try:
+            grounded = await self.grounding.ground([request for _, request in opened], received_at)
+            for span, item in zip(spans, grounded, strict=True):
+                traced_grounding(span, item)
+            await self.publish_grounded(grounded, [self.tracing.headers(s) for s in spans])
+        finally:
+            for span in spans:
+                span.end()
 
     def _unchecked(self) -> None:
         self._memory_checked = False
 
-    async def publish_grounded(self, grounded: list[events.GroundedRequest]) -> None:
-        """Publish grounded requests; one too large to publish (many long rules) is answered
-        at once with an error response on its reply topic instead, so nothing stalls."""
+    async def publish_grounded(
+        self, grounded: list[events.GroundedRequest], headers: list[dict[str, str]]
+    ) -> None:
+        """Publish grounded requests (each with its trace headers); one too large to publish
+        (many long rules) is answered at once with an error response on its reply topic
+        instead, so nothing stalls."""
         bodies: list[tuple[str, bytes]] = []
-        for item in grounded:
+        kept: list[dict[str, str]] = []
+        for item, extra in zip(grounded, headers, strict=True):
             try:
                 bodies.append((item.key, self.encode_bounded(item)))
+                kept.append(extra)
             except OversizedMessage as exc:
                 UNPUBLISHABLE.labels(self.name, "grounded_request").inc()
                 response = oversized_response(item, exc)
                 topic = item.request.reply_topic or self.topics(CHAT_RESPONSES)
-                await self.publish_all(topic, [response])
-        await self.publish_bodies(self.topics(CHAT_GROUNDED), bodies)
+                await self.publish_bodies(topic, [(response.key, self.encode_bounded(response))],
+                                          headers=[extra])  # fmt: skip
+        await self.publish_bodies(self.topics(CHAT_GROUNDED), bodies, headers=kept)
 
     async def memory_ready(self) -> None:
         """Wait for the rule memory after a failure (a no-op while all is well)."""

@@ -13,6 +13,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from opentelemetry.trace import Span
 from prometheus_client import Counter, Histogram
 
 from services.retrieval.settings import RetrievalSettings
@@ -185,3 +186,14 @@ def oversized_response(
         error=events.ErrorInfo(kind=events.ErrorKind.INVALID_REQUEST, message=message),
         metadata=request.metadata,
     )
+
+
+def traced_grounding(span: Span, grounded: events.GroundedRequest) -> None:
+    """What a request's retrieval span records: the scope searched and the rule versions."""
+    span.set_attribute("alignstream.retrieval_ms", grounded.retrieval_ms)
+    span.set_attribute("alignstream.rules", [f"{r.rule_id}@{r.version}" for r in grounded.rules])
+    if (scope := grounded.searched_scope) is not None:
+        span.set_attribute("alignstream.scope.source", scope.source)
+        span.set_attribute("alignstream.scope.searched", list(scope.searched))
+        if scope.unresolved:
+            span.set_attribute("alignstream.scope.unresolved", list(scope.unresolved))

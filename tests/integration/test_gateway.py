@@ -5,8 +5,13 @@ and ``httpx`` for the error cases, against ingest, retrieval (real embedder), ge
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import json
 import os
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -375,3 +380,39 @@ async def test_no_generated_input_makes_the_served_openapi_schema_answer_5xx(
     operations = {line.rsplit(" ", 1)[0] for line in seen}
     assert len(operations) >= 7, operations  # every route was exercised
     assert any(line.endswith(" 200") for line in seen)
+
+
+def readme_examples() -> tuple[str, str]:
+    """The README's "any OpenAI client" Python and curl examples."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Use it from any OpenAI client", 1)[1].split("\n## ", 1)[0]
+    (python,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    (curl,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    return python, curl
+
+
+async def test_the_readme_examples_answer_through_the_gateway(
+    gateway: GatewayService, keys: ApiKeys
+) -> None:
+    user, _ = await keys.create("acme")
+    python, curl = readme_examples()
+    assert len(python.strip().splitlines()) == 3
+
+    def local(code: str) -> str:
+        return code.replace("http://127.0.0.1:8000/v1", gateway.base_url).replace("ask_...", user)
+
+    def run_python() -> str:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(local(python), {})
+        return printed.getvalue()
+
+    assert (await asyncio.to_thread(run_python)).startswith("echo:")
+    shell = await asyncio.create_subprocess_exec(
+        "bash", "-c", local(curl), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await shell.communicate()
+    assert shell.returncode == 0
+    answer = json.loads(out)
+    assert answer["choices"][0]["message"]["content"].startswith("echo:")
+    assert answer["alignstream"]["searched_scope"]["source"] == "request"

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +67,16 @@ class ReadsItsPrompt(ScriptedBackend):
 class RepliesTwice(GenerationService):
     """Publishes every response twice, as a redelivery after a crash would."""
 
-    async def publish_bodies(self, topic: str, bodies: Iterable[tuple[Key, bytes]]) -> None:
+    async def publish_bodies(
+        self,
+        topic: str,
+        bodies: Iterable[tuple[Key, bytes]],
+        *,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> None:
         bodies = list(bodies)
-        await super().publish_bodies(topic, bodies + bodies)
+        twice = None if headers is None else [*headers, *headers]
+        await super().publish_bodies(topic, bodies + bodies, headers=twice)
 
 
 def generation_settings(service_settings: dict[str, Any], prefix: str) -> GenerationSettings:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 DOC = ROOT / "docs" / "architecture.md"
-SERVICES = ("ingest", "retrieval", "generation", "grading")
+SERVICES = ("ingest", "retrieval", "generation", "grading", "gateway")
 
 # A code span that names a file or folder of the tree: has a slash or a known ending.
 PATH = re.compile(r"`([\w./<>-]+/[\w./-]*|[\w/-]+\.(?:py|md|json|yml|yaml|toml))`")

@@ -98,8 +98,8 @@ def test_lint_is_clean() -> None:
 
 def test_gpu_goes_to_generation_only() -> None:
     deployments = of_kind(render(None, "gpu.yaml"), "Deployment")
-    assert set(deployments) == {f"rel-alignstream-{n}" for n in
-                                ("ingest", "retrieval", "grading", "generation", "gateway")}  # fmt: skip
+    names = ("ingest", "retrieval", "grading", "generation", "gateway")
+    assert set(deployments) == {f"rel-alignstream-{n}" for n in names}
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         limits = container(deployment)["resources"].get("limits", {})
@@ -234,8 +234,10 @@ def test_topic_prefix_and_group_overrides_reach_the_scalers() -> None:
         ({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol"),
         ({"services": {"retrieval": {"replicas": -1}}}, "/services/retrieval/replicas"),
         ({"services": {"gateway": {"port": 0}}}, "/services/gateway/port"),
-        ({"services": {"gateway": {"ingress": {"host": "Bad Host"}}}},
-         "/services/gateway/ingress/host"),
+        (
+            {"services": {"gateway": {"ingress": {"host": "Bad Host"}}}},
+            "/services/gateway/ingress/host",
+        ),
     ],
 )
 def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
@@ -294,7 +296,8 @@ def test_compose_file_follows_the_compose_spec() -> None:
     raw = yaml.safe_load(text)
     services = raw["services"]
     assert {"kafka", "redis", "topics", "ingest", "retrieval", "grading", "generation",
-            "generation-cpu", "gateway", "prometheus", "grafana", "jaeger"} <= set(services)  # fmt: skip
+            "generation-cpu", "gateway", "prometheus", "grafana",
+            "jaeger"} <= set(services)  # fmt: skip
     for name in ("ingest", "retrieval", "grading", "generation", "gateway"):
         assert services[name]["command"] == ["serve", name]
     for name, service in services.items():
@@ -336,7 +339,7 @@ def test_grading_reads_exams_only_from_its_read_only_folder_and_probes_reach_eve
             assert "exams" not in mounted, name
 
 
-def test_the_gateway_serves_its_api_drains_within_its_grace_period_and_searches_as_retrieval() -> None:
+def test_the_gateway_serves_its_api_drains_in_its_grace_period_and_searches_as_retrieval() -> None:
     docs = render({"services": {"retrieval": {"env": {
         "ALIGNSTREAM_RETRIEVAL_EMBEDDER_BACKEND": "openai", "ALIGNSTREAM_RETRIEVAL_BATCH_MAX": 32,
         "OTHER": "x"}}}})  # fmt: skip
