@@ -179,7 +179,7 @@ async def compare(
         first = 1000
         for level in args.levels:
             runs: dict[str, list[dict[str, Any]]] = {"kafka": [], "gateway": []}
-            count = args.requests if level > 1 else max(40, args.requests // 4)
+            count = args.requests if level > 1 else max(100, args.requests // 2)
             for round_ in range(args.rounds):
                 order = list(paths) if round_ % 2 == 0 else list(reversed(paths))
                 for name in order:
@@ -192,6 +192,8 @@ async def compare(
                         sum(m["answers_per_s"] for m in measured) / len(measured), 2
                     ),
                     "latency_ms": percentiles([x for m in measured for x in m["latencies"]]),
+                    # The spread between rounds of one path: the noise floor of the difference.
+                    "p50_ms_by_round": [percentiles(m["latencies"])["p50"] for m in measured],
                 }
             k, g = level_result["kafka"], level_result["gateway"]
             level_result["added_p50_ms"] = round(g["latency_ms"]["p50"] - k["latency_ms"]["p50"], 2)

@@ -56,6 +56,15 @@ class TcpServer:
         raise NotImplementedError
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 request of a keep-alive connection: its head and its body (by
+    Content-Length); ``IncompleteReadError`` when the client closed."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length")), 0)  # fmt: skip
+    return head, await reader.readexactly(length)
+
+
 class HealthServer(TcpServer):
     def __init__(
         self,

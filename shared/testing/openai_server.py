@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 
-from shared.http import TcpServer
+from shared.http import TcpServer, read_request
 
 
 class ChatCompletionServer(TcpServer):
@@ -29,10 +29,8 @@ class ChatCompletionServer(TcpServer):
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length")), 0)  # fmt: skip
-                request = json.loads(await reader.readexactly(length))
+                _, body = await read_request(reader)
+                request = json.loads(body)
                 self.requests += 1
                 try:
                     content = await self.answer(request["messages"])

@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from shared.http import TcpServer
+from shared.http import TcpServer, read_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +47,8 @@ class OtlpReceiver(TcpServer):
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length")), 0)  # fmt: skip
-                self._receive(await reader.readexactly(length))
+                _, payload = await read_request(reader)
+                self._receive(payload)
                 body = ExportTraceServiceResponse().SerializeToString()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip

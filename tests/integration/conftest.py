@@ -30,6 +30,7 @@ from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics, make_broker
 from shared.redis import command, make_redis
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
+from shared.tenants import ApiKeys
 from shared.testing.judge import KeywordJudgeServer
 from shared.testing.topics import TopicReader
 
@@ -89,6 +90,17 @@ async def redis_client(redis_settings: RedisSettings) -> AsyncIterator[aioredis.
     async for key in client.scan_iter(match=f"{redis_settings.key_prefix}:*", count=1000):
         await client.delete(key)
     await client.aclose()
+
+
+@pytest.fixture
+async def keys(
+    redis_settings: RedisSettings, redis_client: aioredis.Redis
+) -> AsyncIterator[ApiKeys]:
+    """Tenants' API keys in this test's Redis."""
+    store = ApiKeys.from_settings(redis_settings)
+    await store.open()
+    yield store
+    await store.close()
 
 
 @pytest.fixture

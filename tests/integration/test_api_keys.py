@@ -3,8 +3,6 @@ revocable, and every presented key treated as hostile."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -14,20 +12,10 @@ from shared.tenants import ApiKeys
 from tests.integration.helpers import alignstream_cli
 
 
-@pytest.fixture
-async def keys(
-    redis_settings: RedisSettings, redis_client: aioredis.Redis
-) -> AsyncIterator[ApiKeys]:
-    store = ApiKeys.from_settings(redis_settings)
-    await store.open()
-    await store.open()  # idempotent
-    yield store
-    await store.close()
-
-
 async def test_a_key_verifies_as_its_tenant_until_revoked(
     keys: ApiKeys, redis_client: aioredis.Redis, redis_settings: RedisSettings
 ) -> None:
+    await keys.open()  # opening again is harmless (the index exists)
     secret, created = await keys.create(
         "acme-eu", admin=True, label="ci", default_scope=["EU", "EU/DE"], rate_limit_per_s=2.5
     )

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import redis.asyncio as aioredis
 
 from services.gateway.app import GatewayService
 from services.generation.app import GenerationService
@@ -25,7 +24,6 @@ from services.generation.settings import GenerationSettings
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared.embedders.use import UniversalSentenceEncoder
-from shared.settings import RedisSettings
 from shared.tenants import ApiKeys
 from tests.integration.gateway_stack import EchoBackend, OpenGateway, gateway_opener
 
@@ -56,16 +54,6 @@ async def pipeline(
     ingest: IngestService, retrieval: RetrievalService, generation: GenerationService
 ) -> None:
     """The services behind the gateway."""
-
-
-@pytest.fixture
-async def keys(
-    redis_settings: RedisSettings, redis_client: aioredis.Redis
-) -> AsyncIterator[ApiKeys]:
-    store = ApiKeys.from_settings(redis_settings)
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture
@@ -416,3 +404,25 @@ async def test_the_readme_examples_answer_through_the_gateway(
     answer = json.loads(out)
     assert answer["choices"][0]["message"]["content"].startswith("echo:")
     assert answer["alignstream"]["searched_scope"]["source"] == "request"
+
+
+async def test_shutdown_answers_the_requests_it_holds_open_then_refuses_connections(
+    open_gateway: OpenGateway, pipeline: None, keys: ApiKeys
+) -> None:
+    user, _ = await keys.create("acme")
+    slow = {"model": "alignstream:base", "messages": [{"role": "user", "content": "slow 1.5"}]}
+    opened = open_gateway()
+    gateway = await opened.__aenter__()
+    url = gateway.base_url
+    async with httpx.AsyncClient(base_url=url, headers=auth(user), timeout=30) as http:
+        open_request = asyncio.create_task(http.post("/chat/completions", json=slow))
+        while gateway.chat.open == 0:  # noqa: ASYNC110 (polls another object's state)
+            await asyncio.sleep(0.01)
+        stopping = asyncio.create_task(opened.__aexit__(None, None, None))
+        answered = await open_request
+        assert answered.status_code == 200
+        assert "echo:" in answered.json()["choices"][0]["message"]["content"]
+        await stopping
+    async with httpx.AsyncClient(base_url=url, headers=auth(user), timeout=5) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.post("/chat/completions", json=slow)

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings
@@ -17,7 +16,7 @@ from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared.embedders.use import UniversalSentenceEncoder
-from shared.settings import ObservabilitySettings, RedisSettings
+from shared.settings import ObservabilitySettings
 from shared.tenants import ApiKeys
 from shared.testing.otlp import OtlpReceiver
 from tests.integration.gateway_stack import EchoBackend, gateway_opener
@@ -37,15 +36,11 @@ async def test_a_chat_request_is_one_trace_across_gateway_retrieval_and_generati
     use_embedder: UniversalSentenceEncoder,
     ingest: IngestService,
     receiver: OtlpReceiver,
-    redis_settings: RedisSettings,
-    redis_client: aioredis.Redis,
+    keys: ApiKeys,
 ) -> None:
     traced = {**service_settings, "observability": ObservabilitySettings(
         http_host="127.0.0.1", http_port=0, otlp_endpoint=receiver.endpoint)}  # fmt: skip
-    keys = ApiKeys.from_settings(redis_settings)
-    await keys.open()
     admin, _ = await keys.create("acme", admin=True)
-    await keys.close()
     open_gateway = gateway_opener(traced, prefix, use_embedder)
     retrieval = RetrievalService(RetrievalSettings(**traced, group_id=f"{prefix}.retrieval"),
                                  embedder=use_embedder)  # fmt: skip
