@@ -3,6 +3,9 @@ client and (b) through the gateway's ``/v1/chat/completions``, in one run, again
 retrieval and generation processes (one vLLM engine, the tiny model on CPU by default), at 1 and
 at 64 concurrent clients, rounds alternated to spread machine noise over both.
 
+At one client the two paths take turns request by request (paired: the difference is measured
+at the same moment of the machine); at 64 they run whole rounds, alternated.
+
 (a) publishes each ``ChatRequest`` with ``AlignstreamClient`` naming a reply topic of its own
 and reads the answers with one ``TopicTail``, matched by request id: what the gateway itself
 does, minus HTTP, authentication and rate limiting. Strategy ``base``: retrieval passes the
@@ -144,6 +147,17 @@ async def measure(ask: Ask, requests: int, concurrency: int, first: int) -> dict
     return {"answers_per_s": requests / elapsed, "latencies": latencies}
 
 
+async def interleaved(paths: dict[str, Ask], count: int, first: int) -> dict[str, Any]:
+    """One client, the two paths taking turns request by request (who goes first alternates):
+    both see the same moment of the machine, so drift and noise cancel out of the difference."""
+    latencies: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for n in range(count):
+        for name in names if n % 2 == 0 else reversed(names):
+            latencies[name].append(await paths[name](first + 2 * n + names.index(name)))
+    return latencies
+
+
 def wait_for_http(url: str, key: str, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -181,8 +195,15 @@ async def compare(
             runs: dict[str, list[dict[str, Any]]] = {"kafka": [], "gateway": []}
             count = args.requests if level > 1 else max(100, args.requests // 2)
             for round_ in range(args.rounds):
+                if level == 1:  # latency: paired, request by request
+                    turns = await interleaved(paths, count, first)
+                    for name, latencies in turns.items():
+                        rate = 1000 * len(latencies) / sum(latencies)
+                        runs[name].append({"answers_per_s": rate, "latencies": latencies})
+                    first += 2 * count
+                    continue
                 order = list(paths) if round_ % 2 == 0 else list(reversed(paths))
-                for name in order:
+                for name in order:  # throughput: whole rounds, alternated
                     runs[name].append(await measure(paths[name], count, level, first))
                     first += count
             level_result: dict[str, Any] = {}
@@ -199,6 +220,11 @@ async def compare(
             level_result["added_p50_ms"] = round(g["latency_ms"]["p50"] - k["latency_ms"]["p50"], 2)
             level_result["added_p99_ms"] = round(g["latency_ms"]["p99"] - k["latency_ms"]["p99"], 2)
             level_result["throughput_ratio"] = round(g["answers_per_s"] / k["answers_per_s"], 3)
+            if level == 1:
+                kafka_ms = [x for m in runs["kafka"] for x in m["latencies"]]
+                gateway_ms = [x for m in runs["gateway"] for x in m["latencies"]]
+                pairs = [g_ms - k_ms for k_ms, g_ms in zip(kafka_ms, gateway_ms, strict=True)]
+                level_result["paired_difference_ms"] = percentiles(pairs)
             results[str(level)] = level_result
     await gateway.close()
     return results

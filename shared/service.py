@@ -89,8 +89,6 @@ class Service:
     """What ``from_env`` reads (each service its own, with its own prefix)."""
     metrics: ClassVar[tuple[Collector, ...]] = ()
     """This service's own metric families (``/metrics`` adds the shared ones)."""
-    linger_ms: ClassVar[int] = 0
-    """How long the producer waits to batch messages (many small concurrent sends: > 0)."""
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
@@ -101,7 +99,6 @@ class Service:
             max_message_bytes=settings.max_message_bytes,
             logger=log,
             log_level=logging.DEBUG,  # FastStream's per-message and per-batch lines
-            linger_ms=self.linger_ms,
         )
         self.dead_letters = DeadLetters(
             self.broker,
