@@ -365,3 +365,68 @@ def test_the_gateway_serves_its_api_drains_in_its_grace_period_and_searches_as_r
     for name, deployment in of_kind(docs, "Deployment").items():
         if not name.endswith("gateway"):
             assert "http-api" not in json.dumps(deployment), name
+
+
+def pod_specs(docs: Manifests) -> dict[str, dict[str, Any]]:
+    kinds = ("Deployment", "StatefulSet", "Job")
+    return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
+            for d in docs if d["kind"] in kinds}  # fmt: skip
+
+
+@pytest.mark.parametrize("files", VALUE_SETS, ids=lambda f: "+".join(f) or "defaults")
+def test_every_pod_runs_restricted_without_an_api_token(files: list[str]) -> None:
+    docs = render(None, *files)
+    (account,) = of_kind(docs, "ServiceAccount").values()
+    assert account["automountServiceAccountToken"] is False
+    for name, pod in pod_specs(docs).items():
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        if not name.startswith("StatefulSet/"):
+            assert pod["serviceAccountName"] == account["metadata"]["name"], name
+
+
+def test_generation_rollouts_never_wait_for_a_second_gpu_or_a_held_cache() -> None:
+    def generation(values: dict[str, Any] | None, *files: str) -> dict[str, Any]:
+        spec: dict[str, Any] = of_kind(render(values, *files), "Deployment")[
+            "rel-alignstream-generation"
+        ]["spec"]
+        return spec
+
+    # The chart's own ReadWriteOnce cache: the old pod must let go before the new one mounts it.
+    default = generation(None)
+    assert default["strategy"] == {"type": "Recreate"}
+    assert default["progressDeadlineSeconds"] >= 90 * 10 + 300
+    # A shared (ReadOnlyMany) claim: one pod at a time, never a surge pod asking for a GPU.
+    shared = generation(None, "gpu.yaml")
+    one_at_a_time = {"maxSurge": 0, "maxUnavailable": 1}
+    assert shared["strategy"] == {"type": "RollingUpdate", "rollingUpdate": one_at_a_time}
+    custom = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert generation({"services": {"generation": {"strategy": custom}}})["strategy"] == custom
+    # Several pods on one ReadWriteOnce claim would hang in Multi-Attach: refused at render.
+    for values in ({"replicas": 2}, {"autoscaling": {"enabled": True}}):
+        with pytest.raises(helm.HelmError, match="ReadWriteOnce claim"):
+            render({"services": {"generation": values}})
+    assert "strategy" not in of_kind(render(), "Deployment")["rel-alignstream-retrieval"]["spec"]
+
+
+def test_compose_keeps_the_rule_log_and_publishes_on_loopback_only() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    kafka = services["kafka"]
+    (volume,) = kafka["volumes"]
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == volume.split(":")[1]  # on the volume
+    assert "HOST://localhost:29092" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    published = [(name, port) for name, s in services.items() for port in s.get("ports", [])]
+    assert published
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_the_image_build_context_leaves_out_the_venv_and_keeps_what_is_copied() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}  # fmt: skip
+    assert {".venv", ".git", ".alignstream"} <= ignored
+    for dockerfile in (ROOT / "deploy" / "docker").glob("Dockerfile*"):
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY") and "--from" not in line:
+                for source in line.split()[1:-1]:
+                    assert source not in ignored, (dockerfile.name, source)

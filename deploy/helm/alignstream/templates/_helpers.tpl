@@ -45,3 +45,11 @@ generation: {topic: chat.grounded, partitions: 6}
 {{- $tag := .image.tag | default .root.Chart.AppVersion -}}
 {{ printf "%s:%s" .image.repository $tag }}
 {{- end -}}
+
+{{- define "alignstream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{ .Values.serviceAccount.name | default (include "alignstream.fullname" .) }}
+{{- else -}}
+{{ .Values.serviceAccount.name | default "default" }}
+{{- end -}}
+{{- end -}}
