@@ -3,6 +3,9 @@ code}}``, which the ``openai`` client raises as its typed exceptions."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from services.gateway.protocol import ErrorBody, ErrorDetail
 from shared.events import ErrorKind
 
@@ -26,6 +29,15 @@ class ApiError(Exception):
     @property
     def body(self) -> ErrorBody:
         return ErrorBody(error=self.detail)
+
+
+def invalid(errors: Sequence[Mapping[str, Any]]) -> ApiError:
+    """400 for pydantic's validation errors (of a body, or of an event built from one): the
+    first one's dotted path (without FastAPI's leading ``body``) and message."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid body"}
+    where = ".".join(str(p) for p in first["loc"] if p != "body")
+    message = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return ApiError(400, message, param=where or None)
 
 
 def unauthorized() -> ApiError:

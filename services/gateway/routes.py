@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth import Authenticator
 from services.gateway.completions import ChatCompletions, StreamItem
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, invalid
 from services.gateway.metrics import REQUESTS, SECONDS
 from services.gateway.protocol import (
     ApplicableRequest,
@@ -164,11 +164,8 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
         return _error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid body"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
-        message = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return _error_response(ApiError(400, message, param=where or None))
+    async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
+        return _error_response(invalid(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

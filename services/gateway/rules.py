@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pydantic import TypeAdapter, ValidationError
 
 from services.gateway.confirmations import Confirmations
-from services.gateway.errors import ApiError, timed_out
+from services.gateway.errors import ApiError, invalid, timed_out
 from services.gateway.metrics import RULE_CHANGES
 from services.gateway.protocol import (
     ApplicableRequest,
@@ -78,9 +78,7 @@ class RulesApi:
         try:
             rule = events.Rule(tenant=key.tenant, rule_id=rule_id, version=version, **fields)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(map(str, error["loc"]))
-            raise ApiError(400, f"{where}: {error['msg']}", param=where or None) from None
+            raise invalid(exc.errors()) from None
         return await self._change(events.RuleUpsert(rule=rule), wait=wait)
 
     async def delete(

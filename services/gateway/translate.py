@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.gateway.errors import ApiError, unsupported
+from services.gateway.errors import ApiError, invalid, unsupported
 from services.gateway.protocol import (
     AlignstreamResult,
     AlignstreamTimings,
@@ -164,9 +164,7 @@ def to_chat_request(
             metadata={**options.metadata, "api_key": key.key_id},
         )
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise ApiError(400, f"{where}: {error['msg']}", param=where or None) from exc
+        raise invalid(exc.errors()) from exc
 
 
 def _finish_reason(response: events.ChatResponse) -> str:
