@@ -22,6 +22,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client.registry import Collector
 from pydantic import TypeAdapter
 
+from shared.consumers import InputConsumers
 from shared.dlq import Check, DeadLetters, Inbox, Record, read_record
 from shared.events import Event, encode, key_bytes
 from shared.http import HealthServer
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Key = str | bytes | None
 Handler = Callable[[KafkaMessage], Awaitable[None]]
+PHASE_FLOOR_S = 5.0
+"""Each shutdown phase after the drain gets at least this, even when the drain used the budget
+(the chart's grace periods add ``3 x PHASE_FLOOR_S`` to the budget)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,9 @@ class Subscription(Generic[T]):
     group_id: str | None = None
     """The consumer group; None: the service's (``group_id`` setting). A topic only one
     instance reads (a gateway's replies) takes a group of that instance alone."""
+    pause_on_drain: bool = True
+    """Stop fetching when the service starts draining (inputs: the work in flight finishes,
+    no new work is taken). False for what the drain itself waits on (a gateway's replies)."""
 
     def read(self, record: Record, *, max_bytes: int) -> T:
         """A record's message after every check the subscriber applies; ``PoisonMessage``
@@ -116,6 +123,7 @@ class Service:
             registry=service_registry(self.metrics),
         )
         self.tracing = Tracing(self.name, settings.observability)
+        self.inputs = InputConsumers()
         self._started = False
         self._stopping = False
 
@@ -140,6 +148,11 @@ class Service:
 
     async def is_ready(self) -> bool:
         return self._started
+
+    async def is_live(self) -> bool:
+        """False when the service cannot recover by itself (its engine died): the liveness
+        probe restarts the pod. A stopped consume loop is checked for every service."""
+        return True
 
     @property
     def stopping(self) -> bool:
@@ -182,7 +195,7 @@ class Service:
         fetch: dict[str, Any] = {"max_records": subscription.max_records}
         if subscription.batch_timeout_ms is not None:
             fetch["batch_timeout_ms"] = subscription.batch_timeout_ms
-        self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             self.topics(spec),
             batch=True,
             ack_policy=subscription.ack_policy,
@@ -192,7 +205,9 @@ class Service:
             **consumer_options(
                 self.settings.kafka, group_id=subscription.group_id or self.settings.group_id
             ),
-        )(handle)
+        )
+        subscriber(handle)
+        self.inputs.add(subscriber, spec.name, pause_on_drain=subscription.pause_on_drain)
         self.publishes(spec.dead_letter())
         return inbox
 
@@ -243,7 +258,10 @@ class Service:
     # Lifecycle ------------------------------------------------------------------------
 
     async def _is_live(self) -> bool:
-        return True
+        if self._started and (stopped := self.inputs.stopped()):
+            log.error("consume loop stopped", extra={"service": self.name, "topics": stopped})
+            return False
+        return await self.is_live()
 
     async def start(self) -> None:
         self._stopping = False
@@ -261,21 +279,28 @@ class Service:
         self._started = False
         self._stopping = True
         SERVICE_UP.labels(self.name).set(0)
-        # Each phase is bounded: a stuck handler or backend must not keep a pod from stopping
-        # (work not finished is not committed and is redelivered to another consumer).
-        limit = self.settings.shutdown_timeout_s
-        await self._bounded("draining", self.on_draining(), limit)
+        # No new input while the work in flight finishes (what is not fetched stays uncommitted
+        # and goes to the group's next member).
+        paused = self.inputs.pause()
+        log.info("draining", extra={"service": self.name, "partitions_paused": paused})
+        # One budget for the whole shutdown (the pod's grace period is set from it): draining
+        # takes what it needs of it, every later phase still gets at least PHASE_FLOOR_S, so a
+        # stuck handler or backend never keeps a pod from stopping (work not finished is not
+        # committed and is redelivered to another consumer).
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout_s
+        await self._bounded("draining", self.on_draining(), deadline)
         # The broker waits (graceful_timeout) for handlers in flight before closing consumers,
         # so no offset is committed for unfinished work.
-        await self._bounded("stopping the broker", self.broker.stop(), limit)
-        await self._bounded("closing", self.on_stop(), limit)
-        await self._bounded("exporting traces", self.tracing.close(), limit)
+        await self._bounded("stopping the broker", self.broker.stop(), deadline)
+        await self._bounded("closing", self.on_stop(), deadline)
+        await self._bounded("exporting traces", self.tracing.close(), deadline)
         await self.health.stop()
         log.info("service stopped", extra={"service": self.name})
 
-    async def _bounded(self, phase: str, work: Coroutine[Any, Any, None], limit: float) -> None:
+    async def _bounded(self, phase: str, work: Coroutine[Any, Any, None], deadline: float) -> None:
+        left = deadline - asyncio.get_running_loop().time()
         try:
-            await asyncio.wait_for(work, timeout=limit)
+            await asyncio.wait_for(work, timeout=max(left, PHASE_FLOOR_S))
         except TimeoutError:
             log.warning("shutdown phase timed out", extra={"service": self.name, "phase": phase})
 

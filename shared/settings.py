@@ -117,7 +117,9 @@ class ServiceSettings(BaseSettings):
     dead_letter_original_bytes: int = Field(default=16_384, ge=0)
     """How much of a dead-lettered message's body its letter keeps (with its size and hash)."""
     shutdown_timeout_s: float = Field(default=60.0, gt=0)
-    """Longest each shutdown phase (drain, broker stop, close) may take before it is cut."""
+    """The whole shutdown's budget: draining (work in flight finishing) takes what it needs of
+    it, the broker stop and the close at least 5 s each after it. The chart's grace period is
+    this plus 30 s."""
     retry_backoff_s: float = Field(default=0.5, gt=0)
     """Pause before a message whose processing failed transiently is retried."""
     group_id: str = "alignstream"

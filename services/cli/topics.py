@@ -24,7 +24,14 @@ def _report(problems: list[TopicProblem]) -> None:
 
 
 @app.command()
-def create(timeout: float = typer.Option(120.0, help="Seconds to wait for the brokers.")) -> None:
+def create(
+    timeout: float = typer.Option(120.0, help="Seconds to wait for the brokers."),
+    strict: bool = typer.Option(
+        False,
+        help="Exit 1 on any difference from the specification, partition counts included "
+        "(keyed order and the autoscalers' caps rely on them); the chart's topics Job uses it.",
+    ),
+) -> None:
     """Create every missing topic and its dead-letter topic (idempotent), then report topics
     that differ from their specification (existing topics are never changed). Replication:
     ALIGNSTREAM_KAFKA_REPLICATION_FACTOR."""
@@ -37,7 +44,7 @@ def create(timeout: float = typer.Option(120.0, help="Seconds to wait for the br
     created, problems = asyncio.run(run())
     console.print(f"{len(created)} topics created, {len(all_topics()) - len(created)} existed")
     _report(problems)
-    if any(p.critical for p in problems):
+    if any(p.critical or strict for p in problems):
         raise typer.Exit(1)
 
 

@@ -37,6 +37,8 @@ class GatewaySettings(ServiceSettings):
     """Chat requests open at once; beyond, 429 (the HPA scales on this gauge)."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A chat request without its answer after this long gets 504."""
+    shutdown_timeout_s: float = Field(default=150.0, gt=0)
+    """The shutdown's budget: open requests are answered first (up to ``request_timeout_s``)."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Request bodies over this are refused (413) before they are parsed."""
     default_max_tokens: int = Field(default=512, ge=1, le=32_768)

@@ -91,6 +91,9 @@ class GenerationService(Service):
     async def on_stop(self) -> None:
         await self.serving.close()
 
+    async def is_live(self) -> bool:
+        return self.serving.alive()
+
     async def on_grounded(self, message: KafkaMessage) -> None:
         # FastStream types the consumer as its own protocol; it is aiokafka's, which commits
         # explicit offsets.

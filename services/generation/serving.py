@@ -24,6 +24,7 @@ from services.generation.backends.base import (
     GenerationInput,
     GenerationOutput,
     HasTokenizer,
+    ReportsHealth,
 )
 from services.generation.prompts import ChatPrompt, build_prompt
 from services.generation.prompts.fencing import DEFAULT as DEFAULT_NEUTRALIZER
@@ -136,6 +137,9 @@ class Serving:
 
     async def close(self) -> None:
         await self.backend.close()
+
+    def alive(self) -> bool:
+        return not isinstance(self.backend, ReportsHealth) or self.backend.alive()
 
     def answering(self, request: events.ChatRequest) -> Answering:
         return Answering(request, self.backend.name, self.backend.model)

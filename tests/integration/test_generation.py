@@ -33,9 +33,11 @@ class TimedBackend(ScriptedBackend):
         self.running = 0
         self.max_running = 0
         self.seen: list[GenerationInput] = []
+        self.started = asyncio.Event()
 
     async def generate(self, request: GenerationInput) -> GenerationOutput:
         self.seen.append(request)
+        self.started.set()
         self.running += 1
         self.max_running = max(self.max_running, self.running)
         try:
@@ -172,3 +174,42 @@ async def test_streaming_request_shows_text_in_pieces_then_the_response(
     # before the end of the ~0.4 s generation.
     assert 2 <= len(pieces) <= 9
     assert arrived - pieces[0][0] > 0.1
+
+
+async def test_a_draining_instance_finishes_its_work_and_leaves_new_requests_to_the_next(
+    service_settings: dict[str, Any], prefix: str
+) -> None:
+    settings = GenerationSettings(
+        **service_settings, group_id=f"{prefix}.generation", request_timeout_s=10, max_in_flight=16
+    )
+    leaving, joining = TimedBackend(), TimedBackend()
+    held = grounded("slow 2 held while draining")
+    late = [grounded(f"late {i}") for i in range(6)]
+    async with (
+        AlignstreamClient(settings.kafka) as client,
+        TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail,
+    ):
+        first = GenerationService(settings, backend=leaving)
+        await first.start()
+        await client.send(CHAT_GROUNDED, held)
+        await client.flush()
+        await asyncio.wait_for(leaving.started.wait(), timeout=20)
+        stopping = asyncio.create_task(first.stop())  # SIGTERM: the drain begins
+        await asyncio.sleep(0.2)
+        for item in late:
+            await client.send(CHAT_GROUNDED, item)
+        await client.flush()
+        await stopping
+        # The request in flight was finished; nothing published after the drain began was taken.
+        (only,) = leaving.seen
+        question = only.messages[-1]["content"]
+        assert question.endswith("Question: slow 2 held while draining\nAnswer:")
+        async with GenerationService(settings, backend=joining):
+            responses = await tail.collect(
+                events.ChatResponse.model_validate_json,
+                lambda r: r.request_id,
+                [item.request.request_id for item in (held, *late)],
+                timeout_s=30,
+            )
+    assert all(r.ok for r in responses.values())
+    assert len(joining.seen) == len(late)  # answered once each, by the next instance

@@ -55,6 +55,16 @@ def test_gpu_defaults_and_explicit_settings_win() -> None:
     assert "kv_cache_memory_bytes" not in share
 
 
+def test_a_pinned_revision_reaches_the_weights_and_the_tokenizer() -> None:
+    """Every pod loads the same snapshot (the chart's ``services.generation.revision``)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    pinned = engine_options(VllmSettings(revision="a1b2c3d"), GPU, "m")
+    assert (pinned["revision"], pinned["tokenizer_revision"]) == ("a1b2c3d", "a1b2c3d")
+    assert AsyncEngineArgs(**pinned).revision == "a1b2c3d"  # options vLLM accepts
+    assert "revision" not in engine_options(VllmSettings(), GPU, "m")
+
+
 def test_a_configured_folder_that_does_not_exist_is_an_error_with_a_hint(tmp_path: Path) -> None:
     with pytest.raises(smollm2.ModelUnavailable) as raised:
         resolve_model(VllmSettings(model=str(tmp_path / "missing")))

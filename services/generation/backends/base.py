@@ -62,6 +62,13 @@ class HasTokenizer(Protocol):
 
 
 @runtime_checkable
+class ReportsHealth(Protocol):
+    """A backend that can tell it died (vLLM's engine core process): the pod must restart."""
+
+    def alive(self) -> bool: ...
+
+
+@runtime_checkable
 class CountsTokens(Protocol):
     """A backend that holds the model's tokenizer and can count tokens exactly."""
 

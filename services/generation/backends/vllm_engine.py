@@ -65,6 +65,10 @@ class VllmEngineBackend:
         tokenizer = self._engine.get_tokenizer()
         self._tokenizer = await tokenizer if hasattr(tokenizer, "__await__") else tokenizer
 
+    def alive(self) -> bool:
+        """False once the engine core died (vLLM then fails every request until restarted)."""
+        return self._engine is None or not self._engine.errored
+
     def control_tokens(self) -> tuple[str, ...]:
         return control_tokens(self._tokenizer) if self._tokenizer is not None else ()
 

@@ -70,6 +70,8 @@ def engine_options(settings: VllmSettings, device: Device, model: str) -> dict[s
         "seed": settings.seed,
         "use_tqdm_on_load": False,  # a progress bar in a service's log is noise
     }
+    if settings.revision:  # weights and tokenizer of one snapshot
+        options["revision"] = options["tokenizer_revision"] = settings.revision
     if cpu and settings.gpu_memory_utilization is None:
         kv = (
             int(settings.kv_cache_gib * GIB)
