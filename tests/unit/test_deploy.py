@@ -10,59 +10,35 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.requirements import require_module
+from tests.unit.chart import (
+    CHART,
+    ROOT,
+    VALUE_SETS,
+    VALUES,
+    container,
+    helm,
+    of_kind,
+    pod_specs,
+    render,
+    set_id,
+)
 
-helm = require_module("helm_python", "dev extra: helm-python-sdk")
 kubernetes_validate = require_module("kubernetes_validate", "dev extra")
 compose_spec = require_module("compose_spec", "dev extra")
 
-ROOT = Path(__file__).parents[2]
-CHART = ROOT / "deploy" / "helm" / "alignstream"
-VALUES = ROOT / "deploy" / "helm" / "values"
 K8S_VERSION = "1.30.0"
-CRDS = {"ScaledObject", "ServiceMonitor"}
-Manifests = list[dict[str, Any]]
+CRDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
+# The authentication parameters of KEDA's Kafka scaler (keda.sh/docs/latest/scalers/apache-kafka).
+KEDA_KAFKA_AUTH = {"sasl", "username", "password", "tls", "ca", "cert", "key", "keyPassword"}
 
 
-def render(values: dict[str, Any] | None = None, *files: str) -> Manifests:
-    merged: dict[str, Any] = {}
-    for name in files:
-        merged = deep_merge(merged, yaml.safe_load((VALUES / name).read_text()))
-    merged = deep_merge(merged, values or {})
-    rendered = helm.Chart.load(str(CHART)).render(merged, name="rel", namespace="prod")
-    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def of_kind(docs: Manifests, kind: str) -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
-
-
-def container(deployment: dict[str, Any]) -> dict[str, Any]:
-    (only,) = deployment["spec"]["template"]["spec"]["containers"]
-    return dict(only)
-
-
-VALUE_SETS = [[], ["gpu.yaml"], ["external.yaml"], ["autoscaling.yaml"], ["cpu.yaml"],
-              ["external.yaml", "gpu.yaml", "autoscaling.yaml"]]  # fmt: skip
-
-
-@pytest.mark.parametrize("files", VALUE_SETS, ids=lambda f: "+".join(f) or "defaults")
+@pytest.mark.parametrize("files", VALUE_SETS, ids=set_id)
 def test_every_manifest_is_valid_kubernetes(files: list[str]) -> None:
     docs = render(None, *files)
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "Job"} <= {
@@ -86,6 +62,15 @@ def check_crd(doc: dict[str, Any]) -> None:
         for trigger in spec["triggers"]:
             assert trigger["type"] in ("kafka", "prometheus")
             assert all(isinstance(v, str) for v in trigger["metadata"].values())
+        assert spec["fallback"]["failureThreshold"] >= 1
+        assert spec["fallback"]["replicas"] >= spec["minReplicaCount"]
+        assert set(spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]) <= {
+            "scaleUp", "scaleDown"}  # fmt: skip
+    elif doc["kind"] == "TriggerAuthentication":
+        assert doc["apiVersion"] == "keda.sh/v1alpha1"
+        for ref in spec["secretTargetRef"]:
+            assert set(ref) == {"parameter", "name", "key"}
+            assert ref["parameter"] in KEDA_KAFKA_AUTH, ref
     else:
         assert doc["apiVersion"] == "monitoring.coreos.com/v1"
         assert spec["selector"]["matchLabels"]
@@ -97,7 +82,7 @@ def test_lint_is_clean() -> None:
 
 
 def test_gpu_goes_to_generation_only() -> None:
-    deployments = of_kind(render(None, "gpu.yaml"), "Deployment")
+    deployments = of_kind(render(None, "gpu.yaml", "gpu-operator.yaml"), "Deployment")
     names = ("ingest", "retrieval", "grading", "generation", "gateway")
     assert set(deployments) == {f"rel-alignstream-{n}" for n in names}
     for name, deployment in deployments.items():
@@ -105,15 +90,11 @@ def test_gpu_goes_to_generation_only() -> None:
         limits = container(deployment)["resources"].get("limits", {})
         if name.endswith("generation"):
             assert limits["nvidia.com/gpu"] == "1"
-            assert pod["runtimeClassName"] == "nvidia"
-            # the pool's label from gpu.yaml, merged with the chart's default GPU label
-            assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
-                                           "nvidia.com/gpu.present": "true"}  # fmt: skip
             assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
                 "tolerations"
             ]
             mounts = {m["mountPath"] for m in container(deployment)["volumeMounts"]}
-            assert mounts == {"/dev/shm", "/models"}
+            assert mounts == {"/dev/shm", "/models", "/tmp", "/cache"}
             claims = [
                 v["persistentVolumeClaim"]["claimName"]
                 for v in pod["volumes"]
@@ -125,8 +106,31 @@ def test_gpu_goes_to_generation_only() -> None:
             assert "nvidia.com/gpu" not in limits
             assert "runtimeClassName" not in pod
             assert "tolerations" not in pod
+            assert "nodeSelector" not in pod
     # An existing claim: the chart creates none.
     assert of_kind(render(None, "gpu.yaml"), "PersistentVolumeClaim") == {}
+
+
+def generation_pod(values: dict[str, Any] | None, *files: str) -> dict[str, Any]:
+    deployment = of_kind(render(values, *files), "Deployment")["rel-alignstream-generation"]
+    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return pod
+
+
+def test_gpu_scheduling_is_the_cluster_files_alone() -> None:
+    """The defaults schedule nowhere in particular; each cluster's file gives the whole
+    selector (not merged with a default that its nodes lack)."""
+    default = generation_pod(None)
+    assert "nodeSelector" not in default
+    assert "runtimeClassName" not in default
+    gke = generation_pod(None, "gpu.yaml", "gke.yaml")
+    assert gke["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}
+    assert "runtimeClassName" not in gke  # GKE's nodes have no nvidia RuntimeClass
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+            "effect": "NoSchedule"} in gke["tolerations"]  # fmt: skip
+    operator = generation_pod(None, "gpu.yaml", "gpu-operator.yaml")
+    assert operator["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert operator["runtimeClassName"] == "nvidia"
 
 
 def test_cpu_profile_runs_the_cpu_engine_without_gpus() -> None:
@@ -135,6 +139,11 @@ def test_cpu_profile_runs_the_cpu_engine_without_gpus() -> None:
     assert env["ALIGNSTREAM_VLLM_DTYPE"] == "float32"
     assert "nvidia.com/gpu" not in json.dumps(generation)
     assert "runtimeClassName" not in generation["spec"]["template"]["spec"]
+    # The image with the CPU engine, not the CUDA one (which would not start without a GPU).
+    default_image = container(of_kind(render(), "Deployment")["rel-alignstream-generation"])
+    assert container(generation)["image"].split(":")[0].endswith("alignstream-generation-cpu")
+    assert container(generation)["image"] != default_image["image"]
+    assert "ENGINE=cpu" in (VALUES / "cpu.yaml").read_text()  # how that image is built
 
 
 def test_external_kafka_and_redis_use_secrets_and_deploy_nothing_stateful() -> None:
@@ -176,7 +185,12 @@ def test_defaults_bundle_kafka_and_redis_for_trials() -> None:
     docs = render()
     assert set(of_kind(docs, "StatefulSet")) == {"rel-alignstream-kafka", "rel-alignstream-redis"}
     settings = of_kind(docs, "ConfigMap")["rel-alignstream-settings"]["data"]
-    assert settings["KAFKA_BOOTSTRAP"] == "rel-alignstream-kafka:9092"
+    # Fully qualified: KEDA's operator in its own namespace resolves it too.
+    fqdn = "rel-alignstream-kafka.prod.svc.cluster.local:9092"
+    assert settings["KAFKA_BOOTSTRAP"] == fqdn
+    broker = container(of_kind(docs, "StatefulSet")["rel-alignstream-kafka"])
+    advertised = {e["name"]: e["value"] for e in broker["env"]}["KAFKA_ADVERTISED_LISTENERS"]
+    assert advertised == f"PLAINTEXT://{fqdn}"
     assert of_kind(docs, "ScaledObject") == {}
     assert of_kind(docs, "ServiceMonitor") == {}
 
@@ -367,13 +381,7 @@ def test_the_gateway_serves_its_api_drains_in_its_grace_period_and_searches_as_r
             assert "http-api" not in json.dumps(deployment), name
 
 
-def pod_specs(docs: Manifests) -> dict[str, dict[str, Any]]:
-    kinds = ("Deployment", "StatefulSet", "Job")
-    return {f"{d['kind']}/{d['metadata']['name']}": d["spec"]["template"]["spec"]
-            for d in docs if d["kind"] in kinds}  # fmt: skip
-
-
-@pytest.mark.parametrize("files", VALUE_SETS, ids=lambda f: "+".join(f) or "defaults")
+@pytest.mark.parametrize("files", VALUE_SETS, ids=set_id)
 def test_every_pod_runs_restricted_without_an_api_token(files: list[str]) -> None:
     docs = render(None, *files)
     (account,) = of_kind(docs, "ServiceAccount").values()
