@@ -5,8 +5,10 @@ that ended while the service runs leaves a pod that looks up and does nothing)."
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from aiokafka import ConsumerRebalanceListener
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +28,55 @@ class _Watched:
     pause_on_drain: bool
 
 
+@dataclass(slots=True)
+class DrainListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Keeps a draining consumer paused across a rebalance: a rolling update starts the new
+    pod while the old one drains, and the partitions the group then hands the old one would
+    otherwise be fetched from again."""
+
+    inputs: InputConsumers
+    watched: list[_Watched] = field(default_factory=list)
+
+    # Coroutines: FastStream runs a plain listener method in a worker thread, where aiokafka
+    # cannot pause (it needs the event loop).
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.inputs.draining and assigned:
+            for watched in self.watched:
+                consumer: Pausable | None = getattr(watched.subscriber, "consumer", None)
+                if watched.pause_on_drain and consumer is not None:
+                    consumer.pause(*assigned)
+
+
 class InputConsumers:
     def __init__(self) -> None:
         self._watched: list[_Watched] = []
+        self.draining = False
 
-    def add(self, subscriber: Any, name: str, *, pause_on_drain: bool) -> None:
-        self._watched.append(_Watched(subscriber, name, pause_on_drain))
+    def listener(self) -> DrainListener:
+        """The rebalance listener of the next subscriber ``add`` registers."""
+        return DrainListener(self)
+
+    def add(
+        self,
+        subscriber: Any,
+        name: str,
+        *,
+        pause_on_drain: bool,
+        listener: DrainListener | None = None,
+    ) -> None:
+        watched = _Watched(subscriber, name, pause_on_drain)
+        self._watched.append(watched)
+        if listener is not None:
+            listener.watched.append(watched)
 
     def pause(self) -> int:
-        """Stop fetching on every partition of the subscribers that pause on drain; the number
-        of partitions paused. Records not fetched stay uncommitted: the group's next member
-        (after this one leaves) reads them."""
+        """Stop fetching on every partition of the subscribers that pause on drain (and on
+        those a rebalance assigns later); the number of partitions paused. Records not fetched
+        stay uncommitted: the group's other members read them."""
+        self.draining = True
         paused = 0
         for watched in self._watched:
             consumer: Pausable | None = getattr(watched.subscriber, "consumer", None)

@@ -195,8 +195,10 @@ class Service:
         fetch: dict[str, Any] = {"max_records": subscription.max_records}
         if subscription.batch_timeout_ms is not None:
             fetch["batch_timeout_ms"] = subscription.batch_timeout_ms
+        listener = self.inputs.listener()
         subscriber = self.broker.subscriber(
             self.topics(spec),
+            listener=listener,
             batch=True,
             ack_policy=subscription.ack_policy,
             title=f"{spec.name}@{self.name}",
@@ -207,7 +209,8 @@ class Service:
             ),
         )
         subscriber(handle)
-        self.inputs.add(subscriber, spec.name, pause_on_drain=subscription.pause_on_drain)
+        self.inputs.add(subscriber, spec.name, pause_on_drain=subscription.pause_on_drain,
+                        listener=listener)  # fmt: skip
         self.publishes(spec.dead_letter())
         return inbox
 

@@ -213,3 +213,44 @@ async def test_a_draining_instance_finishes_its_work_and_leaves_new_requests_to_
             )
     assert all(r.ok for r in responses.values())
     assert len(joining.seen) == len(late)  # answered once each, by the next instance
+
+
+async def test_a_draining_instance_takes_nothing_from_the_partitions_a_rebalance_gives_it(
+    service_settings: dict[str, Any], prefix: str
+) -> None:
+    """A rolling update: the new pod joins while the old one drains. The group's rebalance
+    hands the old one partitions again; they stay paused, the new pod answers everything."""
+    settings = GenerationSettings(
+        **service_settings, group_id=f"{prefix}.generation", request_timeout_s=20, max_in_flight=16
+    )
+    leaving, joining = TimedBackend(), TimedBackend()
+    held = grounded("slow 8 held while draining")
+    late = [grounded(f"late {i}") for i in range(12)]
+    async with (
+        AlignstreamClient(settings.kafka) as client,
+        TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail,
+    ):
+        first = GenerationService(settings, backend=leaving)
+        await first.start()
+        await client.send(CHAT_GROUNDED, held)
+        await client.flush()
+        await asyncio.wait_for(leaving.started.wait(), timeout=20)
+        stopping = asyncio.create_task(first.stop())  # the old pod drains...
+        await asyncio.sleep(0.2)
+        async with GenerationService(settings, backend=joining):  # ...while the new one joins
+            await asyncio.sleep(3)  # the group rebalances over both members
+            for item in late:
+                await client.send(CHAT_GROUNDED, item)
+            await client.flush()
+            responses = await tail.collect(
+                events.ChatResponse.model_validate_json,
+                lambda r: r.request_id,
+                [item.request.request_id for item in late],
+                timeout_s=30,
+            )
+            await stopping
+    assert all(r.ok for r in responses.values())
+    assert len(leaving.seen) == 1  # only the request it held when the drain began
+    assert {s.messages[-1]["content"].split("Question: ")[1] for s in joining.seen} >= {
+        f"late {i}\nAnswer:" for i in range(12)
+    }

@@ -46,6 +46,21 @@ async def test_draining_pauses_the_inputs_but_not_what_the_drain_waits_on() -> N
     assert replies.paused == set()
 
 
+async def test_partitions_a_rebalance_hands_a_draining_consumer_stay_paused() -> None:
+    """A rolling update: the new pod joins while the old one drains; the group's rebalance
+    gives the old one partitions again, which it must not fetch from."""
+    inputs = FakeConsumer({"chat.grounded-0"})
+    consumers = InputConsumers()
+    listener = consumers.listener()
+    consumers.add(FakeSubscriber(inputs, []), "chat.grounded", pause_on_drain=True,
+                  listener=listener)  # fmt: skip
+    await listener.on_partitions_assigned({"chat.grounded-1"})
+    assert inputs.paused == set()  # not draining: a rebalance changes nothing
+    consumers.pause()
+    await listener.on_partitions_assigned({"chat.grounded-2", "chat.grounded-3"})
+    assert inputs.paused == {"chat.grounded-0", "chat.grounded-2", "chat.grounded-3"}
+
+
 async def test_a_consume_loop_that_ended_is_reported_while_one_that_runs_is_not() -> None:
     async def forever() -> None:
         await asyncio.Event().wait()
