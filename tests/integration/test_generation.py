@@ -7,6 +7,7 @@ these tests control timing and failures precisely.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -176,41 +177,64 @@ async def test_streaming_request_shows_text_in_pieces_then_the_response(
     assert arrived - pieces[0][0] > 0.1
 
 
-async def test_a_draining_instance_finishes_its_work_and_leaves_new_requests_to_the_next(
-    service_settings: dict[str, Any], prefix: str
-) -> None:
-    settings = GenerationSettings(
-        **service_settings, group_id=f"{prefix}.generation", request_timeout_s=10, max_in_flight=16
+async def send_all(client: AlignstreamClient, items: list[events.GroundedRequest]) -> None:
+    for item in items:
+        await client.send(CHAT_GROUNDED, item)
+    await client.flush()
+
+
+async def collect(tail: TopicTail, items: list[events.GroundedRequest]) -> dict[str, Any]:
+    return await tail.collect(
+        events.ChatResponse.model_validate_json,
+        lambda r: r.request_id,
+        [item.request.request_id for item in items],
+        timeout_s=30,
     )
-    leaving, joining = TimedBackend(), TimedBackend()
-    held = grounded("slow 2 held while draining")
-    late = [grounded(f"late {i}") for i in range(6)]
+
+
+def drain_settings(service_settings: dict[str, Any], prefix: str) -> GenerationSettings:
+    return GenerationSettings(
+        **service_settings, group_id=f"{prefix}.generation", request_timeout_s=20, max_in_flight=16
+    )
+
+
+@contextlib.asynccontextmanager
+async def draining(
+    settings: GenerationSettings, held: events.GroundedRequest
+) -> AsyncIterator[tuple[AlignstreamClient, TopicTail, TimedBackend, asyncio.Task[None]]]:
+    """A generation instance that holds ``held`` in flight when its drain (SIGTERM) begins;
+    the client and the responses' tail, the instance's backend and its stopping task."""
+    leaving = TimedBackend()
     async with (
         AlignstreamClient(settings.kafka) as client,
         TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail,
     ):
         first = GenerationService(settings, backend=leaving)
         await first.start()
-        await client.send(CHAT_GROUNDED, held)
-        await client.flush()
+        await send_all(client, [held])
         await asyncio.wait_for(leaving.started.wait(), timeout=20)
-        stopping = asyncio.create_task(first.stop())  # SIGTERM: the drain begins
+        stopping = asyncio.create_task(first.stop())
         await asyncio.sleep(0.2)
-        for item in late:
-            await client.send(CHAT_GROUNDED, item)
-        await client.flush()
+        yield client, tail, leaving, stopping
+        await stopping
+
+
+async def test_a_draining_instance_finishes_its_work_and_leaves_new_requests_to_the_next(
+    service_settings: dict[str, Any], prefix: str
+) -> None:
+    settings = drain_settings(service_settings, prefix)
+    held = grounded("slow 2 held while draining")
+    late = [grounded(f"late {i}") for i in range(6)]
+    joining = TimedBackend()
+    async with draining(settings, held) as (client, tail, leaving, stopping):
+        await send_all(client, late)
         await stopping
         # The request in flight was finished; nothing published after the drain began was taken.
         (only,) = leaving.seen
         question = only.messages[-1]["content"]
         assert question.endswith("Question: slow 2 held while draining\nAnswer:")
         async with GenerationService(settings, backend=joining):
-            responses = await tail.collect(
-                events.ChatResponse.model_validate_json,
-                lambda r: r.request_id,
-                [item.request.request_id for item in (held, *late)],
-                timeout_s=30,
-            )
+            responses = await collect(tail, [held, *late])
     assert all(r.ok for r in responses.values())
     assert len(joining.seen) == len(late)  # answered once each, by the next instance
 
@@ -220,35 +244,17 @@ async def test_a_draining_instance_takes_nothing_from_the_partitions_a_rebalance
 ) -> None:
     """A rolling update: the new pod joins while the old one drains. The group's rebalance
     hands the old one partitions again; they stay paused, the new pod answers everything."""
-    settings = GenerationSettings(
-        **service_settings, group_id=f"{prefix}.generation", request_timeout_s=20, max_in_flight=16
-    )
-    leaving, joining = TimedBackend(), TimedBackend()
-    held = grounded("slow 8 held while draining")
+    settings = drain_settings(service_settings, prefix)
     late = [grounded(f"late {i}") for i in range(12)]
+    joining = TimedBackend()
+    held = grounded("slow 8 held while draining")
     async with (
-        AlignstreamClient(settings.kafka) as client,
-        TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail,
+        draining(settings, held) as (client, tail, leaving, _),
+        GenerationService(settings, backend=joining),  # the new pod joins
     ):
-        first = GenerationService(settings, backend=leaving)
-        await first.start()
-        await client.send(CHAT_GROUNDED, held)
-        await client.flush()
-        await asyncio.wait_for(leaving.started.wait(), timeout=20)
-        stopping = asyncio.create_task(first.stop())  # the old pod drains...
-        await asyncio.sleep(0.2)
-        async with GenerationService(settings, backend=joining):  # ...while the new one joins
-            await asyncio.sleep(3)  # the group rebalances over both members
-            for item in late:
-                await client.send(CHAT_GROUNDED, item)
-            await client.flush()
-            responses = await tail.collect(
-                events.ChatResponse.model_validate_json,
-                lambda r: r.request_id,
-                [item.request.request_id for item in late],
-                timeout_s=30,
-            )
-            await stopping
+        await asyncio.sleep(3)  # the group rebalances over both members
+        await send_all(client, late)
+        responses = await collect(tail, late)
     assert all(r.ok for r in responses.values())
     assert len(leaving.seen) == 1  # only the request it held when the drain began
     assert {s.messages[-1]["content"].split("Question: ")[1] for s in joining.seen} >= {
