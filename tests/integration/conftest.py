@@ -26,6 +26,7 @@ from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared.devstack.servers import ValkeyServer, free_port, servers_for_testing
+from shared.devstack.tiny_model import build_tiny_model
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics, make_broker
 from shared.redis import command, make_redis
@@ -221,3 +222,9 @@ def judged_cli_env(cli_env: dict[str, str], judge: KeywordJudgeServer) -> dict[s
     """``cli_env`` with the keyword judge as the judge model."""
     return {**cli_env, "ALIGNSTREAM_JUDGE_BASE_URL": judge.base_url,
             "ALIGNSTREAM_JUDGE_MODEL": "keyword-judge"}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight chat model for the real vLLM engine (built here, nothing downloaded)."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")

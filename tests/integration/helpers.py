@@ -34,8 +34,12 @@ class ServiceProcess:
     """One ``alignstream serve NAME`` subprocess that a test can kill -9 and start again; its
     output goes to ``log`` (appended across restarts)."""
 
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], log: Path, *, wrapper: Sequence[str] = ()
+    ) -> None:
         self.name = name
+        self.wrapper = list(wrapper)
+        """A command the service runs under (e.g. tests/integration/read_only_root.sh)."""
         self.port = free_port()
         self.env = {**os.environ, **env, "ALIGNSTREAM_HTTP_HOST": "127.0.0.1",
                     "ALIGNSTREAM_HTTP_PORT": str(self.port)}  # fmt: skip
@@ -43,7 +47,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "services.cli", "serve", self.name]
+        command = [*self.wrapper, sys.executable, "-m", "services.cli", "serve", self.name]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=self.env, cwd=Path(__file__).parents[2],
                                             stdout=out, stderr=subprocess.STDOUT)  # fmt: skip

@@ -20,16 +20,10 @@ from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
-from shared.devstack.tiny_model import build_tiny_model
 from tests.requirements import require_module
 from tests.samples import sample_rule
 
 require_module("vllm", "the CPU engine is installed by scripts/bootstrap.sh")
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chat")
 
 
 def cpu_engine(model: Path) -> VllmSettings:
