@@ -159,6 +159,10 @@ class GatewayService(Service):
     async def is_ready(self) -> bool:
         return await super().is_ready() and self.server is not None and self.server.started
 
+    async def is_live(self) -> bool:
+        # uvicorn's task ended outside a shutdown: nothing listens on the API port any more.
+        return self._serving is None or self.stopping or not self._serving.done()
+
     async def send_request(self, request: events.ChatRequest) -> None:
         """Publish a request, carrying the HTTP request's trace on."""
         await self.publish_bodies(self.topics(CHAT_REQUESTS),

@@ -93,6 +93,10 @@ class GradingService(Service):
         sweep = self._core().scheduler.sweep_forever()
         self._sweeper = asyncio.create_task(sweep, name="grading-sweep")
 
+    async def is_live(self) -> bool:
+        # The sweep resends lost questions and finishes jobs: without it jobs stall silently.
+        return self._sweeper is None or not self._sweeper.done()
+
     async def on_draining(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -117,3 +117,22 @@ async def test_the_shutdown_keeps_to_one_budget_and_still_closes_after_a_stuck_d
     # The drain used the budget (at least the floor); the broker stop and the close ran after.
     assert PHASE_FLOOR_S <= service.closed_at - started < PHASE_FLOOR_S + 2
     assert took < 1.0 + 4 * PHASE_FLOOR_S
+
+
+async def test_grading_and_the_gateway_fail_liveness_when_their_own_loop_task_ended() -> None:
+    from services.gateway.app import GatewayService
+    from services.grading.app import GradingService
+
+    async def ended() -> None:
+        pass
+
+    grading = GradingService.from_env()
+    assert await grading.is_live()  # not started: nothing to watch
+    grading._sweeper = asyncio.create_task(ended())
+    await grading._sweeper
+    assert not await grading.is_live()
+    gateway = GatewayService.from_env()
+    assert await gateway.is_live()
+    gateway._serving = asyncio.create_task(ended())
+    await gateway._serving
+    assert not await gateway.is_live()
