@@ -44,6 +44,7 @@ async def test_every_service_serves_on_a_read_only_root(
     cache = tmp_path / "cache"  # the chart's /cache emptyDir
     env = {
         **cli_env,
+        "HOME": str(cache),  # as the chart sets them
         "XDG_CACHE_HOME": str(cache),
         "XDG_CONFIG_HOME": str(cache / "config"),
         "VLLM_NO_USAGE_STATS": "1",

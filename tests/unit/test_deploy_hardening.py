@@ -47,6 +47,10 @@ def test_every_container_runs_unprivileged_on_a_read_only_root(files: list[str])
             assert security["runAsUser"] >= 10000, name
             mounts = {m["mountPath"]: m["name"] for m in box.get("volumeMounts", [])}
             assert mounts.get("/tmp") in writable, name  # scratch stays writable
+            home = env_of(box).get("HOME", {}).get("value")
+            if name.startswith("Deployment/"):  # caches under $HOME and XDG_CACHE_HOME
+                assert mounts.get(home) == "cache", name
+                assert env_of(box)["XDG_CACHE_HOME"]["value"] == home, name
 
 
 @pytest.mark.parametrize("files", VALUE_SETS, ids=set_id)
