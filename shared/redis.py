@@ -42,6 +42,7 @@ def make_redis(settings: RedisSettings) -> aioredis.Redis:
         socket_timeout=settings.socket_timeout_s,
         socket_connect_timeout=settings.socket_timeout_s,
         health_check_interval=15,
+        **settings.auth(),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose closes it
 

@@ -75,12 +75,19 @@ class RedisSettings(BaseSettings):
     )
     """``redis://`` or ``rediss://`` (TLS) URL; may hold a password, hence secret. TLS options go
     in the query string, e.g. ``rediss://:pw@host:6380/0?ssl_ca_certs=/etc/ca.pem``."""
+    password: SecretStr | None = None
+    """The password, when the URL has none (the chart gives it from a Secret of its own, so the
+    URL carries no secret). A password in the URL wins."""
     key_prefix: str = "alignstream"
     """Prefix of every key and index the services create."""
     socket_timeout_s: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=64, ge=1, le=10_000)
     """Connections a client opens at most; a command beyond waits (up to the socket timeout)
     for a free one instead of failing."""
+
+    def auth(self) -> dict[str, str]:
+        """Connection keywords for the password setting (redis-py: the URL's own wins)."""
+        return {"password": self.password.get_secret_value()} if self.password else {}
 
 
 class ObservabilitySettings(BaseSettings):

@@ -106,7 +106,9 @@ class ApiKeys:
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> ApiKeys:
         """A store on its own connection (redis-om reads decoded strings)."""
-        client = aioredis.from_url(settings.url.get_secret_value(), decode_responses=True)
+        client = aioredis.from_url(
+            settings.url.get_secret_value(), decode_responses=True, **settings.auth()
+        )
         return cls(client, settings.key_prefix)
 
     async def open(self) -> None:

@@ -32,7 +32,9 @@ async def protected_redis(own_redis: ValkeyServer) -> ValkeyServer:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("password_in", ["url", "setting"])
 async def test_password_redis_and_secrets_kept_out_of_logs(
+    password_in: str,
     protected_redis: ValkeyServer,
     cli_env: dict[str, str],
     kafka_settings: KafkaSettings,
@@ -44,10 +46,16 @@ async def test_password_redis_and_secrets_kept_out_of_logs(
         await anonymous.ping()
     await anonymous.aclose()
 
+    # In the URL, or (as the chart gives it) a URL without one and the password on its own.
     url = protected_redis.address.replace("redis://", f"redis://:{REDIS_PASSWORD}@")
+    redis_env = (
+        {"REDIS_URL": url}
+        if password_in == "url"
+        else {"REDIS_URL": protected_redis.address, "ALIGNSTREAM_REDIS_PASSWORD": REDIS_PASSWORD}
+    )
     env = {
         **cli_env,
-        "REDIS_URL": url,
+        **redis_env,
         "ALIGNSTREAM_KAFKA_RULE_SIGNING_KEY": SIGNING_KEY,
         "ALIGNSTREAM_KAFKA_SASL_USERNAME": "svc",
         "ALIGNSTREAM_KAFKA_SASL_PASSWORD": SASL_PASSWORD,  # set, unused on a plaintext broker

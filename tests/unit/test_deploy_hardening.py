@@ -87,15 +87,26 @@ def test_the_bundled_redis_requires_the_password_the_services_are_given() -> Non
     secrets = of_kind(docs, "Secret")
     password = base64.b64decode(secrets["rel-alignstream-redis-auth"]["data"]["redis-password"])
     assert len(password) >= 32
+    # The address alone: no credential is rendered into the URL's Secret.
     url = secrets["rel-alignstream-redis-url"]["stringData"]["redis-url"]
-    assert url == f"redis://:{password.decode()}@rel-alignstream-redis:6379/0"
+    assert url == "redis://rel-alignstream-redis:6379/0"
+    auth = {"secretKeyRef": {"name": "rel-alignstream-redis-auth", "key": "redis-password"}}
+    for deployment in of_kind(docs, "Deployment").values():
+        assert env_of(container(deployment))["ALIGNSTREAM_REDIS_PASSWORD"]["valueFrom"] == auth
     redis = container(of_kind(docs, "StatefulSet")["rel-alignstream-redis"])
     env = env_of(redis)
     assert env["REDIS_ARGS"]["value"].startswith("--requirepass $(REDIS_PASSWORD) ")
     for name in ("REDIS_PASSWORD", "REDISCLI_AUTH"):  # the server, and the probes' client
-        assert env[name]["valueFrom"]["secretKeyRef"] == {
-            "name": "rel-alignstream-redis-auth", "key": "redis-password"}  # fmt: skip
+        assert env[name]["valueFrom"] == auth
     assert redis["livenessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
+    # A given Secret replaces the generated one (`helm template` renders the same manifests).
+    given = render({"redis": {"passwordSecret": "redis-pw"}})
+    assert "rel-alignstream-redis-auth" not in of_kind(given, "Secret")
+    ingest = env_of(container(of_kind(given, "Deployment")["rel-alignstream-ingest"]))
+    assert ingest["ALIGNSTREAM_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "redis-pw"
+    # An external URL carries its own password: nothing else is added.
+    external = of_kind(render(None, "external.yaml"), "Deployment")["rel-alignstream-ingest"]
+    assert "ALIGNSTREAM_REDIS_PASSWORD" not in env_of(container(external))
 
 
 @pytest.mark.parametrize("name", ["ALIGNSTREAM_JUDGE_API_KEY", "HF_TOKEN", "DB_PASSWORD",

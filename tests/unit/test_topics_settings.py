@@ -105,3 +105,20 @@ def test_final_publish_errors_are_not_retried() -> None:
     # A missing topic is final only where the service does not create the topic itself.
     assert not is_final_publish_error(UnknownTopicOrPartitionError())
     assert is_final_publish_error(UnknownTopicOrPartitionError(), topic_is_ours=False)
+
+
+def test_a_redis_password_apart_from_the_url_reaches_every_client() -> None:
+    """The chart keeps the password out of the URL's Secret: both kinds of client use it, and a
+    password written in the URL still wins."""
+    from shared.redis import make_redis
+    from shared.tenants import ApiKeys
+
+    apart = RedisSettings(url="redis://redis:6379/0", password="s3cret")
+    assert make_redis(apart).connection_pool.connection_kwargs["password"] == "s3cret"
+    assert ApiKeys.from_settings(apart).redis.connection_pool.connection_kwargs["password"] == (
+        "s3cret"
+    )
+    in_url = RedisSettings(url="redis://:inline@redis:6379/0", password="s3cret")
+    assert make_redis(in_url).connection_pool.connection_kwargs["password"] == "inline"
+    assert "password" not in make_redis(RedisSettings()).connection_pool.connection_kwargs
+    assert "s3cret" not in repr(apart)

@@ -53,6 +53,16 @@ generation: {topic: chat.grounded, partitions: 6}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret (key redis-password) with the Redis password the services use: given, or the
+     one generated for the bundled server; empty when the URL carries it. */}}
+{{- define "alignstream.redisPasswordSecret" -}}
+{{- if .Values.redis.passwordSecret -}}
+{{ .Values.redis.passwordSecret }}
+{{- else if .Values.redis.deploy -}}
+{{ include "alignstream.fullname" . }}-redis-auth
+{{- end -}}
+{{- end -}}
+
 {{/* repository@digest when a digest is given (immutable), else repository:tag. */}}
 {{- define "alignstream.image" -}}
 {{- if .image.digest -}}
