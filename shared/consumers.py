@@ -4,13 +4,10 @@ that ended while the service runs leaves a pod that looks up and does nothing)."
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener
-
-log = logging.getLogger(__name__)
 
 
 class Pausable(Protocol):
@@ -26,6 +23,17 @@ class _Watched:
     subscriber: Any  # FastStream's KafkaSubscriber: ``consumer``, ``running``, ``tasks``
     name: str
     pause_on_drain: bool
+
+    def pause(self, partitions: Any = None) -> int:
+        """Pause ``partitions`` (None: all assigned) when this subscriber pauses on drain and
+        its consumer runs; how many were paused."""
+        consumer: Pausable | None = getattr(self.subscriber, "consumer", None)
+        if not self.pause_on_drain or consumer is None:
+            return 0
+        chosen = consumer.assignment() if partitions is None else partitions
+        if chosen:
+            consumer.pause(*chosen)
+        return len(chosen)
 
 
 @dataclass(slots=True)
@@ -45,9 +53,7 @@ class DrainListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafk
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if self.inputs.draining and assigned:
             for watched in self.watched:
-                consumer: Pausable | None = getattr(watched.subscriber, "consumer", None)
-                if watched.pause_on_drain and consumer is not None:
-                    consumer.pause(*assigned)
+                watched.pause(assigned)
 
 
 class InputConsumers:
@@ -77,16 +83,7 @@ class InputConsumers:
         those a rebalance assigns later); the number of partitions paused. Records not fetched
         stay uncommitted: the group's other members read them."""
         self.draining = True
-        paused = 0
-        for watched in self._watched:
-            consumer: Pausable | None = getattr(watched.subscriber, "consumer", None)
-            if not watched.pause_on_drain or consumer is None:
-                continue
-            assigned = consumer.assignment()
-            if assigned:
-                consumer.pause(*assigned)
-                paused += len(assigned)
-        return paused
+        return sum(watched.pause() for watched in self._watched)
 
     def stopped(self) -> list[str]:
         """The subscribers whose consume loop ended although they should be running."""

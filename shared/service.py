@@ -39,8 +39,8 @@ T = TypeVar("T")
 Key = str | bytes | None
 Handler = Callable[[KafkaMessage], Awaitable[None]]
 PHASE_FLOOR_S = 5.0
-"""Each shutdown phase after the drain gets at least this, even when the drain used the budget
-(the chart's grace periods add ``3 x PHASE_FLOOR_S`` to the budget)."""
+"""Each shutdown phase gets at least this, even when the drain used the budget (the chart's
+grace periods add 30 s to the budget: the three later phases' floors and a margin)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,13 @@ grading: {topic: exam.answers, partitions: 6}
 generation: {topic: chat.grounded, partitions: 6}
 {{- end -}}
 
+{{/* "true" when a consumer autoscales with KEDA (it then reads lag from the broker). */}}
+{{- define "alignstream.kedaScaled" -}}
+{{- range $name, $svc := .Values.services }}
+{{- if and $svc.enabled $svc.autoscaling.enabled (ne $name "gateway") }}true{{ end }}
+{{- end }}
+{{- end -}}
+
 {{/* The bundled broker by its fully qualified name: KEDA's operator (another namespace)
      resolves the bootstrap and the advertised listener too. */}}
 {{- define "alignstream.bundledKafkaHost" -}}
