@@ -7,12 +7,14 @@ before it publishes, so nothing is missed) and matches replies by correlation id
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import RecordMetadata
 
 from shared import events
 from shared.errors import NoAnswer, NotConfirmed
@@ -26,8 +28,10 @@ from shared.topics import (
     CHAT_TOKENS,
     EXAM_JOBS,
     EXAM_RESULTS,
+    RULE_LOGS,
     RULES_EVENTS,
     RULES_INDEXED,
+    RULES_LIVE,
     TopicSpec,
 )
 
@@ -174,10 +178,22 @@ def _reply_key(response: events.ChatResponse) -> str:
     return f"{response.tenant}:{response.request_id}"
 
 
+LIVE_LANE_MAX_EVENTS = 16
+"""A publish of at most this many rule events is an edit, not a load: its events also take the
+fast lane (``rules.live``), so they are not queued behind a bulk load in ``rules.events``."""
+
+
 class AlignstreamClient:
-    def __init__(self, settings: KafkaSettings, *, connect_timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        connect_timeout_s: float = 15.0,
+        live_lane_max_events: int = LIVE_LANE_MAX_EVENTS,
+    ) -> None:
         self.settings = settings
         self.connect_timeout_s = connect_timeout_s
+        self.live_lane_max_events = live_lane_max_events
         self.topics = settings.topics
         self._signer = RuleSigner.from_settings(settings)
         self._producer = AIOKafkaProducer(
@@ -202,12 +218,16 @@ class AlignstreamClient:
     ) -> None:
         await self._producer.stop()
 
-    async def send(self, spec: TopicSpec, event: events.Event) -> None:
-        """Publish one event to ``spec``'s topic under the event's own key (rule events signed)."""
+    async def send(self, spec: TopicSpec, event: events.Event) -> asyncio.Future[RecordMetadata]:
+        """Publish one event to ``spec``'s topic under the event's own key (rule events signed);
+        the delivery, to await where an acknowledgement matters."""
         value, raw_key, topic = events.encode(event), events.key_bytes(event.key), self.topics(spec)
-        signed = spec is RULES_EVENTS
+        signed = spec in RULE_LOGS
         headers = self._signer.headers(topic, raw_key or b"", value) if signed else []
-        await self._producer.send(topic, value, key=raw_key, headers=headers)
+        delivery: asyncio.Future[RecordMetadata] = await self._producer.send(
+            topic, value, key=raw_key, headers=headers
+        )
+        return delivery
 
     async def flush(self) -> None:
         await self._producer.flush()
@@ -222,7 +242,8 @@ class AlignstreamClient:
         on_confirmed: Callable[[events.RuleIndexed], None] | None = None,
     ) -> list[events.RuleIndexed]:
         """Publish rule events in order; with ``wait``, return their confirmations (in the order
-        they arrived) once every event is servable. Raises TimeoutError listing what is missing."""
+        they arrived) once every event is servable. Raises TimeoutError listing what is missing.
+        Up to ``live_lane_max_events`` events also take the fast lane, once the log has them."""
         if not wait:
             await self._send_rules(rule_events, on_sent)
             return []
@@ -245,11 +266,19 @@ class AlignstreamClient:
     async def _send_rules(
         self, rule_events: Sequence[events.RulesTopicEvent], on_sent: Callable[[int], None] | None
     ) -> None:
+        deliveries = []
         for event in rule_events:
-            await self.send(RULES_EVENTS, event)
+            deliveries.append(await self.send(RULES_EVENTS, event))
             if on_sent is not None:
                 on_sent(1)
         await self.flush()
+        # Only once the log acknowledged every one (acks=all; a failed send raises here): Redis
+        # never holds an edit that a replay of the log would not bring back.
+        await asyncio.gather(*deliveries)
+        if 0 < len(rule_events) <= self.live_lane_max_events:
+            for event in rule_events:
+                await self.send(RULES_LIVE, event)
+            await self.flush()
 
     async def ground(
         self, requests: Iterable[events.ChatRequest], *, timeout_s: float = 30.0

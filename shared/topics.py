@@ -69,6 +69,17 @@ RULES_EVENTS = TopicSpec(
     cleanup_policy="compact",
     description="source of truth for rules; Redis is rebuilt by replaying it",
 )
+RULES_LIVE = TopicSpec(
+    "rules.live",
+    key="tenant:rule_id",
+    value=events.RulesTopicEvent,
+    partitions=3,
+    retention_ms=DAY_MS,
+    description=(
+        "fast lane: a copy of each small edit, published after rules.events acknowledged it; "
+        "ingest applies it ahead of bulk loads queued in rules.events (the truth stays there)"
+    ),
+)
 RULES_INDEXED = TopicSpec(
     "rules.indexed",
     key="tenant:rule_id",
@@ -134,8 +145,12 @@ EXAM_RESULTS = TopicSpec(
     description="exam progress and final results",
 )
 
+RULE_LOGS: tuple[TopicSpec, ...] = (RULES_EVENTS, RULES_LIVE)
+"""The topics that carry rule events (signed when signing is on; ingest reads both)."""
+
 TOPICS: tuple[TopicSpec, ...] = (
     RULES_EVENTS,
+    RULES_LIVE,
     RULES_INDEXED,
     CHAT_REQUESTS,
     CHAT_GROUNDED,

@@ -42,7 +42,13 @@ from shared.redis import make_redis
 from shared.service import Service, Subscription
 from shared.signing import RuleSigner
 from shared.tenants import ApiKeys
-from shared.topics import CHAT_REQUESTS, RULES_EVENTS, client_replies_spec
+from shared.topics import (
+    CHAT_REQUESTS,
+    RULE_LOGS,
+    RULES_EVENTS,
+    RULES_LIVE,
+    client_replies_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,7 @@ class GatewayService(Service):
         self.inbox = self.subscribe(replies, self.on_replies)
         self.publishes(CHAT_REQUESTS, why="chat completions, naming this instance's replies")
         self.publishes(RULES_EVENTS, why="the rules API's upserts and deletes (signed)")
+        self.publishes(RULES_LIVE, why="the same edits on the fast lane, once the log has them")
         self.embedder = embedder or make_embedder(settings.retrieval.embedder)
         self._signer = RuleSigner.from_settings(settings.kafka)
         self.keys = ApiKeys.from_settings(settings.redis)
@@ -170,11 +177,15 @@ class GatewayService(Service):
                                   headers=[self.tracing.headers()])  # fmt: skip
 
     async def publish_rule(self, event: events.RuleEvent) -> None:
-        topic, body = self.topics(RULES_EVENTS), self.encode_bounded(event)
-        key = event.key.encode()
-        headers = {name: value.decode() for name, value in self._signer.headers(topic, key, body)}
-        headers.update(self.tracing.headers())
-        await self.broker.publish(body, topic, key=key, headers=headers or None)
+        """The log first, then the fast lane: each publish is awaited (acknowledged), so the
+        fast lane never carries an edit the log does not have."""
+        body, key = self.encode_bounded(event), event.key.encode()
+        for spec in RULE_LOGS:
+            topic = self.topics(spec)
+            signed = self._signer.headers(topic, key, body)
+            headers = {name: value.decode() for name, value in signed}
+            headers.update(self.tracing.headers())
+            await self.broker.publish(body, topic, key=key, headers=headers or None)
 
     async def on_replies(self, message: KafkaMessage) -> None:
         for _, reply in await self.inbox.open_batch(message.raw_message):

@@ -1,5 +1,12 @@
 """The ingest service: rule events in batches -> ``RuleIngestor`` (embed, write Redis) ->
-one confirmation per event on ``rules.indexed``."""
+one confirmation per event on ``rules.indexed``.
+
+Two lanes feed the same ingestor: the rule log (``rules.events``, where bulk loads queue) and
+the fast lane (``rules.live``, a copy of each small edit, read by a consumer group of its own).
+A live edit is therefore never behind thousands of bulk events in a partition: it waits at most
+for the embedding chunk in progress. Applying an event twice, or out of log order, is harmless:
+every write is checked against the rule's applied version (the copy that comes second is
+confirmed ``stale``)."""
 
 from __future__ import annotations
 
@@ -10,11 +17,12 @@ from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor
 from services.ingest.records import rule_records
 from services.ingest.settings import IngestSettings
 from shared import events
+from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
-from shared.topics import RULES_INDEXED
+from shared.topics import RULES_INDEXED, RULES_LIVE
 
 
 class IngestService(RuleMemoryService):
@@ -27,8 +35,13 @@ class IngestService(RuleMemoryService):
         self.settings: IngestSettings = settings
         rule_events = rule_records(settings.kafka, max_records=settings.batch_max,
                                    batch_timeout_ms=settings.batch_wait_ms)  # fmt: skip
+        live_events = rule_records(settings.kafka, topic=RULES_LIVE,
+                                   max_records=settings.live_batch_max,
+                                   batch_timeout_ms=settings.live_batch_wait_ms,
+                                   group_id=f"{settings.group_id}-live")  # fmt: skip
         self.ingestor: RuleIngestor | None = None
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
+        self.live_inbox = self.subscribe(live_events, self.on_live_events)
         self.publishes(RULES_INDEXED)
 
     async def on_start(self) -> None:
@@ -38,8 +51,16 @@ class IngestService(RuleMemoryService):
         self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder, trees)
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
+        await self._apply_records(self.inbox, message)
+
+    async def on_live_events(self, message: KafkaMessage) -> None:
+        await self._apply_records(self.live_inbox, message)
+
+    async def _apply_records(
+        self, inbox: Inbox[events.RulesTopicEvent], message: KafkaMessage
+    ) -> None:
         # Redis or the embedder failing raises: the batch is redelivered after the back-off.
-        batch = [event for _, event in await self.inbox.open_batch(message.raw_message)]
+        batch = [event for _, event in await inbox.open_batch(message.raw_message)]
         if batch:
             await self.apply(batch)
 

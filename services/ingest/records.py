@@ -9,17 +9,24 @@ from shared.guards import rule_key_guard
 from shared.service import Subscription
 from shared.settings import KafkaSettings
 from shared.signing import RuleSigner
-from shared.topics import RULES_EVENTS
+from shared.topics import RULES_EVENTS, TopicSpec
 
 
 def rule_records(
-    kafka: KafkaSettings, *, max_records: int = 500, batch_timeout_ms: int | None = None
+    kafka: KafkaSettings,
+    *,
+    topic: TopicSpec = RULES_EVENTS,
+    max_records: int = 500,
+    batch_timeout_ms: int | None = None,
+    group_id: str | None = None,
 ) -> Subscription[events.RulesTopicEvent]:
+    """``topic``: the rule log, or its fast lane (``rules.live``, same records and checks)."""
     return Subscription(
-        RULES_EVENTS,
+        topic,
         events.RULES_TOPIC_EVENT,
         max_records=max_records,
         batch_timeout_ms=batch_timeout_ms,
+        group_id=group_id,
         authenticate=RuleSigner.from_settings(kafka).check,
         checks=(rule_key_guard,),
     )

@@ -17,4 +17,8 @@ class IngestSettings(ServiceSettings):
     """Most rule events taken (and embedded) together."""
     batch_wait_ms: int = Field(default=20, ge=0)
     """How long to wait for more events when fewer than ``batch_max`` are buffered."""
+    live_batch_max: int = Field(default=32, ge=1)
+    """Most events taken together from the fast lane (``rules.live``: small edits)."""
+    live_batch_wait_ms: int = Field(default=1, ge=0)
+    """How long the fast lane waits to fill a batch (a live edit should not wait for company)."""
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
