@@ -198,7 +198,9 @@ class AlignstreamClient:
         self._signer = RuleSigner.from_settings(settings)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap,
-            linger_ms=2,
+            # No linger: a question or an edit is sent at once (a linger is added to every
+            # request's latency); a bulk load still batches what piles up while a send is out.
+            linger_ms=0,
             acks="all",
             **client_security_kwargs(settings),
         )

@@ -26,6 +26,7 @@ from shared.topics import (
     EXAM_ANSWERS,
     EXAM_JOBS,
     RULES_EVENTS,
+    RULES_LIVE,
     TopicSpec,
 )
 from tests.samples import sample_events
@@ -54,6 +55,7 @@ def _of(*kinds: type[events.Event]) -> tuple[events.Event, ...]:
 _RULES_TOPIC = _of(events.RuleUpsert, events.RuleDelete, events.JurisdictionTree)
 CONSUMED = (
     Consumed(RULES_EVENTS, "ingest", events.RULES_TOPIC_EVENT, _RULES_TOPIC),
+    Consumed(RULES_LIVE, "ingest", events.RULES_TOPIC_EVENT, _RULES_TOPIC),
     Consumed(CHAT_REQUESTS, "retrieval", ChatRequestAdapter, _of(events.ChatRequest)),
     Consumed(CHAT_GROUNDED, "generation", GroundedAdapter, _of(events.GroundedRequest)),
     Consumed(EXAM_JOBS, "grading", JobAdapter, _of(events.ExamJob)),

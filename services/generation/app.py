@@ -64,7 +64,7 @@ class GenerationService(Service):
             CHAT_GROUNDED,
             GroundedAdapter,
             max_records=settings.fetch_max,
-            batch_timeout_ms=5,
+            batch_timeout_ms=settings.batch_wait_ms,
             ack_policy=AckPolicy.MANUAL,  # committed by the committer, behind finished work
             checks=(grounded_reply_guard(self.topics),),
         )

@@ -63,6 +63,11 @@ class GenerationSettings(ServiceSettings):
     """Requests generating at once; the consumer pauses (backpressure) when all are busy."""
     fetch_max: int = Field(default=64, ge=1)
     """Most requests taken from Kafka per poll."""
+    batch_wait_ms: int = Field(default=1, ge=0)
+    """How long a poll waits for requests to arrive; the consumer sleeps as long again after an
+    empty poll (FastStream), so a request can wait up to twice this before it is taken. Requests
+    are served one by one as they arrive (the engine batches them), so nothing is gained by
+    waiting for company: each millisecond here is added to every answer's latency."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A generation slower than this is cancelled and answered with a timeout error."""
     shutdown_timeout_s: float = Field(default=150.0, gt=0)

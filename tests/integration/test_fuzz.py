@@ -28,7 +28,7 @@ from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS, RULES_IND
 from tests.fuzz import CONSUMED, bad_messages, draw_examples
 from tests.samples import sample_rule
 
-PER_TOPIC = 200  # x 5 consumed topics = 1,000 messages
+PER_TOPIC = 200  # x 6 consumed topics = 1,200 messages
 VALID_EVERY = 20  # a valid rule and a valid question after every 20 bad messages
 
 
@@ -60,7 +60,7 @@ async def test_hostile_messages_on_every_topic_are_dead_lettered_and_valid_traff
 ) -> None:
     max_bytes = ingest.settings.max_message_bytes
     bad = {c: draw_examples(bad_messages(c, max_bytes=max_bytes), PER_TOPIC) for c in CONSUMED}
-    assert sum(map(len, bad.values())) == 1000
+    assert sum(map(len, bad.values())) == PER_TOPIC * len(CONSUMED)
 
     rules: list[events.Rule] = []
     questions: list[events.ChatRequest] = []
@@ -111,7 +111,7 @@ async def test_hostile_messages_on_every_topic_are_dead_lettered_and_valid_traff
     }
     for service in (ingest, retrieval, generation, grading):
         assert await service.is_ready(), service.name
-    print(f"\n1,000 hostile messages + {len(rules)} rules + {len(questions)} questions "
+    print(f"\n{PER_TOPIC * len(CONSUMED):,} hostile messages + {len(rules)} rules + {len(questions)} questions "
           f"handled in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
 

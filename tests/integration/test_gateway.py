@@ -25,6 +25,8 @@ from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.tenants import ApiKeys
+from shared.testing.topics import TopicReader
+from shared.topics import RULES_EVENTS, RULES_LIVE
 from tests.integration.gateway_stack import EchoBackend, OpenGateway, gateway_opener
 
 RULE = {"text": "Refunds are granted within 30 days of purchase with a receipt.",
@@ -274,7 +276,7 @@ async def test_two_instances_share_the_broker_without_seeing_each_others_replies
 
 
 async def test_rules_api_is_admin_only_tenant_scoped_and_the_check_endpoint_scores(
-    gateway: GatewayService, keys: ApiKeys
+    gateway: GatewayService, keys: ApiKeys, reader: TopicReader
 ) -> None:
     admin, _ = await keys.create("acme", admin=True)
     user, _ = await keys.create("acme")
@@ -325,6 +327,10 @@ async def test_rules_api_is_admin_only_tenant_scoped_and_the_check_endpoint_scor
         assert [r["rule_id"] for r in check.json()["data"]] == ["dress-code"]
         recreated = await put_rule(gateway.base_url, admin, "refunds")
         assert recreated["version"] == 3  # above the delete: not hidden by it
+    # Every edit is in the log and, for ingest's fast lane, on rules.live.
+    for spec in (RULES_EVENTS, RULES_LIVE):
+        keys_seen = sorted(r.key for r in await reader.read(spec, count=4))
+        assert keys_seen == [b"acme:dress-code"] + [b"acme:refunds"] * 3
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
