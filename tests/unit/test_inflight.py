@@ -1,7 +1,12 @@
-"""Committing behind out-of-order completions."""
+"""Committing behind out-of-order completions, one commit in flight at a time."""
 
 from __future__ import annotations
 
+import asyncio
+
+from aiokafka import TopicPartition
+
+from services.generation.committer import OrderedCommitter
 from services.generation.inflight import OffsetTracker
 
 
@@ -81,3 +86,39 @@ def test_an_old_offset_seen_again_after_its_commit_commits_nothing() -> None:
     assert tracker.finish("p", 2) is None  # 3 would move the commit back
     tracker.start("p", 3)
     assert tracker.finish("p", 3) is None  # 4 again: no repeated commit
+
+
+class SlowCommits:
+    """A consumer whose commit takes a broker round trip; records what each commit carried."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.fail = fail
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise RuntimeError("rebalanced away")
+
+
+async def test_finishes_during_a_commit_are_committed_together_by_the_next() -> None:
+    consumer, committer = SlowCommits(), OrderedCommitter()
+    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+    for offset in range(5):
+        committer.consumed(consumer, p0, offset)
+    committer.consumed(consumer, p1, 7)
+    finishing = [committer.finished(p0, o) for o in range(5)] + [committer.finished(p1, 7)]
+    await asyncio.gather(*finishing)
+    # The first finish commits at once; the five that finished during it, in one more commit.
+    assert consumer.commits == [{p0: 1}, {p0: 5, p1: 8}]
+
+
+async def test_a_failed_commit_forgets_its_partitions() -> None:
+    consumer, committer = SlowCommits(fail=True), OrderedCommitter()
+    p0 = TopicPartition("t", 0)
+    committer.consumed(consumer, p0, 0)
+    committer.consumed(consumer, p0, 1)
+    await committer.finished(p0, 0)
+    await committer.finished(p0, 1)  # the partition is another consumer's now
+    assert consumer.commits == [{p0: 1}]
