@@ -22,7 +22,6 @@ import sys
 import time
 
 from bench.common import private_stack, service_process, synthetic_rules, write_result
-from services.ingest.settings import IngestSettings
 from shared import events
 from shared.client import AlignstreamClient
 from shared.kafka import ensure_topics
@@ -87,8 +86,7 @@ async def pipeline_rate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rules", type=int, default=20_000)
-    default_batch = IngestSettings.model_fields["batch_max"].default  # the service's own
-    parser.add_argument("--batch", type=int, default=default_batch)
+    parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
     texts = synthetic_rules(args.rules, seed=2)
     configs: dict[str, dict[str, object]] = {}

@@ -237,12 +237,7 @@ class Service:
         """Publish events under their keys: enqueue all, then wait for every delivery at once
         (one round of produce requests instead of one awaited send per event). Every event is
         size-checked before the first is sent (``OversizedMessage``)."""
-        await asyncio.gather(*await self.enqueue_all(topic, outgoing))
-
-    async def enqueue_all(self, topic: str, outgoing: Iterable[Event]) -> list[Awaitable[Any]]:
-        """``publish_all`` without the wait: the deliveries, to await later (work can go on
-        while the broker acknowledges)."""
-        return await self.enqueue_bodies(topic, [(e.key, self.encode_bounded(e)) for e in outgoing])
+        await self.publish_bodies(topic, [(e.key, self.encode_bounded(e)) for e in outgoing])
 
     async def publish_bodies(
         self,
@@ -253,24 +248,15 @@ class Service:
     ) -> None:
         """Publish encoded events (checked by ``encode_bounded``) with their keys and, when
         given, one set of headers each (the trace context of the request each answers)."""
-        await asyncio.gather(*await self.enqueue_bodies(topic, bodies, headers=headers))
-
-    async def enqueue_bodies(
-        self,
-        topic: str,
-        bodies: Iterable[tuple[Key, bytes]],
-        *,
-        headers: Sequence[Mapping[str, str]] | None = None,
-    ) -> list[Awaitable[Any]]:
-        """``publish_bodies`` without the wait: the deliveries."""
         items = list(bodies)
         each = headers if headers is not None else [{}] * len(items)
-        return [
+        deliveries = [
             await self.broker.publish(
                 body, topic, key=key_bytes(key), no_confirm=True, headers=dict(extra) or None
             )
             for (key, body), extra in zip(items, each, strict=True)
         ]
+        await asyncio.gather(*deliveries)
 
     # Lifecycle ------------------------------------------------------------------------
 

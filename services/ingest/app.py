@@ -10,10 +10,6 @@ confirmed ``stale``)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Sequence
-from typing import Any
-
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.confirmations import EVENT_TO_SERVABLE, RULES_APPLIED, confirm
@@ -69,26 +65,9 @@ class IngestService(RuleMemoryService):
             await self.apply(batch)
 
     async def apply(self, batch: list[events.RulesTopicEvent]) -> list[events.RuleIndexed]:
-        """Embed and write one batch; publish and return one confirmation per event. Each is
-        published as soon as its outcome is known (a chunk's while the next chunk is embedded);
-        the batch ends once the broker acknowledged them all (then its offsets are committed)."""
+        """Embed and write one batch; publish and return one confirmation per event."""
         assert self.ingestor is not None, "service not started"
-        topic = self.topics(RULES_INDEXED)
-        confirmations: list[events.RuleIndexed] = []
-        deliveries: list[Awaitable[Any]] = []
-
-        async def report(
-            done: Sequence[tuple[events.RulesTopicEvent, events.IndexOutcome]],
-        ) -> None:
-            sent = [confirm(event, outcome) for event, outcome in done]
-            confirmations.extend(sent)
-            deliveries.extend(await self.enqueue_all(topic, sent))
-
-        try:
-            await self.ingestor.apply(batch, report=report)
-        finally:  # a failed batch still collects what was sent (it is redelivered whole)
-            acknowledged = await asyncio.gather(*deliveries, return_exceptions=True)
-        for outcome in acknowledged:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        outcomes = await self.ingestor.apply(batch)
+        confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
+        await self.publish_all(self.topics(RULES_INDEXED), confirmations)
         return confirmations

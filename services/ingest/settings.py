@@ -13,11 +13,8 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_INGEST_", extra="ignore")
 
     group_id: str = "alignstream-ingest"
-    batch_max: int = Field(default=1024, ge=1)
-    """Most rule events taken (and embedded) together. Each batch pays a fixed tail while the
-    embedder waits (its last write, the confirmations, the commit, decoding the next batch:
-    ~50 ms at 256 on 2 cores, bench/bulk_ingest.py), so bulk loads want large batches; edits
-    take the fast lane, which has its own (``live_batch_max``)."""
+    batch_max: int = Field(default=256, ge=1)
+    """Most rule events taken (and embedded) together."""
     batch_wait_ms: int = Field(default=20, ge=0)
     """How long to wait for more events when fewer than ``batch_max`` are buffered."""
     live_batch_max: int = Field(default=32, ge=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from shared.embedders import Embedder
 from shared.embedders.base import Vectors
@@ -20,8 +19,6 @@ class PacedEmbedder:
         self.seconds_per_text = seconds_per_text
         self.calls: list[int] = []
         """The number of texts of each call, in order."""
-        self.spans: list[tuple[datetime, datetime]] = []
-        """When each call started and ended (UTC)."""
         self._lock = asyncio.Lock()
 
     @property
@@ -38,10 +35,8 @@ class PacedEmbedder:
     async def embed(self, texts: Sequence[str]) -> Vectors:
         async with self._lock:
             self.calls.append(len(texts))
-            started = datetime.now(UTC)
             pace = asyncio.sleep(self.seconds_per_text * len(texts))
             vectors, _ = await asyncio.gather(self.inner.embed(texts), pace)
-            self.spans.append((started, datetime.now(UTC)))
             return vectors
 
     async def close(self) -> None:

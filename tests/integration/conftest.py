@@ -32,7 +32,6 @@ from shared.kafka import ensure_topics, make_broker
 from shared.redis import command, make_redis
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 from shared.tenants import ApiKeys
-from shared.testing.embedders import PacedEmbedder
 from shared.testing.judge import KeywordJudgeServer
 from shared.testing.topics import TopicReader
 
@@ -157,25 +156,6 @@ async def ingest(
     redis_client: aioredis.Redis,
 ) -> AsyncIterator[IngestService]:
     async with IngestService(ingest_settings, embedder=use_embedder) as service:
-        yield service
-
-
-@pytest.fixture
-def embed_pace_s() -> float:
-    """Seconds per text of ``slow_ingest``'s embedder (a test module may override it)."""
-    return 0.01
-
-
-@pytest.fixture
-async def slow_ingest(
-    ingest_settings: IngestSettings,
-    use_embedder: UniversalSentenceEncoder,
-    redis_client: aioredis.Redis,
-    embed_pace_s: float,
-) -> AsyncIterator[IngestService]:
-    """Ingest with an embedder of a known speed (``PacedEmbedder``): bulk loads take seconds."""
-    embedder = PacedEmbedder(use_embedder, embed_pace_s)
-    async with IngestService(ingest_settings, embedder=embedder) as service:
         yield service
 
 

@@ -7,10 +7,8 @@ from faststream.kafka import KafkaBroker
 
 from services.ingest.app import IngestService
 from shared import events
-from shared.client import AlignstreamClient
 from shared.memory.query import RuleFilter
 from shared.memory.search import RuleSearcher
-from shared.testing.embedders import PacedEmbedder
 from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS, RULES_INDEXED
 from tests.samples import sample_rule
@@ -88,20 +86,3 @@ async def test_delete_is_not_undone_by_an_older_upsert(
     outcomes = [c.outcome for c in await confirmations(reader, 2)]
     assert outcomes == [events.IndexOutcome.APPLIED, events.IndexOutcome.STALE]
     assert await search_texts(ingest, "customer data") == []
-
-
-async def test_a_chunk_is_confirmed_while_the_rest_of_its_batch_is_embedded(
-    slow_ingest: IngestService, reader: TopicReader
-) -> None:
-    embedder = slow_ingest.embedder
-    assert isinstance(embedder, PacedEmbedder)
-    rules = [events.RuleUpsert(rule=sample_rule(rule_id=f"r{i}")) for i in range(200)]
-    async with AlignstreamClient(slow_ingest.settings.kafka) as client:
-        await client.publish_rules(rules)  # chunks of 64, ~0.6 s each to embed
-    records = await reader.read(RULES_INDEXED, count=200, timeout_s=60)
-    confirmed = [events.RuleIndexed.model_validate_json(r.value) for r in records]
-    assert sorted(c.rule_id for c in confirmed) == sorted(r.rule.rule_id for r in rules)
-    # The handler embeds one batch at a time: a confirmation made while a chunk was being
-    # embedded is one of an earlier chunk of the same batch, not held back to the batch's end.
-    early = [c for c in confirmed if any(a < c.created_at < b for a, b in embedder.spans)]
-    assert early, embedder.calls

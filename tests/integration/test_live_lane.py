@@ -3,12 +3,17 @@ still queued in the rule log, and the edit's second copy (from the log) changes 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from services.ingest.app import IngestService
+from services.ingest.settings import IngestSettings
 from shared import events
 from shared.client import AlignstreamClient
+from shared.embedders.use import UniversalSentenceEncoder
 from shared.errors import NotConfirmed
+from shared.testing.embedders import PacedEmbedder
 from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS, RULES_INDEXED, RULES_LIVE
 from tests.samples import sample_rule
@@ -19,8 +24,12 @@ PACE_S = 0.004
 
 
 @pytest.fixture
-def embed_pace_s() -> float:
-    return PACE_S
+async def slow_ingest(
+    ingest_settings: IngestSettings, use_embedder: UniversalSentenceEncoder, redis_client: object
+) -> AsyncIterator[IngestService]:
+    embedder = PacedEmbedder(use_embedder, PACE_S)
+    async with IngestService(ingest_settings, embedder=embedder) as service:
+        yield service
 
 
 def bulk_load() -> list[events.RulesTopicEvent]:
