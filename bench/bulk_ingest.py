@@ -22,6 +22,7 @@ import sys
 import time
 
 from bench.common import private_stack, service_process, synthetic_rules, write_result
+from services.ingest.settings import IngestSettings
 from shared import events
 from shared.client import AlignstreamClient
 from shared.kafka import ensure_topics
@@ -86,7 +87,8 @@ async def pipeline_rate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rules", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=256)
+    default_batch = IngestSettings.model_fields["batch_max"].default  # the service's own
+    parser.add_argument("--batch", type=int, default=default_batch)
     args = parser.parse_args()
     texts = synthetic_rules(args.rules, seed=2)
     configs: dict[str, dict[str, object]] = {}
