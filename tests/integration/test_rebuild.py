@@ -161,7 +161,9 @@ async def test_rebuild_replays_the_jurisdiction_tree(
         nodes=(events.JurisdictionNode(path="CN"), events.JurisdictionNode(path="CN/山东")),
     )  # fmt: skip
     older = tree.model_copy(update={"version": 1, "default_scope": ()})
-    async with AlignstreamClient(ingest_settings.kafka) as client:
+    # The log only: a fast-lane copy applied after the tree is deleted below would restore it
+    # before the rebuild does (a small publish takes both lanes; the first copy confirms it).
+    async with AlignstreamClient(ingest_settings.kafka, live_lane_max_events=0) as client:
         await client.publish_rules([tree, older], wait=True, timeout_s=30)
     store = JurisdictionStore(redis_client, ingest_settings.redis.key_prefix)
     assert await store.get("acme") == tree
