@@ -14,6 +14,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.confirmations import EVENT_TO_SERVABLE, RULES_APPLIED, confirm
 from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor
+from services.ingest.locks import RuleLocks
 from services.ingest.records import rule_records
 from services.ingest.settings import IngestSettings
 from shared import events
@@ -40,6 +41,7 @@ class IngestService(RuleMemoryService):
                                    batch_timeout_ms=settings.live_batch_wait_ms,
                                    group_id=f"{settings.group_id}-live")  # fmt: skip
         self.ingestor: RuleIngestor | None = None
+        self.rule_locks = RuleLocks()
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
         self.live_inbox = self.subscribe(live_events, self.on_live_events)
         self.publishes(RULES_INDEXED)
@@ -67,7 +69,12 @@ class IngestService(RuleMemoryService):
     async def apply(self, batch: list[events.RulesTopicEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""
         assert self.ingestor is not None, "service not started"
-        outcomes = await self.ingestor.apply(batch)
-        confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
-        await self.publish_all(self.topics(RULES_INDEXED), confirmations)
+        # Both lanes carry each edit: the copy that takes its rules second waits, so it reads
+        # the first one's write and is confirmed stale after the first is confirmed applied
+        # (two copies planned at once would both expect to apply it, and either could confirm
+        # first: a waiting client would be told its fresh edit was stale).
+        async with self.rule_locks.holding(event.target.slot for event in batch):
+            outcomes = await self.ingestor.apply(batch)
+            confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
+            await self.publish_all(self.topics(RULES_INDEXED), confirmations)
         return confirmations

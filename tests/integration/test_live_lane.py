@@ -93,3 +93,15 @@ async def test_the_fast_lane_carries_only_small_publishes_after_the_log(
     assert all(r.timestamp >= written[r.key] for r in fast)
     with pytest.raises(AssertionError, match="got 3"):  # nothing of the load is there
         await reader.read(RULES_LIVE, count=4, timeout_s=1)
+
+
+async def test_an_edit_on_both_lanes_is_confirmed_applied_to_the_waiting_client(
+    ingest: IngestService,
+) -> None:
+    """Both copies arrive together on an idle ingest: the one confirmed first is the applied one
+    (the two lanes never plan the same rule at once)."""
+    async with AlignstreamClient(ingest.settings.kafka) as client:
+        for version in range(1, 21):
+            edit = events.RuleUpsert(rule=sample_rule(rule_id="edited", version=version))
+            (confirmed,) = await client.publish_rules([edit], wait=True, timeout_s=10)
+            assert confirmed.outcome is events.IndexOutcome.APPLIED, version
