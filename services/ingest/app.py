@@ -3,10 +3,11 @@ one confirmation per event on ``rules.indexed``.
 
 Two lanes feed the same ingestor: the rule log (``rules.events``, where bulk loads queue) and
 the fast lane (``rules.live``, a copy of each small edit, read by a consumer group of its own).
-A live edit is therefore never behind thousands of bulk events in a partition: it waits at most
-for the embedding chunk in progress. Applying an event twice, or out of log order, is harmless:
-every write is checked against the rule's applied version (the copy that comes second is
-confirmed ``stale``)."""
+A live edit is therefore never behind thousands of bulk events in a partition: it waits for the
+embedding chunk in progress (and, for a rule that a batch in flight also holds, for that batch:
+``RuleLocks``). Applying an event twice, or out of log order, is harmless: every write is
+checked against the rule's applied version (the copy that comes second is confirmed
+``stale``)."""
 
 from __future__ import annotations
 
