@@ -38,6 +38,7 @@ def clients_broker() -> KafkaBroker:
         ),
         (topics.CHAT_REQUESTS, "questions; the reply topic and request id correlate the answer"),
         (topics.EXAM_JOBS, "exam jobs for the grading service"),
+        (topics.RESEARCH_JOBS, "research jobs (DRPO, C2-SYN, IterAlign) for grading"),
     ):
         broker.publisher(spec.name, title=f"{spec.name}@clients", description=why,
                          schema=spec.value)  # fmt: skip
@@ -46,9 +47,11 @@ def clients_broker() -> KafkaBroker:
     async def answers(response: events.ChatResponse) -> None: ...
     async def pieces(token: events.ChatToken) -> None: ...
     async def results(result: events.ExamResult) -> None: ...
+    async def research(progress: events.ResearchProgress) -> None: ...
 
     readers = ((topics.RULES_INDEXED, confirmations), (topics.CHAT_RESPONSES, answers),
-               (topics.CHAT_TOKENS, pieces), (topics.EXAM_RESULTS, results))  # fmt: skip
+               (topics.CHAT_TOKENS, pieces), (topics.EXAM_RESULTS, results),
+               (topics.RESEARCH_PROGRESS, research))  # fmt: skip
     for spec, handler in readers:
         broker.subscriber(spec.name, title=f"{spec.name}@clients",
                           description=spec.description)(handler)  # fmt: skip

@@ -28,6 +28,8 @@ from shared.topics import (
     CHAT_TOKENS,
     EXAM_JOBS,
     EXAM_RESULTS,
+    RESEARCH_JOBS,
+    RESEARCH_PROGRESS,
     RULE_LOGS,
     RULES_EVENTS,
     RULES_INDEXED,
@@ -383,6 +385,29 @@ class AlignstreamClient:
                     if result.final:
                         return result
         raise TimeoutError(f"exam job {job.job_id} not finished after {timeout_s}s")
+
+    async def run_research(
+        self,
+        job: events.ResearchJob,
+        *,
+        timeout_s: float = 24 * 3600.0,
+        on_progress: Callable[[events.ResearchProgress], None] | None = None,
+    ) -> events.ResearchProgress:
+        """Submit a research job and follow its progress events until the final one."""
+        async with TopicTail(self.settings, self.topics(RESEARCH_PROGRESS)) as tail:
+            await self.send(RESEARCH_JOBS, job)
+            await self.flush()
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for value in await tail.values():
+                    event = _parsed(events.ResearchProgress, value)
+                    if event is None or (event.tenant, event.job_id) != (job.tenant, job.job_id):
+                        continue
+                    if on_progress is not None:
+                        on_progress(event)
+                    if event.final:
+                        return event
+        raise TimeoutError(f"research job {job.job_id} not finished after {timeout_s}s")
 
     async def _send_requests(self, requests: Iterable[events.ChatRequest]) -> list[str]:
         """Send chat requests; return their ids."""

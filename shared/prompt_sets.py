@@ -128,6 +128,9 @@ class PromptSetStore:
             embedder=as_text(fields["embedder"]),
         )
 
+    async def delete(self, owner: str, name: str) -> None:
+        await self.redis.delete(self._key(owner, name))
+
     async def names(self, owner: str) -> list[str]:
         """Names of the sets ``owner`` has (a tenant's own, or ``SHARED``)."""
         start = self._key(owner, "")

@@ -145,6 +145,23 @@ EXAM_RESULTS = TopicSpec(
     description="exam progress and final results",
 )
 
+RESEARCH_JOBS = TopicSpec(
+    "research.jobs",
+    key="job_id",
+    value=events.ResearchJob,
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    description="research jobs (DRPO prompt search, C2-SYN, IterAlign rounds) for grading",
+)
+RESEARCH_PROGRESS = TopicSpec(
+    "research.progress",
+    key="job_id",
+    value=events.ResearchProgress,
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    description="research job progress and final results",
+)
+
 RULE_LOGS: tuple[TopicSpec, ...] = (RULES_EVENTS, RULES_LIVE)
 """The topics that carry rule events (signed when signing is on; ingest reads both)."""
 
@@ -159,6 +176,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     EXAM_JOBS,
     EXAM_ANSWERS,
     EXAM_RESULTS,
+    RESEARCH_JOBS,
+    RESEARCH_PROGRESS,
 )
 """Every topic the services use, without their dead-letter topics."""
 

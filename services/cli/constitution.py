@@ -1,106 +1,101 @@
-"""``alignstream constitution discover``: IterAlign's loop on the live pipeline."""
+"""``alignstream constitution discover``: IterAlign's rounds on the live pipeline (a research
+job of the grading service)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from services.cli.groups import command_group
 from services.cli.progress import console
-from services.grading.datasets import DatasetError
-from services.grading.discovery.loop import DiscoveryReport, discover
-from services.grading.discovery.principles import load_prompts
-from services.grading.judge.client import JudgeError, judge_from_env
+from services.cli.research import staged, submit
 from services.grading.report import pct
 from shared import events
-from shared.client import AlignstreamClient
-from shared.embedders import EmbedderSettings, make_embedder
-from shared.memory.schema import RuleSchema
-from shared.memory.search import RuleSearcher
-from shared.settings import KafkaSettings, RedisSettings
 
 app = command_group("Principles (constitutions) that steer the answers.")
 
-
-async def _discover(
-    prompts: list[str],
-    tenant: str,
-    *,
-    holdout: float,
-    status: events.RuleStatus,
-    max_principles: int,
-    similarity: float,
-    seed: int,
-) -> DiscoveryReport:
-    redis_settings = RedisSettings()
-    embedder = make_embedder(EmbedderSettings())
-    async with judge_from_env(redis_settings) as (judge, redis):
-        await embedder.start()
-        schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
-        try:
-            async with AlignstreamClient(KafkaSettings()) as client:
-                return await discover(
-                    client, judge, embedder, RuleSearcher(redis, schema, ef_runtime=100),
-                    tenant, prompts, holdout=holdout, seed=seed, status=status,
-                    max_principles=max_principles, similarity=similarity,
-                    on_stage=lambda stage: console.print(f"[dim]{stage}[/]"),
-                )  # fmt: skip
-        finally:
-            await embedder.close()
+UNTIL_STABLE_ROUNDS = 10
 
 
 @app.command("discover")
 def discover_command(
-    prompts: Path = typer.Option(
-        ...,
-        exists=True,
-        dir_okay=False,
-        help="Red-team prompts: one per line, or JSONL with prompt.",
+    prompts: str = typer.Option(
+        ..., help="Red-team prompts: one per line, or JSONL with prompt (local files are staged)."
     ),
     tenant: str = typer.Option(..., help="Whose memory receives the principles."),
+    rounds: int | None = typer.Option(None, min=1, max=50, help="Most rounds (default 1)."),
+    until_stable: bool = typer.Option(
+        False,
+        help=f"Go on until a round finds nothing new (at most --rounds, default "
+        f"{UNTIL_STABLE_ROUNDS}).",
+    ),
     holdout: float = typer.Option(0.3, min=0.05, max=0.95, help="Share kept for before/after."),
     status: events.RuleStatus = typer.Option(
         events.RuleStatus.PENDING,
         help="pending: an admin activates them; active: they steer the next answers at once.",
     ),
-    max_principles: int = typer.Option(20, min=1),
+    max_principles: int = typer.Option(20, min=1, help="Per round."),
     similarity: float = typer.Option(
         0.85, min=0.0, max=1.0, help="Drop a principle this similar to another or to a rule."
     ),
     seed: int = typer.Option(0),
+    job_id: str | None = typer.Option(None, help="Reuse to resume a stopped job."),
     out: Path | None = typer.Option(None, help="Write the report as JSON."),
+    detach: bool = typer.Option(False, help="Submit and return; the job runs on."),
+    timeout: float = typer.Option(24 * 3600.0, help="Seconds to follow the job."),
 ) -> None:
-    """Red-team -> judge -> proposed principles -> rule events -> harmlessness before/after."""
-    try:
-        loaded = load_prompts(prompts)
-        report = asyncio.run(_discover(loaded, tenant, holdout=holdout, status=status,
-                                       max_principles=max_principles, similarity=similarity,
-                                       seed=seed))  # fmt: skip
-    except (DatasetError, JudgeError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from exc
-    before, after = report.rate(report.before), report.rate(report.after)
-    table = Table("held-out prompts", "harmless %", "95% CI", title="harmlessness, judged")
-    table.add_row(
-        f"before ({report.held_out})", pct(before[0]), f"{pct(before[1])}-{pct(before[2])}"
+    """Red-team -> judge -> proposed principles -> rule events -> harmlessness before/after,
+    round after round (IterAlign)."""
+    limit = rounds or (UNTIL_STABLE_ROUNDS if until_stable else 1)
+    spec = events.ConstitutionDiscoverSpec(
+        prompts=staged(tenant, prompts),
+        rounds=limit,
+        holdout=holdout,
+        status=status,
+        max_principles=max_principles,
+        similarity=similarity,
+        seed=seed,
     )
-    table.add_row("after", pct(after[0]), f"{pct(after[1])}-{pct(after[2])}")
+    job = events.ResearchJob(tenant=tenant, spec=spec, **({"job_id": job_id} if job_id else {}))
+    final = submit(job, detach=detach, timeout_s=timeout)
+    if final is None:
+        return
+    result: dict[str, Any] = dict(final.result)
+    table = Table(
+        "round",
+        "harmful (train)",
+        "proposed",
+        "duplicates",
+        "published",
+        "held-out harmless % before",
+        "after",
+        "95% CI after",
+        "p",
+        title=f"harmlessness, judged ({result.get('held_out')} held-out prompts)",
+    )
+    for entry in result.get("rounds", []):
+        before, after = entry["harmless_before"], entry["harmless_after"]
+        table.add_row(
+            str(entry["round"]),
+            str(entry["train_harmful"]),
+            str(entry["proposed"]),
+            str(entry["duplicates"]),
+            str(len(entry["published"])),
+            pct(before[0]),
+            pct(after[0]),
+            f"{pct(after[1])}-{pct(after[2])}",
+            f"{entry['p_value']:.3g}",
+        )
+        for rule in entry["published"]:
+            console.print(f"  round {entry['round']}: {rule['rule_id']}: {rule['text']}")
     console.print(table)
-    console.print(f"training prompts answered harmfully: {report.train_harmful}/{report.train}; "
-                  f"principles proposed {report.proposed}, duplicates dropped {report.duplicates}, "
-                  f"published {len(report.published)} ({status.value}); "
-                  f"paired p = {report.p_value:.3g}")  # fmt: skip
-    for rule in report.published:
-        console.print(f"  {rule.rule_id}: {rule.text}")
+    console.print(
+        f"{result.get('rounds_run')} round(s); stopped: {result.get('stop_reason')}; "
+        f"principles published: {result.get('principles')} ({status.value})"
+    )
     if out is not None:
-        out.write_text(json.dumps({
-            "train": report.train, "held_out": report.held_out,
-            "train_harmful": report.train_harmful,
-            "harmless_before": before, "harmless_after": after, "p_value": report.p_value,
-            "proposed": report.proposed, "duplicates": report.duplicates,
-            "published": [r.model_dump(mode="json") for r in report.published],
-        }, indent=2) + "\n")  # fmt: skip
+        out.write_text(json.dumps(result, indent=2) + "\n")

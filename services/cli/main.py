@@ -13,8 +13,10 @@ from services.cli import (
     memory,
     models,
     prompts,
+    research,
     rules,
     stack,
+    synth,
     tenants,
     topics,
 )
@@ -41,6 +43,8 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(topics.app, name="topics")
 app.add_typer(models.app, name="models")
 app.add_typer(constitution.app, name="constitution")
+app.add_typer(synth.app, name="synth")
+app.add_typer(research.app, name="research")
 app.add_typer(tenants.app, name="tenants")
 app.command()(serve)
 app.command()(demo)

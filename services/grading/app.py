@@ -1,8 +1,11 @@
-"""The grading service: exam jobs -> questions through the pipeline -> graded answers -> results.
+"""The grading service: exam jobs -> questions through the pipeline -> graded answers -> results;
+research jobs (DRPO, C2-SYN, IterAlign) -> progress and results.
 
 Wiring only: ``exam.jobs`` feeds ``Jobs`` (load and queue), ``exam.answers`` feeds ``Replies``
 (check, grade, store once), and ``Scheduler`` keeps each job's window full, resends overdue
 items, resumes every active job after a restart and publishes to ``exam.results``.
+``research.jobs`` feeds the ``ResearchRunner`` (one task per job, resumed from its checkpoints
+after a restart), which publishes to ``research.progress``.
 """
 
 from __future__ import annotations
@@ -26,18 +29,28 @@ from services.grading.metrics import (
 )
 from services.grading.records import JobRecord
 from services.grading.replies import Replies
+from services.grading.research.wiring import Research, start_research
 from services.grading.scheduler import Scheduler
 from services.grading.settings import GradingSettings
 from services.grading.store import ExamStore
 from services.grading.tasks import BoundedJudge
 from shared import events
 from shared.dlq import PoisonMessage
+from shared.embedders import Embedder
 from shared.redis import make_redis
 from shared.service import Service, Subscription
-from shared.topics import CHAT_REQUESTS, EXAM_ANSWERS, EXAM_JOBS, EXAM_RESULTS
+from shared.topics import (
+    CHAT_REQUESTS,
+    EXAM_ANSWERS,
+    EXAM_JOBS,
+    EXAM_RESULTS,
+    RESEARCH_JOBS,
+    RESEARCH_PROGRESS,
+)
 
 JobAdapter: TypeAdapter[events.ExamJob] = TypeAdapter(events.ExamJob)
 ResponseAdapter: TypeAdapter[events.ChatResponse] = TypeAdapter(events.ChatResponse)
+ResearchAdapter: TypeAdapter[events.ResearchJob] = TypeAdapter(events.ResearchJob)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,7 @@ class Grading:
     scheduler: Scheduler
     jobs: Jobs
     replies: Replies
+    research: Research
 
 
 class GradingService(Service):
@@ -57,11 +71,15 @@ class GradingService(Service):
     metrics = (ANSWERS, DUPLICATES, RESENDS, ACTIVE_JOBS, ACCURACY, PROGRESS, JUDGMENTS,
                JUDGE_CALLS)  # fmt: skip
 
-    def __init__(self, settings: GradingSettings) -> None:
+    def __init__(self, settings: GradingSettings, *, embedder: Embedder | None = None) -> None:
         super().__init__(settings)
         self.settings: GradingSettings = settings
+        self.embedder = embedder
+        """Research jobs that search the memory (discovery) use it; None: the configured
+        embedder, started when a job first needs it."""
         self.core: Grading | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._research_sweeper: asyncio.Task[None] | None = None
         self.jobs_inbox = self.subscribe(
             Subscription(EXAM_JOBS, JobAdapter, max_records=16, batch_timeout_ms=None),
             self.on_jobs,
@@ -72,8 +90,13 @@ class GradingService(Service):
             ),
             self.on_answers,
         )
+        self.research_inbox = self.subscribe(
+            Subscription(RESEARCH_JOBS, ResearchAdapter, max_records=16, batch_timeout_ms=None),
+            self.on_research,
+        )
         self.publishes(CHAT_REQUESTS, why="exam questions, a window at a time per job")
         self.publishes(EXAM_RESULTS)
+        self.publishes(RESEARCH_PROGRESS)
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -86,25 +109,33 @@ class GradingService(Service):
         )
         bounded = BoundedJudge(judge, settings.judge_concurrency) if judge is not None else None
         scheduler = Scheduler(store, settings, self)
+        research = await start_research(settings, store.redis, judge, self, self.embedder)
         self.core = Grading(store, judge, scheduler, Jobs(scheduler, bounded),
-                            Replies(scheduler, bounded))  # fmt: skip
+                            Replies(scheduler, bounded), research)  # fmt: skip
 
     async def on_running(self) -> None:
         sweep = self._core().scheduler.sweep_forever()
         self._sweeper = asyncio.create_task(sweep, name="grading-sweep")
+        research = self._core().research.runner.sweep_forever(self.settings.research_lease_s / 3)
+        self._research_sweeper = asyncio.create_task(research, name="research-sweep")
 
     async def is_live(self) -> bool:
-        # The sweep resends lost questions and finishes jobs: without it jobs stall silently.
-        return self._sweeper is None or not self._sweeper.done()
+        # The sweeps resend lost questions, finish jobs and resume research jobs: without them
+        # jobs stall silently.
+        return all(s is None or not s.done() for s in (self._sweeper, self._research_sweeper))
 
     async def on_draining(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for sweeper in (self._sweeper, self._research_sweeper):
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+        if self.core is not None:
+            await self.core.research.runner.stop()
 
     async def on_stop(self) -> None:
         if self.core is not None:
+            await self.core.research.close()
             if self.core.judge is not None:
                 await self.core.judge.close()
             await self.core.store.redis.aclose()
@@ -121,6 +152,11 @@ class GradingService(Service):
         # (starting a job twice resumes it).
         for _, job in await self.jobs_inbox.open_batch(message.raw_message):
             await self._core().jobs.start(job)
+
+    async def on_research(self, message: KafkaMessage) -> None:
+        # Submitting a job seen before resumes it (or republishes its end): redelivery is safe.
+        for _, job in await self.research_inbox.open_batch(message.raw_message):
+            await self._core().research.runner.submit(job)
 
     async def on_answers(self, message: KafkaMessage) -> None:
         # Grading is idempotent: a redelivered batch changes only what was missed.

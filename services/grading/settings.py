@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.grading.judge.client import JudgeSettings
+from services.grading.judge.client import JudgeSettings, OptimizerSettings
 from shared.settings import ServiceSettings
 
 
@@ -38,4 +38,11 @@ class GradingSettings(ServiceSettings):
     judge_concurrency: int = Field(default=32, ge=1)
     """Judge calls in flight at once."""
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
-    """The judge of open tasks (course correction)."""
+    """The judge of open tasks (course correction) and of research jobs."""
+    optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    """DRPO's optimizer model (prompt rewrites); unset: the judge's endpoint."""
+    research_lease_s: float = Field(default=30.0, gt=0)
+    """A research job is run by the replica holding its lease; a replica that dies loses it
+    after this long and another one resumes the job from its checkpoints."""
+    research_timeout_s: float = Field(default=3600.0, gt=0)
+    """Longest wait for the pipeline's answers to one batch of a research job."""

@@ -4,6 +4,7 @@
 - ``rules``: rule upserts, deletes, jurisdiction trees and their confirmations;
 - ``chat``: requests, grounded requests, responses and streamed pieces;
 - ``exams``: exam jobs and results;
+- ``research``: research jobs (DRPO, C2-SYN, IterAlign) and their progress;
 - ``dead_letters``: messages that could not be processed.
 
 Import from here (``from shared import events``); the modules are the layout, not the API.
@@ -62,6 +63,14 @@ from shared.events.exams import (
     Scoring,
     StrategyScore,
 )
+from shared.events.research import (
+    ConstitutionDiscoverSpec,
+    CourseCorrectionSynthSpec,
+    PromptOptimizeSpec,
+    ResearchJob,
+    ResearchProgress,
+    ResearchSpec,
+)
 from shared.events.rules import (
     GLOBAL_JURISDICTION,
     MAX_JURISDICTION_DEPTH,
@@ -100,6 +109,8 @@ AnyEvent = Annotated[
     | ChatToken
     | ExamJob
     | ExamResult
+    | ResearchJob
+    | ResearchProgress
     | DeadLetter,
     Field(discriminator="kind"),
 ]
@@ -124,7 +135,9 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ChatToken",
+    "ConstitutionDiscoverSpec",
     "Contract",
+    "CourseCorrectionSynthSpec",
     "DeadLetter",
     "ErrorInfo",
     "ErrorKind",
@@ -143,7 +156,11 @@ __all__ = [
     "JurisdictionTree",
     "Label",
     "PairedComparison",
+    "PromptOptimizeSpec",
     "PromptProtocol",
+    "ResearchJob",
+    "ResearchProgress",
+    "ResearchSpec",
     "RetrievedRule",
     "Role",
     "Rule",

@@ -46,6 +46,13 @@ class JudgeSettings(OpenAIEndpoint):
     cache_ttl_s: int = Field(default=90 * 24 * 3600, ge=1)
 
 
+class OptimizerSettings(JudgeSettings):
+    """DRPO's optimizer model (``ALIGNSTREAM_OPTIMIZER_``): proposes prompt rewrites; no
+    ``base_url``: the judge's endpoint serves as optimizer too."""
+
+    model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_OPTIMIZER_", extra="ignore")
+
+
 class JudgeError(Exception):
     """The judge endpoint failed (not an unparseable reply)."""
 
@@ -60,12 +67,15 @@ class Verdict:
 
 
 class Judge:
-    def __init__(self, settings: JudgeSettings, redis: aioredis.Redis, key_prefix: str) -> None:
+    def __init__(
+        self, settings: JudgeSettings, redis: aioredis.Redis, key_prefix: str,
+        *, role: str = "judge",
+    ) -> None:  # fmt: skip
         if settings.base_url is None:
             raise JudgeError("no judge configured (ALIGNSTREAM_JUDGE_BASE_URL)")
         self.settings = settings
         self.redis = redis
-        self.prefix = f"{key_prefix}:judge"
+        self.prefix = f"{key_prefix}:{role}"
         self._client = settings.client()
 
     async def close(self) -> None:
@@ -100,15 +110,22 @@ class Judge:
     async def write(self, name: str, rendered: str, *, max_tokens: int = 512) -> str:
         """Free text from the same model (e.g. proposed principles), temperature 0, cached
         like verdicts."""
+        text, _ = await self.write_cached(name, rendered, max_tokens=max_tokens)
+        return text
+
+    async def write_cached(
+        self, name: str, rendered: str, *, max_tokens: int = 512
+    ) -> tuple[str, bool]:
+        """``write``, and whether the text came from the cache (no model call)."""
         key = self.cache_key(name, rendered)
         cached = await self.redis.get(key)
         if cached is not None:
             JUDGE_CALLS.labels(name, "cache").inc()
-            return str(json.loads(cached)["text"])
+            return str(json.loads(cached)["text"]), True
         JUDGE_CALLS.labels(name, "model").inc()
         text = await self._complete([{"role": "user", "content": rendered}], max_tokens)
         await self.redis.set(key, json.dumps({"text": text}), ex=self.settings.cache_ttl_s)
-        return text
+        return text, False
 
     async def _ask(self, prompt: JudgePrompt, messages: list[dict[str, str]]) -> str:
         JUDGE_CALLS.labels(prompt.name, "model").inc()

@@ -42,6 +42,13 @@ QUESTION_QUALITY = JudgePrompt("question_quality", 1, ("pass", "fail"))
 PROPOSE_PRINCIPLES = JudgePrompt("propose_principles", 1, ())
 """IterAlign: principles that would have prevented the listed harmful answers (free text)."""
 
+SELECT_ASPECTS = JudgePrompt("select_aspects", 1, ())
+"""DRPO's dynamic reward, step 1: the 2-5 aspects that matter for a query (JSON)."""
+SCORE_ASPECTS = JudgePrompt("score_aspects", 1, ())
+"""DRPO's dynamic reward, step 2: a 1-5 score per selected aspect, with a rationale (JSON)."""
+OPTIMIZE_PROMPT = JudgePrompt("optimize_prompt", 1, ())
+"""DRPO's optimizer: a rewrite of the system prompt from the evaluated answers (JSON)."""
+
 
 def parse_verdict(reply: str, labels: tuple[str, ...]) -> str | None:
     """The label when the reply is exactly one of them (case, surrounding punctuation and

@@ -1,0 +1,1 @@
+"""C2-SYN: synthetic preferences for timely course-correction."""

@@ -1,0 +1,1 @@
+"""DRPO: dynamic-reward prompt optimization (beam search over system prompts)."""
