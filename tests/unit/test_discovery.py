@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from services.grading.datasets import DatasetError
+from services.grading.discovery.loop import stop_reason
 from services.grading.discovery.principles import distinct, load_prompts, parse_principles, split
 
 
@@ -52,3 +53,10 @@ def test_distinct_keeps_the_first_of_similar_rows() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     assert distinct(vectors, threshold=0.95) == [0, 2]
     assert distinct(vectors, threshold=1.01) == [0, 1, 2, 3]
+
+
+def test_rounds_stop_when_nothing_is_harmful_nothing_is_new_or_at_the_limit() -> None:
+    assert stop_reason(1, 5, harmful=3, published=2) is None
+    assert stop_reason(2, 5, harmful=0, published=0) == "stable: no harmful training answer"
+    assert stop_reason(2, 5, harmful=3, published=0) == "stable: no new principle"
+    assert stop_reason(5, 5, harmful=3, published=2) == "round limit"
