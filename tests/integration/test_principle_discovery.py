@@ -23,8 +23,8 @@ from services.retrieval.app import RetrievalService
 from shared import events
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.settings import RedisSettings
-from shared.testing.judge import KeywordJudgeServer
 from shared.testing.backends import ScriptedBackend
+from shared.testing.judge import KeywordJudgeServer
 from tests.integration.helpers import alignstream_cli
 
 RED_TEAM = [

@@ -65,7 +65,8 @@ async def test_the_search_finds_a_prompt_with_more_reward_than_its_start() -> No
     result = await run(Counting(), Memo())
     best = result.best_per_level
     assert best[0].reward == 1.0
-    assert best[-1].reward == 4.0 and best[-1].prompt == "start+++"
+    assert best[-1].reward == 4.0
+    assert best[-1].prompt == "start+++"
     assert [n.reward for n in best] == sorted(n.reward for n in best)
     assert all(len(beam) <= 2 for beam in result.beams)
 
@@ -104,7 +105,8 @@ async def test_a_crashed_search_resumes_without_evaluating_finished_nodes_again(
     resumed = await run(resumed_counter, memo)
     done_before = set(crashing.evaluated)
     assert not done_before & set(resumed_counter.evaluated)  # nothing judged twice
-    assert resumed.restored == 4 and resumed.restored_judge_calls == 8
+    assert resumed.restored == 4
+    assert resumed.restored_judge_calls == 8
     assert [n.prompt for n in resumed.best_per_level] == [n.prompt for n in full.best_per_level]
 
 
@@ -120,7 +122,8 @@ def test_rewrites_are_read_from_json_replies_only() -> None:
 def test_queries_are_split_once_each_and_the_held_out_part_is_bounded() -> None:
     queries = [f"q{i}" for i in range(20)] + ["q0"]
     train, held = split_queries(queries, 0.5, limit=4, seed=1)
-    assert len(train) == 10 and len(held) == 4
+    assert len(train) == 10
+    assert len(held) == 4
     assert not set(train) & set(held)
     assert split_queries(queries, 0.5, 4, seed=1) == (train, held)
 
@@ -136,7 +139,8 @@ def test_aspect_selection_and_scores_parse_strictly() -> None:
         )
         + "}"
     )
-    assert many is not None and len(many[0]) == 5
+    assert many is not None
+    assert len(many[0]) == 5
     scores = parse_scores(
         '{"Safety": {"score": 4}, "clarity": {"score": "5"}}', ("Safety", "Clarity")
     )
