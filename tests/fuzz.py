@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from services.generation.app import GroundedAdapter
-from services.grading.app import JobAdapter, ResponseAdapter
+from services.grading.app import JobAdapter, ResearchAdapter, ResponseAdapter
 from services.retrieval.app import ChatRequestAdapter
 from shared import events
 from shared.topics import (
@@ -25,6 +25,7 @@ from shared.topics import (
     CHAT_REQUESTS,
     EXAM_ANSWERS,
     EXAM_JOBS,
+    RESEARCH_JOBS,
     RULES_EVENTS,
     RULES_LIVE,
     TopicSpec,
@@ -60,6 +61,7 @@ CONSUMED = (
     Consumed(CHAT_GROUNDED, "generation", GroundedAdapter, _of(events.GroundedRequest)),
     Consumed(EXAM_JOBS, "grading", JobAdapter, _of(events.ExamJob)),
     Consumed(EXAM_ANSWERS, "grading", ResponseAdapter, _of(events.ChatResponse)),
+    Consumed(RESEARCH_JOBS, "grading", ResearchAdapter, _of(events.ResearchJob)),
 )
 
 

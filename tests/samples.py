@@ -78,6 +78,24 @@ def sample_events() -> list[events.Event]:
             total_questions=10,
             scores=(events.StrategyScore(strategy=events.Strategy.BASE, answered=3, correct=2),),
         ),
+        events.ResearchJob(
+            tenant="acme", spec=events.PromptOptimizeSpec(seeds=("alpaca_train.json",), depth=2)
+        ),
+        events.ResearchJob(
+            tenant="acme", spec=events.CourseCorrectionSynthSpec(dataset="pku.jsonl", limit=5)
+        ),
+        events.ResearchJob(
+            tenant="acme", spec=events.ConstitutionDiscoverSpec(prompts="mal_train.txt", rounds=3)
+        ),
+        events.ResearchProgress(
+            job_id="r1",
+            tenant="acme",
+            method="prompts-optimize",
+            stage="level 1",
+            done=2,
+            total=3,
+            result={"reward_start": 2.5},
+        ),
         events.DeadLetter(
             service="ingest",
             source_topic="rules.events",

@@ -91,7 +91,14 @@ class GradingService(Service):
             self.on_answers,
         )
         self.research_inbox = self.subscribe(
-            Subscription(RESEARCH_JOBS, ResearchAdapter, max_records=16, batch_timeout_ms=None),
+            # A group of its own: joining the exam consumers' group would rebalance them.
+            Subscription(
+                RESEARCH_JOBS,
+                ResearchAdapter,
+                max_records=16,
+                batch_timeout_ms=None,
+                group_id=f"{settings.group_id}-research",
+            ),
             self.on_research,
         )
         self.publishes(CHAT_REQUESTS, why="exam questions, a window at a time per job")

@@ -39,6 +39,7 @@ from shared.topics import (
     CHAT_RESPONSES,
     EXAM_ANSWERS,
     EXAM_JOBS,
+    RESEARCH_JOBS,
     RULES_EVENTS,
     RULES_INDEXED,
     TopicSpec,
@@ -149,6 +150,14 @@ async def test_hostile_then_valid_on_every_topic(
             (b"k7", events.encode(grounded(to_rules)), "reply_topic_not_allowed"),
         ],
         EXAM_JOBS: [(b"k9", b"z" * (LIMIT + 1), "oversized")],
+        RESEARCH_JOBS: [
+            (b"k12", b"r" * (LIMIT + 1), "oversized"),
+            (
+                b"k13",
+                b'{"kind": "research.job", "v": 1, "tenant": "acme", "spec": {"method": "nope"}}',
+                "unknown_kind",
+            ),
+        ],
         EXAM_ANSWERS: [
             (b"k10", events.encode(STRAY_REPLY), "unknown_exam_job"),
             (b"k11", b"[]", "invalid_payload"),
@@ -259,4 +268,5 @@ SUBSCRIBED = (
     ("generation", CHAT_GROUNDED),
     ("grading", EXAM_JOBS),
     ("grading", EXAM_ANSWERS),
+    ("grading", RESEARCH_JOBS),
 )
