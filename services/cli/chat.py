@@ -50,6 +50,9 @@ def chat(
     max_tokens: int = typer.Option(256, min=1),
     timeout: float = typer.Option(120.0, help="Seconds to wait for the answer."),
     stream: bool = typer.Option(False, help="Show the answer's text as it is generated."),
+    prompt_set: str | None = typer.Option(
+        None, help="drpo: the prompt set to use (e.g. drpo-optimized); default: retrieval's."
+    ),
 ) -> None:
     """Publish a question to the chat topic, wait for the answer and print it with its rules."""
     request = events.ChatRequest(
@@ -58,6 +61,7 @@ def chat(
         strategy=strategy,
         scope=events.RuleScope(jurisdictions=tuple(jurisdiction)),
         params=events.GenerationParams(max_tokens=max_tokens),
+        prompt_set=prompt_set,
     )
 
     async def run() -> events.ChatResponse:
