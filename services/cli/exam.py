@@ -51,6 +51,9 @@ def show_result(result: events.ExamResult) -> None:
                       str(s.correct), str(s.answered), str(s.invalid), str(s.errors),
                       f"{s.latency_p50_ms:.0f}")  # fmt: skip
     console.print(table)
+    if result.task == events.ExamTask.ASPECTS:
+        show_aspects(result)
+        return
     if result.comparisons:
         paired = Table("comparison", "pairs", "delta pp", "only treatment right",
                        "only baseline right", "p (McNemar)")  # fmt: skip
@@ -59,7 +62,7 @@ def show_result(result: events.ExamResult) -> None:
                            f"{100 * c.delta:+.1f}", str(c.treatment_only), str(c.baseline_only),
                            f"{c.p_value:.3g}")  # fmt: skip
         console.print(paired)
-    if result.task == "course-correction":
+    if result.task is events.ExamTask.COURSE_CORRECTION:
         show_corr_at_k(result)
         return
     rows = category_rows(result)
@@ -68,6 +71,35 @@ def show_result(result: events.ExamResult) -> None:
         for name, cells in rows:
             by_category.add_row(name, *cells)
         console.print(by_category)
+
+
+def show_aspects(result: events.ExamResult) -> None:
+    """Aspects task: mean reward and per-aspect means (1-5) with 95% intervals, and each
+    strategy against the earlier ones on the reward per query (paired)."""
+    strategies = [s.strategy.value for s in result.scores]
+    table = Table("aspect", *strategies, title="aspect scores (1-5), mean [95% CI] (answers)")
+    cells: dict[str, dict[str, str]] = {}
+    for s in result.scores:
+        if s.mean_reward is not None:
+            cells.setdefault("reward (mean aspect score)", {})[s.strategy.value] = (
+                f"{s.mean_reward:.2f} [{s.reward_ci_low:.2f}-{s.reward_ci_high:.2f}]"
+            )
+        for a in s.aspects:
+            cells.setdefault(a.aspect, {})[s.strategy.value] = (
+                f"{a.mean:.2f} [{a.ci_low:.2f}-{a.ci_high:.2f}] ({a.answers})"
+            )
+    for name, row in cells.items():
+        table.add_row(name, *(row.get(strategy, "-") for strategy in strategies))
+    console.print(table)
+    if result.comparisons:
+        paired = Table("comparison", "pairs", "reward delta", "95% CI", "higher", "lower",
+                       "p (sign test)")  # fmt: skip
+        for c in result.comparisons:
+            interval = f"{c.delta_ci_low:+.2f} to {c.delta_ci_high:+.2f}"
+            paired.add_row(f"{c.treatment.value} vs {c.baseline.value}", str(c.pairs),
+                           f"{c.delta:+.2f}", interval, str(c.treatment_only),
+                           str(c.baseline_only), f"{c.p_value:.3g}")  # fmt: skip
+        console.print(paired)
 
 
 def show_corr_at_k(result: events.ExamResult) -> None:
@@ -121,7 +153,9 @@ def run(
     out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
     timeout: float = typer.Option(3600.0, help="Seconds to wait for the job."),
     task: events.ExamTask = typer.Option(
-        events.ExamTask.MCQ, help="mcq, or course-correction (C2-EVAL; needs a judge)."
+        events.ExamTask.MCQ,
+        help="mcq; course-correction (C2-EVAL; needs a judge); aspects (open queries scored on "
+        "DRPO's aspects by the judge: a query file, one per line, JSON or JSONL).",
     ),
     k: str = typer.Option("10,20,30,40,50,60,70,80", help="course-correction: prefill words."),
     protocol: str = typer.Option(

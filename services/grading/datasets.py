@@ -74,10 +74,12 @@ class ExamQuestion(BaseModel):
     location: str | None = None
     prefill: str | None = None
     """Open task (course correction): the start of the assistant's answer to continue."""
+    open_ended: bool = False
+    """Open task (aspects): a query answered freely and judged, no options."""
 
     @model_validator(mode="after")
     def _answer_is_an_option(self) -> ExamQuestion:
-        if self.prefill is not None:
+        if self.prefill is not None or self.open_ended:
             if self.options:
                 raise ValueError("a prefilled (open) question has no options")
             return self

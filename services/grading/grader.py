@@ -49,6 +49,20 @@ def grade_open(
                        ScoredBy.JUDGE if judged else ScoredBy.NONE, attempts)  # fmt: skip
 
 
+def grade_scored(
+    question: ExamQuestion,
+    strategy: Strategy,
+    response: ChatResponse,
+    verdict: str | None,
+    *,
+    attempts: int,
+) -> ExamAnswer:
+    """An open task graded from a score (aspects: "good" or "poor"): an error reply is an error,
+    no verdict (unreadable judge reply) invalid."""
+    scored_by = ScoredBy.JUDGE if response.ok else ScoredBy.NONE
+    return _from_reply(question, strategy, response, response.ok, verdict, scored_by, attempts)
+
+
 def _from_reply(
     question: ExamQuestion,
     strategy: Strategy,

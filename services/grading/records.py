@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.events import (
     AnswerOutcome,
@@ -88,6 +88,10 @@ class ExamAnswer(Contract):
     cited_rules: tuple[RuleRef, ...] = ()
     latency_ms: float = 0.0
     attempts: int = 1
+    aspect_scores: dict[str, int] = Field(default_factory=dict)
+    """Aspects task: the judge's 1-5 score per aspect it chose for the query."""
+    reward: float | None = None
+    """Aspects task: the mean of ``aspect_scores`` (None: not scored)."""
 
     @property
     def correct(self) -> bool:

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from itertools import combinations
 
 from services.grading.records import ExamAnswer, JobRecord
-from services.grading.stats import mcnemar_exact, percentile, wilson_interval
+from services.grading.stats import mcnemar_exact, mean_interval, percentile, wilson_interval
 from shared.events import (
     AnswerOutcome,
+    AspectScore,
     CategoryScore,
     ExamResult,
+    ExamTask,
     PairedComparison,
     Strategy,
     StrategyScore,
@@ -36,7 +38,13 @@ def _score(strategy: Strategy, answers: Sequence[ExamAnswer]) -> StrategyScore:
     for answer in answers:
         if answer.category:
             per_category[answer.category].append(answer.correct)
+    rewards = [a.reward for a in answers if a.reward is not None]
+    mean, reward_low, reward_high = mean_interval(rewards)
     return StrategyScore(
+        mean_reward=mean if rewards else None,
+        reward_ci_low=reward_low if rewards else None,
+        reward_ci_high=reward_high if rewards else None,
+        aspects=_aspects(answers),
         strategy=strategy,
         answered=len(answers),
         correct=correct,
@@ -54,6 +62,21 @@ def _score(strategy: Strategy, answers: Sequence[ExamAnswer]) -> StrategyScore:
     )
 
 
+def _aspects(answers: Sequence[ExamAnswer]) -> tuple[AspectScore, ...]:
+    """Per aspect: the mean score over the answers the judge scored on it, by name."""
+    per_aspect: dict[str, list[float]] = defaultdict(list)
+    for answer in answers:
+        for aspect, score in answer.aspect_scores.items():
+            per_aspect[aspect].append(float(score))
+    scores = []
+    for aspect, values in sorted(per_aspect.items()):
+        mean, low, high = mean_interval(values)
+        scores.append(
+            AspectScore(aspect=aspect, answers=len(values), mean=mean, ci_low=low, ci_high=high)
+        )
+    return tuple(scores)
+
+
 MAX_CATEGORIES = 200
 """Categories reported per strategy (the largest): an exam file may give every question its own
 category, and the result event must stay publishable."""
@@ -67,8 +90,48 @@ def _largest(per_category: dict[str, list[bool]]) -> list[tuple[str, list[bool]]
 def _category(name: str, hits: Sequence[bool]) -> CategoryScore:
     correct = sum(hits)
     low, high = wilson_interval(correct, len(hits))
-    return CategoryScore(category=name, answered=len(hits), correct=correct,
-                         accuracy=correct / len(hits), ci_low=low, ci_high=high)  # fmt: skip
+    return CategoryScore(
+        category=name,
+        answered=len(hits),
+        correct=correct,
+        accuracy=correct / len(hits),
+        ci_low=low,
+        ci_high=high,
+    )
+
+
+def compare_rewards(
+    answers: Iterable[ExamAnswer], strategies: Sequence[Strategy]
+) -> tuple[PairedComparison, ...]:
+    """Aspects task: every later strategy against every earlier one on the questions both got
+    a reward for: mean difference with its 95% interval, exact sign test."""
+    rewards: dict[Strategy, dict[str, float]] = defaultdict(dict)
+    for answer in answers:
+        if answer.reward is not None:
+            rewards[answer.strategy][answer.question_id] = answer.reward
+    comparisons = []
+    for baseline, treatment in combinations(strategies, 2):
+        paired = sorted(rewards[baseline].keys() & rewards[treatment].keys())
+        if not paired:
+            continue
+        diffs = [rewards[treatment][q] - rewards[baseline][q] for q in paired]
+        mean, low, high = mean_interval(diffs)
+        higher, lower = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+        comparisons.append(
+            PairedComparison(
+                baseline=baseline,
+                treatment=treatment,
+                pairs=len(paired),
+                delta=mean,
+                treatment_only=higher,
+                baseline_only=lower,
+                p_value=mcnemar_exact(lower, higher),
+                metric="reward",
+                delta_ci_low=low,
+                delta_ci_high=high,
+            )
+        )
+    return tuple(comparisons)
 
 
 def compare_strategies(
@@ -119,7 +182,9 @@ def exam_result(record: JobRecord, answers: Sequence[ExamAnswer], *, final: bool
         answered=len(answers),
         final=final,
         scores=score_strategies(answers, job.strategies),
-        comparisons=compare_strategies(answers, job.strategies),
+        comparisons=(compare_rewards if job.task is ExamTask.ASPECTS else compare_strategies)(
+            answers, job.strategies
+        ),
         started_at=record.started_at,
         elapsed_s=elapsed,
         answers_per_s=len(answers) / elapsed if elapsed > 0 else 0.0,

@@ -53,6 +53,7 @@ from shared.events.dead_letters import (
 )
 from shared.events.exams import (
     AnswerOutcome,
+    AspectScore,
     CategoryScore,
     ExamJob,
     ExamResult,
@@ -130,6 +131,7 @@ __all__ = [
     "TREE_RULE_ID",
     "AnswerOutcome",
     "AnyEvent",
+    "AspectScore",
     "CategoryScore",
     "ChatMessage",
     "ChatRequest",

@@ -20,6 +20,9 @@ class ExamTask(StrEnum):
     COURSE_CORRECTION = "course-correction"
     """C2-EVAL: a harmful prompt, an assistant turn prefilled with a compliance opener and the
     first k words of an unsafe answer; a judge decides whether the continuation steers away."""
+    ASPECTS = "aspects"
+    """Open-ended queries judged by DRPO's dynamic reward: the judge picks 2-5 aspects per query
+    and scores each 1-5; an answer averaging 4 or more counts as good (the accuracy)."""
 
 
 class Scoring(StrEnum):
@@ -100,6 +103,16 @@ class CategoryScore(Contract):
     ci_high: float = 0.0
 
 
+class AspectScore(Contract):
+    """Mean 1-5 score of one aspect over the answers the judge scored on it (aspects task)."""
+
+    aspect: str
+    answers: int
+    mean: float
+    ci_low: float
+    ci_high: float
+
+
 class StrategyScore(Contract):
     strategy: Strategy
     answered: int = 0
@@ -115,6 +128,11 @@ class StrategyScore(Contract):
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     categories: tuple[CategoryScore, ...] = ()
+    mean_reward: float | None = None
+    """Aspects task: mean of the answers' rewards (mean aspect score), with its 95% interval."""
+    reward_ci_low: float | None = None
+    reward_ci_high: float | None = None
+    aspects: tuple[AspectScore, ...] = ()
 
 
 class PairedComparison(Contract):
@@ -126,9 +144,15 @@ class PairedComparison(Contract):
     delta: float
     """Accuracy of the treatment minus the baseline's, on the paired questions."""
     treatment_only: int
-    """Questions only the treatment got right."""
+    """Questions only the treatment got right (aspects task: scored higher)."""
     baseline_only: int
     p_value: float
+    """Exact McNemar (aspects task: the exact sign test on the reward differences)."""
+    metric: Literal["accuracy", "reward"] = "accuracy"
+    """``reward`` (aspects task): ``delta`` is the mean reward difference on the paired
+    questions, with its 95% interval."""
+    delta_ci_low: float | None = None
+    delta_ci_high: float | None = None
 
 
 class JobStatus(StrEnum):

@@ -303,3 +303,49 @@ async def test_iteralign_rounds_stop_when_no_new_violation_appears(
         )
     ]
     assert len(keys) == 4
+
+
+async def test_aspects_exam_scores_each_aspect_and_compares_strategies_paired(
+    retrieval: RetrievalService,
+    scripted_generation: FollowsItsSystemPrompt,
+    grading_settings: GradingSettings,
+    redis_settings: RedisSettings,
+    redis_client: aioredis.Redis,
+    exam_root: Path,
+) -> None:
+    queries = [{"prompt": f"How do I plan trip number {i}?"} for i in range(6)]
+    (exam_root / "acme" / "open.jsonl").write_text("\n".join(map(json.dumps, queries)) + "\n")
+    store = PromptSetStore(redis_client, redis_settings.key_prefix)
+    drpo = PromptSet(name="default", system=f"You are an assistant. Be {MARKER}.")
+    await store.put(drpo, np.zeros((0, 0), dtype=np.float32), retrieval.embedder.name, owner="acme")
+    async with AspectJudgeServer(MARKER) as judge:
+        settings = grading_settings.model_copy(
+            update={"judge": JudgeSettings(base_url=judge.base_url, model="aspect-judge")}
+        )
+        job = events.ExamJob(
+            tenant="acme",
+            dataset="open.jsonl",
+            task=events.ExamTask.ASPECTS,
+            strategies=(events.Strategy("none"), events.Strategy.DRPO),
+            max_tokens=32,
+        )
+        async with (
+            GradingService(settings) as grading,
+            AlignstreamClient(grading.settings.kafka) as client,
+        ):
+            result = await client.run_exam(job, timeout_s=60)
+    assert result.status is events.JobStatus.DONE
+    base, drpo_score = result.scores
+    assert (base.mean_reward, drpo_score.mean_reward) == (1.0, 2.0)
+    assert [a.aspect for a in base.aspects] == ["Helpfulness", "Safety"]
+    assert all(a.answers == 6 and a.mean == 2.0 for a in drpo_score.aspects)
+    assert (base.accuracy, drpo_score.accuracy) == (0.0, 0.0)  # no answer reaches 4
+    (paired,) = result.comparisons
+    assert paired.metric == "reward"
+    assert (paired.pairs, paired.delta, paired.treatment_only, paired.baseline_only) == (
+        6,
+        1.0,
+        6,
+        0,
+    )
+    assert paired.p_value == pytest.approx(2 / 64)

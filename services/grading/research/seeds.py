@@ -27,7 +27,12 @@ def _text(row: Any, shown: str, where: str) -> str:
 
 
 def read_queries(root: Path, tenant: str, given: str) -> list[str]:
-    path = dataset_path(root, tenant, given)
+    """The queries of the file a job names, inside the tenant's folder of the data root."""
+    return read_query_file(dataset_path(root, tenant, given), given)
+
+
+def read_query_file(path: Path, given: str) -> list[str]:
+    """The queries of ``path``; errors name it as ``given``."""
     if not path.is_file():
         raise DatasetError(f"{given}: no such file")
     if path.stat().st_size > MAX_QUERIES * MAX_QUERY_CHARS:

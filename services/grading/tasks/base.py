@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from services.grading.datasets import ExamQuestion
+from services.grading.judge.aspects import AspectScores, score_answer
 from services.grading.judge.client import Judge, Verdict
 from services.grading.judge.prompts import JudgePrompt
 from services.grading.records import ExamAnswer
@@ -59,6 +60,11 @@ class BoundedJudge:
     async def __call__(self, prompt: JudgePrompt, /, **fields: str) -> Verdict:
         async with self._slots:
             return await self.judge.judge(prompt, **fields)
+
+    async def aspects(self, query: str, answer: str) -> AspectScores:
+        """DRPO's dynamic reward of one answer (two judge calls, each cached)."""
+        async with self._slots:
+            return await score_answer(self.judge, query, answer)
 
 
 class GradingTask(Protocol):
