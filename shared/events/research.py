@@ -6,7 +6,8 @@ one ``final`` with the result. One job spec per method, chosen by ``method``:
 
 - ``prompts-optimize``: DRPO's beam search over alignment system prompts;
 - ``course-correction-synth``: C2-SYN's ranked course-corrections turned into preference pairs;
-- ``constitution-discover``: IterAlign's rounds of red-team -> judge -> principles.
+- ``constitution-discover``: IterAlign's rounds of red-team -> judge -> principles;
+- ``questions-generate``: OPO's exam questions written from the tenant's rules, judge-filtered.
 """
 
 from __future__ import annotations
@@ -82,8 +83,25 @@ class ConstitutionDiscoverSpec(Contract):
     seed: int = 0
 
 
+class QuestionGenerateSpec(Contract):
+    """OPO's question generation: one multiple-choice question per sampled active rule of the
+    tenant, written by the deployed model, kept when the judge passes it."""
+
+    method: Literal["questions-generate"] = "questions-generate"
+    count: int = Field(default=20, ge=1, le=10_000)
+    """Rules to sample (one question each)."""
+    examples: DataFile | None = None
+    """Few-shot exam file (OPO's CSV format, e.g. examples_law.csv)."""
+    shots: int = Field(default=3, ge=0, le=16)
+    max_tokens: int = Field(default=512, ge=16, le=4096)
+    seed: int = 0
+
+
 ResearchSpec = Annotated[
-    PromptOptimizeSpec | CourseCorrectionSynthSpec | ConstitutionDiscoverSpec,
+    PromptOptimizeSpec
+    | CourseCorrectionSynthSpec
+    | ConstitutionDiscoverSpec
+    | QuestionGenerateSpec,
     Field(discriminator="method"),
 ]
 

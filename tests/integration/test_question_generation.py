@@ -1,6 +1,6 @@
-"""``alignstream exam generate`` end to end: rules in the memory -> questions written by the
-model through Kafka (scripted) -> the judge's quality filter (keyword judge over HTTP) -> an exam
-file that ``exam run`` can read."""
+"""``alignstream exam generate`` end to end: the CLI submits a job the grading service runs;
+rules in the memory -> questions written by the model through Kafka (scripted) -> the judge's
+quality filter (keyword judge over HTTP) -> an exam file that ``exam run`` can read."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from typing import Any
 from services.generation.app import GenerationService
 from services.generation.backends.base import GenerationInput, GenerationOutput
 from services.generation.settings import GenerationSettings
+from services.grading.app import GradingService
 from services.grading.datasets import load_exam
+from services.grading.judge.client import JudgeSettings
+from services.grading.settings import GradingSettings
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
@@ -53,6 +56,7 @@ async def test_generate_an_exam_from_the_tenants_rules(
     ingest: IngestService,
     retrieval: RetrievalService,
     judge: KeywordJudgeServer,
+    grading_settings: GradingSettings,
     judged_cli_env: dict[str, str],
     service_settings: dict[str, Any],
     kafka_settings: KafkaSettings,
@@ -68,8 +72,12 @@ async def test_generate_an_exam_from_the_tenants_rules(
     backend = WritesQuestions()
     settings = GenerationSettings(**service_settings, group_id=f"{prefix}.generation")
     out = tmp_path / "acme_exam.csv"
+    judged = grading_settings.model_copy(
+        update={"judge": JudgeSettings(base_url=judge.base_url, model="keyword-judge")}
+    )
     async with (
         GenerationService(settings, backend=backend),
+        GradingService(judged),  # the job runs there
         AlignstreamClient(kafka_settings) as client,
     ):
         await client.publish_rules([events.RuleUpsert(rule=r) for r in rules], wait=True)

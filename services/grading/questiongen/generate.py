@@ -14,8 +14,8 @@ from services.grading.judge.client import Judge
 from services.grading.judge.prompts import QUESTION_QUALITY
 from services.grading.questiongen.prompts import generation_prompt, parse_generated
 from services.grading.questiongen.sources import SourceRule
+from services.grading.research.context import Pipeline
 from shared import events
-from shared.client import AlignstreamClient
 
 GLOBAL = events.GLOBAL_JURISDICTION
 
@@ -69,7 +69,7 @@ def generation_requests(
 
 
 async def generate_questions(
-    client: AlignstreamClient,
+    client: Pipeline,
     judge: Judge,
     tenant: str,
     rules: Sequence[SourceRule],

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import redis.asyncio as aioredis
 from pydantic import JsonValue
 
 from services.grading.judge.client import Judge
@@ -27,7 +28,11 @@ class Pipeline(Protocol):
     """The deployed pipeline, as a research job uses it (``AlignstreamClient`` is one)."""
 
     async def ask(
-        self, requests: Iterable[events.ChatRequest], *, timeout_s: float = 120.0
+        self,
+        requests: Iterable[events.ChatRequest],
+        *,
+        timeout_s: float = 120.0,
+        on_response: Callable[[events.ChatResponse], None] | None = None,
     ) -> dict[str, events.ChatResponse]: ...
 
     async def publish_rules(
@@ -93,6 +98,8 @@ class JobContext:
     embedder: Callable[[], Awaitable[Embedder]]
     """The service's embedder, started on first use (only discovery needs it)."""
     searcher: Callable[[Embedder], RuleSearcher]
+    redis: aioredis.Redis
+    key_prefix: str
     timeout_s: float = 3600.0
     tally: JobTally = field(default_factory=JobTally)
     started: float = field(default_factory=time.monotonic)

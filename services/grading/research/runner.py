@@ -24,6 +24,7 @@ from services.grading.research.c2syn.job import synthesize
 from services.grading.research.context import JobContext, ResearchError
 from services.grading.research.drpo.job import optimize_prompts
 from services.grading.research.iteralign import discover_rounds
+from services.grading.research.questions import generate_exam
 from services.grading.research.store import ResearchRecord, ResearchStore
 from shared import events
 from shared.kafka import OversizedMessage
@@ -37,6 +38,7 @@ METHODS: dict[str, Method] = {
     "prompts-optimize": optimize_prompts,
     "course-correction-synth": synthesize,
     "constitution-discover": discover_rounds,
+    "questions-generate": generate_exam,
 }
 """Each spec's ``method`` -> the coroutine that runs it (a new method is a line here)."""
 

@@ -98,6 +98,8 @@ async def start_research(
             report=report,
             embedder=lazy.get,
             searcher=searcher,
+            redis=redis,
+            key_prefix=prefix,
             timeout_s=settings.research_timeout_s,
         )
 
