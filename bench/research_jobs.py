@@ -183,7 +183,7 @@ async def drpo(stack: Stack, depth: int, embedder_name: str) -> dict[str, Any]:
     assert full.status is events.JobStatus.DONE, full.error
     assert crashed.status is events.JobStatus.FAILED
     assert resumed.status is events.JobStatus.DONE, resumed.error
-    crashed_calls = before_resume - full_calls
+    crashed_calls = before_resume - full_calls - optimizer.failed
     return {
         "drpo_reward_start": full.result["reward_start"],
         "drpo_reward_best": full.result["reward_best"],
@@ -192,6 +192,7 @@ async def drpo(stack: Stack, depth: int, embedder_name: str) -> dict[str, Any]:
         "drpo_seconds": round(full_s, 2),
         "drpo_model_calls_uninterrupted": full_calls,
         "drpo_model_calls_before_crash": crashed_calls,
+        "drpo_calls_failed_by_the_outage": optimizer.failed,
         "drpo_model_calls_after_resume": resume_calls,
         "drpo_judged_calls_saved_on_resume": full_calls - resume_calls,
         "drpo_calls_repeated_by_resume": crashed_calls + resume_calls - full_calls,
@@ -240,9 +241,6 @@ async def c2syn(stack: Stack, requests: int, max_tokens: int) -> dict[str, Any]:
         max_num_seqs=128,
     )
     backend = VllmEngineBackend(engine)
-    spec = events.CourseCorrectionSynthSpec(
-        dataset="c2eval.jsonl", min_words=10, limit=requests, max_tokens=max_tokens
-    )
     async with (
         KeywordJudgeServer() as judge,
         GenerationService(
@@ -252,22 +250,37 @@ async def c2syn(stack: Stack, requests: int, max_tokens: int) -> dict[str, Any]:
         await raw_c2syn_seconds(backend, rows[:2], max_tokens)  # warm-up
         raw_s = await raw_c2syn_seconds(backend, rows, max_tokens)
         settings = stack.grading(judge=JudgeSettings(base_url=judge.base_url, model="keyword"))
-        started = time.perf_counter()
-        done = await stack.run(settings, events.ResearchJob(tenant=TENANT, spec=spec))
-        job_s = time.perf_counter() - started
-    assert done.status is events.JobStatus.DONE, done.error
-    result = done.result
-    pairs = int(str(result["pairs"]))
+        runs = {}
+        for verify in (True, False):
+            spec = events.CourseCorrectionSynthSpec(
+                dataset="c2eval.jsonl",
+                min_words=10,
+                limit=requests,
+                max_tokens=max_tokens,
+                verify=verify,
+            )
+            done = await stack.run(settings, events.ResearchJob(tenant=TENANT, spec=spec))
+            assert done.status is events.JobStatus.DONE, done.error
+            runs[verify] = done
+    verified, unverified = runs[True], runs[False]
+    result = verified.result
     return {
         "c2syn_model": SMOLLM2.name,
         "c2syn_requests": result["requests"],
-        "c2syn_pairs": pairs,
+        "c2syn_generations_per_request": 5,
+        "c2syn_pairs": result["pairs"],
         "c2syn_pairs_per_request": result["pairs_per_request"],
         "c2syn_rejected_corrections": result["rejected_corrections"],
+        "c2syn_rejected_own_answers": result["rejected_own_answers"],
         "c2syn_pairs_per_s": result["pairs_per_s"],
-        "c2syn_job_seconds": round(job_s, 2),
+        "c2syn_requests_per_s": round(int(str(result["requests"])) / verified.elapsed_s, 3),
+        "c2syn_job_seconds": verified.elapsed_s,
+        "c2syn_unverified_pairs": unverified.result["pairs"],
+        "c2syn_unverified_pairs_per_s": unverified.result["pairs_per_s"],
+        "c2syn_unverified_job_seconds": unverified.elapsed_s,
         "c2syn_raw_engine_seconds_same_generations": round(raw_s, 2),
-        "c2syn_ratio_raw_engine_time_vs_job": round(raw_s / job_s, 3),
+        "c2syn_ratio_raw_engine_time_vs_job": round(raw_s / verified.elapsed_s, 3),
+        "c2syn_ratio_raw_engine_time_vs_unverified_job": round(raw_s / unverified.elapsed_s, 3),
     }
 
 

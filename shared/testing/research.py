@@ -46,10 +46,13 @@ class RewriteServer(ChatCompletionServer):
         self.fail_after: int | None = None
         """Fail every rewrite request after this many (None: never)."""
         self.rewrites = 0
+        self.failed = 0
+        """Requests answered with an error (counted in ``requests`` too)."""
 
     async def answer(self, messages: list[dict[str, str]]) -> str:
         prompt = messages[0]["content"]
         if self.fail_after is not None and self.rewrites >= self.fail_after:
+            self.failed += 1
             raise RuntimeError("optimizer down")
         self.rewrites += 1
         current = section(prompt, "[Current system prompt]\n", "\n\n[Earlier versions")

@@ -72,8 +72,10 @@ class ResearchRunner:
         *,
         lease_ms: int = 30_000,
         progress_interval_s: float = 1.0,
+        methods: dict[str, Method] | None = None,
     ) -> None:
         self.store = store
+        self.methods = METHODS if methods is None else methods
         self.out = out
         self.make_context = make_context
         self.lease_ms = lease_ms
@@ -147,7 +149,7 @@ class ResearchRunner:
         heartbeat = asyncio.create_task(self._keep_lease(sid))
         try:
             ctx = self.make_context(record.job, report)
-            result = await METHODS[record.job.spec.method](ctx, record.job.spec)
+            result = await self.methods[record.job.spec.method](ctx, record.job.spec)
             record = record.model_copy(
                 update={
                     "status": events.JobStatus.DONE,
@@ -159,6 +161,10 @@ class ResearchRunner:
             )
             log.info("research job done", extra={"job": sid})
         except asyncio.CancelledError:
+            # Stopped (shutdown): the job stays active; another replica, or this one after a
+            # restart, resumes it from its checkpoints.
+            heartbeat.cancel()
+            await self.store.release_lease(sid, self.owner)
             raise
         except (ResearchError, JudgeError) as exc:
             record = self._failed(record, str(exc))
