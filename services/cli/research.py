@@ -90,7 +90,7 @@ def output_file(tenant: str, result: dict[str, JsonValue]) -> Path | None:
     name = result.get("output")
     if not isinstance(name, str):
         return None
-    path = GradingSettings().data_root / tenant / name
+    path = GradingSettings().outputs / tenant / name
     return path if path.is_file() else None
 
 

@@ -34,6 +34,9 @@ class GradingSettings(ServiceSettings):
     """Exam files of tenant T lie under ``<data_root>/T/`` and a job names its file relative
     to that folder (jobs come from the network: no other file is ever read). ``alignstream
     exam run`` copies a local file there when it shares the folder with the service."""
+    output_root: Path | None = None
+    """Where research jobs write their outputs (``<output_root>/<tenant>/research/<job>/``);
+    None: the data root (a local stack). In a cluster the data root is mounted read-only."""
     batch_max: int = Field(default=256, ge=1)
     judge_concurrency: int = Field(default=32, ge=1)
     """Judge calls in flight at once."""
@@ -46,3 +49,7 @@ class GradingSettings(ServiceSettings):
     after this long and another one resumes the job from its checkpoints."""
     research_timeout_s: float = Field(default=3600.0, gt=0)
     """Longest wait for the pipeline's answers to one batch of a research job."""
+
+    @property
+    def outputs(self) -> Path:
+        return self.output_root or self.data_root

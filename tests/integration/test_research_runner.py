@@ -57,6 +57,7 @@ def runner(store: ResearchStore, out: RecordingPublisher, steps: Steps) -> Resea
             checkpoints=Checkpoints(store, f"{job.tenant}:{job.job_id}"),
             prompt_sets=unused,
             data_root=Path("."),
+            output_root=Path("."),
             report=report,
             embedder=unused,
             searcher=unused,

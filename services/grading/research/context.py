@@ -92,8 +92,10 @@ class JobContext:
     checkpoints: Checkpoints
     prompt_sets: PromptSetStore
     data_root: Path
-    """The grading data root: a job reads its inputs from, and writes its outputs to, its
-    tenant's folder there (``dataset_path``)."""
+    """The grading data root: a job reads its inputs from its tenant's folder there
+    (``dataset_path``)."""
+    output_root: Path
+    """Where the job's tenant folder for outputs is (the data root on a local stack)."""
     report: Report
     embedder: Callable[[], Awaitable[Embedder]]
     """The service's embedder, started on first use (only discovery needs it)."""
@@ -110,8 +112,12 @@ class JobContext:
 
     @property
     def output_folder(self) -> Path:
-        """Where this job's output files go: ``<data_root>/<tenant>/research/<job_id>/``."""
-        return self.data_root / self.tenant / "research" / self.job.job_id
+        """Where this job's output files go: ``<output_root>/<tenant>/research/<job_id>/``."""
+        return self.output_root / self.tenant / "research" / self.job.job_id
+
+    def output_name(self, path: Path) -> str:
+        """How results name an output: relative to the tenant's output folder."""
+        return str(path.relative_to(self.output_root / self.tenant))
 
     def need_judge(self) -> Judge:
         if self.judge is None:

@@ -44,7 +44,7 @@ async def generate_exam(ctx: JobContext, spec: events.QuestionGenerateSpec) -> d
     folder.mkdir(parents=True, exist_ok=True)
     await asyncio.to_thread(write_exam, folder / "exam.csv", report.kept)
     return {
-        "output": str((folder / "exam.csv").relative_to(ctx.data_root / ctx.tenant)),
+        "output": ctx.output_name(folder / "exam.csv"),
         "rules": len(rules),
         "kept": len(report.kept),
         "rejected": report.rejected,

@@ -95,6 +95,7 @@ async def start_research(
             checkpoints=Checkpoints(store, scoped_id(job.tenant, job.job_id)),
             prompt_sets=prompt_sets,
             data_root=settings.data_root,
+            output_root=settings.outputs,
             report=report,
             embedder=lazy.get,
             searcher=searcher,

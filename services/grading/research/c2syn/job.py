@@ -197,7 +197,7 @@ async def synthesize(
         k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("pairs_per_request:")
     }
     return {
-        "output": str(path.relative_to(ctx.data_root / ctx.tenant)),
+        "output": ctx.output_name(path),
         "requests": len(rows),
         "resumed_at_request": resumed_at,
         "pairs": int(state["pairs"]),

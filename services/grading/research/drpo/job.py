@@ -247,7 +247,7 @@ async def optimize_prompts(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "drpo.json").write_text(json.dumps(levels, indent=2, ensure_ascii=False) + "\n")
     return {
-        "output": str((folder / "drpo.json").relative_to(ctx.data_root / ctx.tenant)),
+        "output": ctx.output_name(folder / "drpo.json"),
         "levels": levels,
         "reward_start": held[0]["mean"],
         "reward_best": held[best_level]["mean"],
