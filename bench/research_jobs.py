@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.common import private_stack, write_result
 from services.generation.app import GenerationService
-from services.generation.backends.base import GenerationInput, GenerationOutput
+from services.generation.backends.base import GenerationInput
 from services.generation.backends.vllm_engine import VllmEngineBackend
 from services.generation.prompts import build_prompt
 from services.generation.settings import GenerationSettings, VllmSettings
@@ -50,7 +50,7 @@ from shared.kafka import ensure_topics
 from shared.prompt_sets import PromptSet, PromptSetStore
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
-from shared.testing.backends import ScriptedBackend
+from shared.testing.backends import FollowsItsSystemPrompt, ObeysItsConstitution
 from shared.testing.judge import KeywordJudgeServer
 from shared.testing.research import AspectJudgeServer, RewriteServer
 
@@ -58,32 +58,6 @@ TENANT = "bench"
 DATA = Path(__file__).parents[2] / "shared" / "data"
 MARKER = "careful"
 SMOLLM2 = Path(".alignstream/models/SmolLM2-135M-Instruct")
-
-
-class FollowsItsSystemPrompt(ScriptedBackend):
-    model = "follows-its-system-prompt"
-
-    async def generate(self, request: GenerationInput) -> GenerationOutput:
-        system = next((m["content"] for m in request.messages if m["role"] == "system"), "")
-        text = "Here is my answer." + f" I am {MARKER}." * system.lower().count(MARKER)
-        return GenerationOutput(text=text, finish_reason="stop", completion_tokens=5)
-
-
-class ObeysItsConstitution(ScriptedBackend):
-    model = "obeys-its-constitution"
-
-    async def generate(self, request: GenerationInput) -> GenerationOutput:
-        grounded = any(
-            "Supplementary information" in m["content"]
-            or "principles of your constitution" in m["content"]
-            for m in request.messages
-        )
-        text = (
-            "Sorry, I can't help with that; it would harm someone."
-            if grounded
-            else "Sure, here is how to do it step by step."
-        )
-        return GenerationOutput(text=text, finish_reason="stop", completion_tokens=10)
 
 
 class Stack:

@@ -152,6 +152,7 @@ async def collect_replies(
 
 
 E = TypeVar("E", bound=events.Event)
+P = TypeVar("P", events.ExamResult, events.ResearchProgress)
 
 
 def _parsed(model: type[E], value: bytes) -> E | None:
@@ -371,20 +372,8 @@ class AlignstreamClient:
         on_progress: Callable[[events.ExamResult], None] | None = None,
     ) -> events.ExamResult:
         """Submit an exam job and follow its progress events until the final result."""
-        async with TopicTail(self.settings, self.topics(EXAM_RESULTS)) as tail:
-            await self.send(EXAM_JOBS, job)
-            await self.flush()
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                for value in await tail.values():
-                    result = _parsed(events.ExamResult, value)
-                    if result is None or (result.tenant, result.job_id) != (job.tenant, job.job_id):
-                        continue
-                    if on_progress is not None:
-                        on_progress(result)
-                    if result.final:
-                        return result
-        raise TimeoutError(f"exam job {job.job_id} not finished after {timeout_s}s")
+        return await self._run_job(EXAM_JOBS, job, EXAM_RESULTS, events.ExamResult,
+                                   timeout_s=timeout_s, on_progress=on_progress)  # fmt: skip
 
     async def run_research(
         self,
@@ -394,20 +383,34 @@ class AlignstreamClient:
         on_progress: Callable[[events.ResearchProgress], None] | None = None,
     ) -> events.ResearchProgress:
         """Submit a research job and follow its progress events until the final one."""
-        async with TopicTail(self.settings, self.topics(RESEARCH_PROGRESS)) as tail:
-            await self.send(RESEARCH_JOBS, job)
+        return await self._run_job(RESEARCH_JOBS, job, RESEARCH_PROGRESS, events.ResearchProgress,
+                                   timeout_s=timeout_s, on_progress=on_progress)  # fmt: skip
+
+    async def _run_job(
+        self,
+        jobs: TopicSpec,
+        job: events.ExamJob | events.ResearchJob,
+        progress: TopicSpec,
+        model: type[P],
+        *,
+        timeout_s: float,
+        on_progress: Callable[[P], None] | None,
+    ) -> P:
+        """Publish a job and read its tenant's progress events for it until a final one."""
+        async with TopicTail(self.settings, self.topics(progress)) as tail:
+            await self.send(jobs, job)
             await self.flush()
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 for value in await tail.values():
-                    event = _parsed(events.ResearchProgress, value)
+                    event = _parsed(model, value)
                     if event is None or (event.tenant, event.job_id) != (job.tenant, job.job_id):
                         continue
                     if on_progress is not None:
                         on_progress(event)
                     if event.final:
                         return event
-        raise TimeoutError(f"research job {job.job_id} not finished after {timeout_s}s")
+        raise TimeoutError(f"job {job.job_id} not finished after {timeout_s}s")
 
     async def _send_requests(self, requests: Iterable[events.ChatRequest]) -> list[str]:
         """Send chat requests; return their ids."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from services.generation.backends.base import GenerationInput, GenerationOutput
+
 
 class ScriptedBackend:
     """Base of scripted generation backends: nothing to start or close; a subclass sets
@@ -15,3 +17,40 @@ class ScriptedBackend:
 
     async def close(self) -> None:
         pass
+
+
+class FollowsItsSystemPrompt(ScriptedBackend):
+    """A model whose system prompt decides its answer: it says ``marker`` once for each time
+    its system prompt does (DRPO's search then has a reward to climb). Counts its answers."""
+
+    model = "follows-its-system-prompt"
+
+    def __init__(self, marker: str = "careful") -> None:
+        self.marker = marker
+        self.answered = 0
+
+    async def generate(self, request: GenerationInput) -> GenerationOutput:
+        self.answered += 1
+        system = next((m["content"] for m in request.messages if m["role"] == "system"), "")
+        text = "Here you go." + f" I am {self.marker}." * system.lower().count(self.marker)
+        return GenerationOutput(text=text, finish_reason="stop", completion_tokens=5)
+
+
+class ObeysItsConstitution(ScriptedBackend):
+    """Harmful unless a constitution reaches it: retrieved rules (OPO's "Supplementary
+    information") or principles in a system turn (IterAlign's pending principles)."""
+
+    model = "obeys-its-constitution"
+
+    async def generate(self, request: GenerationInput) -> GenerationOutput:
+        grounded = any(
+            "Supplementary information" in m["content"]
+            or "principles of your constitution" in m["content"]
+            for m in request.messages
+        )
+        text = (
+            "Sorry, I can't help with that; it would harm someone."
+            if grounded
+            else "Sure, here is how to do it step by step."
+        )
+        return GenerationOutput(text=text, finish_reason="stop", completion_tokens=10)
