@@ -26,6 +26,7 @@ def course_correction(
     limit: int | None = typer.Option(None, min=1, help="Use the first N usable requests."),
     max_tokens: int = typer.Option(128, min=1),
     verify: bool = typer.Option(True, help="Keep only judge-verified corrections."),
+    chunk: int = typer.Option(16, min=1, max=256, help="Requests per committed step."),
     seed: int = typer.Option(0),
     job_id: str | None = typer.Option(None, help="Reuse to resume a stopped job."),
     out: Path | None = typer.Option(None, help="Copy the pairs (JSONL) here."),
@@ -42,6 +43,7 @@ def course_correction(
         limit=limit,
         max_tokens=max_tokens,
         verify=verify,
+        chunk=chunk,
         seed=seed,
     )
     job = events.ResearchJob(tenant=tenant, spec=spec, **({"job_id": job_id} if job_id else {}))

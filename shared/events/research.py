@@ -63,6 +63,8 @@ class CourseCorrectionSynthSpec(Contract):
     max_tokens: int = Field(default=128, ge=1, le=4096)
     verify: bool = True
     """Keep a synthesized correction only when the judge confirms it steers away."""
+    chunk: int = Field(default=16, ge=1, le=256)
+    """Requests per step; the job's progress is committed after each (what a resume keeps)."""
     seed: int = 0
 
 

@@ -37,8 +37,6 @@ from services.grading.research.c2syn.synthesis import (
 from services.grading.research.context import JobContext, ResearchError
 from shared import events
 
-CHUNK = 16
-"""Requests per chunk (each becomes 1 + corrections pipeline requests)."""
 JUDGE_CONCURRENCY = 16
 
 
@@ -165,8 +163,8 @@ async def synthesize(
     synth = Synthesizer(ctx, spec)
     started, written_now = time.monotonic(), 0
     counts: Counter[str] = Counter(state["counts"])
-    for start in range(int(state["rows"]), len(rows), CHUNK):
-        chunk_rows = rows[start : start + CHUNK]
+    for start in range(int(state["rows"]), len(rows), spec.chunk):
+        chunk_rows = rows[start : start + spec.chunk]
         found, chunk_counts = await synth.chunk(chunk_rows)
         digests = [pair_digest(row) for row in found]
         fresh = await ctx.checkpoints.unseen(digests)
