@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
+import pytest
+
+from services.grading.datasets import DatasetError
+from services.grading.research.c2syn import job
 from services.grading.research.c2syn.synthesis import (
     BREAKS,
     corrections,
@@ -79,3 +85,17 @@ def test_the_continuation_is_joined_to_its_prefill() -> None:
         "However, I must stop here, because it is illegal."
     )
     assert joined("Stop", ", really.") == "Stop, really."
+
+
+def test_an_input_over_the_row_limit_is_refused_not_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job, "MAX_ROWS", 2)
+    (tmp_path / "acme").mkdir()
+    row = {"prompt": "p", "response_0": HARMFUL, "is_response_0_safe": False}
+    (tmp_path / "acme" / "rows.jsonl").write_text("\n".join([json.dumps(row)] * 3) + "\n")
+    assert len(job.load_rows(tmp_path, "acme", "rows.jsonl", 5, limit=2)) == 2
+    with pytest.raises(DatasetError, match="more than 2 rows"):
+        job.load_rows(tmp_path, "acme", "rows.jsonl", 5, limit=None)
+    with pytest.raises(DatasetError, match="no such file"):
+        job.load_rows(tmp_path, "acme", "missing.jsonl", 5, limit=None)

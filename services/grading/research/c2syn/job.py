@@ -40,14 +40,23 @@ from shared import events
 JUDGE_CONCURRENCY = 16
 
 
+MAX_ROWS = 1_000_000
+"""Requests one job reads at most (PKU-SafeRLHF has ~300k rows); more is refused, not cut."""
+MAX_FILE_BYTES = 2 * 1024**3
+
+
 def load_rows(
     root: Path, tenant: str, given: str, min_words: int, limit: int | None
 ) -> list[tuple[str, str]]:
     path = dataset_path(root, tenant, given)
     if not path.is_file():
         raise DatasetError(f"{given}: no such file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise DatasetError(f"{given}: larger than {MAX_FILE_BYTES} bytes")
     rows: list[tuple[str, str]] = []
     for line_no, row in read_jsonl(path, given):
+        if line_no > MAX_ROWS:
+            raise DatasetError(f"{given}:{line_no}: more than {MAX_ROWS} rows")
         prompt = row.get("prompt")
         if not isinstance(prompt, str):
             raise DatasetError(f"{given}:{line_no}: expected a PKU-SafeRLHF row with prompt")
