@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,9 @@ MARKER = "careful"
 SMOLLM2 = Path(".alignstream/models/SmolLM2-135M-Instruct")
 
 
+# Each phase's services join consumer groups of their own and stay up for the phase: a new
+# member joining a group a stopped one had just left waited for the broker's rebalance for
+# minutes here (Tansu), twice in a row.
 class Stack:
     def __init__(self, env: dict[str, str], root: Path) -> None:
         self.kafka = KafkaSettings(bootstrap=env["KAFKA_BOOTSTRAP"])
@@ -71,25 +77,29 @@ class Stack:
             "observability": ObservabilitySettings(http_host="127.0.0.1", http_port=0),
         }
 
-    def grading(self, **update: Any) -> GradingSettings:
+    def grading(self, phase: str, **update: Any) -> GradingSettings:
         return GradingSettings(
-            **self.common, data_root=self.root, progress_interval_s=0.5, **update
+            group_id=f"bench-grading-{phase}",
+            **self.common,
+            data_root=self.root,
+            progress_interval_s=0.5,
+            **update,
         )
 
     def generation(self, **update: Any) -> GenerationSettings:
         return GenerationSettings(**self.common, **update)
 
-    async def run(
-        self,
-        settings: GradingSettings,
-        job: events.ResearchJob,
-        embedder: UniversalSentenceEncoder | None = None,
-    ) -> events.ResearchProgress:
+    @contextlib.asynccontextmanager
+    async def grading_client(
+        self, settings: GradingSettings, embedder: UniversalSentenceEncoder | None = None
+    ) -> AsyncIterator[AlignstreamClient]:
+        """One grading service for a phase (restarting it between jobs only costs consumer
+        group rebalances), and a client to submit jobs to it."""
         async with (
             GradingService(settings, embedder=embedder) as grading,
             AlignstreamClient(grading.settings.kafka) as client,
         ):
-            return await client.run_research(job, timeout_s=3600)
+            yield client
 
 
 async def clear_caches(redis: RedisSettings) -> None:
@@ -110,12 +120,12 @@ async def drpo(stack: Stack, depth: int, embedder_name: str) -> dict[str, Any]:
         r["instruction"] for r in json.loads((DATA / "drpo" / "alpaca_train.json").read_text())
     ]
     (folder / "drpo_seeds.txt").write_text("\n".join(seeds[:60]) + "\n")
-    client = make_redis(stack.redis)
+    redis = make_redis(stack.redis)
     start = PromptSet(name="default", system="You are a helpful assistant.")
-    await PromptSetStore(client, stack.redis.key_prefix).put(
+    await PromptSetStore(redis, stack.redis.key_prefix).put(
         start, np.zeros((0, 0), dtype=np.float32), embedder_name, owner=TENANT
     )
-    await client.aclose()
+    await redis.aclose()
     spec = events.PromptOptimizeSpec(
         seeds=("drpo_seeds.txt",),
         beam=2,
@@ -129,10 +139,11 @@ async def drpo(stack: Stack, depth: int, embedder_name: str) -> dict[str, Any]:
         AspectJudgeServer(MARKER) as judge,
         RewriteServer({1: "Be quick.", 2: f"Be {MARKER}.", 3: "Be brief."}) as optimizer,
         GenerationService(
-            stack.generation(group_id="bench-generation"), backend=FollowsItsSystemPrompt()
+            stack.generation(group_id="bench-generation-drpo"), backend=FollowsItsSystemPrompt()
         ),
     ):
         settings = stack.grading(
+            "drpo",
             judge=JudgeSettings(base_url=judge.base_url, model="aspect-judge"),
             optimizer=OptimizerSettings(
                 base_url=optimizer.base_url, model="rewriter", max_retries=0
@@ -142,18 +153,17 @@ async def drpo(stack: Stack, depth: int, embedder_name: str) -> dict[str, Any]:
         def calls() -> int:
             return judge.requests + optimizer.requests
 
-        started = time.perf_counter()
-        full = await stack.run(settings, events.ResearchJob(tenant=TENANT, spec=spec))
-        full_s = time.perf_counter() - started
-        full_calls = calls()
-        await clear_caches(stack.redis)
-        optimizer.fail_after = optimizer.rewrites + 3 * depth  # about half-way
-        crashed_job = events.ResearchJob(tenant=TENANT, spec=spec)
-        crashed = await stack.run(settings, crashed_job)
-        before_resume = calls()
-        optimizer.fail_after = None
-        resumed = await stack.run(settings, crashed_job)
-        resume_calls = calls() - before_resume
+        async with stack.grading_client(settings) as client:
+            full = await client.run_research(events.ResearchJob(tenant=TENANT, spec=spec))
+            full_calls = calls()
+            await clear_caches(stack.redis)
+            optimizer.fail_after = optimizer.rewrites + 3 * depth  # about half-way
+            crashed_job = events.ResearchJob(tenant=TENANT, spec=spec)
+            crashed = await client.run_research(crashed_job)
+            before_resume = calls()
+            optimizer.fail_after = None
+            resumed = await client.run_research(crashed_job)  # submitted again: resumes
+            resume_calls = calls() - before_resume
     assert full.status is events.JobStatus.DONE, full.error
     assert crashed.status is events.JobStatus.FAILED
     assert resumed.status is events.JobStatus.DONE, resumed.error
@@ -163,7 +173,7 @@ async def drpo(stack: Stack, depth: int, embedder_name: str) -> dict[str, Any]:
         "drpo_reward_best": full.result["reward_best"],
         "drpo_best_level": full.result["best_level"],
         "drpo_levels": depth + 1,
-        "drpo_seconds": round(full_s, 2),
+        "drpo_seconds": full.elapsed_s,
         "drpo_model_calls_uninterrupted": full_calls,
         "drpo_model_calls_before_crash": crashed_calls,
         "drpo_calls_failed_by_the_outage": optimizer.failed,
@@ -181,10 +191,8 @@ async def raw_c2syn_seconds(
     """The same generations as the job (plain answer + one continuation per cut), straight
     into the engine."""
     inputs = []
-    for n, (prompt, response) in enumerate(rows):
-        for m, prefill in enumerate(
-            [None, *(c.prefill for c in corrections(prompt, response, 4, 0))]
-        ):
+    for prompt, response in rows:
+        for prefill in [None, *(c.prefill for c in corrections(prompt, response, 4, 0))]:
             chat = events.ChatRequest(
                 tenant=TENANT,
                 strategy=events.Strategy.BASE,
@@ -195,7 +203,11 @@ async def raw_c2syn_seconds(
             built = build_prompt(events.GroundedRequest(request=chat, received_at=chat.created_at))
             inputs.append(
                 GenerationInput(
-                    f"raw-{n}-{m}", built.messages, chat.params, continue_final=built.continue_final
+                    f"raw-{uuid.uuid4().hex}",
+                    built.messages,
+                    chat.params,
+                    continue_final=built.continue_final,
+                    stop=built.stop,
                 )
             )
     started = time.perf_counter()
@@ -218,43 +230,61 @@ async def c2syn(stack: Stack, requests: int, max_tokens: int) -> dict[str, Any]:
     async with (
         KeywordJudgeServer() as judge,
         GenerationService(
-            stack.generation(group_id="bench-generation", vllm=engine), backend=backend
+            stack.generation(group_id="bench-generation-c2syn", vllm=engine), backend=backend
         ),
     ):
-        await raw_c2syn_seconds(backend, rows[:2], max_tokens)  # warm-up
+        # The CPU engine gets faster pass after pass over the same prompts (first-seen batch
+        # shapes cost more: ~105 s, ~90 s, then ~28 s here), so three warm-up passes first;
+        # vLLM's prefix cache then serves the raw runs and the jobs alike.
+        for _ in range(3):
+            await raw_c2syn_seconds(backend, rows, max_tokens)
         raw_s = await raw_c2syn_seconds(backend, rows, max_tokens)
-        settings = stack.grading(judge=JudgeSettings(base_url=judge.base_url, model="keyword"))
+        settings = stack.grading(
+            "c2syn", judge=JudgeSettings(base_url=judge.base_url, model="keyword")
+        )
         runs = {}
-        for verify in (True, False):
-            spec = events.CourseCorrectionSynthSpec(
-                dataset="c2eval.jsonl",
-                min_words=10,
-                limit=requests,
-                max_tokens=max_tokens,
-                verify=verify,
-            )
-            done = await stack.run(settings, events.ResearchJob(tenant=TENANT, spec=spec))
-            assert done.status is events.JobStatus.DONE, done.error
-            runs[verify] = done
+        async with stack.grading_client(settings) as client:
+            for verify in (True, False):
+                spec = events.CourseCorrectionSynthSpec(
+                    dataset="c2eval.jsonl",
+                    min_words=10,
+                    limit=requests,
+                    max_tokens=max_tokens,
+                    verify=verify,
+                )
+                done = await client.run_research(events.ResearchJob(tenant=TENANT, spec=spec))
+                assert done.status is events.JobStatus.DONE, done.error
+                runs[verify] = done
+        raw_after_s = await raw_c2syn_seconds(backend, rows, max_tokens)
+    raw_mean_s = (raw_s + raw_after_s) / 2
     verified, unverified = runs[True], runs[False]
-    result = verified.result
+    made, kept = unverified.result, verified.result
     return {
         "c2syn_model": SMOLLM2.name,
-        "c2syn_requests": result["requests"],
+        "c2syn_requests": made["requests"],
         "c2syn_generations_per_request": 5,
-        "c2syn_pairs": result["pairs"],
-        "c2syn_pairs_per_request": result["pairs_per_request"],
-        "c2syn_rejected_corrections": result["rejected_corrections"],
-        "c2syn_rejected_own_answers": result["rejected_own_answers"],
-        "c2syn_pairs_per_s": result["pairs_per_s"],
-        "c2syn_requests_per_s": round(int(str(result["requests"])) / verified.elapsed_s, 3),
-        "c2syn_job_seconds": verified.elapsed_s,
-        "c2syn_unverified_pairs": unverified.result["pairs"],
-        "c2syn_unverified_pairs_per_s": unverified.result["pairs_per_s"],
-        "c2syn_unverified_job_seconds": unverified.elapsed_s,
-        "c2syn_raw_engine_seconds_same_generations": round(raw_s, 2),
-        "c2syn_ratio_raw_engine_time_vs_job": round(raw_s / verified.elapsed_s, 3),
-        "c2syn_ratio_raw_engine_time_vs_unverified_job": round(raw_s / unverified.elapsed_s, 3),
+        "c2syn_pairs_per_s": made["pairs_per_s"],
+        "c2syn_pairs_per_s_measures": "pairs written per second by `synth course-correction "
+        "--no-verify` (C2-SYN as published: the trigger is trusted); SmolLM2-135M's answers "
+        "pass the keyword judge too rarely for a verified rate to measure throughput "
+        "(c2syn_verified_*)",
+        "c2syn_pairs": made["pairs"],
+        "c2syn_pairs_per_request": made["pairs_per_request"],
+        "c2syn_requests_per_s": round(int(str(made["requests"])) / unverified.elapsed_s, 3),
+        "c2syn_job_seconds": unverified.elapsed_s,
+        "c2syn_raw_engine_seconds_same_generations": round(raw_mean_s, 2),
+        "c2syn_raw_engine_seconds_before_and_after_the_jobs": [
+            round(raw_s, 2),
+            round(raw_after_s, 2),
+        ],
+        "c2syn_ratio_raw_engine_time_vs_job": round(raw_mean_s / unverified.elapsed_s, 3),
+        "c2syn_verified_pairs": kept["pairs"],
+        "c2syn_verified_pairs_per_request": kept["pairs_per_request"],
+        "c2syn_verified_rejected_corrections": kept["rejected_corrections"],
+        "c2syn_verified_rejected_own_answers": kept["rejected_own_answers"],
+        "c2syn_verified_pairs_per_s": kept["pairs_per_s"],
+        "c2syn_verified_job_seconds": verified.elapsed_s,
+        "c2syn_ratio_raw_engine_time_vs_verified_job": round(raw_mean_s / verified.elapsed_s, 3),
     }
 
 
@@ -267,11 +297,14 @@ async def iteralign(stack: Stack) -> dict[str, Any]:
         KeywordJudgeServer() as judge,
         IngestService(IngestSettings(**stack.common), embedder=embedder),
         GenerationService(
-            stack.generation(group_id="bench-generation"), backend=ObeysItsConstitution()
+            stack.generation(group_id="bench-generation-iteralign"), backend=ObeysItsConstitution()
         ),
     ):
-        settings = stack.grading(judge=JudgeSettings(base_url=judge.base_url, model="keyword"))
-        done = await stack.run(settings, events.ResearchJob(tenant=TENANT, spec=spec), embedder)
+        settings = stack.grading(
+            "iteralign", judge=JudgeSettings(base_url=judge.base_url, model="keyword")
+        )
+        async with stack.grading_client(settings, embedder) as client:
+            done = await client.run_research(events.ResearchJob(tenant=TENANT, spec=spec))
     assert done.status is events.JobStatus.DONE, done.error
     return {
         "iteralign_rounds": done.result["rounds_run"],

@@ -142,6 +142,20 @@ class Synthesizer:
         return out, counts
 
 
+def _truncate(path: Path, size: int) -> None:
+    with path.open("ab") as handle:
+        handle.truncate(size)
+
+
+def _append(path: Path, data: bytes) -> int:
+    """Append and make it durable before the cursor that covers it is committed; the new size."""
+    with path.open("ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return handle.tell()
+
+
 async def _false() -> bool:
     return False
 
@@ -167,8 +181,8 @@ async def synthesize(
         else {"rows": 0, "bytes": 0, "pairs": 0, "duplicates": 0, "counts": {}}
     )
     resumed_at = int(state["rows"])
-    with path.open("ab") as handle:
-        handle.truncate(int(state["bytes"]))  # drop what a crash wrote after the last commit
+    # Drop what a crash wrote after the last commit.
+    await asyncio.to_thread(_truncate, path, int(state["bytes"]))
     synth = Synthesizer(ctx, spec)
     started, written_now = time.monotonic(), 0
     counts: Counter[str] = Counter(state["counts"])
@@ -183,11 +197,7 @@ async def synthesize(
                 keep[digest] = row
         duplicates = len(found) - len(keep)
         lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in keep.values())
-        with path.open("ab") as handle:
-            handle.write(lines.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-            size = handle.tell()
+        size = await asyncio.to_thread(_append, path, lines.encode("utf-8"))
         counts.update(chunk_counts)
         state = {
             "rows": start + len(chunk_rows),

@@ -188,7 +188,8 @@ class PromptSearch:
 async def optimize_prompts(
     ctx: JobContext, spec: events.PromptOptimizeSpec
 ) -> dict[str, JsonValue]:
-    ctx.need_judge(), ctx.need_optimizer()
+    ctx.need_judge()  # fail at once, before any work, when either model is missing
+    ctx.need_optimizer()
     queries: list[str] = []
     try:
         for seed_file in spec.seeds:
