@@ -124,8 +124,10 @@ def _has_lone_surrogate(data: object) -> bool:
 
 
 def _is_unknown_kind(exc: ValidationError) -> bool:
+    """The message's own ``kind`` is not one the topic takes. A bad tag of a union nested in
+    the payload (e.g. a research job's ``spec.method``) is an invalid payload instead."""
     return any(
-        err["type"] in ("union_tag_invalid", "union_tag_not_found")
+        (err["type"] in ("union_tag_invalid", "union_tag_not_found") and err["loc"] == ())
         or (err["type"] == "literal_error" and err["loc"] == ("kind",))
         for err in exc.errors()
     )

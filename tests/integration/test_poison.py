@@ -155,7 +155,7 @@ async def test_hostile_then_valid_on_every_topic(
             (
                 b"k13",
                 b'{"kind": "research.job", "v": 1, "tenant": "acme", "spec": {"method": "nope"}}',
-                "unknown_kind",
+                "invalid_payload",
             ),
         ],
         EXAM_ANSWERS: [
