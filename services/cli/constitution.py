@@ -12,7 +12,7 @@ from rich.table import Table
 
 from services.cli.groups import command_group
 from services.cli.progress import console
-from services.cli.research import staged, submit
+from services.cli.research import research_job, staged, submit
 from services.grading.report import pct
 from shared import events
 
@@ -60,7 +60,7 @@ def discover_command(
         similarity=similarity,
         seed=seed,
     )
-    job = events.ResearchJob(tenant=tenant, spec=spec, **({"job_id": job_id} if job_id else {}))
+    job = research_job(tenant, spec, job_id)
     final = submit(job, detach=detach, timeout_s=timeout)
     if final is None:
         return

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from services.cli.progress import console
-from services.cli.research import copy_output, staged, submit
+from services.cli.research import copy_output, research_job, staged, submit
 from shared import events
 
 
@@ -35,7 +35,7 @@ def generate(
         seed=seed,
         max_tokens=max_tokens,
     )
-    job = events.ResearchJob(tenant=tenant, spec=spec, **({"job_id": job_id} if job_id else {}))
+    job = research_job(tenant, spec, job_id)
     final = submit(job, detach=False, timeout_s=timeout)
     assert final is not None
     result = final.result

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from services.cli.groups import command_group
 from services.cli.progress import console
-from services.cli.research import copy_output, staged, submit
+from services.cli.research import copy_output, research_job, staged, submit
 from shared import events
 from shared.embedders import EmbedderSettings, make_embedder
 from shared.events import TenantId
@@ -143,9 +143,7 @@ def optimize(
         max_tokens=max_tokens,
         seed=seed,
     )
-    job = events.ResearchJob(
-        tenant=_tenant(tenant), spec=spec, **({"job_id": job_id} if job_id else {})
-    )
+    job = research_job(_tenant(tenant), spec, job_id)
     final = submit(job, detach=detach, timeout_s=timeout)
     if final is None:
         return

@@ -43,6 +43,13 @@ def staged(tenant: str, given: str) -> str:
     return given
 
 
+def research_job(tenant: str, spec: events.ResearchSpec, job_id: str | None) -> events.ResearchJob:
+    """A job of ``spec`` for ``tenant``: a new id, or ``job_id`` to resume a stopped job."""
+    if job_id is None:
+        return events.ResearchJob(tenant=tenant, spec=spec)
+    return events.ResearchJob(tenant=tenant, spec=spec, job_id=job_id)
+
+
 def submit(
     job: events.ResearchJob, *, detach: bool, timeout_s: float
 ) -> events.ResearchProgress | None:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from services.cli.groups import command_group
 from services.cli.progress import console
-from services.cli.research import copy_output, staged, submit
+from services.cli.research import copy_output, research_job, staged, submit
 from shared import events
 
 app = command_group("Synthetic training data made through the pipeline.")
@@ -46,7 +46,7 @@ def course_correction(
         chunk=chunk,
         seed=seed,
     )
-    job = events.ResearchJob(tenant=tenant, spec=spec, **({"job_id": job_id} if job_id else {}))
+    job = research_job(tenant, spec, job_id)
     final = submit(job, detach=detach, timeout_s=timeout)
     if final is None:
         return

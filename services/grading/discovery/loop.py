@@ -105,7 +105,7 @@ class Constitution:
         self.texts: list[str] = list(texts)
         self._vectors: Vectors | None = None
 
-    async def add(self, texts: Sequence[str]) -> None:
+    def add(self, texts: Sequence[str]) -> None:
         self.texts += texts
         self._vectors = None
 

@@ -112,20 +112,23 @@ class AspectScores:
         return {"query": self.query, "answer": self.answer, "scores": self.scores}
 
 
-async def select_aspects(judge: Judge, query: str) -> tuple[tuple[str, ...], str, bool] | None:
-    """The aspects that matter for ``query``, the judge's reasoning, and whether it was cached."""
+async def select_aspects(
+    judge: Judge, query: str
+) -> tuple[tuple[tuple[str, ...], str] | None, bool]:
+    """The aspects that matter for ``query`` and the judge's reasoning (None: unreadable), and
+    whether the reply came from the cache."""
     rendered = SELECT_ASPECTS.render(aspects=aspect_list(), query=query)
     text, cached = await judge.write_cached(SELECT_ASPECTS.name, rendered, max_tokens=400)
-    parsed = parse_selection(text)
-    return None if parsed is None else (*parsed, cached)
+    return parse_selection(text), cached
 
 
 async def score_answer(judge: Judge, query: str, answer: str) -> AspectScores:
     """The dynamic reward of one answer (two judge calls, each cached)."""
-    selected = await select_aspects(judge, query)
+    selected, selection_cached = await select_aspects(judge, query)
     if selected is None:
-        return AspectScores(query, answer, judge_calls=1)
-    aspects, reasoning, selection_cached = selected
+        return AspectScores(query, answer, judge_calls=int(not selection_cached),
+                            cached_calls=int(selection_cached))  # fmt: skip
+    aspects, reasoning = selected
     listed = "\n".join(f"- {name}: {ASPECTS[name]}" for name in aspects)
     rendered = SCORE_ASPECTS.render(query=query, answer=answer, aspects=listed, reasoning=reasoning)
     text, cached = await judge.write_cached(SCORE_ASPECTS.name, rendered, max_tokens=600)

@@ -77,10 +77,11 @@ class JobTally:
     cached_calls: int = 0
 
     def add(self, cached: bool) -> None:
-        if cached:
-            self.cached_calls += 1
-        else:
-            self.model_calls += 1
+        self.count(model=int(not cached), cached=int(cached))
+
+    def count(self, *, model: int, cached: int) -> None:
+        self.model_calls += model
+        self.cached_calls += cached
 
 
 @dataclass(slots=True)

@@ -97,7 +97,7 @@ async def discover_rounds(
                 timeout_s=ctx.timeout_s,
             )
             if pending:
-                await constitution.add([r.text for r in report.published])
+                constitution.add([r.text for r in report.published])
             await ctx.report(f"round {number}: held-out prompts again", number - 1, spec.rounds)
             report.after = await answers(held_out)
         reason = stop_reason(number, spec.rounds, report.train_harmful, len(report.published))

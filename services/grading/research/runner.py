@@ -163,7 +163,6 @@ class ResearchRunner:
         except asyncio.CancelledError:
             # Stopped (shutdown): the job stays active; another replica, or this one after a
             # restart, resumes it from its checkpoints.
-            heartbeat.cancel()
             await self.store.release_lease(sid, self.owner)
             raise
         except (ResearchError, JudgeError) as exc:

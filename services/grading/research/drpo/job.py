@@ -119,10 +119,7 @@ class PromptSearch:
                 return AspectScores(query, reply.text)
             async with self._slots:
                 result = await score_answer(judge, query, reply.text)
-            for _ in range(result.judge_calls):
-                self.ctx.tally.add(cached=False)
-            for _ in range(result.cached_calls):
-                self.ctx.tally.add(cached=True)
+            self.ctx.tally.count(model=result.judge_calls, cached=result.cached_calls)
             return result
 
         return list(
