@@ -16,6 +16,7 @@ from services.cli.progress import console, errors
 from shared.devstack.servers import (
     DEFAULT_KAFKA_PORT,
     DEFAULT_REDIS_PORT,
+    DEFAULT_S3_PORT,
     DEFAULT_STATE_DIR,
     LocalStack,
 )
@@ -28,6 +29,19 @@ KafkaPort = typer.Option(
 )
 RedisPort = typer.Option(
     None, "--redis-port", help=f"Default: the port last used, else {DEFAULT_REDIS_PORT}."
+)
+S3Port = typer.Option(
+    None,
+    "--s3-port",
+    help=f"Durable stack: the first of 8 ports in a row for SeaweedFS (default: the last used, "
+    f"else {DEFAULT_S3_PORT}).",
+)
+Durable = typer.Option(
+    None,
+    "--durable/--in-memory",
+    help="Durable: the broker stores to a local S3 server (SeaweedFS, ports "
+    f"{DEFAULT_S3_PORT}-{DEFAULT_S3_PORT + 7}) and keeps every record across a restart. "
+    "Default: as last started, else in memory.",
 )
 
 
@@ -51,12 +65,16 @@ def up(
     state_dir: Path = StateDir,
     kafka_port: int | None = KafkaPort,
     redis_port: int | None = RedisPort,
+    durable: bool | None = Durable,
+    s3_port: int | None = S3Port,
     env: bool = typer.Option(
         False, "--env", help='Print only export lines: eval "$(alignstream stack up --env)".'
     ),
 ) -> None:
-    """Start both servers (if not running) and wait until they are healthy."""
-    stack = LocalStack.remembered(state_dir, kafka_port=kafka_port, redis_port=redis_port)
+    """Start the servers (if not running) and wait until they are healthy."""
+    stack = LocalStack.remembered(
+        state_dir, kafka_port=kafka_port, redis_port=redis_port, durable=durable, s3_port=s3_port
+    )
     stack.up()  # StackError: one line and a hint (services/cli/failures.py)
     if env:
         for name, value in stack.environment().items():
@@ -85,7 +103,7 @@ def status(
     kafka_port: int | None = KafkaPort,
     redis_port: int | None = RedisPort,
 ) -> None:
-    """Show whether each server runs and answers; exit 1 unless both are healthy."""
+    """Show whether each server runs and answers; exit 1 unless all are healthy."""
     stack = LocalStack.remembered(state_dir, kafka_port=kafka_port, redis_port=redis_port)
     if not _print(stack):
         raise typer.Exit(1)

@@ -14,26 +14,30 @@ import contextlib
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
+from shared.devstack.process import ManagedServer, ServerStatus, StackError, free_port
+from shared.devstack.seaweed import BUCKET, SeaweedPorts, SeaweedServer
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
+
+__all__ = [
+    "DEFAULT_KAFKA_PORT", "DEFAULT_REDIS_PORT", "DEFAULT_S3_PORT", "DEFAULT_STATE_DIR",
+    "LocalStack", "ServerStatus", "StackError", "TansuServer", "ValkeyServer", "free_port",
+    "servers_for_testing",
+]  # fmt: skip
 
 DEFAULT_STATE_DIR = Path(".alignstream/stack")
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_REDIS_PORT = 16379
-
-
-class StackError(RuntimeError):
-    pass
+DEFAULT_S3_PORT = 18333
+"""SeaweedFS of a durable stack: its S3 endpoint, then seven more ports in a row."""
 
 
 def _package_dir(package: str) -> Path:
@@ -59,126 +63,37 @@ def redis_modules() -> tuple[Path, Path]:
     return lib / "rejson.so", lib / "redisearch.so"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class TansuServer(ManagedServer):
+    """Tansu on loopback. With ``storage`` (a local S3 server) it is durable: records, topics and
+    committed offsets survive a kill -9; without, it keeps everything in memory."""
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still "exists"; treat it as dead.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStatus:
-    name: str
-    address: str
-    pid: int | None
-    running: bool
-    healthy: bool
-
-
-class _Server:
-    name: str
-
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.state_dir = state_dir
-        self.port = port
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / f"{self.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / f"{self.name}.log"
-
-    @property
-    def address(self) -> str:
-        raise NotImplementedError
-
-    def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def healthy(self) -> bool:
-        raise NotImplementedError
-
-    def spawn(self) -> None:
-        raise NotImplementedError
-
-    def status(self) -> ServerStatus:
-        pid = self.pid()
-        running = pid is not None and _pid_alive(pid)
-        return ServerStatus(self.name, self.address, pid, running, running and self.healthy())
-
-    def start(self, timeout_s: float) -> None:
-        if self.status().healthy:
-            return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.spawn()
-        started = time.monotonic()
-        while time.monotonic() - started < timeout_s:
-            status = self.status()
-            if status.healthy:
-                return
-            if not status.running and time.monotonic() - started > 2:
-                break  # the process died; its log says why
-            time.sleep(0.1)
-        tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-        raise StackError(f"{self.name} did not become healthy on {self.address}:\n{tail}")
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        pid = self.pid()
-        if pid is not None and _pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-
-
-class TansuServer(_Server):
     name = "kafka"
+
+    def __init__(self, state_dir: Path, port: int, *, storage: SeaweedServer | None = None) -> None:
+        super().__init__(state_dir, port)
+        self.storage = storage
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def storage_engine(self) -> str:
+        return f"s3://{BUCKET}/" if self.storage else "memory://tansu/"
+
     def spawn(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
+        environment = {**os.environ, **(self.storage.broker_environment() if self.storage else {})}
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                [
-                    str(tansu_binary()),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
+                [str(tansu_binary()), "broker", "--listener-url", url,
+                 "--advertised-listener-url", url, "--storage-engine", self.storage_engine],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=environment,
                 start_new_session=True,
-            )
+            )  # fmt: skip
         self.pid_file.write_text(str(process.pid))
 
     def healthy(self) -> bool:
@@ -195,7 +110,7 @@ class TansuServer(_Server):
         return True
 
 
-class ValkeyServer(_Server):
+class ValkeyServer(ManagedServer):
     name = "redis"
 
     def __init__(self, state_dir: Path, port: int, *, appendfsync: str = "everysec") -> None:
@@ -269,7 +184,8 @@ PORTS_FILE = "ports.json"
 
 
 class LocalStack:
-    """Start, stop and inspect the local broker and Redis."""
+    """Start, stop and inspect the local broker and Redis (and, for a durable broker, the S3
+    server it stores to)."""
 
     def __init__(
         self,
@@ -277,9 +193,13 @@ class LocalStack:
         *,
         kafka_port: int = DEFAULT_KAFKA_PORT,
         redis_port: int = DEFAULT_REDIS_PORT,
+        s3_port: int | None = None,
     ) -> None:
+        """``s3_port``: make the broker durable, storing to SeaweedFS on this port and the seven
+        after it; ``None`` keeps the broker in memory."""
         self.state_dir = state_dir
-        self.kafka = TansuServer(state_dir, kafka_port)
+        self.s3 = SeaweedServer(state_dir, SeaweedPorts.from_base(s3_port)) if s3_port else None
+        self.kafka = TansuServer(state_dir, kafka_port, storage=self.s3)
         self.redis = ValkeyServer(state_dir, redis_port)
 
     @classmethod
@@ -289,32 +209,48 @@ class LocalStack:
         *,
         kafka_port: int | None = None,
         redis_port: int | None = None,
+        durable: bool | None = None,
+        s3_port: int | None = None,
     ) -> LocalStack:
-        """The stack of ``state_dir`` on the ports it was last started with (unless given)."""
-        saved: dict[str, int] = {}
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            loaded = json.loads((state_dir / PORTS_FILE).read_text(encoding="utf-8"))
-            saved = {k: int(v) for k, v in loaded.items() if k in ("kafka", "redis")}
+        """The stack of ``state_dir`` on the ports it was last started with (unless given), durable
+        if it was (unless ``durable`` says otherwise)."""
+        saved = _saved_ports(state_dir)
+        if durable is None:
+            durable = "s3" in saved
         return cls(
             state_dir,
             kafka_port=kafka_port or saved.get("kafka", DEFAULT_KAFKA_PORT),
             redis_port=redis_port or saved.get("redis", DEFAULT_REDIS_PORT),
+            s3_port=(s3_port or saved.get("s3", DEFAULT_S3_PORT)) if durable else None,
         )
 
     @property
-    def servers(self) -> tuple[_Server, ...]:
-        return (self.kafka, self.redis)
+    def durable(self) -> bool:
+        return self.s3 is not None
+
+    @property
+    def servers(self) -> tuple[ManagedServer, ...]:
+        """In start order: the broker's storage before the broker."""
+        return (*([self.s3] if self.s3 else []), self.kafka, self.redis)
 
     def up(self, timeout_s: float = 60.0) -> list[ServerStatus]:
+        was_durable = "s3" in _saved_ports(self.state_dir)
+        if self.kafka.status().running and was_durable != self.durable:
+            running = "durable" if was_durable else "in-memory"
+            raise StackError(
+                f"the broker already runs {running}: stop the stack first (alignstream stack down)"
+            )
         for server in self.servers:
             server.start(timeout_s)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ports = {"kafka": self.kafka.port, "redis": self.redis.port}
+        if self.s3:
+            ports["s3"] = self.s3.port
         (self.state_dir / PORTS_FILE).write_text(json.dumps(ports), encoding="utf-8")
         return self.status()
 
     def down(self) -> None:
-        for server in self.servers:
+        for server in reversed(self.servers):
             server.stop()
 
     def status(self) -> list[ServerStatus]:
@@ -323,6 +259,13 @@ class LocalStack:
     def environment(self) -> dict[str, str]:
         """Environment variables that point the services at this stack."""
         return {"KAFKA_BOOTSTRAP": self.kafka.address, "REDIS_URL": self.redis.address}
+
+
+def _saved_ports(state_dir: Path) -> dict[str, int]:
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        loaded = json.loads((state_dir / PORTS_FILE).read_text(encoding="utf-8"))
+        return {k: int(v) for k, v in loaded.items() if k in ("kafka", "redis", "s3")}
+    return {}
 
 
 @contextlib.contextmanager

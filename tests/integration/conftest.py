@@ -34,6 +34,7 @@ from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 from shared.tenants import ApiKeys
 from shared.testing.judge import KeywordJudgeServer
 from shared.testing.topics import TopicReader
+from tests.integration.helpers import FastModel
 
 pytestmark = pytest.mark.integration
 
@@ -193,6 +194,12 @@ async def grading(
 ) -> AsyncIterator[GradingService]:
     async with GradingService(grading_settings) as service:
         yield service
+
+
+@pytest.fixture
+async def fast_model() -> AsyncIterator[FastModel]:
+    async with FastModel() as server:
+        yield server
 
 
 @pytest.fixture

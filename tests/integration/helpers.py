@@ -16,7 +16,9 @@ from pathlib import Path
 from shared import events
 from shared.client import AlignstreamClient
 from shared.devstack.servers import free_port
+from shared.testing.openai_server import ChatCompletionServer
 from shared.topics import CHAT_REQUESTS, RULES_EVENTS
+from tests.samples import sample_rule
 
 
 async def alignstream_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -93,3 +95,49 @@ async def send_paced(
         await client.send(spec, item)
         await asyncio.sleep(1 / per_s)
     await client.flush()
+
+
+class FastModel(ChatCompletionServer):
+    """Answers at once; exam questions (Chinese) take 0.3 s so a job is still running when a
+    fault strikes."""
+
+    async def answer(self, messages: list[dict[str, str]]) -> str:
+        question = messages[-1]["content"]
+        if not question.isascii():
+            await asyncio.sleep(0.3)
+        return "A"
+
+
+def service_env(
+    cli_env: dict[str, str], prefix: str, model: ChatCompletionServer, services: Sequence[str]
+) -> dict[str, str]:
+    """Environment of ``alignstream serve`` subprocesses under fault tests: fast group joins,
+    generation through ``model``, a grading sweep that resends unanswered questions after 2 s."""
+    return {
+        **cli_env,
+        "ALIGNSTREAM_KAFKA_PARTITIONS_OVERRIDE": "2",
+        "ALIGNSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000",
+        "ALIGNSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200",
+        "ALIGNSTREAM_LOG_JSON": "false",
+        "ALIGNSTREAM_EMBEDDER_THREADS": "1",
+        "ALIGNSTREAM_GENERATION_BACKEND": "openai",
+        "ALIGNSTREAM_OPENAI_BASE_URL": model.base_url,
+        "ALIGNSTREAM_OPENAI_MODEL": "fast",
+        "ALIGNSTREAM_GRADING_WINDOW": "2",
+        "ALIGNSTREAM_GRADING_SWEEP_INTERVAL_S": "0.2",
+        "ALIGNSTREAM_GRADING_UNSENT_AFTER_S": "2",
+        **{f"ALIGNSTREAM_{name.upper()}_GROUP_ID": f"{prefix}.{name}" for name in services},
+    }
+
+
+def rule_versions(rules: int, versions: int) -> list[events.RuleUpsert]:
+    """Every rule in every version, versions in order (as an admin tool would publish)."""
+    return [
+        events.RuleUpsert(
+            rule=sample_rule(
+                rule_id=f"r{r}", version=v, text=f"Rule {r}, version {v}: share nothing."
+            )
+        )
+        for v in range(1, versions + 1)
+        for r in range(rules)
+    ]

@@ -46,6 +46,24 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     assert not (tmp_path / "kafka.pid").exists()
 
 
+def test_durable_stack_up_status_down(tmp_path: Path) -> None:
+    ports = ["--state-dir", str(tmp_path), "--kafka-port", str(free_port()),
+             "--redis-port", str(free_port())]  # fmt: skip
+    try:
+        up = alignstream("stack", "up", "--durable", "--s3-port", str(free_port()), *ports)
+        assert up.returncode == 0, up.stderr + up.stdout
+        status = alignstream("stack", "status", *ports)  # remembered: durable, same S3 ports
+        assert status.returncode == 0
+        assert status.stdout.count("yes") == 6  # S3, broker and Redis, running and healthy
+        switch = alignstream("stack", "up", "--in-memory", *ports)
+        assert switch.returncode == 1
+        assert "already runs durable" in switch.stderr
+    finally:
+        assert alignstream("stack", "down", *ports).returncode == 0
+    assert not (tmp_path / "s3.pid").exists()
+    assert not (tmp_path / "kafka.pid").exists()
+
+
 async def test_publish_refuses_a_file_with_bad_lines(
     cli_env: dict[str, str], reader: TopicReader
 ) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,14 @@ from shared.client import AlignstreamClient, TopicTail
 from shared.memory.schema import RuleSchema
 from shared.redis import as_text
 from shared.settings import KafkaSettings, RedisSettings
-from shared.testing.openai_server import ChatCompletionServer
 from shared.topics import CHAT_RESPONSES
-from tests.integration.helpers import ServiceProcess, send_paced
-from tests.samples import sample_rule
+from tests.integration.helpers import (
+    FastModel,
+    ServiceProcess,
+    rule_versions,
+    send_paced,
+    service_env,
+)
 
 SERVICES = ("ingest", "retrieval", "generation", "grading")
 REQUESTS = 2000
@@ -34,56 +37,16 @@ RULES, VERSIONS = 40, 5
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
-class FastModel(ChatCompletionServer):
-    """Answers at once; exam questions (Chinese) take 0.3 s so a job is still running when
-    grading is killed."""
-
-    async def answer(self, messages: list[dict[str, str]]) -> str:
-        question = messages[-1]["content"]
-        if not question.isascii():
-            await asyncio.sleep(0.3)
-        return "A"
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FastModel]:
-    async with FastModel() as server:
-        yield server
-
-
 @pytest.fixture
 def processes(
-    cli_env: dict[str, str], prefix: str, model: FastModel, tmp_path: Path
+    cli_env: dict[str, str], prefix: str, fast_model: FastModel, tmp_path: Path
 ) -> dict[str, ServiceProcess]:
-    env = {
-        **cli_env,
-        "ALIGNSTREAM_KAFKA_PARTITIONS_OVERRIDE": "2",
-        "ALIGNSTREAM_KAFKA_SESSION_TIMEOUT_MS": "1000",
-        "ALIGNSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "200",
-        "ALIGNSTREAM_LOG_JSON": "false",
-        "ALIGNSTREAM_EMBEDDER_THREADS": "1",
-        "ALIGNSTREAM_GENERATION_BACKEND": "openai",
-        "ALIGNSTREAM_OPENAI_BASE_URL": model.base_url,
-        "ALIGNSTREAM_OPENAI_MODEL": "fast",
-        "ALIGNSTREAM_GRADING_WINDOW": "2",
-        "ALIGNSTREAM_GRADING_SWEEP_INTERVAL_S": "0.2",
-        "ALIGNSTREAM_GRADING_UNSENT_AFTER_S": "2",
-        **{f"ALIGNSTREAM_{name.upper()}_GROUP_ID": f"{prefix}.{name}" for name in SERVICES},
-    }
+    env = service_env(cli_env, prefix, fast_model, SERVICES)
     return {name: ServiceProcess(name, env, tmp_path / f"{name}.log") for name in SERVICES}
 
 
 def rule_stream() -> list[events.RuleUpsert]:
-    """Every rule in every version, versions in order (as an admin tool would publish)."""
-    return [
-        events.RuleUpsert(
-            rule=sample_rule(
-                rule_id=f"r{r}", version=v, text=f"Rule {r}, version {v}: share nothing."
-            )
-        )
-        for v in range(1, VERSIONS + 1)
-        for r in range(RULES)
-    ]
+    return rule_versions(RULES, VERSIONS)
 
 
 def question(i: int) -> events.ChatRequest:
