@@ -172,7 +172,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=24)
     parser.add_argument("--pairs", type=int, default=40, help="one-at-a-time pairs")
     parser.add_argument("--label", default="", help="suffix of the result's name (smollm2)")
     parser.add_argument("--model", default=None)

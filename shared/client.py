@@ -57,7 +57,7 @@ class TopicTail:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=settings.chat_fetch_max_wait_ms,  # replies: the last hop
             **client_security_kwargs(settings),
         )
 

@@ -135,13 +135,17 @@ async def undecoded(message: StreamMessage[Any]) -> Any:
     return message.body
 
 
-def consumer_options(settings: KafkaSettings, *, group_id: str) -> dict[str, Any]:
-    """Subscriber keyword arguments shared by every service's consumers."""
+def consumer_options(
+    settings: KafkaSettings, *, group_id: str, chat_path: bool = False
+) -> dict[str, Any]:
+    """Subscriber keyword arguments shared by every service's consumers (``chat_path``: one of
+    the hops every answer waits for)."""
+    wait_ms = settings.chat_fetch_max_wait_ms if chat_path else settings.fetch_max_wait_ms
     return {
         "decoder": undecoded,
         "group_id": group_id,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "fetch_max_wait_ms": wait_ms,
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_interval_ms": settings.max_poll_interval_ms,

@@ -62,6 +62,8 @@ class Subscription(Generic[T]):
     pause_on_drain: bool = True
     """Stop fetching when the service starts draining (inputs: the work in flight finishes,
     no new work is taken). False for what the drain itself waits on (a gateway's replies)."""
+    chat_path: bool = False
+    """A hop every answer waits for: fetched with ``chat_fetch_max_wait_ms``."""
 
     def read(self, record: Record, *, max_bytes: int) -> T:
         """A record's message after every check the subscriber applies; ``PoisonMessage``
@@ -205,7 +207,9 @@ class Service:
             description=spec.description,
             **fetch,
             **consumer_options(
-                self.settings.kafka, group_id=subscription.group_id or self.settings.group_id
+                self.settings.kafka,
+                group_id=subscription.group_id or self.settings.group_id,
+                chat_path=subscription.chat_path,
             ),
         )
         subscriber(handle)

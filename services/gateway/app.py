@@ -77,7 +77,7 @@ class GatewayService(Service):
         # Read through the drain: the answers to the requests still open arrive here.
         replies = Subscription(self.replies_spec, REPLY, max_records=256, batch_timeout_ms=1,
                                group_id=f"{settings.group_id}.{settings.instance}",
-                               pause_on_drain=False)  # fmt: skip
+                               pause_on_drain=False, chat_path=True)  # fmt: skip
         self.inbox = self.subscribe(replies, self.on_replies)
         self.publishes(CHAT_REQUESTS, why="chat completions, naming this instance's replies")
         self.publishes(RULES_EVENTS, why="the rules API's upserts and deletes (signed)")

@@ -67,6 +67,7 @@ class GenerationService(Service):
             batch_timeout_ms=settings.batch_wait_ms,
             ack_policy=AckPolicy.MANUAL,  # committed by the committer, behind finished work
             checks=(grounded_reply_guard(self.topics),),
+            chat_path=True,
         )
         self.inbox = self.subscribe(grounded, self.on_grounded)
         for replies in REPLY_TOPICS:

@@ -50,6 +50,7 @@ class RetrievalService(RuleMemoryService):
             max_records=settings.batch_max,
             batch_timeout_ms=settings.batch_wait_ms,
             checks=(reply_topic_guard(self.topics),),
+            chat_path=True,
         )
         # Redis (or the embedder) failed. Redis may be restarting: before searching again,
         # wait until it has loaded and every index is complete, so no request is grounded
