@@ -64,5 +64,8 @@ class EmbedderSettings(OpenAIEndpoint):
     threads: int | None = Field(default=None, ge=1)
     """BLAS threads of the local model; None: numpy's default (all cores). On small machines
     shared with Redis and Kafka, 1 leaves them a core."""
+    worker_process: bool = True
+    """Run the local model in a worker process of its own, so that its Python work and the
+    service's event loop do not take turns on one GIL (``shared/embedders/worker.py``)."""
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0)

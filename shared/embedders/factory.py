@@ -13,10 +13,12 @@ from collections.abc import Callable
 from shared.embedders.base import Embedder, EmbedderSettings
 from shared.embedders.openai_compat import OpenAIEmbedder
 from shared.embedders.use import UniversalSentenceEncoder
+from shared.embedders.worker import WorkerProcessEmbedder
 
 
 def _use(settings: EmbedderSettings) -> Embedder:
-    return UniversalSentenceEncoder(threads=settings.threads, batch_size=settings.batch_size)
+    local = WorkerProcessEmbedder if settings.worker_process else UniversalSentenceEncoder
+    return local(threads=settings.threads, batch_size=settings.batch_size)
 
 
 EMBEDDERS: dict[str, Callable[[EmbedderSettings], Embedder]] = {
