@@ -4,10 +4,10 @@ one confirmation per event on ``rules.indexed``.
 Two lanes feed the same ingestor: the rule log (``rules.events``, where bulk loads queue) and
 the fast lane (``rules.live``, a copy of each small edit, read by a consumer group of its own).
 A live edit is therefore never behind thousands of bulk events in a partition: it waits for the
-embedding chunk in progress (and, for a rule that a batch in flight also holds, for that batch:
-``RuleLocks``). Applying an event twice, or out of log order, is harmless: every write is
-checked against the rule's applied version (the copy that comes second is confirmed
-``stale``)."""
+embedding chunk in progress (and, for a rule that a batch in flight also writes, for that batch:
+``RuleLocks``; a batch's old copy of the rule, which it does not write, holds nothing). Applying
+an event twice, or out of log order, is harmless: every write is checked against the rule's
+applied version (the copy that comes second is confirmed ``stale``)."""
 
 from __future__ import annotations
 
@@ -70,12 +70,17 @@ class IngestService(RuleMemoryService):
     async def apply(self, batch: list[events.RulesTopicEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""
         assert self.ingestor is not None, "service not started"
-        # Both lanes carry each edit: the copy that takes its rules second waits, so it reads
-        # the first one's write and is confirmed stale after the first is confirmed applied
-        # (two copies planned at once would both expect to apply it, and either could confirm
-        # first: a waiting client would be told its fresh edit was stale).
-        async with self.rule_locks.holding(event.target.slot for event in batch):
-            outcomes = await self.ingestor.apply(batch)
+        # Both lanes carry each edit, and the copy applied second is confirmed stale: never
+        # before the first copy is confirmed applied (a waiting client would be told its fresh
+        # edit was stale). A batch holds the rules it writes until its confirmations are out;
+        # two copies that both plan to write a rule take turns (the second reads the first's
+        # write). A rule the batch leaves alone (Redis has its version already) only waits for
+        # a batch that holds it now: an edit on the fast lane is not held up by a bulk batch
+        # that carries an old copy of it.
+        prepared = await self.ingestor.prepare(batch)
+        await self.rule_locks.wait_free(prepared.settled)
+        async with self.rule_locks.holding(prepared.writing):
+            outcomes = await self.ingestor.run(prepared)
             confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
             await self.publish_all(self.topics(RULES_INDEXED), confirmations)
         return confirmations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from prometheus_client import Histogram
 
@@ -11,7 +12,7 @@ from shared.embedders import Embedder
 from shared.events import IndexOutcome, JurisdictionTree, RuleEvent, RulesTopicEvent, RuleUpsert
 from shared.memory.schema import embedding_text
 from shared.memory.trees import JurisdictionStore
-from shared.memory.writer import RuleWriter, plan
+from shared.memory.writer import Plan, RuleWriter, plan
 from shared.metrics import LATENCY_BUCKETS_S
 
 EMBED_BATCH = Histogram(
@@ -22,6 +23,27 @@ EMBED_BATCH = Histogram(
 EMBED_SECONDS = Histogram(
     "alignstream_embed_seconds", "Time of one embedding call.", buckets=LATENCY_BUCKETS_S
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch with its plan: which rules it will write, which it leaves alone."""
+
+    batch: list[RulesTopicEvent]
+    rules: list[RuleEvent]
+    plan: Plan
+    restore: bool
+
+    @property
+    def writing(self) -> set[tuple[str, str]]:
+        """The rules this batch writes."""
+        return set(self.plan.writes)
+
+    @property
+    def settled(self) -> set[tuple[str, str]]:
+        """Rules of the batch that it leaves alone: Redis already has their version or a newer
+        one (applied by another batch, which may not have confirmed it yet)."""
+        return {e.target.slot for e in self.rules} - self.writing
 
 
 class RuleIngestor:
@@ -47,10 +69,21 @@ class RuleIngestor:
         """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis).
         ``restore`` (a rebuild after ``--drop``): rewrite the documents of applied versions.
         Jurisdiction trees replace the tenant's tree when newer."""
+        return await self.run(await self.prepare(batch, restore=restore))
+
+    async def prepare(
+        self, batch: list[RulesTopicEvent], *, restore: bool = False
+    ) -> PreparedBatch:
+        """Read the rules' applied versions and choose the writes (nothing is written yet)."""
         rules = [e for e in batch if not isinstance(e, JurisdictionTree)]
-        outcomes = iter(await self._apply_rules(rules, restore) if rules else [])
+        applied = await self.writer.applied_versions([e.target.slot for e in rules])
+        return PreparedBatch(batch, rules, plan(rules, applied, restore=restore), restore)
+
+    async def run(self, prepared: PreparedBatch) -> list[IndexOutcome]:
+        """Embed and write what ``prepare`` chose; the outcome of each event, in order."""
+        outcomes = iter(await self._apply_rules(prepared) if prepared.rules else [])
         result = []
-        for event in batch:
+        for event in prepared.batch:
             if isinstance(event, JurisdictionTree):
                 stored = await self.trees.put(event)
                 result.append(IndexOutcome.APPLIED if stored else IndexOutcome.STALE)
@@ -58,9 +91,8 @@ class RuleIngestor:
                 result.append(next(outcomes))
         return result
 
-    async def _apply_rules(self, batch: list[RuleEvent], restore: bool) -> list[IndexOutcome]:
-        applied = await self.writer.applied_versions([e.target.slot for e in batch])
-        chosen = plan(batch, applied, restore=restore)
+    async def _apply_rules(self, prepared: PreparedBatch) -> list[IndexOutcome]:
+        chosen, restore = prepared.plan, prepared.restore
         changed: set[tuple[str, str]] = set()
         deletes = [e for e in chosen.writes.values() if not isinstance(e, RuleUpsert)]
         # Each rule is written at most once per batch, so chunks may be written in any order.
@@ -76,7 +108,7 @@ class RuleIngestor:
             IndexOutcome.APPLIED
             if outcome is IndexOutcome.APPLIED and event.target.slot in changed
             else IndexOutcome.STALE
-            for event, outcome in zip(batch, chosen.outcomes, strict=True)
+            for event, outcome in zip(prepared.rules, chosen.outcomes, strict=True)
         ]
 
     async def _embed(self, upserts: list[RuleUpsert]) -> dict[tuple[str, str], bytes]:

@@ -1,5 +1,5 @@
-"""Per-rule locks: the two lanes (``rules.events`` and ``rules.live``) never work on the same
-rule at once in one ingest process. Taken in sorted order, so two batches cannot deadlock."""
+"""Per-rule locks: the two lanes (``rules.events`` and ``rules.live``) never write the same rule
+at once in one ingest process. Taken in sorted order, so two batches cannot deadlock."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ class RuleLocks:
                 self._users[key] -= 1
                 if not self._users[key]:
                     del self._users[key], self._locks[key]
+
+    async def wait_free(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Wait until no batch holds these rules (holding none meanwhile, so no deadlock)."""
+        for key in sorted(set(keys)):
+            lock = self._locks.get(key)
+            if lock is not None and lock.locked():
+                async with self.holding([key]):
+                    pass
 
     def held(self) -> int:
         """Rules locked or awaited now (0 when idle: nothing is kept)."""

@@ -34,3 +34,25 @@ async def test_overlapping_batches_in_opposite_orders_do_not_deadlock() -> None:
 
     await asyncio.wait_for(asyncio.gather(batch(["a", "b"]), batch(["b", "a"])), timeout=2)
     assert locks.held() == 0
+
+
+async def test_waiting_for_a_rule_holds_nothing_and_ends_when_its_holder_is_done() -> None:
+    """A batch that leaves a rule alone (Redis has its version) waits for the batch writing it
+    to confirm, but a free rule costs no wait, and the waiter blocks no one."""
+    locks, order = RuleLocks(), []
+
+    async def writer() -> None:
+        async with locks.holding([("acme", "live")]):
+            order.append("writer in")
+            await asyncio.sleep(0.05)
+            order.append("writer out")
+
+    writing = asyncio.create_task(writer())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(locks.wait_free([("acme", "other")]), timeout=0.01)  # free: at once
+    order.append("free rule passed")
+    await locks.wait_free([("acme", "live")])
+    order.append("waiter done")
+    await writing
+    assert order == ["writer in", "free rule passed", "writer out", "waiter done"]
+    assert locks.held() == 0
