@@ -64,7 +64,7 @@ class KafkaPath:
     async def __aenter__(self) -> KafkaPath:
         await ensure_topics(self.kafka, [self.spec])
         self.client = await AlignstreamClient(self.kafka).__aenter__()
-        self.tail = TopicTail(self.kafka, self.reply_topic)
+        self.tail = TopicTail(self.kafka, self.reply_topic, chat_path=True)
         await self.tail.start()
         self.reader = asyncio.create_task(self._read())
         return self

@@ -71,7 +71,7 @@ class Pipeline:
     of the generation service sees (one producer and one reader, kept open between rounds)."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
-        self.tail = TopicTail(kafka, kafka.topics(CHAT_RESPONSES))
+        self.tail = TopicTail(kafka, kafka.topics(CHAT_RESPONSES), chat_path=True)
         self.client = AlignstreamClient(kafka)
 
     async def __aenter__(self) -> Pipeline:

@@ -75,7 +75,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
     async with (
         GenerationService(settings),
         AlignstreamClient(kafka) as client,
-        TopicTail(kafka, kafka.topics(CHAT_RESPONSES)) as tail,
+        TopicTail(kafka, kafka.topics(CHAT_RESPONSES), chat_path=True) as tail,
     ):
         started = time.monotonic()
         next_sample = started

@@ -51,13 +51,16 @@ class RepliesMissing(TimeoutError):
 class TopicTail:
     """Reads a topic from its current end, across all partitions, without a consumer group."""
 
-    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+    def __init__(self, settings: KafkaSettings, topic: str, *, chat_path: bool = False) -> None:
+        """``chat_path``: answers every chat request waits for (fetched with the chat path's
+        shorter wait, ``chat_fetch_max_wait_ms``)."""
         self.settings = settings
         self.topic = topic
+        wait_ms = settings.chat_fetch_max_wait_ms if chat_path else settings.fetch_max_wait_ms
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=settings.chat_fetch_max_wait_ms,  # replies: the last hop
+            fetch_max_wait_ms=wait_ms,
             **client_security_kwargs(settings),
         )
 
@@ -310,7 +313,7 @@ class AlignstreamClient:
         requests = list(requests)
         async with (
             TopicTail(self.settings, self.topics(CHAT_GROUNDED)) as grounded,
-            TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as tail,
+            TopicTail(self.settings, self.topics(CHAT_RESPONSES), chat_path=True) as tail,
         ):
             await self._send_requests(requests)
             try:
@@ -335,8 +338,8 @@ class AlignstreamClient:
         response: events.ChatResponse | None = None
         async with (
             TopicTail(self.settings, self.topics(CHAT_GROUNDED)) as grounded,
-            TopicTail(self.settings, self.topics(CHAT_TOKENS)) as tokens,
-            TopicTail(self.settings, self.topics(CHAT_RESPONSES)) as responses,
+            TopicTail(self.settings, self.topics(CHAT_TOKENS), chat_path=True) as tokens,
+            TopicTail(self.settings, self.topics(CHAT_RESPONSES), chat_path=True) as responses,
         ):
             await self._send_requests([request])
             deadline = time.monotonic() + timeout_s

@@ -75,7 +75,7 @@ async def _ask(
 ) -> None:
     """Show what retrieval grounded each request in as soon as it is known, then the answers
     (generation consumes the same grounded requests)."""
-    async with TopicTail(client.settings, client.topics(CHAT_RESPONSES)) as tail:
+    async with TopicTail(client.settings, client.topics(CHAT_RESPONSES), chat_path=True) as tail:
         grounded = await client.ground(requests)
         for request in requests:
             console.print(grounding_panel(grounded[request.request_id]))
