@@ -7,6 +7,7 @@ import numpy as np
 from shared.embedders import EmbedderSettings, make_embedder
 from shared.embedders.openai_compat import OpenAIEmbedder
 from shared.embedders.use import UniversalSentenceEncoder
+from shared.embedders.worker import WorkerProcessEmbedder
 
 
 async def test_use_vectors_are_normalized_and_cross_lingual(
@@ -27,7 +28,9 @@ async def test_empty_input(use_embedder: UniversalSentenceEncoder) -> None:
 
 
 def test_factory_picks_the_backend() -> None:
-    assert isinstance(make_embedder(EmbedderSettings()), UniversalSentenceEncoder)
+    assert isinstance(make_embedder(EmbedderSettings()), WorkerProcessEmbedder)
+    in_process = make_embedder(EmbedderSettings(worker_process=False))
+    assert isinstance(in_process, UniversalSentenceEncoder)
     remote = make_embedder(EmbedderSettings(backend="openai", base_url="http://127.0.0.1:1/v1"))
     assert isinstance(remote, OpenAIEmbedder)
     assert remote.name == "openai:text-embedding-3-small"
