@@ -7,7 +7,9 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +78,20 @@ class ManagedServer:
 
     def spawn(self) -> None:
         raise NotImplementedError
+
+    def launch(self, command: Sequence[str], *, env: Mapping[str, str] | None = None) -> None:
+        """Run ``command`` in its own session, output appended to the log, and record its PID
+        (for a server that stays in the foreground; ``env`` is added to this one's)."""
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                list(command),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **env} if env else None,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
 
     def status(self) -> ServerStatus:
         pid = self.pid()

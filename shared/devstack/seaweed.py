@@ -13,7 +13,6 @@ Lance side servers are switched off.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -96,15 +95,7 @@ class SeaweedServer(ManagedServer):
             "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(process.pid))
+        self.launch(command)
 
     def healthy(self) -> bool:
         """The gateway answers and the broker's bucket exists (created here, idempotently)."""

@@ -83,18 +83,11 @@ class TansuServer(ManagedServer):
 
     def spawn(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
-        environment = {**os.environ, **(self.storage.broker_environment() if self.storage else {})}
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", url,
-                 "--advertised-listener-url", url, "--storage-engine", self.storage_engine],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=environment,
-                start_new_session=True,
-            )  # fmt: skip
-        self.pid_file.write_text(str(process.pid))
+        self.launch(
+            [str(tansu_binary()), "broker", "--listener-url", url,
+             "--advertised-listener-url", url, "--storage-engine", self.storage_engine],
+            env=self.storage.broker_environment() if self.storage else None,
+        )  # fmt: skip
 
     def healthy(self) -> bool:
         try:
