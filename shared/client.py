@@ -56,11 +56,10 @@ class TopicTail:
         shorter wait, ``chat_fetch_max_wait_ms``)."""
         self.settings = settings
         self.topic = topic
-        wait_ms = settings.chat_fetch_max_wait_ms if chat_path else settings.fetch_max_wait_ms
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=wait_ms,
+            fetch_max_wait_ms=settings.fetch_wait_ms(chat_path=chat_path),
             **client_security_kwargs(settings),
         )
 

@@ -140,12 +140,11 @@ def consumer_options(
 ) -> dict[str, Any]:
     """Subscriber keyword arguments shared by every service's consumers (``chat_path``: one of
     the hops every answer waits for)."""
-    wait_ms = settings.chat_fetch_max_wait_ms if chat_path else settings.fetch_max_wait_ms
     return {
         "decoder": undecoded,
         "group_id": group_id,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": wait_ms,
+        "fetch_max_wait_ms": settings.fetch_wait_ms(chat_path=chat_path),
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_interval_ms": settings.max_poll_interval_ms,

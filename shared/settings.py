@@ -67,6 +67,10 @@ class KafkaSettings(BaseSettings):
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
 
+    def fetch_wait_ms(self, *, chat_path: bool) -> int:
+        """The fetch wait of a consumer: the chat path's for a hop every answer waits for."""
+        return self.chat_fetch_max_wait_ms if chat_path else self.fetch_max_wait_ms
+
 
 class RedisSettings(BaseSettings):
     """Redis (with RediSearch + RedisJSON) connection."""
