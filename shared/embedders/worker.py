@@ -42,10 +42,6 @@ def _embed(texts: list[str]) -> Vectors:
     return _model.embed_sync(texts)
 
 
-def _ready() -> int:
-    return USE_DIM
-
-
 class WorkerProcessEmbedder:
     """``UniversalSentenceEncoder`` run in a spawned worker process."""
 
@@ -56,6 +52,9 @@ class WorkerProcessEmbedder:
         self.threads = threads
         self.batch_size = batch_size
         self._pool: ProcessPoolExecutor | None = None
+        # Both ingest lanes may call ``embed`` before the worker runs (or after it died): one of
+        # them starts it, the other waits, so no second worker is spawned and left behind.
+        self._starting = asyncio.Lock()
 
     async def worker_pid(self) -> int:
         """The worker's process id (tests kill it); starts the worker."""
@@ -65,20 +64,21 @@ class WorkerProcessEmbedder:
 
     async def start(self) -> None:
         """Start the worker and wait until its model is loaded (a failure shows here)."""
-        if self._pool is not None:
-            return
-        pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),  # no fork of a running loop
-            initializer=_load,
-            initargs=(self.threads, self.batch_size),
-        )
-        try:
-            await asyncio.get_running_loop().run_in_executor(pool, _ready)
-        except BaseException:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-            raise
-        self._pool = pool
+        async with self._starting:
+            if self._pool is not None:
+                return
+            pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),  # no fork of a running loop
+                initializer=_load,
+                initargs=(self.threads, self.batch_size),
+            )
+            try:  # the first call runs after the initializer: the model is loaded
+                await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
+            except BaseException:
+                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+                raise
+            self._pool = pool
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         await self.start()

@@ -5,6 +5,7 @@ stops the worker."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 
@@ -58,3 +59,16 @@ async def test_a_dead_worker_is_replaced_and_close_stops_it() -> None:
             break
         await asyncio.sleep(0.1)
     assert not pid_alive(second)
+
+
+@pytest.mark.timeout(120)
+async def test_concurrent_first_calls_start_one_worker() -> None:
+    """Both ingest lanes may embed before the worker runs: one worker starts, none is left over."""
+    before = len(multiprocessing.active_children())
+    worker = WorkerProcessEmbedder(threads=1)
+    try:
+        first, second = await asyncio.gather(worker.embed(TEXTS[:1]), worker.embed(TEXTS[1:]))
+        assert (first.shape, second.shape) == ((1, worker.dim), (2, worker.dim))
+        assert len(multiprocessing.active_children()) == before + 1
+    finally:
+        await worker.close()
