@@ -24,6 +24,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports_in_a_row(count: int, attempts: int = 50) -> int:
+    """The first of ``count`` consecutive loopback ports that are all free now."""
+    for _ in range(attempts):
+        base = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise StackError(f"no {count} free ports in a row found")
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -11,6 +11,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from shared import events
+from shared.devstack.process import free_ports_in_a_row
 from shared.devstack.servers import free_port
 from shared.prompt_sets import SHARED, PromptSetStore
 from shared.settings import RedisSettings
@@ -50,7 +51,8 @@ def test_durable_stack_up_status_down(tmp_path: Path) -> None:
     ports = ["--state-dir", str(tmp_path), "--kafka-port", str(free_port()),
              "--redis-port", str(free_port())]  # fmt: skip
     try:
-        up = alignstream("stack", "up", "--durable", "--s3-port", str(free_port()), *ports)
+        s3_port = str(free_ports_in_a_row(8))  # SeaweedFS takes 8 ports from this one
+        up = alignstream("stack", "up", "--durable", "--s3-port", s3_port, *ports)
         assert up.returncode == 0, up.stderr + up.stdout
         status = alignstream("stack", "status", *ports)  # remembered: durable, same S3 ports
         assert status.returncode == 0
