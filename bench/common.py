@@ -11,12 +11,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shared.devstack.process import free_port
 from shared.devstack.servers import servers_for_testing
 
 RESULTS = Path(__file__).parent / "results"
@@ -112,15 +114,35 @@ def private_stack() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def service_process(name: str, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``alignstream serve NAME`` as its own process until the block ends (SIGTERM)."""
+def service_process(
+    name: str, env: dict[str, str], *, ready_timeout_s: float = 180.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``alignstream serve NAME`` as its own process until the block ends (SIGTERM). The
+    block starts once its ``/readyz`` answers 200 (every consumer has its partitions), so a
+    measurement never includes the service's start-up."""
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "serve", name],
-        env={**os.environ, "ALIGNSTREAM_LOG_LEVEL": "WARNING", **env},
+        env={**os.environ, "ALIGNSTREAM_LOG_LEVEL": "WARNING", **env,
+             "ALIGNSTREAM_HTTP_HOST": "127.0.0.1", "ALIGNSTREAM_HTTP_PORT": str(port)},
         stdout=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     try:
+        wait_ready(process, port, name, ready_timeout_s)
         yield process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, name: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode} before it was ready")
+        url = f"http://127.0.0.1:{port}/readyz"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as reply:
+            if reply.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s")

@@ -105,6 +105,26 @@ PRODUCER_MAX_REQUEST_BYTES = 1_048_576
 """aiokafka's default request limit, the size Kafka brokers accept by default."""
 
 
+class KafkaBrokerStartingTogether(KafkaBroker):
+    """Starts its subscribers all at once. Each consumer waits in ``start`` until its group
+    hands it partitions, and a group's first join takes half the session timeout on Tansu (5 s
+    at 10 s, measured); FastStream starts subscribers one after another, so a service with
+    three took 15 s longer than it needed to before it was ready."""
+
+    async def start(self) -> None:
+        await self.connect()
+        starting = [asyncio.ensure_future(subscriber.start()) for subscriber in self.subscribers]
+        try:
+            await asyncio.gather(*starting)
+        except BaseException:  # the first failure, as it is (the CLI names it); no strays
+            for task in starting:
+                task.cancel()
+            raise
+        for publisher in self.publishers:
+            await publisher.start()
+        self.running = True
+
+
 def make_broker(
     settings: KafkaSettings,
     *,
@@ -112,10 +132,10 @@ def make_broker(
     max_message_bytes: int = PRODUCER_MAX_REQUEST_BYTES,
     **kwargs: Any,
 ) -> KafkaBroker:
-    """A FastStream KafkaBroker with the project's settings (security, timeouts). Services
-    check every message they derive against ``max_message_bytes`` before publishing; the
-    producer allows a record's overhead on top."""
-    return KafkaBroker(
+    """A FastStream KafkaBroker (starting its subscribers together) with the project's settings
+    (security, timeouts). Services check every message they derive against
+    ``max_message_bytes`` before publishing; the producer allows a record's overhead on top."""
+    return KafkaBrokerStartingTogether(
         settings.bootstrap,
         client_id=client_id,
         request_timeout_ms=settings.request_timeout_ms,
