@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Key = str | bytes | None
+Delivery = Awaitable[Any]
+"""A message handed to the producer; awaiting it waits for the broker's acknowledgement."""
 Handler = Callable[[KafkaMessage], Awaitable[None]]
 PHASE_FLOOR_S = 5.0
 """Each shutdown phase gets at least this, even when the drain used the budget (the chart's
@@ -252,15 +254,28 @@ class Service:
     ) -> None:
         """Publish encoded events (checked by ``encode_bounded``) with their keys and, when
         given, one set of headers each (the trace context of the request each answers)."""
+        await asyncio.gather(*await self.enqueue_bodies(topic, bodies, headers=headers))
+
+    async def enqueue_all(self, topic: str, outgoing: Iterable[Event]) -> list[Delivery]:
+        """``publish_all`` without the wait: the events are handed to the producer, in order;
+        the caller awaits their deliveries (before it commits what they answer)."""
+        return await self.enqueue_bodies(topic, [(e.key, self.encode_bounded(e)) for e in outgoing])
+
+    async def enqueue_bodies(
+        self,
+        topic: str,
+        bodies: Iterable[tuple[Key, bytes]],
+        *,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> list[Delivery]:
         items = list(bodies)
         each = headers if headers is not None else [{}] * len(items)
-        deliveries = [
+        return [
             await self.broker.publish(
                 body, topic, key=key_bytes(key), no_confirm=True, headers=dict(extra) or None
             )
             for (key, body), extra in zip(items, each, strict=True)
         ]
-        await asyncio.gather(*deliveries)
 
     # Lifecycle ------------------------------------------------------------------------
 

@@ -11,20 +11,27 @@ applied version (the copy that comes second is confirmed ``stale``)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from faststream.kafka.annotations import KafkaMessage
 
 from services.ingest.confirmations import EVENT_TO_SERVABLE, RULES_APPLIED, confirm
-from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor
+from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor, Slot
 from services.ingest.locks import RuleLocks
 from services.ingest.records import rule_records
 from services.ingest.settings import IngestSettings
 from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
+from shared.events import IndexOutcome, RuleEvent
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
+from shared.service import Delivery
 from shared.topics import RULES_INDEXED, RULES_LIVE
+
+APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE
 
 
 class IngestService(RuleMemoryService):
@@ -79,8 +86,23 @@ class IngestService(RuleMemoryService):
         # that carries an old copy of it.
         prepared = await self.ingestor.prepare(batch)
         await self.rule_locks.wait_free(prepared.settled)
+        topic = self.topics(RULES_INDEXED)
         async with self.rule_locks.holding(prepared.writing):
-            outcomes = await self.ingestor.run(prepared)
-            confirmations = [confirm(e, o) for e, o in zip(batch, outcomes, strict=True)]
-            await self.publish_all(self.topics(RULES_INDEXED), confirmations)
-        return confirmations
+            # A written rule is confirmed as soon as its chunk lands, while the next chunk is
+            # being embedded: the batch's end then waits for the last chunk's few confirmations
+            # instead of sending all of them. The rest (stale copies, trees) follow the writes,
+            # so no stale confirmation of a rule goes out before its applied one.
+            early: dict[int, events.RuleIndexed] = {}
+            deliveries: list[Delivery] = []
+
+            async def confirm_written(written: Sequence[RuleEvent], changed: set[Slot]) -> None:
+                sent = [confirm(e, APPLIED if e.target.slot in changed else STALE) for e in written]
+                early.update((id(e), c) for e, c in zip(written, sent, strict=True))
+                deliveries.extend(await self.enqueue_all(topic, sent))
+
+            outcomes = await self.ingestor.run(prepared, on_written=confirm_written)
+            rest = [(e, o) for e, o in zip(batch, outcomes, strict=True) if id(e) not in early]
+            late = {id(e): confirm(e, o) for e, o in rest}
+            deliveries.extend(await self.enqueue_all(topic, late.values()))
+            await asyncio.gather(*deliveries)
+        return [early[id(e)] if id(e) in early else late[id(e)] for e in batch]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Histogram
@@ -23,6 +23,14 @@ EMBED_BATCH = Histogram(
 EMBED_SECONDS = Histogram(
     "alignstream_embed_seconds", "Time of one embedding call.", buckets=LATENCY_BUCKETS_S
 )
+
+
+Slot = tuple[str, str]
+"""A rule: ``(tenant, rule_id)``."""
+
+OnWritten = Callable[[Sequence[RuleEvent], set[Slot]], Awaitable[None]]
+"""Called as each write lands, with the events written and the rules it changed (the others
+lost a race to a newer version): their outcomes are final."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +87,12 @@ class RuleIngestor:
         applied = await self.writer.applied_versions([e.target.slot for e in rules])
         return PreparedBatch(batch, rules, plan(rules, applied, restore=restore), restore)
 
-    async def run(self, prepared: PreparedBatch) -> list[IndexOutcome]:
-        """Embed and write what ``prepare`` chose; the outcome of each event, in order."""
-        outcomes = iter(await self._apply_rules(prepared) if prepared.rules else [])
+    async def run(
+        self, prepared: PreparedBatch, *, on_written: OnWritten | None = None
+    ) -> list[IndexOutcome]:
+        """Embed and write what ``prepare`` chose; the outcome of each event, in order.
+        ``on_written`` runs as each chunk's write lands, while the next chunk is embedded."""
+        outcomes = iter(await self._apply_rules(prepared, on_written) if prepared.rules else [])
         result = []
         for event in prepared.batch:
             if isinstance(event, JurisdictionTree):
@@ -91,18 +102,20 @@ class RuleIngestor:
                 result.append(next(outcomes))
         return result
 
-    async def _apply_rules(self, prepared: PreparedBatch) -> list[IndexOutcome]:
+    async def _apply_rules(
+        self, prepared: PreparedBatch, on_written: OnWritten | None
+    ) -> list[IndexOutcome]:
         chosen, restore = prepared.plan, prepared.restore
-        changed: set[tuple[str, str]] = set()
+        changed: set[Slot] = set()
         deletes = [e for e in chosen.writes.values() if not isinstance(e, RuleUpsert)]
         # Each rule is written at most once per batch, so chunks may be written in any order.
-        writing = asyncio.create_task(self._write(deletes, {}, restore))
+        writing = asyncio.create_task(self._write(deletes, {}, restore, on_written))
         upserts = chosen.upserts
         for start, end in chunk_bounds(len(upserts), self.chunk_size):
             chunk = upserts[start:end]
             vectors = await self._embed(chunk)
             changed |= await writing
-            writing = asyncio.create_task(self._write(chunk, vectors, restore))
+            writing = asyncio.create_task(self._write(chunk, vectors, restore, on_written))
         changed |= await writing
         return [
             IndexOutcome.APPLIED
@@ -121,12 +134,19 @@ class RuleIngestor:
         }
 
     async def _write(
-        self, writes: Sequence[RuleEvent], vectors: dict[tuple[str, str], bytes], restore: bool
-    ) -> set[tuple[str, str]]:
+        self,
+        writes: Sequence[RuleEvent],
+        vectors: dict[Slot, bytes],
+        restore: bool,
+        on_written: OnWritten | None,
+    ) -> set[Slot]:
         if not writes:
             return set()
         results = await self.writer.write(writes, vectors, restore=restore)
-        return {e.target.slot for e, ok in zip(writes, results, strict=True) if ok}
+        changed = {e.target.slot for e, ok in zip(writes, results, strict=True) if ok}
+        if on_written is not None:
+            await on_written(writes, changed)
+        return changed
 
 
 def chunk_bounds(count: int, size: int) -> list[tuple[int, int]]:

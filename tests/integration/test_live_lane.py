@@ -3,6 +3,7 @@ still queued in the rule log, and the edit's second copy (from the log) changes 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -105,3 +106,21 @@ async def test_an_edit_on_both_lanes_is_confirmed_applied_to_the_waiting_client(
             edit = events.RuleUpsert(rule=sample_rule(rule_id="edited", version=version))
             (confirmed,) = await client.publish_rules([edit], wait=True, timeout_s=10)
             assert confirmed.outcome is events.IndexOutcome.APPLIED, version
+
+
+async def test_a_batch_confirms_each_chunk_as_it_lands(
+    slow_ingest: IngestService, reader: TopicReader
+) -> None:
+    """The first chunk's confirmations are out while the batch's later chunks are still being
+    embedded (they used to wait for the whole batch); each event is still confirmed once."""
+    batch = bulk_load()[:256]
+    first = asyncio.create_task(reader.read(RULES_INDEXED, count=1, timeout_s=30))
+    confirmed = await slow_ingest.apply(list(batch))
+    assert first.done(), "no confirmation was out before the batch's end"
+    assert [c.outcome for c in confirmed] == [events.IndexOutcome.APPLIED] * len(batch)
+    assert [c.rule_id for c in confirmed] == [e.target.rule_id for e in batch]
+    records = await reader.read(RULES_INDEXED, count=len(batch))
+    rule_ids = [events.RuleIndexed.model_validate_json(r.value).rule_id for r in records]
+    assert sorted(rule_ids) == sorted(e.target.rule_id for e in batch)
+    with pytest.raises(AssertionError, match=f"got {len(batch)}"):  # nothing twice
+        await reader.read(RULES_INDEXED, count=len(batch) + 1, timeout_s=1)
