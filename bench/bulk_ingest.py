@@ -61,7 +61,10 @@ def direct_rate(rules: int, env: dict[str, str], batch: int, threads: int | None
 async def pipeline_rate(
     texts: list[str], env: dict[str, str], batch: int, threads: int | None
 ) -> tuple[float, int]:
-    kafka = KafkaSettings(bootstrap=env["KAFKA_BOOTSTRAP"])
+    # Topics of its own: Tansu lists every stored batch of a partition on each fetch, so a
+    # configuration measured after another would pay for the other's events and confirmations.
+    prefix = f"bulk{threads}."
+    kafka = KafkaSettings(bootstrap=env["KAFKA_BOOTSTRAP"], topic_prefix=prefix)
     await ensure_topics(kafka)
     rules = [
         events.RuleUpsert(
@@ -70,7 +73,8 @@ async def pipeline_rate(
         for i, t in enumerate(texts)
     ]
     service_env = {**env, "ALIGNSTREAM_INGEST_BATCH_MAX": str(batch),
-                   "ALIGNSTREAM_REDIS_KEY_PREFIX": f"bulk{threads}"}  # fmt: skip
+                   "ALIGNSTREAM_REDIS_KEY_PREFIX": f"bulk{threads}",
+                   "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": prefix}  # fmt: skip
     if threads is not None:
         service_env["ALIGNSTREAM_EMBEDDER_THREADS"] = str(threads)
     with service_process("ingest", service_env):
