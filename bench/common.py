@@ -120,7 +120,7 @@ def service_process(
     """Run ``alignstream serve NAME`` as its own process until the block ends (SIGTERM). The
     block starts once its ``/readyz`` answers 200 (every consumer has its partitions), so a
     measurement never includes the service's start-up."""
-    port = free_port()
+    port = int(env.get("ALIGNSTREAM_HTTP_PORT") or free_port())  # the caller's, if it chose
     process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "serve", name],
         env={**os.environ, "ALIGNSTREAM_LOG_LEVEL": "WARNING", **env,
