@@ -243,7 +243,7 @@ class Service:
         """Publish events under their keys: enqueue all, then wait for every delivery at once
         (one round of produce requests instead of one awaited send per event). Every event is
         size-checked before the first is sent (``OversizedMessage``)."""
-        await self.publish_bodies(topic, [(e.key, self.encode_bounded(e)) for e in outgoing])
+        await asyncio.gather(*await self.enqueue_all(topic, outgoing))
 
     async def publish_bodies(
         self,

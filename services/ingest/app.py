@@ -92,17 +92,19 @@ class IngestService(RuleMemoryService):
             # being embedded: the batch's end then waits for the last chunk's few confirmations
             # instead of sending all of them. The rest (stale copies, trees) follow the writes,
             # so no stale confirmation of a rule goes out before its applied one.
-            early: dict[int, events.RuleIndexed] = {}
+            confirmed: dict[int, events.RuleIndexed] = {}  # by the event object's id
             deliveries: list[Delivery] = []
 
+            async def send(confirmations: dict[int, events.RuleIndexed]) -> None:
+                confirmed.update(confirmations)
+                deliveries.extend(await self.enqueue_all(topic, confirmations.values()))
+
             async def confirm_written(written: Sequence[RuleEvent], changed: set[Slot]) -> None:
-                sent = [confirm(e, APPLIED if e.target.slot in changed else STALE) for e in written]
-                early.update((id(e), c) for e, c in zip(written, sent, strict=True))
-                deliveries.extend(await self.enqueue_all(topic, sent))
+                await send({id(e): confirm(e, APPLIED if e.target.slot in changed else STALE)
+                            for e in written})  # fmt: skip
 
             outcomes = await self.ingestor.run(prepared, on_written=confirm_written)
-            rest = [(e, o) for e, o in zip(batch, outcomes, strict=True) if id(e) not in early]
-            late = {id(e): confirm(e, o) for e, o in rest}
-            deliveries.extend(await self.enqueue_all(topic, late.values()))
+            await send({id(e): confirm(e, o) for e, o in zip(batch, outcomes, strict=True)
+                        if id(e) not in confirmed})  # fmt: skip
             await asyncio.gather(*deliveries)
-        return [early[id(e)] if id(e) in early else late[id(e)] for e in batch]
+        return [confirmed[id(e)] for e in batch]

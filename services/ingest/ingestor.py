@@ -43,12 +43,12 @@ class PreparedBatch:
     restore: bool
 
     @property
-    def writing(self) -> set[tuple[str, str]]:
+    def writing(self) -> set[Slot]:
         """The rules this batch writes."""
         return set(self.plan.writes)
 
     @property
-    def settled(self) -> set[tuple[str, str]]:
+    def settled(self) -> set[Slot]:
         """Rules of the batch that it leaves alone: Redis already has their version or a newer
         one (applied by another batch, which may not have confirmed it yet)."""
         return {e.target.slot for e in self.rules} - self.writing
@@ -124,7 +124,7 @@ class RuleIngestor:
             for event, outcome in zip(prepared.rules, chosen.outcomes, strict=True)
         ]
 
-    async def _embed(self, upserts: list[RuleUpsert]) -> dict[tuple[str, str], bytes]:
+    async def _embed(self, upserts: list[RuleUpsert]) -> dict[Slot, bytes]:
         EMBED_BATCH.observe(len(upserts))
         with EMBED_SECONDS.time():
             matrix = await self.embedder.embed([embedding_text(u.rule) for u in upserts])
