@@ -18,7 +18,6 @@ from aiokafka.structs import RecordMetadata
 
 from shared import events
 from shared.errors import NoAnswer, NotConfirmed
-from shared.fetch_pacing import FetchPacer
 from shared.kafka import client_security_kwargs, ensure_topics
 from shared.settings import KafkaSettings
 from shared.signing import RuleSigner
@@ -54,7 +53,7 @@ class TopicTail:
 
     def __init__(self, settings: KafkaSettings, topic: str, *, chat_path: bool = False) -> None:
         """``chat_path``: answers every chat request waits for (fetched with the chat path's
-        waits: the busy one while replies are awaited or arrive, ``shared/fetch_pacing.py``)."""
+        shorter wait, ``chat_fetch_max_wait_ms``)."""
         self.settings = settings
         self.topic = topic
         self._consumer = AIOKafkaConsumer(
@@ -63,7 +62,6 @@ class TopicTail:
             fetch_max_wait_ms=settings.fetch_wait_ms(chat_path=chat_path),
             **client_security_kwargs(settings),
         )
-        self._pacer = FetchPacer.for_chat(settings, lambda: self._consumer) if chat_path else None
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -80,8 +78,6 @@ class TopicTail:
             await self._consumer.position(partition)
 
     async def stop(self) -> None:
-        if self._pacer is not None:
-            self._pacer.close()
         await self._consumer.stop()
 
     async def __aenter__(self) -> Self:
@@ -93,8 +89,6 @@ class TopicTail:
 
     async def values(self, timeout_ms: int = 100) -> list[bytes]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms)
-        if batches and self._pacer is not None:
-            self._pacer.traffic()
         return [r.value for records in batches.values() for r in records if r.value is not None]
 
     async def collect(
@@ -113,8 +107,6 @@ class TopicTail:
         found: dict[str, T] = {}
         deadline = time.monotonic() + timeout_s
         while pending:
-            if self._pacer is not None:  # replies are awaited: fetch with the busy wait
-                self._pacer.traffic()
             if time.monotonic() > deadline:
                 raise RepliesMissing(len(pending), len(pending) + len(found), self.topic,
                                      timeout_s)  # fmt: skip

@@ -25,7 +25,6 @@ from pydantic import TypeAdapter
 from shared.consumers import InputConsumers
 from shared.dlq import Check, DeadLetters, Inbox, Record, read_record
 from shared.events import Event, encode, key_bytes
-from shared.fetch_pacing import FetchPacer
 from shared.http import HealthServer
 from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
 from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
@@ -66,8 +65,7 @@ class Subscription(Generic[T]):
     """Stop fetching when the service starts draining (inputs: the work in flight finishes,
     no new work is taken). False for what the drain itself waits on (a gateway's replies)."""
     chat_path: bool = False
-    """A hop every answer waits for: fetched with the chat path's waits, short while records
-    arrive (``shared/fetch_pacing.py``)."""
+    """A hop every answer waits for: fetched with ``chat_fetch_max_wait_ms``."""
 
     def read(self, record: Record, *, max_bytes: int) -> T:
         """A record's message after every check the subscriber applies; ``PoisonMessage``
@@ -130,8 +128,6 @@ class Service:
         )
         self.tracing = Tracing(self.name, settings.observability)
         self.inputs = InputConsumers()
-        self._pacers: list[FetchPacer] = []
-        """The chat-path subscribers' fetch pacing (``shared/fetch_pacing.py``)."""
         self._started = False
         self._stopping = False
 
@@ -188,15 +184,8 @@ class Service:
             checks=subscription.checks,
         )
         timer = HANDLER_SECONDS.labels(self.name, spec.name)
-        pacer = (
-            FetchPacer.for_chat(self.settings.kafka, lambda: subscriber.consumer)
-            if subscription.chat_path
-            else None
-        )
 
         async def handle(message: KafkaMessage) -> None:
-            if pacer is not None:
-                pacer.traffic()
             with timer.time():
                 try:
                     await handler(message)
@@ -226,8 +215,6 @@ class Service:
             ),
         )
         subscriber(handle)
-        if pacer is not None:
-            self._pacers.append(pacer)
         self.inputs.add(subscriber, spec.name, pause_on_drain=subscription.pause_on_drain,
                         listener=listener)  # fmt: skip
         self.publishes(spec.dead_letter())
@@ -327,8 +314,6 @@ class Service:
         # The broker waits (graceful_timeout) for handlers in flight before closing consumers,
         # so no offset is committed for unfinished work.
         await self._bounded("stopping the broker", self.broker.stop(), deadline)
-        for pacer in self._pacers:
-            pacer.close()
         await self._bounded("closing", self.on_stop(), deadline)
         await self._bounded("exporting traces", self.tracing.close(), deadline)
         await self.health.stop()

@@ -18,6 +18,7 @@ from services.cli.progress import console
 from services.cli.quiet import stderr_to
 from shared.devstack.servers import DEFAULT_STATE_DIR, LocalStack
 from shared.logging import configure_logging
+from shared.settings import KafkaSettings
 
 DEMO_LOG = Path(".alignstream/demo.log")
 
@@ -41,7 +42,7 @@ def demo(
         from services.cli.demo_run import run_demo
 
         try:
-            answers = asyncio.run(run_demo(stack.kafka.kafka_settings()))
+            answers = asyncio.run(run_demo(KafkaSettings(bootstrap=stack.kafka.address)))
         finally:
             if not keep_stack and not already_running:
                 stack.down()

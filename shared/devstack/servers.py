@@ -19,7 +19,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -39,9 +38,6 @@ DEFAULT_KAFKA_PORT = 19092
 DEFAULT_REDIS_PORT = 16379
 DEFAULT_S3_PORT = 18333
 """SeaweedFS of a durable stack: its S3 endpoint, then seven more ports in a row."""
-DURABLE_CHAT_BUSY_WAIT_MS = 10
-"""The chat path's busy fetch wait on the durable broker: each of its polls lists the S3 bucket
-(at 2 ms, the default for the in-memory broker, its pipeline stalled under load)."""
 
 
 def _package_dir(package: str) -> Path:
@@ -84,20 +80,6 @@ class TansuServer(ManagedServer):
     @property
     def storage_engine(self) -> str:
         return f"s3://{BUCKET}/" if self.storage else "memory://tansu/"
-
-    def client_environment(self) -> dict[str, str]:
-        """What points a service at this broker (and, when durable, the chat path's busy fetch
-        wait its storage can take)."""
-        env = {"KAFKA_BOOTSTRAP": self.address}
-        if self.storage:
-            env["ALIGNSTREAM_KAFKA_CHAT_FETCH_BUSY_WAIT_MS"] = str(DURABLE_CHAT_BUSY_WAIT_MS)
-        return env
-
-    def kafka_settings(self, **overrides: Any) -> KafkaSettings:
-        """``client_environment`` as the settings of a client or service run here; the process
-        environment fills in the rest and ``overrides`` win."""
-        tuning = {"chat_fetch_busy_wait_ms": DURABLE_CHAT_BUSY_WAIT_MS} if self.storage else {}
-        return KafkaSettings(bootstrap=self.address, **{**tuning, **overrides})
 
     def spawn(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
@@ -269,7 +251,7 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         """Environment variables that point the services at this stack."""
-        return {**self.kafka.client_environment(), "REDIS_URL": self.redis.address}
+        return {"KAFKA_BOOTSTRAP": self.kafka.address, "REDIS_URL": self.redis.address}
 
 
 def _saved_ports(state_dir: Path) -> dict[str, int]:

@@ -53,9 +53,9 @@ def durable_broker(tmp_path: Path) -> Iterator[TansuServer]:
 
 @pytest.fixture
 async def broker_settings(durable_broker: TansuServer, prefix: str) -> KafkaSettings:
-    settings = durable_broker.kafka_settings(topic_prefix=f"{prefix}.", partitions_override=2,
-                                             session_timeout_ms=1000,
-                                             heartbeat_interval_ms=200)  # fmt: skip
+    settings = KafkaSettings(bootstrap=durable_broker.address, topic_prefix=f"{prefix}.",
+                             partitions_override=2, session_timeout_ms=1000,
+                             heartbeat_interval_ms=200)  # fmt: skip
     await ensure_topics(settings)
     return settings
 
@@ -81,7 +81,7 @@ async def test_broker_kill_9_and_restart_loses_nothing_acknowledged(
     tmp_path: Path,
 ) -> None:
     env = {**service_env(cli_env, prefix, fast_model, SERVICES),
-           **durable_broker.client_environment(),
+           "KAFKA_BOOTSTRAP": broker_settings.bootstrap,
            "ALIGNSTREAM_KAFKA_TOPIC_PREFIX": broker_settings.topic_prefix}  # fmt: skip
     processes = {name: ServiceProcess(name, env, tmp_path / f"{name}.log") for name in SERVICES}
     for process in processes.values():

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.fetch_pacing import FetchPacer
 from shared.settings import KafkaSettings
 from tests.requirements import require_module
 from tests.unit.chart import (
@@ -442,24 +441,20 @@ def test_the_image_build_context_leaves_out_the_venv_and_keeps_what_is_copied() 
                     assert source not in ignored, (dockerfile.name, source)
 
 
-def paced_settings(env: dict[str, str]) -> KafkaSettings:
-    return KafkaSettings(
-        fetch_max_wait_ms=int(env["ALIGNSTREAM_KAFKA_FETCH_MAX_WAIT_MS"]),
-        chat_fetch_max_wait_ms=int(env["ALIGNSTREAM_KAFKA_CHAT_FETCH_MAX_WAIT_MS"]),
-        chat_fetch_busy_wait_ms=int(env["ALIGNSTREAM_KAFKA_CHAT_FETCH_BUSY_WAIT_MS"]),
-    )
-
-
 def test_consumers_on_apache_kafka_poll_slowly_and_a_polling_broker_can_be_tuned() -> None:
     """Apache Kafka answers a fetch when data arrives: the chart and the compose file set long
-    waits (the in-memory Tansu's 10/2 ms would poll it ~100-500 times a second per consumer)."""
+    waits (the services' 10 ms, meant for a broker that polls, would have each idle consumer
+    poll Apache Kafka ~100 times a second)."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-service"]
     chart = of_kind(render(), "ConfigMap")["rel-alignstream-settings"]["data"]
     for env in (compose["environment"], chart):
-        settings = paced_settings(env)
-        assert settings.fetch_max_wait_ms == settings.chat_fetch_max_wait_ms == 500
-        assert not FetchPacer.for_chat(settings, lambda: None).enabled
-    tansu = render({"kafka": {"fetchWaitMs": 10, "chatFetchBusyWaitMs": 2}})
-    settings = paced_settings(of_kind(tansu, "ConfigMap")["rel-alignstream-settings"]["data"])
-    assert (settings.fetch_max_wait_ms, settings.chat_fetch_max_wait_ms) == (10, 10)
-    assert FetchPacer.for_chat(settings, lambda: None).busy_ms == 2
+        settings = KafkaSettings(
+            fetch_max_wait_ms=int(env["ALIGNSTREAM_KAFKA_FETCH_MAX_WAIT_MS"]),
+            chat_fetch_max_wait_ms=int(env["ALIGNSTREAM_KAFKA_CHAT_FETCH_MAX_WAIT_MS"]),
+        )
+        assert settings.fetch_wait_ms(chat_path=False) == 500
+        assert settings.fetch_wait_ms(chat_path=True) == 500
+    tansu = of_kind(render({"kafka": {"fetchWaitMs": 10}}), "ConfigMap")
+    data = tansu["rel-alignstream-settings"]["data"]
+    assert data["ALIGNSTREAM_KAFKA_FETCH_MAX_WAIT_MS"] == "10"
+    assert data["ALIGNSTREAM_KAFKA_CHAT_FETCH_MAX_WAIT_MS"] == "10"
