@@ -4,9 +4,11 @@ and the generation service, in one run, sharing one engine instance.
 Reports throughput (completion tokens/s) of each at ``--requests`` concurrent requests, their
 ratio (target >= 0.95) and the latency the pipeline adds (p50/p99 per request; target p50 <= 15
 ms), in rounds that alternate the two paths; then the fixed cost alone: one request at a time,
-raw and pipeline alternating, the paired difference per request. Without ``--model`` it builds
-the tiny random-weight model (it isolates the pipeline) and runs on CPU; pass a local model
-folder for a real one (``--label smollm2`` names the result), and ``--gpu`` on a GPU machine.
+raw and pipeline alternating, the paired difference per request; then the pipeline's floor: the
+same rounds with an instant backend (no engine), what the hops and the Python around the engine
+cost by themselves. Without ``--model`` it builds the tiny random-weight model (it isolates the
+pipeline) and runs on CPU; pass a local model folder for a real one (``--label smollm2`` names
+the result), and ``--gpu`` on a GPU machine.
 
     python -m bench.generation_overhead [--requests 64] [--max-tokens 32] [--model DIR --gpu]
 """
@@ -29,6 +31,7 @@ from shared.client import AlignstreamClient, TopicTail, collect_responses
 from shared.devstack.tiny_model import build_tiny_model
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, ObservabilitySettings
+from shared.testing.backends import FollowsItsSystemPrompt
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
 
@@ -121,6 +124,36 @@ async def fixed_cost(
     }
 
 
+async def pipeline_floor(
+    kafka: KafkaSettings, n: int, max_tokens: int, rounds: int
+) -> dict[str, object]:
+    """The same path with an instant backend and no engine: what the two Kafka hops and the
+    service's and the client's own work cost a round of ``n`` concurrent requests (and one
+    request alone). On its own topics and consumer group, beside the engine's service."""
+    floor = kafka.model_copy(update={"topic_prefix": f"{kafka.topic_prefix}floor."})
+    await ensure_topics(floor)
+    settings = GenerationSettings(
+        kafka=floor,
+        observability=ObservabilitySettings(http_host="127.0.0.1", http_port=0),
+        group_id="bench-floor-generation",
+    )
+    async with (
+        GenerationService(settings, backend=FollowsItsSystemPrompt()),
+        Pipeline(floor) as pipeline,
+    ):
+        await pipeline.run(requests(n, max_tokens))  # warm-up
+        concurrent, alone = [], []
+        for _ in range(rounds):
+            concurrent.extend((await pipeline.run(requests(n, max_tokens)))[1])
+            alone.extend((await pipeline.run(requests(1, max_tokens)))[1])
+    return {
+        "backend": "instant (shared/testing/backends.py FollowsItsSystemPrompt)",
+        "rounds": rounds,
+        "concurrent_latency_ms": percentiles(concurrent),
+        "one_request_latency_ms": percentiles(alone),
+    }
+
+
 async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
     model = args.model or str(build_tiny_model(Path(".alignstream/models/tiny-chat")))
     engine = VllmSettings(model=model) if args.gpu else VllmSettings(
@@ -142,6 +175,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
             through = await pipeline.run(requests(args.requests, args.max_tokens))
             rounds.append((direct, through))
         alone = await fixed_cost(backend, pipeline, args.pairs, args.max_tokens)
+    floor = await pipeline_floor(kafka, args.requests, args.max_tokens, args.rounds)
     raw_tps = sum(r[0][0] for r in rounds) / len(rounds)
     pipe_tps = sum(r[1][0] for r in rounds) / len(rounds)
     ratios = sorted(r[1][0] / r[0][0] for r in rounds)
@@ -165,6 +199,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
         "target_ratio": 0.95,
         "target_added_latency_p50_ms": 15,
         "one_request_at_a_time": alone,
+        "pipeline_floor": floor,
     }
 
 
