@@ -230,9 +230,9 @@ class LocalStack:
         was_durable = "s3" in _saved_ports(self.state_dir)
         if self.kafka.status().running and was_durable != self.durable:
             running = "durable" if was_durable else "in-memory"
-            raise StackError(
-                f"the broker already runs {running}: stop the stack first (alignstream stack down)"
-            )
+            where = "" if self.state_dir == DEFAULT_STATE_DIR else f" --state-dir {self.state_dir}"
+            raise StackError(f"the broker already runs {running}: stop the stack first "
+                             f"(alignstream stack down{where})")  # fmt: skip
         for server in self.servers:
             server.start(timeout_s)
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,7 @@ def test_durable_stack_up_status_down(tmp_path: Path) -> None:
         switch = alignstream("stack", "up", "--in-memory", *ports)
         assert switch.returncode == 1
         assert "already runs durable" in switch.stderr
+        assert f"stack down --state-dir {tmp_path}" in switch.stderr  # the folder it runs from
     finally:
         assert alignstream("stack", "down", *ports).returncode == 0
     assert not (tmp_path / "s3.pid").exists()
