@@ -131,7 +131,7 @@ class ApiKeys:
         rate_limit_per_s: float | None = None,
     ) -> tuple[str, ApiKey]:
         """A new key for ``tenant``: the key itself (shown once, never stored) and its record."""
-        if not TENANT_PATTERN.match(tenant):
+        if not TENANT_PATTERN.fullmatch(tenant):
             raise Hinted(f"{tenant[:80]!r} is not a tenant id",
                          "letters, digits, '_' and '-', at most 64")  # fmt: skip
         if any(SCOPE_SEPARATOR in s or not s.strip() for s in default_scope):
@@ -169,7 +169,7 @@ class ApiKeys:
         or revoked key: the caller answers 401 and says no more)."""
         if len(presented) > MAX_PRESENTED_CHARS:
             return None
-        match = KEY_PATTERN.match(presented)
+        match = KEY_PATTERN.fullmatch(presented)
         if match is None:
             return None
         record = await self._record(match.group(1))

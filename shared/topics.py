@@ -120,6 +120,14 @@ CHAT_TOKENS = TopicSpec(
     retention_ms=DAY_MS,
     description="answer text as it is generated, for requests that ask to stream",
 )
+CHAT_CANCELS = TopicSpec(
+    "chat.cancels",
+    key="tenant:request_id",
+    value=events.ChatCancel,
+    partitions=3,
+    retention_ms=3600 * 1000,
+    description="requests a client no longer waits for; every generation instance reads all",
+)
 EXAM_JOBS = TopicSpec(
     "exam.jobs",
     key="job_id",
@@ -173,6 +181,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     CHAT_GROUNDED,
     CHAT_RESPONSES,
     CHAT_TOKENS,
+    CHAT_CANCELS,
     EXAM_JOBS,
     EXAM_ANSWERS,
     EXAM_RESULTS,
@@ -227,7 +236,7 @@ class TopicNames:
         return (
             topic.startswith(client_prefix)
             and len(topic) > len(client_prefix)
-            and _KAFKA_TOPIC_NAME.match(topic) is not None
+            and _KAFKA_TOPIC_NAME.fullmatch(topic) is not None
             and not topic.endswith(DLQ_SUFFIX)
         )
 

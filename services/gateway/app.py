@@ -22,8 +22,10 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp
 
 from services.gateway.auth import Authenticator
-from services.gateway.completions import ChatCompletions, Limits
+from services.gateway.capacity import OpenLimits, OpenRequests
+from services.gateway.completions import Canceller, ChatCompletions
 from services.gateway.confirmations import Confirmations
+from services.gateway.http_limits import bounded_http
 from services.gateway.metrics import FAMILIES, UNMATCHED
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.replies import REPLY, ReplyWaiters
@@ -43,6 +45,7 @@ from shared.service import Service, Subscription
 from shared.signing import RuleSigner
 from shared.tenants import ApiKeys
 from shared.topics import (
+    CHAT_CANCELS,
     CHAT_REQUESTS,
     RULE_LOGS,
     RULES_EVENTS,
@@ -80,18 +83,24 @@ class GatewayService(Service):
                                pause_on_drain=False, chat_path=True)  # fmt: skip
         self.inbox = self.subscribe(replies, self.on_replies)
         self.publishes(CHAT_REQUESTS, why="chat completions, naming this instance's replies")
+        self.publishes(CHAT_CANCELS, why="the requests of dropped streams and timed-out requests")
         self.publishes(RULES_EVENTS, why="the rules API's upserts and deletes (signed)")
         self.publishes(RULES_LIVE, why="the same edits on the fast lane, once the log has them")
         self.embedder = embedder or make_embedder(settings.retrieval.embedder)
         self._signer = RuleSigner.from_settings(settings.kafka)
         self.keys = ApiKeys.from_settings(settings.redis)
         self.confirmations = Confirmations(settings.kafka)
+        limits = OpenLimits.derived(settings.max_in_flight, settings.max_in_flight_per_tenant,
+                                    settings.max_in_flight_per_key)  # fmt: skip
+        self.canceller = Canceller(self.send_cancel)
         self.chat = ChatCompletions(
             self.send_request,
             self.waiters,
             reply_topic=self.reply_topic,
             defaults=Defaults(settings.default_strategy, settings.default_max_tokens),
-            limits=Limits(settings.max_in_flight, settings.request_timeout_s),
+            open_requests=OpenRequests(limits),
+            canceller=self.canceller,
+            request_timeout_s=settings.request_timeout_s,
         )
         self._redis = make_redis(settings.redis)
         self.server: _Server | None = None
@@ -121,9 +130,11 @@ class GatewayService(Service):
                                   retrieval.retrieval_options())  # fmt: skip
         rules = RulesApi(self.publish_rule, self.confirmations, RuleReader(self._redis, schema),
                          wait_timeout_s=self.settings.rules_wait_timeout_s)  # fmt: skip
-        limiter = RateLimiter(self._redis, prefix)
+        auth = Authenticator(self.keys, RateLimiter(self._redis, prefix),
+                             cache_s=self.settings.key_cache_s,
+                             default_rate_per_s=self.settings.default_rate_limit_per_s)  # fmt: skip
         gateway = Gateway(
-            auth=Authenticator(self.keys, limiter, cache_s=self.settings.key_cache_s),
+            auth=auth,
             chat=self.chat,
             rules=rules,
             check=ApplicableCheck(self.embedder, retriever),
@@ -134,7 +145,8 @@ class GatewayService(Service):
         app: ASGIApp = build_app(gateway, max_body_bytes=self.settings.max_body_bytes)
         if self.tracing.enabled:  # each HTTP request starts (or continues) the trace
             app = OpenTelemetryMiddleware(app, tracer_provider=self.tracing.provider)
-        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.port,
+        http = bounded_http(self.settings.max_header_bytes, self.settings.max_headers)
+        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.port, http=http,
                                 log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=int(self.settings.request_timeout_s) + 1,
                                 timeout_keep_alive=30)  # fmt: skip
@@ -155,6 +167,7 @@ class GatewayService(Service):
         if self.server is not None and self._serving is not None:
             self.server.should_exit = True
             await self._serving
+        await self.canceller.drain()  # while the producer still runs
 
     async def on_stop(self) -> None:
         await self.confirmations.stop()
@@ -175,6 +188,9 @@ class GatewayService(Service):
         await self.publish_bodies(self.topics(CHAT_REQUESTS),
                                   [(request.key, self.encode_bounded(request))],
                                   headers=[self.tracing.headers()])  # fmt: skip
+
+    async def send_cancel(self, cancel: events.ChatCancel) -> None:
+        await self.publish_all(self.topics(CHAT_CANCELS), [cancel])
 
     async def publish_rule(self, event: events.RuleEvent) -> None:
         """The log first, then the fast lane: each publish is awaited (acknowledged), so the

@@ -1,5 +1,6 @@
 """Who a request speaks for: its ``Authorization: Bearer`` API key, verified against the
-tenant keys in Redis (``shared/tenants.py``), then its rate limit."""
+tenant keys in Redis (``shared/tenants.py``), then its rate limit: the key's own, or the
+gateway's default for keys that set none (``default_rate_limit_per_s``)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,18 @@ class Authenticator:
     """Verified keys are reused for ``cache_s`` (revocation takes effect within it); so are
     refusals, so a flood of bad keys does not become a flood of Redis reads."""
 
-    def __init__(self, keys: ApiKeys, limiter: RateLimiter, *, cache_s: float) -> None:
+    def __init__(
+        self,
+        keys: ApiKeys,
+        limiter: RateLimiter,
+        *,
+        cache_s: float,
+        default_rate_per_s: float | None = None,
+    ) -> None:
         self.keys = keys
         self.limiter = limiter
         self.cache_s = cache_s
+        self.default_rate_per_s = default_rate_per_s
         self._verified: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
 
     async def key_of(self, token: str | None) -> ApiKey:
@@ -48,9 +57,10 @@ class Authenticator:
         key = await self.key_of(token)
         if admin and not key.admin:
             raise forbidden("This endpoint needs an admin key of the tenant.")
-        if key.rate_limit_per_s is not None:
-            wait_s = await self.limiter.acquire(key.key_id, key.rate_limit_per_s)
+        rate = key.rate_limit_per_s or self.default_rate_per_s
+        if rate is not None:
+            wait_s = await self.limiter.acquire(key.key_id, rate)
             if wait_s > 0:
-                raise rate_limited(wait_s, f"Rate limit of {key.rate_limit_per_s:g} requests/s "
-                                           "reached for this key.")  # fmt: skip
+                raise rate_limited(wait_s, f"Rate limit of {rate:g} requests/s reached for "
+                                           "this key.")  # fmt: skip
         return key

@@ -2,36 +2,64 @@
 ``chat.requests`` naming this instance's reply topic; its answer (and, streaming, its pieces)
 comes back there. No transport here: the routes hand a verified key and a parsed body in.
 
-Bounded: at most ``max_in_flight`` requests open (429 beyond), each answered within
-``request_timeout_s`` of its arrival (504 after). A client that leaves cancels nothing
-downstream; its answer arrives unclaimed and is counted, not delivered.
+Bounded: requests open per instance, tenant and key (``OpenRequests``: 429 beyond), each
+answered within ``request_timeout_s`` of its arrival (504 after). A stream whose client leaves,
+and a request that times out, is cancelled downstream (``Canceller``: generation aborts it and
+frees its slot); an answer that still arrives is counted, not delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
-from services.gateway.errors import ApiError, from_pipeline, rate_limited, timed_out
-from services.gateway.metrics import IN_FLIGHT, OUTCOMES
+from services.gateway.capacity import OpenRequests
+from services.gateway.errors import ApiError, from_pipeline, timed_out
+from services.gateway.metrics import CANCELS, OUTCOMES
 from services.gateway.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from services.gateway.replies import ReplyWaiters
 from services.gateway.translate import Chunks, Defaults, to_chat_request, to_completion
 from shared import events
 from shared.tenants import ApiKey
 
+log = logging.getLogger(__name__)
+
 Send = Callable[[events.ChatRequest], Awaitable[None]]
+SendCancel = Callable[[events.ChatCancel], Awaitable[None]]
 StreamItem = ChatCompletionChunk | ApiError
 """A chunk, or the error that ends a stream already begun (sent as an ``error`` event)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_in_flight: int
-    request_timeout_s: float
+class Canceller:
+    """Publishes a request's cancel without holding its caller: it is sent from clean-up code
+    (a dropped stream's ``finally``, where an await would be cancelled again)."""
+
+    def __init__(self, send: SendCancel) -> None:
+        self.send = send
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def cancel(self, request: events.ChatRequest, reason: events.CancelReason) -> None:
+        cancel = events.ChatCancel(tenant=request.tenant, request_id=request.request_id,
+                                   reason=reason)  # fmt: skip
+        task = asyncio.get_running_loop().create_task(self._send(cancel))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, cancel: events.ChatCancel) -> None:
+        try:
+            await self.send(cancel)
+            CANCELS.labels(cancel.reason.value).inc()
+        except Exception:  # the request then runs to its end: costly, never wrong
+            CANCELS.labels("failed").inc()
+            log.warning("could not publish a cancel", exc_info=True,
+                        extra={"request_id": cancel.request_id})  # fmt: skip
+
+    async def drain(self) -> None:
+        """Wait for the cancels being sent (before the producer stops)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending))
 
 
 class ChatCompletions:
@@ -42,46 +70,40 @@ class ChatCompletions:
         *,
         reply_topic: str,
         defaults: Defaults,
-        limits: Limits,
+        open_requests: OpenRequests,
+        canceller: Canceller,
+        request_timeout_s: float,
     ) -> None:
         self.send = send
         self.waiters = waiters
         self.reply_topic = reply_topic
         self.defaults = defaults
-        self.limits = limits
-        self.open = 0
-
-    @contextlib.contextmanager
-    def _admitted(self) -> Iterator[None]:
-        if self.open >= self.limits.max_in_flight:
-            raise rate_limited(1.0, f"This gateway instance has {self.open} requests open, "
-                                    "its limit; retry shortly.")  # fmt: skip
-        self.open += 1
-        IN_FLIGHT.inc()
-        try:
-            yield
-        finally:
-            self.open -= 1
-            IN_FLIGHT.dec()
+        self.open = open_requests
+        self.canceller = canceller
+        self.request_timeout_s = request_timeout_s
 
     def _request(self, key: ApiKey, body: ChatCompletionRequest) -> events.ChatRequest:
         return to_chat_request(body, key, reply_topic=self.reply_topic, defaults=self.defaults)
 
     def _remaining(self, arrived: float) -> float:
-        return max(0.0, arrived + self.limits.request_timeout_s - time.perf_counter())
+        return max(0.0, arrived + self.request_timeout_s - time.perf_counter())
 
     async def complete(
         self, key: ApiKey, body: ChatCompletionRequest, *, arrived: float
     ) -> ChatCompletion:
         """The answer as one completion; ``ApiError`` for a refused, failed or late one."""
         request = self._request(key, body.model_copy(update={"stream": False}))
-        with self._admitted(), self.waiters.waiting(request) as waiter:
+        with self.open.admitted(key), self.waiters.waiting(request) as waiter:
             await self.send(request)
             try:
                 response = await asyncio.wait_for(waiter.response(), self._remaining(arrived))
             except TimeoutError:
                 OUTCOMES.labels("chat", "timeout").inc()
-                raise timed_out(self.limits.request_timeout_s) from None
+                self.canceller.cancel(request, events.CancelReason.TIMED_OUT)
+                raise timed_out(self.request_timeout_s) from None
+            except asyncio.CancelledError:
+                self.canceller.cancel(request, events.CancelReason.CLIENT_LEFT)
+                raise
         if not response.ok:
             assert response.error is not None
             OUTCOMES.labels("chat", "pipeline_error").inc()
@@ -100,7 +122,7 @@ class ChatCompletions:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = Chunks(request.request_id, body.model, int(time.time()))
         outcome: str | None = None
-        with self._admitted(), self.waiters.waiting(request) as waiter:
+        with self.open.admitted(key), self.waiters.waiting(request) as waiter:
             try:
                 await self.send(request)
                 replies = waiter.stream()
@@ -112,8 +134,8 @@ class ChatCompletions:
                     except TimeoutError:
                         outcome = "timeout"
                         if not began:
-                            raise timed_out(self.limits.request_timeout_s) from None
-                        yield timed_out(self.limits.request_timeout_s)
+                            raise timed_out(self.request_timeout_s) from None
+                        yield timed_out(self.request_timeout_s)
                         return
                     if isinstance(item, events.ChatResponse):
                         break
@@ -145,3 +167,7 @@ class ChatCompletions:
             finally:
                 # No outcome: the client left before the end (its answer is not delivered).
                 OUTCOMES.labels("chat_stream", outcome or "disconnected").inc()
+                if outcome is None:
+                    self.canceller.cancel(request, events.CancelReason.CLIENT_LEFT)
+                elif outcome == "timeout":
+                    self.canceller.cancel(request, events.CancelReason.TIMED_OUT)

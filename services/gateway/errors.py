@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fastapi.responses import JSONResponse
+
 from services.gateway.protocol import ErrorBody, ErrorDetail
 from shared.events import ErrorKind
 
@@ -29,6 +31,10 @@ class ApiError(Exception):
     @property
     def body(self) -> ErrorBody:
         return ErrorBody(error=self.detail)
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body.model_dump(), status_code=error.status, headers=error.headers)
 
 
 def invalid(errors: Sequence[Mapping[str, Any]]) -> ApiError:
@@ -70,6 +76,7 @@ _PIPELINE_STATUS: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.TIMEOUT: (504, "timeout_error"),
     ErrorKind.OVERLOADED: (503, "overloaded_error"),
     ErrorKind.BACKEND: (502, "upstream_error"),
+    ErrorKind.CANCELLED: (499, "cancelled_error"),
 }
 
 

@@ -24,8 +24,19 @@ UNMATCHED = Counter(
     "alignstream_gateway_unmatched_replies_total",
     "Replies on this instance's topic that no open request waited for (client left, timed out).",
 )
+REFUSED = Counter(
+    "alignstream_gateway_refused_total",
+    "Chat requests refused (429) by the bound they met: instance, tenant or key.",
+    ["bound"],
+)
+CANCELS = Counter(
+    "alignstream_gateway_cancels_total",
+    "Requests the gateway cancelled in the pipeline (client_left, timed_out), and cancels "
+    "that could not be published (failed).",
+    ["reason"],
+)
 RULE_CHANGES = Counter(
     "alignstream_gateway_rule_changes_total", "Rule events published by the rules API.", ["op"]
 )
 
-FAMILIES = (IN_FLIGHT, REQUESTS, SECONDS, OUTCOMES, UNMATCHED, RULE_CHANGES)
+FAMILIES = (IN_FLIGHT, REQUESTS, SECONDS, OUTCOMES, UNMATCHED, REFUSED, CANCELS, RULE_CHANGES)

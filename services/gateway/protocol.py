@@ -23,7 +23,7 @@ from shared.events import (
     Strategy,
     Timings,
 )
-from shared.events.rules import MAX_RULE_TEXT_CHARS
+from shared.events.rules import MAX_RULE_TEXT_CHARS, MAX_RULE_VERSION
 
 MAX_MESSAGES = 256
 MAX_CONTENT_CHARS = 100_000
@@ -232,7 +232,7 @@ class ErrorBody(BaseModel):
 class RuleBody(Strict):
     """A rule as ``PUT /v1/rules/{rule_id}`` takes it (tenant from the key, id from the path)."""
 
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_RULE_VERSION)
     """None: one above the version the memory holds (a concurrent writer may take the same)."""
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_RULE_TEXT_CHARS)]
     title: Annotated[str, StringConstraints(max_length=512)] = ""

@@ -20,8 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth import Authenticator
+from services.gateway.authenticated import Authenticated
 from services.gateway.completions import ChatCompletions, StreamItem
-from services.gateway.errors import ApiError, invalid
+from services.gateway.errors import ApiError, error_response, invalid
 from services.gateway.metrics import REQUESTS, SECONDS
 from services.gateway.protocol import (
     ApplicableRequest,
@@ -37,20 +38,23 @@ from services.gateway.protocol import (
 )
 from services.gateway.rules import ApplicableCheck, RulesApi
 from services.gateway.translate import model_cards
-from shared.events import Strategy
+from shared.events import MAX_RULE_VERSION, Strategy
+from shared.tenants import ApiKey
 
 _BEARER = HTTPBearer(auto_error=False, description="An API key: alignstream tenants create-key")
 
 
-async def _token(
-    credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER),
-) -> str | None:
-    # async: FastAPI runs a plain function dependency in a worker thread, a hop per request.
-    return credentials.credentials if credentials is not None else None
+async def _caller(
+    request: Request, _: HTTPAuthorizationCredentials | None = Depends(_BEARER)
+) -> ApiKey:
+    # Verified by ``Authenticated`` before the body was read; the bearer scheme is declared
+    # here for the API's documentation. async: a plain function would run in a thread.
+    key: ApiKey = request.state.api_key
+    return key
 
 
-Authorization = Annotated[str | None, Depends(_token)]
-"""The bearer token (None: no or a non-bearer Authorization header; 401 follows)."""
+Caller = Annotated[ApiKey, Depends(_caller)]
+"""The request's verified API key."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in ((400, "Invalid request"), (401, "Missing or invalid API key"),
@@ -72,10 +76,6 @@ class Gateway:
     ping_s: float
 
 
-def _error_response(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.body.model_dump(), status_code=error.status, headers=error.headers)
-
-
 class BodyLimit:
     """Refuses a body over ``max_bytes`` (413) before the app reads it whole: by its
     Content-Length, or as it arrives when it has none (chunked)."""
@@ -92,7 +92,7 @@ class BodyLimit:
                              code="request_too_large")  # fmt: skip
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await _error_response(too_large)(scope, receive, send)
+                await error_response(too_large)(scope, receive, send)
                 return
         seen = 0
 
@@ -108,7 +108,7 @@ class BodyLimit:
         try:
             await self.app(scope, bounded, send)
         except ApiError as error:
-            await _error_response(error)(scope, receive, send)
+            await error_response(error)(scope, receive, send)
 
 
 class Measured:
@@ -161,29 +161,27 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return _error_response(error)
+        return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
-        return _error_response(invalid(error.errors()))
+        return error_response(invalid(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = "not_found" if error.status_code == 404 else None
-        return _error_response(ApiError(error.status_code, str(error.detail), code=code))
+        return error_response(ApiError(error.status_code, str(error.detail), code=code))
 
     openai = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], responses=ERRORS)
 
     @openai.get("/models", response_model=ModelList)
-    async def models(authorization: Authorization) -> ModelList:
-        await gateway.auth.admit(authorization)
+    async def models(key: Caller) -> ModelList:
         return ModelList(data=model_cards(gateway.default_strategy, gateway.started))
 
     @openai.post("/chat/completions", response_model=ChatCompletion,
                  responses={200: {"content": {"text/event-stream": {}}}})  # fmt: skip
-    async def chat_completions(body: ChatCompletionRequest, authorization: Authorization) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, key: Caller) -> Any:
         arrived = time.perf_counter()
-        key = await gateway.auth.admit(authorization)
         if not body.stream:
             completion = await gateway.chat.complete(key, body, arrived=arrived)
             # Serialized once here (returning the model would have FastAPI validate it again).
@@ -196,47 +194,43 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
 
     @rules.get("", response_model=RuleList)
     async def list_rules(
-        authorization: Authorization,
+        key: Caller,
         cursor: Annotated[str | None, Query(max_length=24)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> RuleList:
-        key = await gateway.auth.admit(authorization, admin=True)
         return await gateway.rules.page(key, cursor=cursor, limit=limit)
 
     @rules.post("/applicable", response_model=ApplicableRules)
-    async def applicable(body: ApplicableRequest, authorization: Authorization) -> ApplicableRules:
-        key = await gateway.auth.admit(authorization)
+    async def applicable(body: ApplicableRequest, key: Caller) -> ApplicableRules:
         if gateway.check is None:
             raise ApiError(501, "The check endpoint is off on this gateway.", code="disabled")
         return await gateway.check.applicable(key, body)
 
     @rules.get("/{rule_id}", response_model=RuleView)
-    async def get_rule(rule_id: str, authorization: Authorization) -> RuleView:
-        key = await gateway.auth.admit(authorization, admin=True)
+    async def get_rule(rule_id: str, key: Caller) -> RuleView:
         return await gateway.rules.get(key, rule_id)
 
     @rules.put("/{rule_id}", response_model=RuleChange)
     async def put_rule(
         rule_id: str,
         body: RuleBody,
-        authorization: Authorization,
+        key: Caller,
         wait: bool = False,
     ) -> RuleChange:
-        key = await gateway.auth.admit(authorization, admin=True)
         return await gateway.rules.put(key, rule_id, body, wait=wait)
 
     @rules.delete("/{rule_id}", response_model=RuleChange)
     async def delete_rule(
         rule_id: str,
-        authorization: Authorization,
-        version: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        key: Caller,
+        version: Annotated[int | None, Query(ge=1, le=MAX_RULE_VERSION)] = None,
         wait: bool = False,
     ) -> RuleChange:
-        key = await gateway.auth.admit(authorization, admin=True)
         return await gateway.rules.delete(key, rule_id, version=version, wait=wait)
 
     app.include_router(openai)
     app.include_router(rules)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Authenticated, auth=gateway.auth)  # outside BodyLimit: key first
     app.add_middleware(Measured)
     return app

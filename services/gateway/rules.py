@@ -90,7 +90,10 @@ class RulesApi:
             if current <= 0:
                 raise not_found(rule_id)
             version = current + 1
-        event = events.RuleDelete(tenant=key.tenant, rule_id=rule_id, version=version)
+        try:  # one above MAX_RULE_VERSION is refused like a bad body, not a 500
+            event = events.RuleDelete(tenant=key.tenant, rule_id=rule_id, version=version)
+        except ValidationError as exc:
+            raise invalid(exc.errors()) from None
         return await self._change(event, wait=wait)
 
     async def _change(self, event: events.RuleEvent, *, wait: bool) -> RuleChange:

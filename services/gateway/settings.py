@@ -34,7 +34,21 @@ class GatewaySettings(ServiceSettings):
     """This instance's name: its reply topic is ``replies.<instance>`` (the chart sets the pod
     name). Deleted on a clean shutdown."""
     max_in_flight: int = Field(default=256, ge=1, le=100_000)
-    """Chat requests open at once; beyond, 429 (the HPA scales on this gauge)."""
+    """Chat requests open at once on this instance; beyond, 429 (the HPA scales on this
+    gauge)."""
+    max_in_flight_per_tenant: int | None = Field(default=None, ge=1, le=100_000)
+    """Of those, the most one tenant may hold; None: three quarters of ``max_in_flight``, so
+    the others always find room. Beyond, 429."""
+    max_in_flight_per_key: int | None = Field(default=None, ge=1, le=100_000)
+    """The most one API key may hold; None: half of the tenant's cap. Beyond, 429."""
+    default_rate_limit_per_s: float | None = Field(default=20.0, gt=0, le=1e6)
+    """The request rate of keys created without one (``tenants create-key --rate-limit``
+    sets a key's own); a token bucket per key in Redis, shared by every instance, with a
+    second's worth of burst. None: such keys are not limited."""
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    """A request head (request line and headers) over this gets 431 before the app sees it."""
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    """A request with more headers gets 431 before the app sees it."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A chat request without its answer after this long gets 504."""
     shutdown_timeout_s: float = Field(default=150.0, gt=0)
@@ -59,6 +73,6 @@ class GatewaySettings(ServiceSettings):
     @field_validator("instance")
     @classmethod
     def _topic_safe(cls, value: str) -> str:
-        if not INSTANCE_PATTERN.match(value):
+        if not INSTANCE_PATTERN.fullmatch(value):
             raise ValueError("letters, digits, '.', '_' and '-', at most 100, no leading '.'")
         return value

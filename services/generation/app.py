@@ -2,9 +2,12 @@
 
 Keeps up to ``max_in_flight`` generations running at once (the vLLM engine batches them
 continuously); the consumer takes the next messages while earlier ones generate and pauses only
-when the window is full (backpressure). ``OrderedCommitter`` commits offsets behind finished
-work only. Every request gets a response: a failure or a timeout becomes an error response,
-never silence (``ResponseDelivery`` publishes it).
+when ``queue_max`` more wait for a slot (backpressure). Slots are shared fairly by tenants
+(``FairSlots``: a cap per tenant, freed slots to the tenant holding the fewest). A client's
+``ChatCancel`` aborts its request, queued or generating (``Cancellations``).
+``OrderedCommitter`` commits offsets behind finished work only. Every request gets a response:
+a failure, a timeout or a cancel becomes an error response, never silence (``ResponseDelivery``
+publishes it).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pydantic import TypeAdapter
 
 from services.generation.backends.base import GenerationBackend
 from services.generation.backends.factory import make_backend
+from services.generation.cancels import CANCELLED, Cancellations
 from services.generation.committer import Commits, OrderedCommitter
 from services.generation.delivery import ResponseDelivery
 from services.generation.serving import (
@@ -35,10 +39,12 @@ from services.generation.serving import (
 from services.generation.settings import GenerationSettings
 from shared import events
 from shared.dlq import DeadLetterFailed, Record, records_of
+from shared.events.base import new_id
+from shared.fairness import FairSlots, default_share
 from shared.guards import grounded_reply_guard
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.service import Service, Subscription
-from shared.topics import CHAT_GROUNDED, CHAT_TOKENS, REPLY_TOPICS
+from shared.topics import CHAT_CANCELS, CHAT_GROUNDED, CHAT_TOKENS, REPLY_TOPICS
 
 IN_FLIGHT = Gauge("alignstream_generation_in_flight", "Generations running now.")
 QUEUE_WAIT = Histogram(
@@ -48,12 +54,13 @@ QUEUE_WAIT = Histogram(
 )
 
 GroundedAdapter: TypeAdapter[events.GroundedRequest] = TypeAdapter(events.GroundedRequest)
+CancelAdapter: TypeAdapter[events.ChatCancel] = TypeAdapter(events.ChatCancel)
 
 
 class GenerationService(Service):
     name = "generation"
     settings_class = GenerationSettings
-    metrics = (IN_FLIGHT, QUEUE_WAIT, TTFT, TOKENS, TOKENS_PER_S, ERRORS)
+    metrics = (IN_FLIGHT, QUEUE_WAIT, TTFT, TOKENS, TOKENS_PER_S, ERRORS, CANCELLED)
 
     def __init__(
         self, settings: GenerationSettings, backend: GenerationBackend | None = None
@@ -70,6 +77,14 @@ class GenerationService(Service):
             chat_path=True,
         )
         self.inbox = self.subscribe(grounded, self.on_grounded)
+        # Every instance reads every cancel (a group of its own): any of them may hold the
+        # request. Read through the drain: the drain waits on the work they cancel.
+        cancels = Subscription(CHAT_CANCELS, CancelAdapter, max_records=256,
+                               batch_timeout_ms=settings.batch_wait_ms,
+                               group_id=f"{settings.group_id}.cancels.{new_id()[:12]}",
+                               pause_on_drain=False, chat_path=True)  # fmt: skip
+        self.cancel_inbox = self.subscribe(cancels, self.on_cancels)
+        self.cancellations = Cancellations()
         for replies in REPLY_TOPICS:
             self.publishes(replies, why="answers, to the reply topic the request names (or a "
                                         "client's own replies.<name> topic)")  # fmt: skip
@@ -79,7 +94,9 @@ class GenerationService(Service):
         self.serving = Serving(backend or make_backend(settings), settings,
                                self.delivery.publish_token)  # fmt: skip
         self.committer = OrderedCommitter()
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        per_tenant = settings.max_in_flight_per_tenant or default_share(settings.max_in_flight)
+        self.slots = FairSlots(settings.max_in_flight, per_tenant)
+        self._window = asyncio.Semaphore(settings.max_in_flight + settings.queue_max)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_start(self) -> None:
@@ -114,14 +131,14 @@ class GenerationService(Service):
                 attributes={"alignstream.tenant": grounded.request.tenant,
                             "alignstream.strategy": grounded.request.strategy.value},
             )  # fmt: skip
-            consumed = time.perf_counter()
-            await self._slots.acquire()  # backpressure: wait for a free slot
-            waited = time.perf_counter() - consumed
-            QUEUE_WAIT.observe(waited)
-            span.set_attribute("alignstream.queue_wait_ms", waited * 1000)
+            await self._window.acquire()  # backpressure: queue_max requests wait already
             task = asyncio.create_task(self._serve(grounded, record, partition, span))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def on_cancels(self, message: KafkaMessage) -> None:
+        for _, cancel in await self.cancel_inbox.open_batch(message.raw_message):
+            self.cancellations.cancel(cancel)
 
     async def _open(self, record: Record) -> events.GroundedRequest | None:
         """Decode a record; None when dead-lettered. A dead letter that cannot be published is
@@ -141,16 +158,40 @@ class GenerationService(Service):
         partition: TopicPartition,
         span: Span,
     ) -> None:
-        IN_FLIGHT.inc()
+        request = grounded.request
+        answering = self.serving.answering(request)
         try:
-            response = await self.serving.respond(grounded)
+            with self.cancellations.tracking(request):
+                try:
+                    if self.cancellations.was_cancelled(request):
+                        raise asyncio.CancelledError  # the cancel came first: nothing generated
+                    response = await self._generate(grounded, span)
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is None or not self.cancellations.requested(request):
+                        raise  # the service stops: redelivered after the restart
+                    task.uncancel()
+                    response = answering.error(events.ErrorKind.CANCELLED,
+                                               "the client cancelled the request")  # fmt: skip
             traced_response(span, response)
-            answering = self.serving.answering(grounded.request)
             done = await self.delivery.deliver(answering, record, response,
                                                headers=self.tracing.headers(span))  # fmt: skip
         finally:
-            IN_FLIGHT.dec()
-            self._slots.release()
+            self._window.release()
             span.end()
         if done:
             await self.committer.finished(partition, record.offset or 0)
+
+    async def _generate(self, grounded: events.GroundedRequest, span: Span) -> events.ChatResponse:
+        """The answer, generated in a slot of the request's tenant."""
+        request = grounded.request
+        queued = time.perf_counter()
+        async with self.slots.slot(request.tenant):
+            waited = time.perf_counter() - queued
+            QUEUE_WAIT.observe(waited)
+            span.set_attribute("alignstream.queue_wait_ms", waited * 1000)
+            IN_FLIGHT.inc()
+            try:
+                return await self.serving.respond(grounded)
+            finally:
+                IN_FLIGHT.dec()

@@ -60,7 +60,15 @@ class GenerationSettings(ServiceSettings):
     group_id: str = "alignstream-generation"
     backend: Literal["vllm", "openai"] = "vllm"
     max_in_flight: int = Field(default=256, ge=1)
-    """Requests generating at once; the consumer pauses (backpressure) when all are busy."""
+    """Requests generating at once (the engine batches them)."""
+    max_in_flight_per_tenant: int | None = Field(default=None, ge=1)
+    """Most of those one tenant holds; None: three quarters of ``max_in_flight``, so a quarter
+    is always free for the other tenants. Freed slots go to the waiting tenant that holds the
+    fewest (``shared/fairness.py``)."""
+    queue_max: int = Field(default=1024, ge=0)
+    """Requests taken from Kafka that wait for a slot; the consumer pauses (backpressure) when
+    this many wait. Fairness between tenants acts on these: a larger queue reaches further
+    past one tenant's burst to another tenant's requests behind it."""
     fetch_max: int = Field(default=64, ge=1)
     """Most requests taken from Kafka per poll."""
     batch_wait_ms: int = Field(default=1, ge=0)

@@ -29,6 +29,9 @@ from shared.events.base import (
     utcnow,
 )
 from shared.events.chat import (
+    MAX_QUERY_CHARS,
+    CancelReason,
+    ChatCancel,
     ChatMessage,
     ChatRequest,
     ChatResponse,
@@ -78,6 +81,7 @@ from shared.events.rules import (
     MAX_JURISDICTION_DEPTH,
     MAX_JURISDICTION_NODES,
     MAX_RULE_TEXT_CHARS,
+    MAX_RULE_VERSION,
     RULE_EVENT,
     RULES_TOPIC_EVENT,
     TREE_RULE_ID,
@@ -109,6 +113,7 @@ AnyEvent = Annotated[
     | GroundedRequest
     | ChatResponse
     | ChatToken
+    | ChatCancel
     | ExamJob
     | ExamResult
     | ResearchJob
@@ -125,7 +130,9 @@ __all__ = [
     "GLOBAL_JURISDICTION",
     "MAX_JURISDICTION_DEPTH",
     "MAX_JURISDICTION_NODES",
+    "MAX_QUERY_CHARS",
     "MAX_RULE_TEXT_CHARS",
+    "MAX_RULE_VERSION",
     "RULES_TOPIC_EVENT",
     "RULE_EVENT",
     "SCHEMA_VERSION",
@@ -133,7 +140,9 @@ __all__ = [
     "AnswerOutcome",
     "AnyEvent",
     "AspectScore",
+    "CancelReason",
     "CategoryScore",
+    "ChatCancel",
     "ChatMessage",
     "ChatRequest",
     "ChatResponse",

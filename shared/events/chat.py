@@ -1,6 +1,6 @@
 """Chat events: a question (``ChatRequest``), the same question with the rules retrieval chose
 (``GroundedRequest``), its answer (``ChatResponse``) and the answer's text as it streams
-(``ChatToken``)."""
+(``ChatToken``), and a client's word that it no longer waits for an answer (``ChatCancel``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ from pydantic import Field, StringConstraints, model_validator
 
 from shared.events.base import Contract, Event, Identifier, Label, TenantId, new_id
 from shared.events.rules import GLOBAL_JURISDICTION, RuleDomain
+
+MAX_QUERY_CHARS = 2_000
+"""Retrieval searches with the first this many characters of the question (its embedding and
+its terms): the search's cost is bounded whatever a message holds (100k characters took the
+shared embedder ~6 s, every tenant waiting behind it), and a question's opening says what it
+is about. The whole message still reaches the model."""
 
 
 class Role(StrEnum):
@@ -167,11 +173,12 @@ class ChatRequest(Event):
 
     @property
     def query(self) -> str:
-        """The text retrieval searches with: the last user message."""
+        """The text retrieval searches with: the last user message (its first
+        ``MAX_QUERY_CHARS`` characters)."""
         for message in reversed(self.messages):
             if message.role is Role.USER:
-                return message.content
-        return self.messages[-1].content
+                return message.content[:MAX_QUERY_CHARS]
+        return self.messages[-1].content[:MAX_QUERY_CHARS]
 
 
 class IclExample(Contract):
@@ -225,6 +232,8 @@ class ErrorKind(StrEnum):
     BACKEND = "backend"
     INVALID_REQUEST = "invalid_request"
     OVERLOADED = "overloaded"
+    CANCELLED = "cancelled"
+    """The client cancelled the request (``ChatCancel``) before its answer was done."""
 
 
 class ErrorInfo(Contract):
@@ -276,6 +285,27 @@ class ChatToken(Event):
     text: str = ""
     final: bool = False
     """The last piece (the response follows on the reply topic)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}:{self.request_id}"
+
+
+class CancelReason(StrEnum):
+    CLIENT_LEFT = "client_left"
+    TIMED_OUT = "timed_out"
+
+
+class ChatCancel(Event):
+    """A client no longer waits for a request's answer (its stream was dropped, or it timed
+    out): generation aborts the request if it is queued or generating, and answers it with a
+    ``cancelled`` error. The request id is the client's secret (random, never shown to other
+    tenants), so a producer on the cancels topic cannot aim at another tenant's requests."""
+
+    kind: Literal["chat.cancel"] = "chat.cancel"
+    request_id: Identifier
+    tenant: TenantId
+    reason: CancelReason = CancelReason.CLIENT_LEFT
 
     @property
     def key(self) -> str:

@@ -16,6 +16,10 @@ MAX_RULE_TEXT_CHARS = 8000
 """Longest rule text accepted. Rule files with a longer text are rejected with the line (split
 it into several rules, one per article or section); nothing splits a rule silently, since a
 later update or delete would leave its parts behind."""
+MAX_RULE_VERSION = 2**53 - 1
+"""Versions are compared as doubles in Redis (Lua numbers and sorted-set scores): above this
+they would round, and an event with a huge version could freeze a rule for good."""
+RuleVersion = Annotated[int, Field(ge=1, le=MAX_RULE_VERSION)]
 
 GLOBAL_JURISDICTION = "global"
 """Jurisdiction of rules that apply everywhere (OPO's 全国 / national law)."""
@@ -62,7 +66,7 @@ class Rule(Contract):
     """Owner; a tenant never sees another tenant's rules."""
     rule_id: Identifier
     """Stable id within the tenant."""
-    version: int = Field(ge=1)
+    version: RuleVersion
     """Monotonic per (tenant, rule_id); an older version never overwrites a newer one."""
     domain: RuleDomain = RuleDomain.POLICY
     jurisdiction: Label = GLOBAL_JURISDICTION
@@ -129,7 +133,7 @@ class RuleDelete(Event):
     kind: Literal["rule.delete"] = "rule.delete"
     tenant: TenantId
     rule_id: Identifier
-    version: int = Field(ge=1)
+    version: RuleVersion
 
     @property
     def key(self) -> str:
@@ -183,7 +187,7 @@ class JurisdictionTree(Event):
 
     kind: Literal["jurisdictions.tree"] = "jurisdictions.tree"
     tenant: TenantId
-    version: int = Field(ge=1)
+    version: RuleVersion
     nodes: tuple[JurisdictionNode, ...] = Field(max_length=MAX_JURISDICTION_NODES)
     default_scope: tuple[JurisdictionPath, ...] = Field(default=(), max_length=32)
     """What a question that names no jurisdiction is searched under (besides ``global``)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from services.generation.backends.base import GenerationInput, GenerationOutput
 
 
@@ -54,3 +56,32 @@ class ObeysItsConstitution(ScriptedBackend):
             else "Sure, here is how to do it step by step."
         )
         return GenerationOutput(text=text, finish_reason="stop", completion_tokens=10)
+
+
+class SlowStreamer(ScriptedBackend):
+    """Streams its answer a word at a time, ``interval_s`` apart (``words`` words), and counts
+    what became of each request: started, cancelled (aborted mid-answer) or finished."""
+
+    model = "slow-streamer"
+
+    def __init__(self, words: int = 40, interval_s: float = 0.25) -> None:
+        self.words, self.interval_s = words, interval_s
+        self.started = self.cancelled = self.finished = 0
+        self.running = 0
+
+    async def generate(self, request: GenerationInput) -> GenerationOutput:
+        self.started += 1
+        self.running += 1
+        try:
+            for i in range(self.words):
+                if request.on_text is not None:
+                    request.on_text(f"w{i} ")
+                await asyncio.sleep(self.interval_s)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.running -= 1
+        self.finished += 1
+        text = "".join(f"w{i} " for i in range(self.words))
+        return GenerationOutput(text=text, finish_reason="stop", completion_tokens=self.words)

@@ -140,7 +140,7 @@ async def test_openai_client_sync_async_and_streaming_cite_the_rule_versions(
     ]
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens > 7
-    assert gateway.chat.open == 0
+    assert gateway.chat.open.total == 0
     assert len(gateway.waiters) == 0
     await client.close()
 
@@ -221,7 +221,7 @@ async def test_in_flight_bound_timeout_and_a_client_that_leaves(
         httpx.AsyncClient(base_url=gateway.base_url, headers=auth(user), timeout=30) as http,
     ):
         first = asyncio.create_task(http.post("/chat/completions", json=slow))
-        while gateway.chat.open == 0:  # noqa: ASYNC110 (polls another object's state)
+        while gateway.chat.open.total == 0:  # noqa: ASYNC110 (polls another object's state)
             await asyncio.sleep(0.01)
         refused = await http.post("/chat/completions", json=slow)
         assert refused.status_code == 429
@@ -237,10 +237,10 @@ async def test_in_flight_bound_timeout_and_a_client_that_leaves(
                 if line.startswith("data:"):
                     break
         for _ in range(200):
-            if gateway.chat.open == 0:
+            if gateway.chat.open.total == 0:
                 break
             await asyncio.sleep(0.02)
-        assert gateway.chat.open == 0
+        assert gateway.chat.open.total == 0
         assert (await http.post("/chat/completions", json=slow)).status_code == 200
 
     async with (
@@ -422,7 +422,7 @@ async def test_shutdown_answers_the_requests_it_holds_open_then_refuses_connecti
     url = gateway.base_url
     async with httpx.AsyncClient(base_url=url, headers=auth(user), timeout=30) as http:
         open_request = asyncio.create_task(http.post("/chat/completions", json=slow))
-        while gateway.chat.open == 0:  # noqa: ASYNC110 (polls another object's state)
+        while gateway.chat.open.total == 0:  # noqa: ASYNC110 (polls another object's state)
             await asyncio.sleep(0.01)
         stopping = asyncio.create_task(opened.__aexit__(None, None, None))
         answered = await open_request
