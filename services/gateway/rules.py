@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.gateway.confirmations import Confirmations
 from services.gateway.errors import ApiError, invalid, timed_out
+from services.gateway.key_scope import searched_scope
 from services.gateway.metrics import RULE_CHANGES
 from services.gateway.protocol import (
     ApplicableRequest,
@@ -29,10 +30,14 @@ from services.gateway.protocol import (
 )
 from shared import events
 from shared.embedders import Embedder
+from shared.fairness import FairSlots
 from shared.memory.reader import RuleReader, StoredRule
 from shared.memory.retriever import RuleRetriever
 from shared.tenants import ApiKey
 
+EMBEDDING_SLOTS = 2
+"""Check texts in the embedder at once (one per tenant): the embedder works through one call
+at a time, so more would only queue inside it, where no one is fair."""
 PublishRule = Callable[[events.RuleEvent], Awaitable[None]]
 RULE_ID: TypeAdapter[str] = TypeAdapter(events.Identifier)
 
@@ -134,21 +139,30 @@ class RulesApi:
 
 
 class ApplicableCheck:
+    """Searches as retrieval would for a request's text. The embedder is one per process and
+    shared by every tenant: a tenant has at most one text in it at a time (``FairSlots``), and
+    each text is cut to the ``MAX_QUERY_CHARS`` that retrieval searches with."""
+
     def __init__(self, embedder: Embedder, retriever: RuleRetriever) -> None:
         self.embedder = embedder
         self.retriever = retriever
+        self.embedding = FairSlots(EMBEDDING_SLOTS, per_tenant=1)
 
     async def applicable(self, key: ApiKey, body: ApplicableRequest) -> ApplicableRules:
         started = time.perf_counter()
+        jurisdictions, any_jurisdiction = searched_scope(key, body.jurisdictions,
+                                                         body.any_jurisdiction)  # fmt: skip
         scope = events.RuleScope(
-            jurisdictions=tuple(body.jurisdictions) or key.default_scope,
-            any_jurisdiction=body.any_jurisdiction, domains=tuple(body.domains),
+            jurisdictions=jurisdictions,
+            any_jurisdiction=any_jurisdiction, domains=tuple(body.domains),
             locales=tuple(body.locales), as_of=body.as_of, top_k=body.top_k,
             token_budget=body.token_budget, min_score=body.min_score,
         )  # fmt: skip
-        (vector,) = await self.embedder.embed([body.text])
+        text = body.text[: events.MAX_QUERY_CHARS]
+        async with self.embedding.slot(key.tenant):
+            (vector,) = await self.embedder.embed([text])
         today = datetime.now(UTC).date()
-        found = await self.retriever.retrieve(key.tenant, scope, body.text, vector.tobytes(),
+        found = await self.retriever.retrieve(key.tenant, scope, text, vector.tobytes(),
                                               today=today)  # fmt: skip
         rules = [ApplicableRule(rule_id=r.rule_id, version=r.version, score=r.score,
                                 title=r.title, text=r.text, domain=r.domain.value,

@@ -1,7 +1,7 @@
 """OpenAI's chat completions <-> alignstream's events, both ways; pure functions.
 
-A request becomes a ``ChatRequest`` of the key's tenant (never one the body names), with the
-key's default scope when the request names none. A response becomes a completion, or the last
+A request becomes a ``ChatRequest`` of the key's tenant (never one the body names), within the
+key's scope (``key_scope.py``). A response becomes a completion, or the last
 chunks of a stream, carrying the rule versions the answer followed.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from services.gateway.errors import ApiError, invalid, unsupported
+from services.gateway.key_scope import searched_scope
 from services.gateway.protocol import (
     AlignstreamResult,
     AlignstreamTimings,
@@ -132,9 +133,11 @@ def to_chat_request(
                           "The oracle strategy takes its rules from an exam job; it is not "
                           "served over HTTP.")  # fmt: skip
     messages = tuple(_message(i, m) for i, m in enumerate(body.messages))
+    jurisdictions, any_jurisdiction = searched_scope(key, options.jurisdictions,
+                                                     options.any_jurisdiction)  # fmt: skip
     scope: dict[str, object] = {
-        "jurisdictions": tuple(options.jurisdictions) or key.default_scope,
-        "any_jurisdiction": options.any_jurisdiction,
+        "jurisdictions": jurisdictions,
+        "any_jurisdiction": any_jurisdiction,
         "domains": tuple(options.domains),
         "locales": tuple(options.locales),
         "as_of": options.as_of,

@@ -4,6 +4,7 @@ waiter that orders a streamed answer's pieces."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -20,10 +21,13 @@ KEY = ApiKey(key_id="0123456789ab", tenant="acme", admin=False, label="", defaul
 DEFAULTS = Defaults(events.Strategy.OPO, max_tokens=512)
 
 
-def request(**body: Any) -> events.ChatRequest:
+UNSCOPED = dataclasses.replace(KEY, default_scope=())
+
+
+def request(key: ApiKey = KEY, **body: Any) -> events.ChatRequest:
     payload = {"model": "alignstream", "messages": [{"role": "user", "content": "hi"}], **body}
     parsed = ChatCompletionRequest.model_validate(payload)
-    return to_chat_request(parsed, KEY, reply_topic="replies.gw-1", defaults=DEFAULTS)
+    return to_chat_request(parsed, key, reply_topic="replies.gw-1", defaults=DEFAULTS)
 
 
 def test_a_request_speaks_for_the_keys_tenant_with_openai_defaults() -> None:
@@ -46,7 +50,7 @@ def test_a_request_speaks_for_the_keys_tenant_with_openai_defaults() -> None:
 
 
 def test_extension_options_and_model_names_pick_scope_and_strategy() -> None:
-    chat = request(model="alignstream:base", max_completion_tokens=9, max_tokens=100,
+    chat = request(UNSCOPED, model="alignstream:base", max_completion_tokens=9, max_tokens=100,
                    alignstream={"jurisdictions": ["CN/山东"], "as_of": "2024-06-01", "top_k": 3,
                                 "metadata": {"case": "17"}})  # fmt: skip
     assert chat.strategy is events.Strategy.BASE
@@ -56,6 +60,21 @@ def test_extension_options_and_model_names_pick_scope_and_strategy() -> None:
     assert chat.params.max_tokens == 9
     assert chat.metadata["case"] == "17"
     assert request(alignstream={"strategy": "drpo"}).strategy is events.Strategy.DRPO
+
+
+def test_a_scoped_key_without_admin_right_is_bound_to_its_scope() -> None:
+    assert request(alignstream={"jurisdictions": ["us/ca"]}).scope.jurisdictions == ("us/ca",)
+    for options in ({"jurisdictions": ["CN/山东"]}, {"jurisdictions": ["US/CA", "US/NY"]},
+                    {"any_jurisdiction": True}):  # fmt: skip
+        with pytest.raises(ApiError) as refused:
+            request(alignstream=options)
+        assert refused.value.status == 403
+    # The same scope is only a default for an admin key, and no bound for a key without one.
+    admin = dataclasses.replace(KEY, admin=True)
+    wide = request(admin, alignstream={"jurisdictions": ["CN/山东"], "any_jurisdiction": True})
+    assert wide.scope.jurisdictions == ("CN/山东",)
+    assert wide.scope.any_jurisdiction
+    assert request(UNSCOPED, alignstream={"any_jurisdiction": True}).scope.any_jurisdiction
 
 
 @pytest.mark.parametrize(

@@ -88,8 +88,8 @@ def build_prompt(
         history[last_user] = {"role": "user", "content": content}
         if request.params.option_letters:
             system = MCQ_SYSTEM[language].format(n=len(request.params.option_letters))
-    if system is not None and not any(m["role"] == "system" for m in history):
-        history.insert(0, {"role": "system", "content": system})
+    if system is not None:
+        _place_system(history, system, aligned=spec.uses_prompt_set)
     continue_final = request.prefill is not None
     if request.prefill is not None:
         history.append({"role": "assistant", "content": neutralize(request.prefill)})
@@ -100,3 +100,14 @@ def build_prompt(
         cited=rules,
         finish=drpo.strip_markers if spec.uses_prompt_set else str,
     )
+
+
+def _place_system(history: list[dict[str, str]], system: str, *, aligned: bool) -> None:
+    """The strategy's system prompt. DRPO's is the alignment itself: it always leads, and a
+    client's own system message follows it in the same turn (never replaces it). The exam
+    prompts' (MCQ) gives way to a system message the exam protocol brings (OPO's own)."""
+    has_system = history and history[0]["role"] == "system"
+    if aligned and has_system:
+        history[0] = {"role": "system", "content": f"{system}\n\n{history[0]['content']}"}
+    elif aligned or not any(m["role"] == "system" for m in history):
+        history.insert(0, {"role": "system", "content": system})
