@@ -116,7 +116,7 @@ def variant_request(
     job: events.ExamJob, question: ExamQuestion, variant: str, reply_topic: str
 ) -> events.ChatRequest:
     """The exam's own request (``protocol: opo``), its text or scope changed by the variant."""
-    request = exam_request(job, question, events.Strategy.OPO, reply_topic)
+    request = exam_request(job, question, events.Strategy.OPO, reply_topic, nonce="bench")
     if variant == "stem":
         system, _ = request.messages
         user = events.ChatMessage(role=events.Role.USER, content=question.stem)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from services.grading.datasets import ExamQuestion
 from services.grading.opo_protocol import OPO_TOP_K, opo_mode, oracle_articles, protocol_of
@@ -15,15 +16,19 @@ JOB_KEY, ITEM_KEY = "exam_job", "exam_item"
 """Metadata the request carries and its response echoes: which job and item it answers."""
 
 
-def request_id_for(tenant: str, job_id: str, item: WorkItem) -> str:
+def request_id_for(nonce: str, tenant: str, job_id: str, item: WorkItem) -> str:
     """Deterministic, so a resent question has the same id (replies de-duplicate); grading
-    accepts a reply to an item only under this id."""
-    digest = hashlib.blake2b(f"{tenant}/{job_id}/{item}".encode(), digest_size=12)
-    return "exam-" + digest.hexdigest()
+    accepts a reply to an item only under this id. Keyed by the job's secret ``nonce``: the id
+    cannot be worked out from the job's public values, so a producer on ``exam.answers`` cannot
+    answer another tenant's items. (Jobs stored without a nonce keep their unkeyed ids.)"""
+    message = f"{tenant}/{job_id}/{item}".encode()
+    if not nonce:
+        return "exam-" + hashlib.blake2b(message, digest_size=12).hexdigest()
+    return "exam-" + hmac.new(nonce.encode(), message, hashlib.sha256).hexdigest()[:40]
 
 
 def exam_request(
-    job: ExamJob, question: ExamQuestion, strategy: Strategy, reply_topic: str
+    job: ExamJob, question: ExamQuestion, strategy: Strategy, reply_topic: str, *, nonce: str
 ) -> ChatRequest:
     """The chat request of one work item: the strategy's rules (searched under the question's
     location, or the question's own principle as the oracle's), asked the task's way."""
@@ -52,7 +57,7 @@ def exam_request(
     item = item_of(strategy, question.question_id)
     asking = TASKS[job.task].ask(job, question, protocol)
     return ChatRequest(
-        request_id=request_id_for(job.tenant, job.job_id, item),
+        request_id=request_id_for(nonce, job.tenant, job.job_id, item),
         tenant=job.tenant,
         messages=asking.messages,
         strategy=strategy,

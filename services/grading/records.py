@@ -31,6 +31,9 @@ class JobRecord(BaseModel):
     started_at: datetime
     finished_at: datetime | None = None
     error: str | None = None
+    nonce: str = Field(default="", repr=False, exclude=True)
+    """The job's secret: its items are asked (and answers accepted) only under ids derived
+    from it (``asking.request_id_for``). Empty for jobs stored before it existed."""
 
     @property
     def sid(self) -> str:

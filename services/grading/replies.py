@@ -5,6 +5,7 @@ its attempts."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ class Replies:
         found = await self.scheduler.store.questions(sid, [item.question_id])
         if item.strategy not in job.job.strategies or not found:
             raise PoisonMessage("unknown_exam_item", f"{text[:200]!r} is not an item of the job")
-        if response.request_id != request_id_for(response.tenant, job_id, item):
+        genuine = request_id_for(job.nonce, response.tenant, job_id, item)
+        if not hmac.compare_digest(response.request_id, genuine):
             raise PoisonMessage(
                 "wrong_request_id", f"{response.request_id!r} is not the request of {text[:200]!r}"
             )

@@ -90,7 +90,8 @@ class Scheduler:
         bodies, sent = [], []
         for item in items:
             question = by_id[item.question_id]
-            request = exam_request(record.job, question, item.strategy, reply_topic)
+            request = exam_request(record.job, question, item.strategy, reply_topic,
+                                   nonce=record.nonce)  # fmt: skip
             try:
                 bodies.append((request.key, self.out.encode_bounded(request)))
                 sent.append(item)

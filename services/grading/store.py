@@ -15,6 +15,7 @@ time) and ``exam:active`` (set of store ids) index the jobs.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -109,6 +110,7 @@ class ExamStore:
                     "status": JobStatus.RUNNING.value,
                     "total_questions": len(questions),
                     "started_at": now.isoformat(),
+                    "nonce": secrets.token_hex(16),
                 },
             )
             pipe.zadd(self._jobs_key(job.tenant), {job.job_id: now.timestamp()})
@@ -150,6 +152,7 @@ class ExamStore:
             if meta.get("finished_at")
             else None,
             error=meta.get("error"),
+            nonce=meta.get("nonce", ""),
         )
 
     async def finish(self, sid: str) -> None:

@@ -85,13 +85,20 @@ async def test_exam_answers_count_only_from_the_jobs_tenant_request_and_pending_
             await asyncio.sleep(0.05)
     item = item_of(events.Strategy.BASE, "refund-1")
     metadata = {"exam_job": job.job_id, "exam_item": str(item)}
-    genuine_id = request_id_for("acme", job.job_id, item)
+    record = await store.record_of(sid)
+    assert record is not None
+    assert len(record.nonce) == 32
+    genuine_id = request_id_for(record.nonce, "acme", job.job_id, item)
+    public_id = request_id_for("", "acme", job.job_id, item)  # from public values alone
     forged = [
         # Another tenant naming acme's job: unknown under its own tenant.
-        (events.ChatResponse(request_id=request_id_for("beta", job.job_id, item), tenant="beta",
-                             text="A", metadata=metadata), "unknown_exam_job"),
+        (events.ChatResponse(request_id=public_id, tenant="beta", text="A",
+                             metadata=metadata), "unknown_exam_job"),
         # The right tenant, but not the request the item was asked under.
         (events.ChatResponse(request_id="guessed", tenant="acme", text="A", metadata=metadata),
+         "wrong_request_id"),
+        # The id a producer can work out from the job's public values: not the job's.
+        (events.ChatResponse(request_id=public_id, tenant="acme", text="A", metadata=metadata),
          "wrong_request_id"),
         # An item that is not the job's.
         (events.ChatResponse(request_id=genuine_id, tenant="acme", text="A",

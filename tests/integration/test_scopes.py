@@ -198,7 +198,11 @@ async def test_an_a_law_city_question_reaches_its_governing_article(
     (question,) = load_exam(exam_file).questions
     job = events.ExamJob(tenant="opo", dataset=str(exam_file))
     request = exam_request(
-        job, question, events.Strategy.OPO, reply_topic=retrieval.topics(CHAT_RESPONSES)
+        job,
+        question,
+        events.Strategy.OPO,
+        reply_topic=retrieval.topics(CHAT_RESPONSES),
+        nonce="n",
     )
     async with AlignstreamClient(retrieval.settings.kafka) as client:
         await publish(client, [jurisdictions, *(events.RuleUpsert(rule=r) for r in rules)])

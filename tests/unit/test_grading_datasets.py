@@ -97,23 +97,29 @@ def test_the_published_opo_exams_load() -> None:
 def test_exam_request_per_strategy() -> None:
     question = load_exam(FIXTURES / "exam_zh.csv").questions[0]
     job = ExamJob(job_id="j1", tenant="acme", dataset="x.csv", seed=3)
-    opo = exam_request(job, question, Strategy.OPO, "p.exam.answers")
-    assert opo.request_id == request_id_for("acme", "j1", item_of(Strategy.OPO, "q1"))
-    assert request_id_for("beta", "j1", item_of(Strategy.OPO, "q1")) != opo.request_id
+    opo = exam_request(job, question, Strategy.OPO, "p.exam.answers", nonce="n1")
+    item = item_of(Strategy.OPO, "q1")
+    assert opo.request_id == request_id_for("n1", "acme", "j1", item)
+    # Without the job's nonce the id cannot be made: not from public values, nor another's.
+    assert request_id_for("", "acme", "j1", item) != opo.request_id
+    assert request_id_for("n2", "acme", "j1", item) != opo.request_id
+    assert request_id_for("n1", "beta", "j1", item) != opo.request_id
     assert opo.metadata == {JOB_KEY: "j1", ITEM_KEY: "opo|q1"}
     assert opo.scope.jurisdictions == ("示例省",)
     assert opo.params.option_letters == ("A", "B", "C", "D")
     assert opo.params.seed == 3
     assert opo.query == question.prompt_text()
     assert opo.reply_topic == "p.exam.answers"
-    oracle = exam_request(job, question, Strategy.ORACLE, "t")
+    oracle = exam_request(job, question, Strategy.ORACLE, "t", nonce="n1")
     assert [r.text for r in oracle.oracle_rules] == [question.principle]
-    base = exam_request(job, question, Strategy.BASE, "t")
+    base = exam_request(job, question, Strategy.BASE, "t", nonce="n1")
     assert base.scope.jurisdictions == ()
     assert base.oracle_rules == ()
     assert len({opo.request_id, oracle.request_id, base.request_id}) == 3
     logprob_job = job.model_copy(update={"scoring": "logprobs"})
-    assert exam_request(logprob_job, question, Strategy.BASE, "t").params.max_tokens == 1
+    assert (
+        exam_request(logprob_job, question, Strategy.BASE, "t", nonce="n1").params.max_tokens == 1
+    )
 
 
 def _reply(

@@ -61,7 +61,7 @@ def test_oracle_is_split_into_articles_with_the_law_name() -> None:
 
 def test_an_opo_law_request() -> None:
     job = events.ExamJob(tenant="opo", dataset="a_law.csv", scoring="logprobs")
-    opo = exam_request(job, question(), events.Strategy.OPO, "t")
+    opo = exam_request(job, question(), events.Strategy.OPO, "t", nonce="n")
     assert opo.protocol == "opo"
     assert opo.messages[0].role is events.Role.SYSTEM
     assert opo.messages[0].content == (
@@ -71,18 +71,18 @@ def test_an_opo_law_request() -> None:
     assert not opo.scope.any_jurisdiction
     assert opo.params.constrain_to_options
     assert opo.params.max_tokens == 1
-    oracle = exam_request(job, question(), events.Strategy.ORACLE, "t")
+    oracle = exam_request(job, question(), events.Strategy.ORACLE, "t", nonce="n")
     assert [r.rule_id for r in oracle.oracle_rules] == ["示例省条例:第一条", "示例省条例:第二条"]
 
 
 def test_opo_filters_by_location_for_law_only() -> None:
     job = events.ExamJob(tenant="opo", dataset="a_professional_morality.csv")
-    request = exam_request(job, question(location="复星医药"), events.Strategy.OPO, "t")
+    request = exam_request(job, question(location="复星医药"), events.Strategy.OPO, "t", nonce="n")
     assert request.scope.jurisdictions == ()
     assert request.scope.any_jurisdiction  # OPO never filtered morality rules
     assert not request.params.constrain_to_options  # text scoring: nothing constrained
     default = events.ExamJob(tenant="opo", dataset="mine.csv")
-    mine = exam_request(default, question(location="复星医药"), events.Strategy.OPO, "t")
+    mine = exam_request(default, question(location="复星医药"), events.Strategy.OPO, "t", nonce="n")
     assert mine.protocol == "default"
     assert mine.scope.jurisdictions == ("复星医药",)
     assert [m.role for m in mine.messages] == [events.Role.USER]
@@ -91,7 +91,7 @@ def test_opo_filters_by_location_for_law_only() -> None:
 def test_social_morality_gets_opos_definitions() -> None:
     social = load_exam(FIXTURES / "exam_social.csv").questions[0]
     job = events.ExamJob(tenant="opo", dataset="h_social_morality.csv")
-    request = exam_request(job, social, events.Strategy.BASE, "t")
+    request = exam_request(job, social, events.Strategy.BASE, "t", nonce="n")
     assert request.messages[0].content == SYSTEM_SOCIAL.format(n=len(social.options))
     assert "Taboo: Behaviors that may be socially or culturally taboo" in SYSTEM_SOCIAL
 
