@@ -28,6 +28,7 @@ from services.generation.backends.factory import make_backend
 from services.generation.cancels import CANCELLED, Cancellations
 from services.generation.committer import Commits, OrderedCommitter
 from services.generation.delivery import ResponseDelivery
+from services.generation.reply_topics import ReplyTopics
 from services.generation.serving import (
     ERRORS,
     TOKENS,
@@ -42,6 +43,7 @@ from shared.dlq import DeadLetterFailed, Record, records_of
 from shared.events.base import new_id
 from shared.fairness import FairSlots, default_share
 from shared.guards import grounded_reply_guard
+from shared.kafka import admin_client
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.service import Service, Subscription
 from shared.topics import CHAT_CANCELS, CHAT_GROUNDED, CHAT_TOKENS, REPLY_TOPICS
@@ -89,8 +91,11 @@ class GenerationService(Service):
             self.publishes(replies, why="answers, to the reply topic the request names (or a "
                                         "client's own replies.<name> topic)")  # fmt: skip
         self.publishes(CHAT_TOKENS)
+        self._admin = admin_client(settings.kafka)
+        reply_topics = ReplyTopics(self._list_topics,
+                                   timeout_s=settings.reply_topic_check_timeout_s)  # fmt: skip
         self.delivery = ResponseDelivery(self, self.inbox, settings.retry_backoff_s,
-                                         lambda: self.stopping)  # fmt: skip
+                                         lambda: self.stopping, reply_topics)  # fmt: skip
         self.serving = Serving(backend or make_backend(settings), settings,
                                self.delivery.publish_token)  # fmt: skip
         self.committer = OrderedCommitter()
@@ -100,6 +105,7 @@ class GenerationService(Service):
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_start(self) -> None:
+        await self._admin.start()
         await self.serving.start()
 
     async def on_draining(self) -> None:
@@ -107,7 +113,11 @@ class GenerationService(Service):
             await asyncio.wait(self._tasks, timeout=self.settings.request_timeout_s)
 
     async def on_stop(self) -> None:
+        await self._admin.close()
         await self.serving.close()
+
+    async def _list_topics(self) -> set[str]:
+        return set(await self._admin.list_topics())
 
     async def is_live(self) -> bool:
         return self.serving.alive()
@@ -158,29 +168,37 @@ class GenerationService(Service):
         partition: TopicPartition,
         span: Span,
     ) -> None:
-        request = grounded.request
-        answering = self.serving.answering(request)
         try:
-            with self.cancellations.tracking(request):
-                try:
-                    if self.cancellations.was_cancelled(request):
-                        raise asyncio.CancelledError  # the cancel came first: nothing generated
-                    response = await self._generate(grounded, span)
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if task is None or not self.cancellations.requested(request):
-                        raise  # the service stops: redelivered after the restart
-                    task.uncancel()
-                    response = answering.error(events.ErrorKind.CANCELLED,
-                                               "the client cancelled the request")  # fmt: skip
-            traced_response(span, response)
-            done = await self.delivery.deliver(answering, record, response,
-                                               headers=self.tracing.headers(span))  # fmt: skip
+            refused = await self.delivery.refuse_missing_reply_topic(grounded.request, record)
+            if refused is not None:
+                done = refused
+            else:
+                response = await self._answer(grounded, span)
+                traced_response(span, response)
+                answering = self.serving.answering(grounded.request)
+                done = await self.delivery.deliver(answering, record, response,
+                                                   headers=self.tracing.headers(span))  # fmt: skip
         finally:
             self._window.release()
             span.end()
         if done:
             await self.committer.finished(partition, record.offset or 0)
+
+    async def _answer(self, grounded: events.GroundedRequest, span: Span) -> events.ChatResponse:
+        """The answer, or a ``cancelled`` error when the client cancelled the request first."""
+        request = grounded.request
+        with self.cancellations.tracking(request):
+            try:
+                if self.cancellations.was_cancelled(request):
+                    raise asyncio.CancelledError  # the cancel came first: nothing generated
+                return await self._generate(grounded, span)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or not self.cancellations.requested(request):
+                    raise  # the service stops: redelivered after the restart
+                task.uncancel()
+        answering = self.serving.answering(request)
+        return answering.error(events.ErrorKind.CANCELLED, "the client cancelled the request")
 
     async def _generate(self, grounded: events.GroundedRequest, span: Span) -> events.ChatResponse:
         """The answer, generated in a slot of the request's tenant."""

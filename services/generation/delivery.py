@@ -1,5 +1,6 @@
 """Publishing responses: retried through a broker outage, replaced when too large, and the
-request dead-lettered when its reply topic can never take it."""
+request dead-lettered when its reply topic can never take it (known missing before any
+generation: ``ReplyTopics``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from aiokafka.errors import UnknownTopicOrPartitionError
+
+from services.generation.reply_topics import ReplyTopics
 from services.generation.serving import Answering
 from shared import events
 from shared.dlq import DeadLetterFailed, Inbox, PoisonMessage, Record, backoff_after
@@ -25,11 +29,13 @@ class ResponseDelivery:
         inbox: Inbox[events.GroundedRequest],
         backoff_s: float,
         stopping: Callable[[], bool],
+        reply_topics: ReplyTopics,
     ) -> None:
         self.out = out
         self.inbox = inbox
         self.backoff_s = backoff_s
         self.stopping = stopping
+        self.reply_topics = reply_topics
         self._own_reply_topics = {out.topics(CHAT_RESPONSES), out.topics(EXAM_ANSWERS)}
 
     async def deliver(
@@ -73,6 +79,19 @@ class ResponseDelivery:
             if self.stopping():
                 return False
             await asyncio.sleep(backoff_after(failures, self.backoff_s))
+
+    async def refuse_missing_reply_topic(
+        self, request: events.ChatRequest, record: Record
+    ) -> bool | None:
+        """None when the request's reply topic exists (or is the service's own); otherwise the
+        request is dead-lettered now, before it takes a slot: True, or False when the service
+        stops first."""
+        topic = request.reply_topic
+        if topic is None or topic in self._own_reply_topics:
+            return None
+        if await self.reply_topics.exists(topic):
+            return None
+        return await self._unpublishable(record, topic, UnknownTopicOrPartitionError(topic))
 
     async def publish_token(self, request: events.ChatRequest, token: events.ChatToken) -> None:
         """Pieces are a preview: a piece that cannot be published is counted and skipped, the

@@ -76,6 +76,10 @@ class GenerationSettings(ServiceSettings):
     empty poll (FastStream), so a request can wait up to twice this before it is taken. Requests
     are served one by one as they arrive (the engine batches them), so nothing is gained by
     waiting for company: each millisecond here is added to every answer's latency."""
+    reply_topic_check_timeout_s: float = Field(default=2.0, gt=0)
+    """How long reading the cluster's topic list may take when a request names a client reply
+    topic not seen yet (a request whose reply topic is missing is dead-lettered before it
+    takes a slot)."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A generation slower than this is cancelled and answered with a timeout error."""
     shutdown_timeout_s: float = Field(default=150.0, gt=0)

@@ -20,10 +20,15 @@ from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
+from shared import events
+from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.events import MAX_RULE_VERSION
+from shared.settings import KafkaSettings
 from shared.tenants import ApiKeys
 from shared.testing.backends import SlowStreamer
+from shared.testing.topics import TopicReader
+from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
 from tests.integration.gateway_stack import OpenGateway, gateway_opener
 
 BASE = {"model": "alignstream:base"}
@@ -228,3 +233,26 @@ async def test_rule_versions_are_bounded_to_exact_doubles(
         # The memory holds the largest version: no next one can be made, and that is an error.
         again = await http.put("/rules/refunds", json={"text": "Refunds within 14 days."})
         assert again.status_code == 400
+
+
+async def test_a_missing_reply_topic_is_dead_lettered_before_it_takes_a_slot(
+    pipeline: None,
+    generation: GenerationService,
+    streamer: SlowStreamer,
+    kafka_settings: KafkaSettings,
+    reader: TopicReader,
+) -> None:
+    missing = kafka_settings.topics.client_replies("never-made")
+    question = events.ChatMessage(role=events.Role.USER, content="hello")
+    request = events.ChatRequest(tenant="acme", messages=(question,), reply_topic=missing,
+                                 strategy=events.Strategy.BASE)  # fmt: skip
+    started = time.monotonic()
+    async with AlignstreamClient(kafka_settings) as client:
+        await client.send(CHAT_REQUESTS, request)
+        await client.flush()
+    (record,) = await reader.read(CHAT_GROUNDED, dlq=True, count=1, timeout_s=30)
+    letter = events.DeadLetter.model_validate_json(record.value)
+    assert letter.reason == "unpublishable_reply"
+    assert time.monotonic() - started < 15  # the producer's metadata wait alone was 40 s
+    assert streamer.started == 0  # no slot, no generation
+    assert generation.slots.in_use == 0
