@@ -39,7 +39,9 @@ def create_key(
     admin: bool = typer.Option(False, help="May also change the tenant's rules (/v1/rules)."),
     label: str = typer.Option("", help="A note to recognise the key by."),
     scope: str = typer.Option("", help="Default jurisdictions, comma-separated (tree nodes)."),
-    rate_limit: float | None = typer.Option(None, help="Requests per second; unset: no limit."),
+    rate_limit: float | None = typer.Option(
+        None, help="Requests per second; unset: the gateway's default (20/s)."
+    ),
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
     default_scope = [s.strip() for s in scope.split(",") if s.strip()]

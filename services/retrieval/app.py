@@ -11,6 +11,7 @@ from services.retrieval.grounding import (
     HITS,
     RETRIEVAL_SECONDS,
     SCOPES,
+    SEARCH_RETRIES,
     SEARCH_SECONDS,
     UNRESOLVED,
     Grounding,
@@ -36,7 +37,7 @@ ChatRequestAdapter: TypeAdapter[events.ChatRequest] = TypeAdapter(events.ChatReq
 class RetrievalService(RuleMemoryService):
     name = "retrieval"
     settings_class = RetrievalSettings
-    metrics = (SEARCH_SECONDS, RETRIEVAL_SECONDS, HITS, UNRESOLVED, SCOPES)
+    metrics = (SEARCH_SECONDS, SEARCH_RETRIES, RETRIEVAL_SECONDS, HITS, UNRESOLVED, SCOPES)
 
     def __init__(self, settings: RetrievalSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))

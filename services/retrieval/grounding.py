@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 from opentelemetry.trace import Span
 from prometheus_client import Counter, Histogram
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.retrieval.settings import RetrievalSettings
 from shared import events
@@ -48,6 +50,10 @@ UNRESOLVED = Counter(
     "alignstream_retrieval_unresolved_jurisdictions_total",
     "Jurisdiction names in requests that matched no node of the tenant's tree (or several).",
 )
+SEARCH_RETRIES = Counter(
+    "alignstream_retrieval_search_retries_total",
+    "Searches retried alone after a Redis connection error or time-out (the batch went on).",
+)
 SCOPES = Counter(
     "alignstream_retrieval_scopes_total",
     "Searches by where their jurisdiction scope came from (request, question, default, ...).",
@@ -72,6 +78,7 @@ class Grounding:
         self.retriever = retriever
         self.prompt_sets = prompt_sets
         self.settings = settings
+        self._searching = asyncio.Semaphore(settings.search_concurrency)
         self._prompt_sets: Refreshing[tuple[str, str], StoredPromptSet | None] = Refreshing(
             self._read_prompt_set, settings.prompt_sets_refresh_s
         )
@@ -127,6 +134,22 @@ class Grounding:
         return grounded
 
     async def search(self, request: events.ChatRequest, vector: bytes) -> Found:
+        """One request's rules; a Redis hiccup retries this search alone, not its batch."""
+        attempts = self.settings.search_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._searching:
+                    return await self._search_once(request, vector)
+            except (RedisConnectionError, RedisTimeoutError):
+                if attempt == attempts:
+                    raise
+                SEARCH_RETRIES.inc()
+                where = {"request_id": request.request_id, "attempt": attempt}
+                log.warning("search failed; retrying it", exc_info=True, extra=where)
+                await asyncio.sleep(self.settings.retry_backoff_s * attempt)
+        raise AssertionError("unreachable")
+
+    async def _search_once(self, request: events.ChatRequest, vector: bytes) -> Found:
         scope = request.scope
         if request.protocol == "opo":
             # Generation applies OPO's budget with the model's own tokenizer: send it enough

@@ -24,6 +24,13 @@ class RetrievalSettings(ServiceSettings):
     batch_max: int = Field(default=64, ge=1)
     """Most requests taken together (their queries are embedded in one call)."""
     batch_wait_ms: int = Field(default=5, ge=0)
+    search_concurrency: int = Field(default=16, ge=1, le=1000)
+    """Searches in Redis at once. Each takes up to two connections (vector and full text):
+    keep twice this within ``ALIGNSTREAM_REDIS_MAX_CONNECTIONS`` (64), so that no search waits
+    for the pool, where a contended CPU made waits time out ("No connection available")."""
+    search_attempts: int = Field(default=3, ge=1, le=10)
+    """A search that fails on a Redis connection error or time-out is retried alone (backing
+    off ``retry_backoff_s`` times the attempt) before its batch fails and is redelivered whole."""
     ef_runtime: int = Field(default=100, ge=1)
     """HNSW search breadth: recall vs latency."""
     candidates_factor: int = Field(default=2, ge=1, le=100)
