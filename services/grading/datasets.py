@@ -46,8 +46,8 @@ def stage_dataset(root: Path, tenant: str, source: Path) -> str:
 
 def dataset_path(root: Path, tenant: str, given: str) -> Path:
     """Where the file a job names lies: inside ``root/<tenant>/``, relative to it. Jobs come
-    from the network: an absolute path, ``..``, or a link leading out of the tenant's folder is
-    refused, and the error names the path as given (never where it resolved to)."""
+    from the network: an absolute path, ``..``, a link leading out of the tenant's folder, or a
+    hard-linked file is refused, and the error names the path as given (never where it resolved to)."""
     relative = PurePosixPath(given.replace("\\", "/"))
     if relative.is_absolute() or not relative.parts or ".." in relative.parts:
         raise DatasetError(f"{given}: not a path inside the tenant's exam folder "
@@ -56,6 +56,10 @@ def dataset_path(root: Path, tenant: str, given: str) -> Path:
     path = (base / relative).resolve()
     if not path.is_relative_to(base):
         raise DatasetError(f"{given}: outside the tenant's exam folder")
+    # A hard link looks like any file of the folder but may be another tenant's: staged files
+    # (``stage_dataset``) have one link only.
+    if path.is_file() and path.stat().st_nlink > 1:
+        raise DatasetError(f"{given}: a file with several hard links (stage it again)")
     return path
 
 

@@ -4,12 +4,17 @@ minus its "-"; rewrites add one or the other."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from services.grading.judge.aspects import parse_scores, parse_selection
-from services.grading.research.drpo.job import parse_rewrite, split_queries
+from services.grading.research.context import JobContext
+from services.grading.research.drpo.job import PromptSearch, parse_rewrite, split_queries
 from services.grading.research.drpo.search import GOOD_ENOUGH, Evaluation, Node, beam_search
+from shared import events
+from shared.prompt_sets import StoredPromptSet
 
 
 def reward(prompt: str) -> float:
@@ -150,3 +155,34 @@ def test_aspect_selection_and_scores_parse_strictly() -> None:
         is None
     )
     assert parse_scores('{"Safety": {"score": 4}}', ("Safety", "Clarity")) is None
+
+
+class _Sets:
+    """A prompt-set store holding names only."""
+
+    def __init__(self) -> None:
+        self.sets: set[tuple[str, str]] = set()
+
+    async def names(self, owner: str) -> list[str]:
+        return sorted(name for o, name in self.sets if o == owner)
+
+    async def delete(self, owner: str, name: str) -> None:
+        self.sets.discard((owner, name))
+
+
+async def test_a_jobs_clean_up_leaves_the_sets_of_jobs_whose_ids_begin_alike() -> None:
+    store = _Sets()
+
+    def search(job_id: str) -> PromptSearch:
+        ctx = SimpleNamespace(job=SimpleNamespace(job_id=job_id), tenant="acme", prompt_sets=store)
+        return PromptSearch(cast(JobContext, ctx), cast(events.PromptOptimizeSpec, None),
+                            cast(StoredPromptSet, None), [], [])  # fmt: skip
+
+    jobs = [search(job_id) for job_id in ("j1", "j1-x", "a" * 40 + "1", "a" * 40 + "2")]
+    for job in jobs:
+        store.sets.add(("acme", job.set_name("Be careful.")))
+    assert len(store.sets) == 4  # one name per job
+    await jobs[0].drop_candidates()
+    await jobs[2].drop_candidates()
+    assert store.sets == {("acme", jobs[1].set_name("Be careful.")),
+                          ("acme", jobs[3].set_name("Be careful."))}  # fmt: skip

@@ -158,9 +158,10 @@ def test_a_job_names_files_only_inside_its_tenants_folder(tmp_path: Path) -> Non
     (root / "beta").mkdir()
     (root / "beta" / "secret.csv").write_text("x")
     (root / "acme" / "link.csv").symlink_to(root / "beta" / "secret.csv")
+    (root / "acme" / "hard.csv").hardlink_to(root / "beta" / "secret.csv")
     assert dataset_path(root, "acme", "sub/a.csv") == (root / "acme" / "sub" / "a.csv").resolve()
     for hostile in ["/etc/passwd", "../beta/secret.csv", "sub/../../beta/secret.csv", "",
-                    "link.csv", "..\\\\beta\\\\secret.csv"]:  # fmt: skip
+                    "link.csv", "hard.csv", "..\\\\beta\\\\secret.csv"]:  # fmt: skip
         with pytest.raises(DatasetError) as caught:
             dataset_path(root, "acme", hostile)
         message = str(caught.value)

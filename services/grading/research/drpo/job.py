@@ -81,9 +81,15 @@ class PromptSearch:
         n, per = len(self.train), self.spec.queries_per_level
         return [self.train[(level * per + i) % n] for i in range(min(per, n))]
 
+    @property
+    def _set_prefix(self) -> str:
+        """Names of this job's candidate sets start with this: a fixed-length tag of the whole
+        job id, so no other job's names can share it (job ``j1``'s clean-up deleted the sets
+        of ``j1-x``, and ids alike in their first 40 characters shared one prefix)."""
+        return f"drpo-{hashlib.sha256(self.ctx.job.job_id.encode()).hexdigest()[:16]}-"
+
     def set_name(self, prompt: str) -> str:
-        digest = hashlib.sha256(prompt.encode()).hexdigest()[:16]
-        return f"drpo-{self.ctx.job.job_id[:40]}-{digest}"
+        return self._set_prefix + hashlib.sha256(prompt.encode()).hexdigest()[:16]
 
     async def _load(self, name: str, prompt: str) -> None:
         prompt_set = PromptSet(name=name, system=prompt, examples=self.start.prompt_set.examples)
@@ -178,7 +184,7 @@ class PromptSearch:
 
     async def drop_candidates(self) -> None:
         for name in await self.ctx.prompt_sets.names(self.ctx.tenant):
-            if name.startswith(f"drpo-{self.ctx.job.job_id[:40]}-"):
+            if name.startswith(self._set_prefix):
                 await self.ctx.prompt_sets.delete(self.ctx.tenant, name)
 
 
