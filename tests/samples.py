@@ -82,6 +82,7 @@ def sample_events() -> list[events.Event]:
             error=events.ErrorInfo(kind=events.ErrorKind.TIMEOUT, message="slow"),
         ),
         events.ChatToken(request_id="r1", tenant="acme", seq=0, text="Thirty days", final=True),
+        events.ChatCancel(request_id="r1", tenant="acme", reason=events.CancelReason.TIMED_OUT),
         events.ExamJob(tenant="acme", dataset="/data/a_law.csv", limit=10),
         events.ExamResult(
             job_id="j1",

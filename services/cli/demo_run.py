@@ -93,7 +93,7 @@ async def _ask(
     for request in requests:
         response = responses[request.request_id]
         answers.append(response)
-        console.print(answer_panel(response, question=request.query))
+        console.print(answer_panel(response, question=request.question))
 
 
 async def _exam_slice(client: AlignstreamClient) -> None:

@@ -49,7 +49,7 @@ def grounding_panel(grounded: events.GroundedRequest) -> Panel:
         body = Text("no rule of this tenant applies", style="yellow")
     return Panel(
         body,
-        title=f"[bold]{request.tenant}[/]: {request.query}",
+        title=f"[bold]{request.tenant}[/]: {request.question}",
         subtitle=(
             f"{scope_line(grounded.searched_scope)} · retrieval {grounded.retrieval_ms:.0f} ms"
         ),

@@ -3,7 +3,7 @@
 Keeps up to ``max_in_flight`` generations running at once (the vLLM engine batches them
 continuously); the consumer takes the next messages while earlier ones generate and pauses only
 when ``queue_max`` more wait for a slot (backpressure). Slots are shared fairly by tenants
-(``FairSlots``: a cap per tenant, freed slots to the tenant holding the fewest). A client's
+(``FairSlots``: freed slots to the waiting tenant holding the fewest; an optional cap). A client's
 ``ChatCancel`` aborts its request, queued or generating (``Cancellations``).
 ``OrderedCommitter`` commits offsets behind finished work only. Every request gets a response:
 a failure, a timeout or a cancel becomes an error response, never silence (``ResponseDelivery``
@@ -17,6 +17,7 @@ import time
 from typing import cast
 
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream import AckPolicy
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.trace import Span
@@ -41,7 +42,7 @@ from services.generation.settings import GenerationSettings
 from shared import events
 from shared.dlq import DeadLetterFailed, Record, records_of
 from shared.events.base import new_id
-from shared.fairness import FairSlots, default_share
+from shared.fairness import FairSlots
 from shared.guards import grounded_reply_guard
 from shared.kafka import admin_client
 from shared.metrics import LATENCY_BUCKETS_S
@@ -91,7 +92,7 @@ class GenerationService(Service):
             self.publishes(replies, why="answers, to the reply topic the request names (or a "
                                         "client's own replies.<name> topic)")  # fmt: skip
         self.publishes(CHAT_TOKENS)
-        self._admin = admin_client(settings.kafka)
+        self._admin: AIOKafkaAdminClient | None = None  # made in on_start: it needs the loop
         reply_topics = ReplyTopics(self._list_topics,
                                    timeout_s=settings.reply_topic_check_timeout_s)  # fmt: skip
         self.delivery = ResponseDelivery(self, self.inbox, settings.retry_backoff_s,
@@ -99,12 +100,12 @@ class GenerationService(Service):
         self.serving = Serving(backend or make_backend(settings), settings,
                                self.delivery.publish_token)  # fmt: skip
         self.committer = OrderedCommitter()
-        per_tenant = settings.max_in_flight_per_tenant or default_share(settings.max_in_flight)
-        self.slots = FairSlots(settings.max_in_flight, per_tenant)
+        self.slots = FairSlots(settings.max_in_flight, settings.max_in_flight_per_tenant)
         self._window = asyncio.Semaphore(settings.max_in_flight + settings.queue_max)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_start(self) -> None:
+        self._admin = admin_client(self.settings.kafka)
         await self._admin.start()
         await self.serving.start()
 
@@ -113,10 +114,12 @@ class GenerationService(Service):
             await asyncio.wait(self._tasks, timeout=self.settings.request_timeout_s)
 
     async def on_stop(self) -> None:
-        await self._admin.close()
+        if self._admin is not None:
+            await self._admin.close()
         await self.serving.close()
 
     async def _list_topics(self) -> set[str]:
+        assert self._admin is not None, "generation not started"
         return set(await self._admin.list_topics())
 
     async def is_live(self) -> bool:

@@ -62,9 +62,11 @@ class GenerationSettings(ServiceSettings):
     max_in_flight: int = Field(default=256, ge=1)
     """Requests generating at once (the engine batches them)."""
     max_in_flight_per_tenant: int | None = Field(default=None, ge=1)
-    """Most of those one tenant holds; None: three quarters of ``max_in_flight``, so a quarter
-    is always free for the other tenants. Freed slots go to the waiting tenant that holds the
-    fewest (``shared/fairness.py``)."""
+    """Most of those one tenant may hold. None: no cap, so one tenant alone keeps the engine
+    full; while others wait, every freed slot goes to the waiting tenant that holds the fewest
+    (``shared/fairness.py``), so a newcomer waits for the next slot to free, never behind a
+    queue. A cap (e.g. three quarters) keeps slots free for others at once, at the cost of
+    idle slots when one tenant is alone."""
     queue_max: int = Field(default=1024, ge=0)
     """Requests taken from Kafka that wait for a slot; the consumer pauses (backpressure) when
     this many wait. Fairness between tenants acts on these: a larger queue reaches further

@@ -47,7 +47,8 @@ def stage_dataset(root: Path, tenant: str, source: Path) -> str:
 def dataset_path(root: Path, tenant: str, given: str) -> Path:
     """Where the file a job names lies: inside ``root/<tenant>/``, relative to it. Jobs come
     from the network: an absolute path, ``..``, a link leading out of the tenant's folder, or a
-    hard-linked file is refused, and the error names the path as given (never where it resolved to)."""
+    hard-linked file is refused, and the error names the path as given (never where it
+    resolved to)."""
     relative = PurePosixPath(given.replace("\\", "/"))
     if relative.is_absolute() or not relative.parts or ".." in relative.parts:
         raise DatasetError(f"{given}: not a path inside the tenant's exam folder "

@@ -172,13 +172,18 @@ class ChatRequest(Event):
         return f"{self.tenant}:{self.conversation_id or self.request_id}"
 
     @property
-    def query(self) -> str:
-        """The text retrieval searches with: the last user message (its first
-        ``MAX_QUERY_CHARS`` characters)."""
+    def question(self) -> str:
+        """The question: the last user message (whole; what the model answers)."""
         for message in reversed(self.messages):
             if message.role is Role.USER:
-                return message.content[:MAX_QUERY_CHARS]
-        return self.messages[-1].content[:MAX_QUERY_CHARS]
+                return message.content
+        return self.messages[-1].content
+
+    @property
+    def query(self) -> str:
+        """The text retrieval searches with: the question's first ``MAX_QUERY_CHARS``
+        characters."""
+        return self.question[:MAX_QUERY_CHARS]
 
 
 class IclExample(Contract):

@@ -91,6 +91,16 @@ def test_query_is_the_last_user_message() -> None:
         ),
     )
     assert request.query == "second"
+    assert request.question == "second"
+
+
+def test_retrieval_searches_with_a_bounded_prefix_and_the_model_gets_it_all() -> None:
+    long = "x" * 100_000
+    request = events.ChatRequest(
+        tenant="t", messages=(events.ChatMessage(role=events.Role.USER, content=long),)
+    )
+    assert request.query == long[: events.MAX_QUERY_CHARS]
+    assert request.question == long
 
 
 def test_only_opo_needs_retrieval() -> None:

@@ -182,3 +182,10 @@ def test_raw_strategy_passes_the_messages_untouched() -> None:
     prompt = build_prompt(grounded("Write a question about: rule text", events.Strategy.RAW))
     assert prompt.messages == ({"role": "user", "content": "Write a question about: rule text"},)
     assert prompt.cited == ()
+
+
+def test_the_model_gets_the_whole_question_though_retrieval_searched_a_prefix() -> None:
+    long = "Is this clause fair? " * 1000
+    prompt = build_prompt(grounded(long, events.Strategy.BASE))
+    assert long.strip() in prompt.messages[-1]["content"]
+    assert len(long) > events.MAX_QUERY_CHARS

@@ -51,7 +51,7 @@ def build_prompt(
     ``count_tokens``: the deployed model's tokenizer, for OPO's budget (``protocol="opo"``)."""
     request = grounded.request
     neutralize = neutralizer
-    question = neutralize(request.query)
+    question = neutralize(request.question)
     language = language_of(question)
     spec = spec_of(request.strategy)
     rules = tuple(grounded.rules) if spec.uses_rules else ()
