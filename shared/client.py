@@ -20,7 +20,7 @@ from shared import events
 from shared.errors import NoAnswer, NotConfirmed
 from shared.kafka import client_security_kwargs, ensure_topics
 from shared.settings import KafkaSettings
-from shared.signing import RuleSigner
+from shared.signing import PipelineSignatures, RecordSigner
 from shared.topics import (
     CHAT_GROUNDED,
     CHAT_REQUESTS,
@@ -200,7 +200,8 @@ class AlignstreamClient:
         self.connect_timeout_s = connect_timeout_s
         self.live_lane_max_events = live_lane_max_events
         self.topics = settings.topics
-        self._signer = RuleSigner.from_settings(settings)
+        self._signer = RecordSigner.for_rules(settings)
+        self._signatures = PipelineSignatures(settings)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap,
             # No linger: a question or an edit is sent at once (a linger is added to every
@@ -226,11 +227,15 @@ class AlignstreamClient:
         await self._producer.stop()
 
     async def send(self, spec: TopicSpec, event: events.Event) -> asyncio.Future[RecordMetadata]:
-        """Publish one event to ``spec``'s topic under the event's own key (rule events signed);
+        """Publish one event to ``spec``'s topic under the event's own key (signed: rule events
+        with the rule key, the pipeline's messages with the pipeline key, when set);
         the delivery, to await where an acknowledgement matters."""
         value, raw_key, topic = events.encode(event), events.key_bytes(event.key), self.topics(spec)
-        signed = spec in RULE_LOGS
-        headers = self._signer.headers(topic, raw_key or b"", value) if signed else []
+        if spec in RULE_LOGS:
+            headers = self._signer.headers(topic, raw_key or b"", value)
+        else:
+            signed = self._signatures.sign(topic, raw_key, value, {})
+            headers = [(name, text.encode()) for name, text in signed.items()]
         delivery: asyncio.Future[RecordMetadata] = await self._producer.send(
             topic, value, key=raw_key, headers=headers
         )

@@ -29,6 +29,7 @@ from shared.http import HealthServer
 from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
 from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
 from shared.settings import ServiceSettings
+from shared.signing import PipelineSignatures
 from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
 from shared.tracing import Tracing
@@ -40,6 +41,8 @@ Key = str | bytes | None
 Delivery = Awaitable[Any]
 """A message handed to the producer; awaiting it waits for the broker's acknowledgement."""
 Handler = Callable[[KafkaMessage], Awaitable[None]]
+Headers = Sequence[Mapping[str, str]] | None
+"""One set of headers per record (signatures are added to those of signed topics)."""
 PHASE_FLOOR_S = 5.0
 """Each shutdown phase gets at least this, even when the drain used the budget (the chart's
 grace periods add 30 s to the budget: the three later phases' floors and a margin)."""
@@ -86,11 +89,7 @@ class Publisher(Protocol):
     async def publish_all(self, topic: str, outgoing: Iterable[Event]) -> None: ...
 
     async def publish_bodies(
-        self,
-        topic: str,
-        bodies: Iterable[tuple[Key, bytes]],
-        *,
-        headers: Sequence[Mapping[str, str]] | None = None,
+        self, topic: str, bodies: Iterable[tuple[Key, bytes]], *, headers: Headers = None
     ) -> None: ...
 
 
@@ -127,6 +126,7 @@ class Service:
             registry=service_registry(self.metrics),
         )
         self.tracing = Tracing(self.name, settings.observability)
+        self.signatures = PipelineSignatures(settings.kafka)
         self.inputs = InputConsumers()
         self._started = False
         self._stopping = False
@@ -180,7 +180,7 @@ class Service:
             subscription.adapter,
             self.dead_letters,
             max_bytes=self.settings.max_message_bytes,
-            authenticate=subscription.authenticate,
+            authenticate=subscription.authenticate or self.signatures.check_for(self.topics(spec)),
             checks=subscription.checks,
         )
         timer = HANDLER_SECONDS.labels(self.name, spec.name)
@@ -246,11 +246,7 @@ class Service:
         await asyncio.gather(*await self.enqueue_all(topic, outgoing))
 
     async def publish_bodies(
-        self,
-        topic: str,
-        bodies: Iterable[tuple[Key, bytes]],
-        *,
-        headers: Sequence[Mapping[str, str]] | None = None,
+        self, topic: str, bodies: Iterable[tuple[Key, bytes]], *, headers: Headers = None
     ) -> None:
         """Publish encoded events (checked by ``encode_bounded``) with their keys and, when
         given, one set of headers each (the trace context of the request each answers)."""
@@ -262,20 +258,16 @@ class Service:
         return await self.enqueue_bodies(topic, [(e.key, self.encode_bounded(e)) for e in outgoing])
 
     async def enqueue_bodies(
-        self,
-        topic: str,
-        bodies: Iterable[tuple[Key, bytes]],
-        *,
-        headers: Sequence[Mapping[str, str]] | None = None,
+        self, topic: str, bodies: Iterable[tuple[Key, bytes]], *, headers: Headers = None
     ) -> list[Delivery]:
         items = list(bodies)
         each = headers if headers is not None else [{}] * len(items)
+        sign = self.signatures.sign
         return [
-            await self.broker.publish(
-                body, topic, key=key_bytes(key), no_confirm=True, headers=dict(extra) or None
-            )
+            await self.broker.publish(body, topic, key=key_bytes(key), no_confirm=True,
+                                      headers=sign(topic, key_bytes(key), body, extra) or None)
             for (key, body), extra in zip(items, each, strict=True)
-        ]
+        ]  # fmt: skip
 
     # Lifecycle ------------------------------------------------------------------------
 

@@ -64,6 +64,13 @@ class KafkaSettings(BaseSettings):
     and ingest rejects rule events without a valid signature. None: signing off."""
     rule_signing_previous_key: SecretStr | None = None
     """Also accepted when verifying, while the key is being rotated."""
+    pipeline_signing_key: SecretStr | None = None
+    """Shared secret of the pipeline's own producers (gateway, retrieval, generation, grading,
+    trusted clients): they sign every message that names a tenant on the chat path and the job
+    topics (``shared/signing.py``), and their consumers dead-letter unsigned or forged ones, so
+    a producer without it cannot speak for a tenant. None: off."""
+    pipeline_signing_previous_key: SecretStr | None = None
+    """Also accepted when verifying, while the pipeline key is being rotated."""
 
     @property
     def topics(self) -> TopicNames:

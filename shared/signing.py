@@ -1,4 +1,6 @@
-"""Shared-secret signatures on rule events: only holders of the key change the memory.
+"""Shared-secret signatures on records: only holders of the key change the memory (rule events,
+``rule_signing_key``), and only the pipeline's own producers name a tenant on the chat path and
+the job topics (``pipeline_signing_key``, ``SIGNED_PIPELINE_TOPICS``).
 
 The producer puts an HMAC-SHA256 of the record's topic, key and value in a header; ingest (and a
 memory rebuild) verify it when a key is configured, and dead-letter unsigned (``unsigned``) or
@@ -14,11 +16,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable, Mapping
 
 from pydantic import SecretStr
 
 from shared.dlq import PoisonMessage, Record
 from shared.settings import KafkaSettings
+from shared.topics import (
+    CHAT_CANCELS,
+    CHAT_GROUNDED,
+    CHAT_REQUESTS,
+    CHAT_RESPONSES,
+    EXAM_ANSWERS,
+    EXAM_JOBS,
+    RESEARCH_JOBS,
+    TopicNames,
+    TopicSpec,
+)
 
 HEADER = "alignstream-signature"
 SCHEME = "hmac-sha256-v2="
@@ -35,16 +49,21 @@ def signature(secret: SecretStr, topic: str, key: bytes, value: bytes) -> str:
     return SCHEME + mac.hexdigest()
 
 
-class RuleSigner:
-    """Signs rule events (publishers) and checks them (ingest, rebuild)."""
+class RecordSigner:
+    """Signs records (publishers) and checks them (consumers): rule events, or the pipeline's
+    messages that name a tenant."""
 
     def __init__(self, key: SecretStr | None, previous_key: SecretStr | None = None) -> None:
         self._key = key
         self._accepted = [k for k in (key, previous_key) if k is not None]
 
     @classmethod
-    def from_settings(cls, settings: KafkaSettings) -> RuleSigner:
+    def for_rules(cls, settings: KafkaSettings) -> RecordSigner:
         return cls(settings.rule_signing_key, settings.rule_signing_previous_key)
+
+    @classmethod
+    def for_pipeline(cls, settings: KafkaSettings) -> RecordSigner:
+        return cls(settings.pipeline_signing_key, settings.pipeline_signing_previous_key)
 
     @property
     def enabled(self) -> bool:
@@ -65,7 +84,7 @@ class RuleSigner:
             return
         given = record.headers.get(HEADER)
         if given is None:
-            raise PoisonMessage("unsigned", f"no {HEADER} header; rule events must be signed")
+            raise PoisonMessage("unsigned", f"no {HEADER} header; records here must be signed")
         key = record.key or b""
         if not any(
             hmac.compare_digest(given, signature(secret, record.topic, key, record.value))
@@ -74,3 +93,49 @@ class RuleSigner:
             raise PoisonMessage(
                 "bad_signature", "signature does not match the topic, key and value"
             )
+
+
+SIGNED_PIPELINE_TOPICS: tuple[TopicSpec, ...] = (
+    CHAT_REQUESTS,
+    CHAT_GROUNDED,
+    CHAT_RESPONSES,
+    CHAT_CANCELS,
+    EXAM_JOBS,
+    EXAM_ANSWERS,
+    RESEARCH_JOBS,
+)
+"""Topics whose messages name a tenant and are acted on for it: with a pipeline signing key,
+their producers sign them and their consumers dead-letter what is unsigned or forged. A
+client's own ``replies.<name>`` topics are signed too (``pipeline_signed``)."""
+
+
+def pipeline_signed(topics: TopicNames, topic: str) -> bool:
+    """Whether records on ``topic`` (a full name) carry pipeline signatures."""
+    return topic in {topics(spec) for spec in SIGNED_PIPELINE_TOPICS} or (
+        topics.is_client_replies(topic)
+    )
+
+
+class PipelineSignatures:
+    """The pipeline key applied by topic: what a service signs as it publishes and checks as
+    it consumes (``Service`` does both for every topic in ``SIGNED_PIPELINE_TOPICS``)."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.signer = RecordSigner.for_pipeline(settings)
+        self.topics = settings.topics
+
+    def applies(self, topic: str) -> bool:
+        return self.signer.enabled and pipeline_signed(self.topics, topic)
+
+    def sign(
+        self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]
+    ) -> dict[str, str]:
+        """``headers`` plus the record's signature when ``topic`` is signed."""
+        if not self.applies(topic):
+            return dict(headers)
+        signed = self.signer.headers(topic, key or b"", value)
+        return {**headers, **{name: text.decode() for name, text in signed}}
+
+    def check_for(self, topic: str) -> Callable[[Record], None] | None:
+        """The check of records consumed from ``topic``; None when it is not signed."""
+        return self.signer.check if self.applies(topic) else None

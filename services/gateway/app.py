@@ -42,7 +42,7 @@ from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.redis import make_redis
 from shared.service import Service, Subscription
-from shared.signing import RuleSigner
+from shared.signing import RecordSigner
 from shared.tenants import ApiKeys
 from shared.topics import (
     CHAT_CANCELS,
@@ -87,7 +87,7 @@ class GatewayService(Service):
         self.publishes(RULES_EVENTS, why="the rules API's upserts and deletes (signed)")
         self.publishes(RULES_LIVE, why="the same edits on the fast lane, once the log has them")
         self.embedder = embedder or make_embedder(settings.retrieval.embedder)
-        self._signer = RuleSigner.from_settings(settings.kafka)
+        self._signer = RecordSigner.for_rules(settings.kafka)
         self.keys = ApiKeys.from_settings(settings.redis)
         self.confirmations = Confirmations(settings.kafka)
         limits = OpenLimits.derived(settings.max_in_flight, settings.max_in_flight_per_tenant,

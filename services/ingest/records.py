@@ -8,7 +8,7 @@ from shared import events
 from shared.guards import rule_key_guard
 from shared.service import Subscription
 from shared.settings import KafkaSettings
-from shared.signing import RuleSigner
+from shared.signing import RecordSigner
 from shared.topics import RULES_EVENTS, TopicSpec
 
 
@@ -27,6 +27,6 @@ def rule_records(
         max_records=max_records,
         batch_timeout_ms=batch_timeout_ms,
         group_id=group_id,
-        authenticate=RuleSigner.from_settings(kafka).check,
+        authenticate=RecordSigner.for_rules(kafka).check,
         checks=(rule_key_guard,),
     )

@@ -34,6 +34,7 @@ from shared.settings import KafkaSettings, ObservabilitySettings, RedisSettings
 from shared.tenants import ApiKeys
 from shared.testing.judge import KeywordJudgeServer
 from shared.testing.topics import TopicReader
+from tests.integration.gateway_stack import OpenGateway, gateway_opener
 from tests.integration.helpers import FastModel
 
 pytestmark = pytest.mark.integration
@@ -168,6 +169,19 @@ async def retrieval(
 ) -> AsyncIterator[RetrievalService]:
     async with RetrievalService(retrieval_settings, embedder=use_embedder) as service:
         yield service
+
+
+@pytest.fixture
+def open_gateway(
+    service_settings: dict[str, Any], prefix: str, use_embedder: UniversalSentenceEncoder
+) -> OpenGateway:
+    """``async with open_gateway(**overrides)``: a gateway on this test's stack."""
+    return gateway_opener(service_settings, prefix, use_embedder)
+
+
+@pytest.fixture
+async def pipeline(ingest: IngestService, retrieval: RetrievalService, generation: Any) -> None:
+    """The services behind the gateway (with the test module's own ``generation``)."""
 
 
 @pytest.fixture

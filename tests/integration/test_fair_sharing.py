@@ -18,18 +18,15 @@ import pytest
 
 from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings
-from services.ingest.app import IngestService
-from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
-from shared.embedders.use import UniversalSentenceEncoder
 from shared.events import MAX_RULE_VERSION
 from shared.settings import KafkaSettings
 from shared.tenants import ApiKeys
 from shared.testing.backends import SlowStreamer
 from shared.testing.topics import TopicReader
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
-from tests.integration.gateway_stack import OpenGateway, gateway_opener
+from tests.integration.gateway_stack import OpenGateway
 
 BASE = {"model": "alignstream:base"}
 
@@ -60,20 +57,6 @@ async def generation(
                                   max_in_flight=4, max_in_flight_per_tenant=3)  # fmt: skip
     async with GenerationService(settings, backend=streamer) as service:
         yield service
-
-
-@pytest.fixture
-def open_gateway(
-    service_settings: dict[str, Any], prefix: str, use_embedder: UniversalSentenceEncoder
-) -> OpenGateway:
-    return gateway_opener(service_settings, prefix, use_embedder)
-
-
-@pytest.fixture
-async def pipeline(
-    ingest: IngestService, retrieval: RetrievalService, generation: GenerationService
-) -> None:
-    """The services behind the gateway."""
 
 
 async def _until(condition: Any, timeout_s: float = 10.0) -> None:

@@ -21,13 +21,10 @@ import pytest
 from services.gateway.app import GatewayService
 from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings
-from services.ingest.app import IngestService
-from services.retrieval.app import RetrievalService
-from shared.embedders.use import UniversalSentenceEncoder
 from shared.tenants import ApiKeys
 from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS, RULES_LIVE
-from tests.integration.gateway_stack import EchoBackend, OpenGateway, gateway_opener
+from tests.integration.gateway_stack import EchoBackend, OpenGateway
 
 RULE = {"text": "Refunds are granted within 30 days of purchase with a receipt.",
         "title": "Refund policy", "domain": "policy"}  # fmt: skip
@@ -42,20 +39,6 @@ async def generation(
                                   request_timeout_s=5.0, stream_interval_s=0.02)  # fmt: skip
     async with GenerationService(settings, backend=EchoBackend()) as service:
         yield service
-
-
-@pytest.fixture
-def open_gateway(
-    service_settings: dict[str, Any], prefix: str, use_embedder: UniversalSentenceEncoder
-) -> OpenGateway:
-    return gateway_opener(service_settings, prefix, use_embedder)
-
-
-@pytest.fixture
-async def pipeline(
-    ingest: IngestService, retrieval: RetrievalService, generation: GenerationService
-) -> None:
-    """The services behind the gateway."""
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from services.ingest.settings import IngestSettings
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
-from shared.signing import RuleSigner
+from shared.signing import RecordSigner
 from shared.testing.topics import TopicReader
 from shared.topics import RULES_EVENTS, RULES_INDEXED
 from tests.samples import sample_rule
@@ -41,12 +41,12 @@ async def test_only_signed_rule_events_change_the_memory(
     await client_broker.publish(events.encode(unsigned), topic, key=unsigned.key.encode())
     forged = events.RuleUpsert(rule=sample_rule(rule_id="forged"))
     value, key = events.encode(forged), forged.key.encode()
-    guessed = _text(RuleSigner(SecretStr("guess")).headers(topic, key, value))
+    guessed = _text(RecordSigner(SecretStr("guess")).headers(topic, key, value))
     await client_broker.publish(value, topic, key=key, headers=guessed)
     # A validly signed event replayed under another rule's key.
     real = events.RuleUpsert(rule=sample_rule(rule_id="real"))
     value, key = events.encode(real), real.key.encode()
-    signed = _text(RuleSigner(SECRET).headers(topic, key, value))
+    signed = _text(RecordSigner(SECRET).headers(topic, key, value))
     await client_broker.publish(value, topic, key=b"acme:other", headers=signed)
 
     signed_settings = signed_ingest.settings.kafka

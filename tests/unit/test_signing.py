@@ -10,7 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from shared.dlq import PoisonMessage, Record
-from shared.signing import HEADER, RuleSigner, signature
+from shared.settings import KafkaSettings
+from shared.signing import HEADER, PipelineSignatures, RecordSigner, signature
 
 OLD, NEW = SecretStr("old-secret"), SecretStr("new-secret")
 
@@ -24,7 +25,7 @@ def record(
     return Record(topic, 0, 0, key, value, {k: v.decode() for k, v in headers})
 
 
-def reason(signer: RuleSigner, rec: Record) -> str | None:
+def reason(signer: RecordSigner, rec: Record) -> str | None:
     try:
         signer.check(rec)
     except PoisonMessage as exc:
@@ -33,7 +34,7 @@ def reason(signer: RuleSigner, rec: Record) -> str | None:
 
 
 def test_signed_records_verify_and_tampering_is_detected() -> None:
-    signer = RuleSigner(NEW)
+    signer = RecordSigner(NEW)
     headers = signer.headers(TOPIC, b"acme:r1", b'{"v":1}')
     assert reason(signer, record(b"acme:r1", b'{"v":1}', headers)) is None
     assert reason(signer, record(b"acme:r1", b'{"v":2}', headers)) == "bad_signature"
@@ -45,18 +46,18 @@ def test_signed_records_verify_and_tampering_is_detected() -> None:
     assert reason(signer, record(b"acme:r1", b'{"v":1}', headers, "staging.rules.events")) == (
         "bad_signature"
     )
-    forged = RuleSigner(SecretStr("guess")).headers(TOPIC, b"acme:r1", b'{"v":1}')
+    forged = RecordSigner(SecretStr("guess")).headers(TOPIC, b"acme:r1", b'{"v":1}')
     assert reason(signer, record(b"acme:r1", b'{"v":1}', forged)) == "bad_signature"
 
 
 def test_rotation_accepts_the_previous_key_until_it_is_removed() -> None:
-    by_old = RuleSigner(OLD).headers(TOPIC, b"k", b"v")
-    assert reason(RuleSigner(NEW, previous_key=OLD), record(b"k", b"v", by_old)) is None
-    assert reason(RuleSigner(NEW), record(b"k", b"v", by_old)) == "bad_signature"
+    by_old = RecordSigner(OLD).headers(TOPIC, b"k", b"v")
+    assert reason(RecordSigner(NEW, previous_key=OLD), record(b"k", b"v", by_old)) is None
+    assert reason(RecordSigner(NEW), record(b"k", b"v", by_old)) == "bad_signature"
 
 
 def test_disabled_signer_adds_no_header() -> None:
-    signer = RuleSigner(None)
+    signer = RecordSigner(None)
     assert not signer.enabled
     assert signer.headers(TOPIC, b"k", b"v") == []
     assert reason(signer, record(b"k", b"v", [])) is None  # nothing is checked
@@ -87,8 +88,31 @@ def test_a_signer_is_built_from_the_kafka_settings() -> None:
     from shared.settings import KafkaSettings
 
     settings = KafkaSettings(rule_signing_key=NEW, rule_signing_previous_key=OLD)
-    signer = RuleSigner.from_settings(settings)
+    signer = RecordSigner.for_rules(settings)
     assert signer.enabled
-    by_old = RuleSigner(OLD).headers(TOPIC, b"k", b"v")
+    by_old = RecordSigner(OLD).headers(TOPIC, b"k", b"v")
     assert reason(signer, record(b"k", b"v", by_old)) is None
-    assert not RuleSigner.from_settings(KafkaSettings()).enabled
+    assert not RecordSigner.for_rules(KafkaSettings()).enabled
+
+
+def test_the_pipeline_key_signs_and_checks_only_the_topics_that_name_a_tenant() -> None:
+    kafka = KafkaSettings(topic_prefix="prod.", pipeline_signing_key=NEW)
+    signatures = PipelineSignatures(kafka)
+    signed = ["prod.chat.requests", "prod.chat.grounded", "prod.chat.responses",
+              "prod.chat.cancels", "prod.exam.jobs", "prod.exam.answers", "prod.research.jobs",
+              "prod.replies.gw-1"]  # fmt: skip
+    for topic in signed:
+        headers = signatures.sign(topic, b"acme:r1", b"{}", {"traceparent": "t"})
+        assert headers["traceparent"] == "t"
+        check = signatures.check_for(topic)
+        assert check is not None
+        check(record(b"acme:r1", b"{}", [(k, v.encode()) for k, v in headers.items()], topic))
+        assert reason(signatures.signer, record(b"acme:r1", b"{}", [], topic)) == "unsigned"
+    for topic in ("prod.rules.indexed", "prod.chat.tokens", "prod.chat.requests.dlq",
+                  "chat.requests"):  # fmt: skip
+        assert signatures.sign(topic, b"k", b"v", {}) == {}
+        assert signatures.check_for(topic) is None
+    # No key: nothing is signed or checked.
+    off = PipelineSignatures(KafkaSettings(topic_prefix="prod."))
+    assert off.sign("prod.chat.requests", b"k", b"v", {}) == {}
+    assert off.check_for("prod.chat.requests") is None
