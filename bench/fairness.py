@@ -12,7 +12,7 @@ target 0); ``burst_with_hog_vs_alone`` (a burst of 420 questions through retriev
 hog running, over the same burst alone; target <= 2.0) with ``whole_batch_redeliveries`` (target
 0) and ``search_retries``.
 
-    python -m bench.fairness [--quiet-requests 40]
+    python -m bench.fairness [--quiet-requests 60]
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ async def load_rules(kafka: KafkaSettings, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quiet-requests", type=int, default=40)
+    parser.add_argument("--quiet-requests", type=int, default=60)
     parser.add_argument("--model", default=None, help="default: the tiny random-weight model")
     args = parser.parse_args()
     model = args.model or str(build_tiny_model(Path(".alignstream/models/tiny-chat")))

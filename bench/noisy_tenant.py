@@ -18,18 +18,26 @@ from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings
 from shared.topics import CHAT_REQUESTS
 
-BIG_TEXT = "Please check every clause of this contract for me. " * 2000  # ~100k characters
+BIG_TEXT = ("Please check every clause of this contract for me. " * 2000)[:99_000]
+"""Just under the gateway's 100k-character limit on a text."""
 SLOW_TOKENS = 256
 
 
 @dataclass
 class Http:
-    """One tenant's key on the gateway, counting the statuses of what it sent."""
+    """One tenant's key on the gateway, counting the statuses of what it sent. Like the
+    OpenAI clients, it waits out a 429's ``Retry-After`` before its next request."""
 
     session: aiohttp.ClientSession
     base_url: str
     key: str
     statuses: Counter[int] = field(default_factory=Counter)
+
+    async def _counted(self, reply: aiohttp.ClientResponse) -> int:
+        self.statuses[reply.status] += 1
+        if reply.status == 429:
+            await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
+        return reply.status
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
@@ -40,15 +48,13 @@ class Http:
         url = f"{self.base_url}/chat/completions"
         async with self.session.post(url, json=body, headers=self._headers()) as reply:
             await reply.read()
-            self.statuses[reply.status] += 1
-            return reply.status
+        return await self._counted(reply)
 
     async def check(self, text: str) -> int:
         url = f"{self.base_url}/rules/applicable"
         async with self.session.post(url, json={"text": text}, headers=self._headers()) as reply:
             await reply.read()
-            self.statuses[reply.status] += 1
-            return reply.status
+        return await self._counted(reply)
 
     async def dropped_stream(self) -> int:
         """Open a stream, read its first piece, leave."""
@@ -56,12 +62,11 @@ class Http:
                 "messages": [{"role": "user", "content": "Tell me a long story."}]}  # fmt: skip
         url = f"{self.base_url}/chat/completions"
         async with self.session.post(url, json=body, headers=self._headers()) as reply:
-            self.statuses[reply.status] += 1
             if reply.status == 200:
                 async for line in reply.content:
                     if line.startswith(b"data:"):
                         break
-            return reply.status
+        return await self._counted(reply)
 
 
 async def quiet_traffic(http: Http, requests: int, *, with_check: bool) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """Slots shared fairly by tenants: wherever work queues for a limited resource (generation
 slots, the embedder), no tenant can hold more than its share while others wait.
 
-``FairSlots`` is max-min fair queuing with a hard cap per tenant:
-- a tenant never holds more than ``per_tenant`` slots, so ``capacity - per_tenant`` slots are
-  always left for the others (a newcomer never waits for a hog's long work to finish);
+``FairSlots`` is max-min fair queuing with caps per tenant:
+- a tenant never holds more than ``per_tenant`` slots (a hard cap; default: all of them);
+- while another tenant is active (holds a slot, or asked for one within ``active_s``), a tenant
+  is granted no slot beyond ``shared_cap``: ``capacity - shared_cap`` slots stay free for the
+  others, so a steady tenant never waits behind a hog's long work, and a tenant alone still
+  uses every slot (the engine stays full);
 - a freed slot goes to the waiting tenant that holds the fewest slots now (ties: the one that
   has waited longest); a tenant's own waiters are served first in, first out;
 - a waiter that is cancelled leaves the queue, and a slot granted to it as it was cancelled is
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -26,11 +30,22 @@ def default_share(capacity: int) -> int:
 
 
 class FairSlots:
-    def __init__(self, capacity: int, per_tenant: int | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        per_tenant: int | None = None,
+        *,
+        shared_cap: int | None = None,
+        active_s: float = 10.0,
+    ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.per_tenant = min(capacity, per_tenant or capacity)
+        self.shared_cap = min(self.per_tenant, shared_cap or self.per_tenant)
+        self.active_s = active_s
+        self._asked: dict[str, float] = {}
+        """When each tenant last asked for a slot (pruned after ``active_s``)."""
         self._held: dict[str, int] = {}
         self._waiting: dict[str, deque[tuple[int, asyncio.Future[None]]]] = {}
         self._order = itertools.count()
@@ -52,6 +67,7 @@ class FairSlots:
     async def acquire(self, tenant: str) -> None:
         """Wait for a slot for ``tenant`` (cancellable at any point without leaking it)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._asked[tenant] = time.monotonic()
         self._waiting.setdefault(tenant, deque()).append((next(self._order), future))
         self._dispatch()
         try:
@@ -96,12 +112,22 @@ class FairSlots:
             self._in_use += 1
             future.set_result(None)
 
+    def _active(self) -> set[str]:
+        """Tenants holding a slot, waiting, or that asked within ``active_s``."""
+        now = time.monotonic()
+        for tenant in [t for t, at in self._asked.items() if now - at > self.active_s]:
+            if tenant not in self._held and tenant not in self._waiting:
+                del self._asked[tenant]  # tenants come from requests: bounded
+        return set(self._asked) | set(self._held)
+
     def _next_tenant(self) -> str | None:
         """The waiting tenant under its cap that holds the fewest slots (then the oldest)."""
         best: tuple[int, int, str] | None = None
+        shared = self.shared_cap < self.per_tenant and len(self._active()) > 1
+        cap = self.shared_cap if shared else self.per_tenant
         for tenant, queue in self._waiting.items():
             held = self._held.get(tenant, 0)
-            if held >= self.per_tenant:
+            if held >= cap:
                 continue
             rank = (held, queue[0][0], tenant)
             if best is None or rank < best:

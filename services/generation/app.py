@@ -3,7 +3,8 @@
 Keeps up to ``max_in_flight`` generations running at once (the vLLM engine batches them
 continuously); the consumer takes the next messages while earlier ones generate and pauses only
 when ``queue_max`` more wait for a slot (backpressure). Slots are shared fairly by tenants
-(``FairSlots``: freed slots to the waiting tenant holding the fewest; an optional cap). A client's
+(``FairSlots``: a share per tenant while others are active, freed slots to the waiting
+tenant holding the fewest). A client's
 ``ChatCancel`` aborts its request, queued or generating (``Cancellations``).
 ``OrderedCommitter`` commits offsets behind finished work only. Every request gets a response:
 a failure, a timeout or a cancel becomes an error response, never silence (``ResponseDelivery``
@@ -100,7 +101,9 @@ class GenerationService(Service):
         self.serving = Serving(backend or make_backend(settings), settings,
                                self.delivery.publish_token)  # fmt: skip
         self.committer = OrderedCommitter()
-        self.slots = FairSlots(settings.max_in_flight, settings.max_in_flight_per_tenant)
+        shared_cap = max(1, int(settings.max_in_flight * settings.tenant_share))
+        self.slots = FairSlots(settings.max_in_flight, settings.max_in_flight_per_tenant,
+                               shared_cap=shared_cap)  # fmt: skip
         self._window = asyncio.Semaphore(settings.max_in_flight + settings.queue_max)
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -62,11 +62,13 @@ class GenerationSettings(ServiceSettings):
     max_in_flight: int = Field(default=256, ge=1)
     """Requests generating at once (the engine batches them)."""
     max_in_flight_per_tenant: int | None = Field(default=None, ge=1)
-    """Most of those one tenant may hold. None: no cap, so one tenant alone keeps the engine
-    full; while others wait, every freed slot goes to the waiting tenant that holds the fewest
-    (``shared/fairness.py``), so a newcomer waits for the next slot to free, never behind a
-    queue. A cap (e.g. three quarters) keeps slots free for others at once, at the cost of
-    idle slots when one tenant is alone."""
+    """Most of those one tenant may ever hold. None: no hard cap (a tenant alone keeps the
+    engine full)."""
+    tenant_share: float = Field(default=0.75, gt=0.0, le=1.0)
+    """While another tenant is active (holds a slot, or asked for one in the last 10 s), a
+    tenant is granted slots only up to this share of ``max_in_flight``, so the others always
+    find one free; 1.0: no reserve. While tenants wait, each freed slot goes to the one holding
+    the fewest (``shared/fairness.py``)."""
     queue_max: int = Field(default=1024, ge=0)
     """Requests taken from Kafka that wait for a slot; the consumer pauses (backpressure) when
     this many wait. Fairness between tenants acts on these: a larger queue reaches further

@@ -123,3 +123,27 @@ async def test_slot_context_releases_on_error() -> None:
     with pytest.raises(LookupError, match="work failed"):
         await fail_in_slot()
     assert slots.in_use == 0
+
+
+async def test_a_tenant_alone_uses_every_slot_and_leaves_a_share_once_another_is_active() -> None:
+    slots = FairSlots(4, shared_cap=3, active_s=0.2)
+    for _ in range(4):
+        await asyncio.wait_for(slots.acquire("noisy"), 0.1)  # alone: all four
+    for _ in range(4):
+        slots.release("noisy")
+    await asyncio.wait_for(slots.acquire("quiet"), 0.1)  # quiet is active now
+    slots.release("quiet")
+    for _ in range(3):
+        await asyncio.wait_for(slots.acquire("noisy"), 0.1)
+    fourth = asyncio.create_task(slots.acquire("noisy"))
+    await _settle()
+    assert not fourth.done(), "a slot stays free for the other active tenant"
+    await asyncio.wait_for(slots.acquire("quiet"), 0.1)
+    slots.release("quiet")
+    await asyncio.sleep(0.25)  # quiet has gone quiet: noisy may take the last slot again
+    slots.release("noisy")
+    await _settle()
+    assert fourth.done()
+    assert slots.held("noisy") == 3
+    await asyncio.wait_for(slots.acquire("noisy"), 0.1)
+    assert slots.held("noisy") == 4
