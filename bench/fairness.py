@@ -136,6 +136,10 @@ async def scenarios(base_url: str, keys: dict[str, str], kafka: KafkaSettings,
                 "quiet_tenant_p99_ratio": round(chat["p99"] / alone_p99, 3),
                 "quiet_chat_ms": chat,
                 "quiet_failed": measured["failed"],
+                # Where the quiet tenant's time went: waiting for a slot, or generating.
+                "quiet_pipeline_ms": {
+                    name: percentiles(values) for name, values in measured["pipeline"].items()
+                },
                 "noisy_statuses": {str(k): v for http in noisy for k, v in http.statuses.items()},
             }
             if measured["check_ms"]:
@@ -144,7 +148,9 @@ async def scenarios(base_url: str, keys: dict[str, str], kafka: KafkaSettings,
                 results[name]["quiet_check_p99_ratio"] = round(check["p99"] / alone_check_p99, 3)
         results["unpublishable_replies"]["noisy_requests_published"] = sent["requests"]
         return {"alone": {"chat_ms": percentiles(alone["chat_ms"]),
-                          "check_ms": percentiles(alone["check_ms"])},
+                          "check_ms": percentiles(alone["check_ms"]),
+                          "pipeline_ms": {n: percentiles(v)
+                                          for n, v in alone["pipeline"].items()}},
                 "scenarios": results}  # fmt: skip
 
 

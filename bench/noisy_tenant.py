@@ -32,6 +32,8 @@ class Http:
     base_url: str
     key: str
     statuses: Counter[int] = field(default_factory=Counter)
+    timings: list[dict[str, float]] = field(default_factory=list)
+    """The pipeline's timings of each answered chat (queue wait, generation, total)."""
 
     async def _counted(self, reply: aiohttp.ClientResponse) -> int:
         self.statuses[reply.status] += 1
@@ -47,7 +49,9 @@ class Http:
                 "messages": [{"role": "user", "content": text}]}  # fmt: skip
         url = f"{self.base_url}/chat/completions"
         async with self.session.post(url, json=body, headers=self._headers()) as reply:
-            await reply.read()
+            payload = await reply.json() if reply.status == 200 else await reply.read()
+        if isinstance(payload, dict):
+            self.timings.append(payload["alignstream"]["timings"])
         return await self._counted(reply)
 
     async def check(self, text: str) -> int:
@@ -89,8 +93,11 @@ async def quiet_traffic(http: Http, requests: int, *, with_check: bool) -> dict[
                 failed += await http.check(f"Question {i}: returns of opened items") != 200
                 check_ms.append((time.perf_counter() - started) * 1000)
 
+    http.timings.clear()
     await asyncio.gather(client(), client())
-    return {"chat_ms": chat_ms, "check_ms": check_ms, "failed": failed}
+    parts = ("queue_ms", "ttft_ms", "generation_ms", "total_ms")
+    pipeline = {name: [t[name] or 0.0 for t in http.timings] for name in parts}
+    return {"chat_ms": chat_ms, "check_ms": check_ms, "failed": failed, "pipeline": pipeline}
 
 
 Behaviour = Callable[[asyncio.Event], Coroutine[Any, Any, None]]

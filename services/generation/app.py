@@ -216,6 +216,8 @@ class GenerationService(Service):
             span.set_attribute("alignstream.queue_wait_ms", waited * 1000)
             IN_FLIGHT.inc()
             try:
-                return await self.serving.respond(grounded)
+                response = await self.serving.respond(grounded)
             finally:
                 IN_FLIGHT.dec()
+        timings = response.timings.model_copy(update={"queue_ms": waited * 1000})
+        return response.model_copy(update={"timings": timings})
