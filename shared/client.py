@@ -11,12 +11,13 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import RecordMetadata
 
 from shared import events
+from shared.dlq import PoisonMessage, Record
 from shared.errors import NoAnswer, NotConfirmed
 from shared.kafka import client_security_kwargs, ensure_topics
 from shared.settings import KafkaSettings
@@ -49,13 +50,17 @@ class RepliesMissing(TimeoutError):
 
 
 class TopicTail:
-    """Reads a topic from its current end, across all partitions, without a consumer group."""
+    """Reads a topic from its current end, across all partitions, without a consumer group.
+    With the pipeline signing key set, records of a signed topic (responses, reply topics)
+    whose signature does not verify are skipped and counted (``rejected``)."""
 
     def __init__(self, settings: KafkaSettings, topic: str, *, chat_path: bool = False) -> None:
         """``chat_path``: answers every chat request waits for (fetched with the chat path's
         shorter wait, ``chat_fetch_max_wait_ms``)."""
         self.settings = settings
         self.topic = topic
+        self._check = PipelineSignatures(settings).check_for(topic)
+        self.rejected = 0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap,
             enable_auto_commit=False,
@@ -89,7 +94,18 @@ class TopicTail:
 
     async def values(self, timeout_ms: int = 100) -> list[bytes]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms)
-        return [r.value for records in batches.values() for r in records if r.value is not None]
+        raws = [r for records in batches.values() for r in records if r.value is not None]
+        return [r.value for r in raws if self._authentic(r)]
+
+    def _authentic(self, raw: Any) -> bool:
+        if self._check is None:
+            return True
+        try:
+            self._check(Record.from_consumer_record(raw))
+        except PoisonMessage:
+            self.rejected += 1
+            return False
+        return True
 
     async def collect(
         self,

@@ -1,7 +1,8 @@
 """The pipeline signing key on the real broker: with it set, only the pipeline's own producers
 speak for a tenant. A chat request published without the key (naming another tenant) is
 dead-lettered before retrieval grounds it in that tenant's rules; a reply forged onto a
-gateway's reply topic is dead-lettered before it reaches a waiting client; the pipeline's own
+gateway's reply topic is dead-lettered before it reaches a waiting client, and one forged onto
+the responses topic is skipped by the client; the pipeline's own
 traffic (the gateway, the client with the key) is answered as before."""
 
 from __future__ import annotations
@@ -83,10 +84,15 @@ async def test_requests_and_replies_without_the_pipeline_key_are_dead_lettered(
         AlignstreamClient(kafka) as client,
         TopicTail(kafka, kafka.topics(CHAT_RESPONSES)) as tail,
     ):
+        # A spoofed answer, published before the genuine one, is skipped by the client.
+        spoofed = events.ChatResponse(request_id=genuine.request_id, tenant="acme", text="spoof")
+        await client_broker.publish(events.encode(spoofed), tail.topic, key=b"acme:x")
         await client.send(CHAT_REQUESTS, genuine)
         await client.flush()
         replies = await collect_replies(tail, [("acme", genuine.request_id)], timeout_s=30)
     assert replies[genuine.request_id].ok
+    assert replies[genuine.request_id].text != "spoof"
+    assert tail.rejected == 1
     # ... and the gateway, which also drops a reply forged onto its reply topic.
     user, _ = await keys.create("acme")
     async with gateway_opener(signed, prefix, use_embedder)() as gateway:
