@@ -30,7 +30,6 @@ from shared.topics import (
     EXAM_ANSWERS,
     EXAM_JOBS,
     RESEARCH_JOBS,
-    TopicNames,
     TopicSpec,
 )
 
@@ -106,14 +105,7 @@ SIGNED_PIPELINE_TOPICS: tuple[TopicSpec, ...] = (
 )
 """Topics whose messages name a tenant and are acted on for it: with a pipeline signing key,
 their producers sign them and their consumers dead-letter what is unsigned or forged. A
-client's own ``replies.<name>`` topics are signed too (``pipeline_signed``)."""
-
-
-def pipeline_signed(topics: TopicNames, topic: str) -> bool:
-    """Whether records on ``topic`` (a full name) carry pipeline signatures."""
-    return topic in {topics(spec) for spec in SIGNED_PIPELINE_TOPICS} or (
-        topics.is_client_replies(topic)
-    )
+client's own ``replies.<name>`` topics are signed too."""
 
 
 class PipelineSignatures:
@@ -123,9 +115,14 @@ class PipelineSignatures:
     def __init__(self, settings: KafkaSettings) -> None:
         self.signer = RecordSigner.for_pipeline(settings)
         self.topics = settings.topics
+        # Full names, once: ``applies`` runs for every record published.
+        self._signed = {self.topics(spec) for spec in SIGNED_PIPELINE_TOPICS}
 
     def applies(self, topic: str) -> bool:
-        return self.signer.enabled and pipeline_signed(self.topics, topic)
+        """Whether records on ``topic`` (a full name) carry pipeline signatures."""
+        return self.signer.enabled and (
+            topic in self._signed or self.topics.is_client_replies(topic)
+        )
 
     def sign(
         self, topic: str, key: bytes | None, value: bytes, headers: Mapping[str, str]

@@ -141,7 +141,7 @@ class RulesApi:
 class ApplicableCheck:
     """Searches as retrieval would for a request's text. The embedder is one per process and
     shared by every tenant: a tenant has at most one text in it at a time (``FairSlots``), and
-    each text is cut to the ``MAX_QUERY_CHARS`` that retrieval searches with."""
+    each text is cut as retrieval cuts a question (``events.search_text``)."""
 
     def __init__(self, embedder: Embedder, retriever: RuleRetriever) -> None:
         self.embedder = embedder
@@ -158,7 +158,7 @@ class ApplicableCheck:
             locales=tuple(body.locales), as_of=body.as_of, top_k=body.top_k,
             token_budget=body.token_budget, min_score=body.min_score,
         )  # fmt: skip
-        text = body.text[: events.MAX_QUERY_CHARS]
+        text = events.search_text(body.text)
         async with self.embedding.slot(key.tenant):
             (vector,) = await self.embedder.embed([text])
         today = datetime.now(UTC).date()

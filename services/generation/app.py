@@ -193,16 +193,16 @@ class GenerationService(Service):
     async def _answer(self, grounded: events.GroundedRequest, span: Span) -> events.ChatResponse:
         """The answer, or a ``cancelled`` error when the client cancelled the request first."""
         request = grounded.request
+        # A cancel that came first: answered at once, nothing generated.
         with self.cancellations.tracking(request):
-            try:
-                if self.cancellations.was_cancelled(request):
-                    raise asyncio.CancelledError  # the cancel came first: nothing generated
-                return await self._generate(grounded, span)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is None or not self.cancellations.requested(request):
-                    raise  # the service stops: redelivered after the restart
-                task.uncancel()
+            if not self.cancellations.was_cancelled(request):
+                try:
+                    return await self._generate(grounded, span)
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is None or not self.cancellations.requested(request):
+                        raise  # the service stops: redelivered after the restart
+                    task.uncancel()
         answering = self.serving.answering(request)
         return answering.error(events.ErrorKind.CANCELLED, "the client cancelled the request")
 

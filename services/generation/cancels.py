@@ -66,7 +66,6 @@ class Cancellations:
         if at is None or time.monotonic() - at > self.remember_s:
             return False
         CANCELLED.labels("before_arrival").inc()
-        self._requested.add(slot)
         return True
 
     def requested(self, request: events.ChatRequest) -> bool:

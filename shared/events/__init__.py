@@ -50,6 +50,7 @@ from shared.events.chat import (
     Strategy,
     Timings,
     Usage,
+    search_text,
 )
 from shared.events.dead_letters import (
     DeadLetter,
@@ -202,5 +203,6 @@ __all__ = [
     "key_bytes",
     "new_id",
     "rule_key",
+    "search_text",
     "utcnow",
 ]

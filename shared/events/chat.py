@@ -20,6 +20,11 @@ shared embedder ~6 s, every tenant waiting behind it), and a question's opening 
 is about. The whole message still reaches the model."""
 
 
+def search_text(text: str) -> str:
+    """What of ``text`` a search reads (retrieval's query, the check endpoint's text)."""
+    return text[:MAX_QUERY_CHARS]
+
+
 class Role(StrEnum):
     SYSTEM = "system"
     USER = "user"
@@ -183,7 +188,7 @@ class ChatRequest(Event):
     def query(self) -> str:
         """The text retrieval searches with: the question's first ``MAX_QUERY_CHARS``
         characters."""
-        return self.question[:MAX_QUERY_CHARS]
+        return search_text(self.question)
 
 
 class IclExample(Contract):
