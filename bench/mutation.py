@@ -1,59 +1,100 @@
-"""Mutation testing of the pure cores and their second lines of defence (cosmic-ray).
+"""Mutation testing of the pure cores, the gateway's guards and the second lines of defence.
 
 Each module is mutated on a copy of the tracked tree (never the working tree: an interrupted run
 would leave a mutant behind) and tested with the tests that own it; modules run two at a time.
-A mutant is *killed* when its tests fail, *survives* when they pass; the score is killed /
-(killed + survived). Mutants that time out count as killed (cosmic-ray's convention); mutants
-cosmic-ray cannot apply, the operators in ``EQUIVALENT``, lines marked ``# pragma: no mutate``
-(each with its reason) and mutations of a signature's keyword-only ``*`` are left out. Writes
-``bench/results/mutation.json``.
+Python is mutated by cosmic-ray; the comparisons inside Lua scripts by ``bench.mutation_lua``.
 
-    python -m bench.mutation [--modules shared/dlq.py ...] [--lanes 2]
+First the module's tests run once unmutated (the baseline: they must pass); a mutant's tests
+then get ``max(20 s, 4 x baseline)``. A mutant is *killed* when its tests fail, *survives* when
+they pass, and *times out* when they run past that limit: time-outs are counted and listed
+apart, in neither the kills nor the survivors. The score is killed / (killed + survived).
+Left out: mutants cosmic-ray cannot apply, the operators in ``EQUIVALENT``, lines marked
+``# pragma: no mutate`` (Lua: ``-- no mutate``), each with its reason, and mutations of a
+signature's keyword-only ``*``. Integration tests run against one local stack started for the
+whole run. Every survivor and time-out is listed; writes ``bench/results/mutation.json``.
+
+    python -m bench.mutation [--modules shared/dlq.py ...] [--lanes 2] [--merge]
+
+``--merge`` keeps the other modules' results of the JSON already there (each module records the
+commit and time it was measured at), e.g. to re-measure a module after its tests were improved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, write_result
+from bench.common import RESULTS, machine, write_result
+from bench.mutation_lua import run_lua_mutants, run_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TARGETS: dict[str, tuple[str, ...]] = {
-    "services/grading/store.py": ("tests/integration/test_second_lines.py",),
-    "shared/dlq.py": ("tests/unit/test_dlq.py", "tests/unit/test_fuzz_decode.py"),
-    "shared/memory/writer.py": (
-        "tests/unit/test_memory_plan.py",
-        "tests/integration/test_second_lines.py",
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    tests: tuple[str, ...]
+    python: bool = True
+    """False: only the comparisons of the module's Lua scripts are mutated."""
+
+
+LUA = "tests/integration/test_lua_scripts.py"
+GATEWAY_AUTH = "tests/unit/test_gateway_auth.py"
+ADMISSION = "tests/unit/test_gateway_admission.py"
+SECOND_LINES = "tests/integration/test_second_lines.py"
+
+TARGETS: dict[str, Target] = {
+    # The gateway: auth and the key cache, admin checks, scope, open-request caps, rate limit.
+    "services/gateway/auth.py": Target((GATEWAY_AUTH,)),
+    "services/gateway/authenticated.py": Target((GATEWAY_AUTH, ADMISSION)),
+    "services/gateway/key_scope.py": Target((GATEWAY_AUTH,)),
+    "services/gateway/capacity.py": Target((ADMISSION,)),
+    "services/gateway/ratelimit.py": Target((LUA,)),
+    # Retrieval: the retriever's options, the query and the search, the budget.
+    "shared/memory/retriever.py": Target(("tests/unit/test_retriever.py",)),
+    "shared/memory/query.py": Target(("tests/unit/test_search.py", "tests/unit/test_hybrid.py")),
+    "shared/memory/search.py": Target(
+        ("tests/unit/test_search.py", "tests/unit/test_hybrid.py", SECOND_LINES)
     ),
-    "services/generation/prompts/fencing.py": (
-        "tests/unit/test_prompt_injection.py",
-        "tests/unit/test_prompts.py",
+    "shared/memory/jurisdictions.py": Target(("tests/unit/test_jurisdictions.py",)),
+    "shared/memory/lexical.py": Target(("tests/unit/test_hybrid.py",)),
+    "services/generation/prompts/opo.py": Target(
+        ("tests/unit/test_opo_protocol.py", "tests/unit/test_prompts.py")
     ),
-    "shared/signing.py": ("tests/unit/test_signing.py",),
-    "services/generation/inflight.py": ("tests/unit/test_inflight.py",),
-    "services/grading/extract.py": ("tests/unit/test_grading_extract.py",),
-    "shared/memory/search.py": (
-        "tests/unit/test_search.py",
-        "tests/unit/test_hybrid.py",
-        "tests/integration/test_second_lines.py",
+    # Ingest's guards and the memory's versioned writes.
+    "shared/guards.py": Target(("tests/unit/test_guards.py",)),
+    "services/ingest/rulefiles.py": Target(
+        ("tests/unit/test_rulefiles.py", "tests/unit/test_rule_file_strictness.py")
     ),
-    "shared/memory/jurisdictions.py": ("tests/unit/test_jurisdictions.py",),
-    "shared/memory/lexical.py": ("tests/unit/test_hybrid.py",),
-    "services/grading/stats.py": ("tests/unit/test_grading_stats.py",),
+    "shared/memory/writer.py": Target(("tests/unit/test_memory_plan.py", SECOND_LINES)),
+    "shared/memory/trees.py": Target((LUA,)),
+    "shared/dlq.py": Target(("tests/unit/test_dlq.py", "tests/unit/test_fuzz_decode.py")),
+    "shared/signing.py": Target(("tests/unit/test_signing.py",)),
+    # Generation and grading.
+    "services/generation/prompts/fencing.py": Target(
+        ("tests/unit/test_prompt_injection.py", "tests/unit/test_prompts.py")
+    ),
+    "services/generation/inflight.py": Target(("tests/unit/test_inflight.py",)),
+    "services/grading/store.py": Target((SECOND_LINES, LUA)),
+    "services/grading/research/store.py": Target((LUA,), python=False),
+    "services/grading/extract.py": Target(("tests/unit/test_grading_extract.py",)),
+    "services/grading/stats.py": Target(("tests/unit/test_grading_stats.py",)),
 }
 """Each module under test and the tests that own it."""
 
 TARGET_SCORE = 0.90
+MIN_TIMEOUT_S = 20.0
+TIMEOUT_FACTOR = 4.0
 
 EQUIVALENT = ("core/ReplaceBinaryOperator_BitOr_.*",)
 """Operators left out: ``|`` here is almost only in type unions, which postponed annotations
@@ -80,75 +121,121 @@ def copy_tree(into: Path) -> Path:
     return into
 
 
-def run_module(module: str, tests: tuple[str, ...], workdir: Path) -> dict[str, Any]:
-    tree = copy_tree(workdir / "tree")
+def test_command(tests: tuple[str, ...]) -> list[str]:
     python = ROOT / ".venv" / "bin" / "python"
-    cosmic = ROOT / ".venv" / "bin" / "cosmic-ray"
-    command = f"{python} -m pytest -x -q -p no:cacheprovider {' '.join(tests)}"
+    return [str(python), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+
+
+def mutant_env(tree: Path, servers: Mapping[str, str]) -> dict[str, str]:
+    # The copy's modules come first; the property test runs fewer examples per mutant.
+    return {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+            "ALIGNSTREAM_FUZZ_EXAMPLES": "40", **servers}  # fmt: skip
+
+
+def revision() -> str:
+    """The commit measured, ``+changes`` when the working tree differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
+                              text=True).stdout.strip()  # fmt: skip
+
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
+
+
+def run_module(
+    module: str, target: Target, workdir: Path, servers: Mapping[str, str]
+) -> dict[str, Any]:
+    tree = copy_tree(workdir / "tree")
+    env = mutant_env(tree, servers)
+    command = test_command(target.tests)
+    started = time.perf_counter()
+    if run_tests(command, tree, env, timeout_s=600) != "survived":
+        raise RuntimeError(f"{module}: its tests fail unmutated: {' '.join(target.tests)}")
+    baseline_s = time.perf_counter() - started
+    timeout_s = max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * baseline_s)
+    session = workdir / "session.sqlite"
+    if target.python:
+        run_cosmic_ray(module, command, timeout_s, workdir, tree, env)
+    lua = run_lua_mutants(tree, module, command, env, timeout_s)
+    (workdir / "lua.json").write_text(json.dumps([(m.name, o) for m, o in lua]))
+    result = summarize(module, target, tree, session, lua=[(m.name, o) for m, o in lua])
+    result.update(baseline_s=round(baseline_s, 1), timeout_s=round(timeout_s, 1),
+                  seconds=round(time.perf_counter() - started, 1), commit=revision(),
+                  measured_at=time.time())  # fmt: skip
+    return result
+
+
+def run_cosmic_ray(module: str, command: list[str], timeout_s: float, workdir: Path, tree: Path,
+                   env: dict[str, str]) -> None:  # fmt: skip
     config = workdir / "config.toml"
     config.write_text(
         "[cosmic-ray]\n"
         f'module-path = "{module}"\n'
-        "timeout = 30.0\n"
+        f"timeout = {timeout_s:.1f}\n"
         "excluded-modules = []\n"
-        f'test-command = "{command}"\n'
+        f'test-command = "{" ".join(command)}"\n'
         "[cosmic-ray.distributor]\n"
         'name = "local"\n'
         "[cosmic-ray.filters.operators-filter]\n"
         f"exclude-operators = {json.dumps(list(EQUIVALENT))}\n"
     )
     session = workdir / "session.sqlite"
-    # The copy's modules come first; the property test runs fewer examples per mutant.
-    env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "ALIGNSTREAM_FUZZ_EXAMPLES": "40"}
-    started = time.perf_counter()
-    subprocess.run([str(cosmic), "init", str(config), str(session)], cwd=tree, check=True,
-                   env=env)  # fmt: skip
     tools = ROOT / ".venv" / "bin"
-    subprocess.run([str(tools / "cr-filter-operators"), str(session), str(config)], cwd=tree,
-                   check=True, env=env)  # fmt: skip
-    subprocess.run([str(tools / "cr-filter-pragma"), str(session)], cwd=tree, check=True,
-                   env=env)  # fmt: skip
-    subprocess.run([str(cosmic), "exec", str(config), str(session)], cwd=tree, check=True,
-                   env=env)  # fmt: skip
-    result = summarize(module, tests, tree, session)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    return result
+    for step in (["cosmic-ray", "init", str(config), str(session)],
+                 ["cr-filter-operators", str(session), str(config)],
+                 ["cr-filter-pragma", str(session)],
+                 ["cosmic-ray", "exec", str(config), str(session)]):  # fmt: skip
+        subprocess.run([str(tools / step[0]), *step[1:]], cwd=tree, check=True, env=env)
 
 
-def summarize(module: str, tests: tuple[str, ...], tree: Path, session: Path) -> dict[str, Any]:
-    """The outcomes of a module's session so far; ``partial`` when mutants are left to run
-    (a run cut short, e.g. by a session's time)."""
+def cosmic_outcomes(module: str, tree: Path, session: Path) -> tuple[list[tuple[str, str]], int]:
+    """(mutant, outcome) of a module's cosmic-ray session, and how many are not yet run."""
+    if not session.exists():
+        return [], 0
     cosmic = ROOT / ".venv" / "bin" / "cosmic-ray"
     dump = subprocess.run([str(cosmic), "dump", str(session)], cwd=tree, check=True,
                           capture_output=True, text=True).stdout  # fmt: skip
     source = (tree / module).read_text().splitlines()
-    pending = 0
-    outcomes: dict[str, int] = {}
-    survivors: list[str] = []
+    found, pending = [], 0
     for line in dump.splitlines():
         work, result = json.loads(line)
         if result is None:
             pending += 1
             continue
         outcome = result.get("test_outcome") or result.get("worker_outcome")
+        if outcome == "killed" and result.get("output") == "timeout":
+            outcome = "timeout"  # cosmic-ray counts a time-out as a kill; here it is apart
         mutation = work["mutations"][0]
         row, column = mutation["start_pos"]
         if outcome == "survived" and _keyword_marker(source[row - 1], column):
             outcome = "equivalent"
+        text = source[row - 1].strip()[:80]
+        found.append((f"{mutation['operator_name']} line {row}: {text}", outcome))
+    return found, pending
+
+
+def summarize(module: str, target: Target, tree: Path, session: Path,
+              lua: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
+    """The outcomes of a module's mutants so far; ``partial`` when some are left to run (a run
+    cut short, e.g. by a session's time)."""
+    python, pending = cosmic_outcomes(module, tree, session)
+    outcomes: dict[str, int] = {}
+    for _, outcome in (*python, *lua):
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        if outcome == "survived":
-            text = source[row - 1].strip()[:80]
-            survivors.append(f"{mutation['operator_name']} line {row}: {text}")
-    killed = outcomes.get("killed", 0) + outcomes.get("timeout", 0)
-    survived = outcomes.get("survived", 0)
+    killed, survived = outcomes.get("killed", 0), outcomes.get("survived", 0)
+    lua_outcomes = [o for _, o in lua]
     return {
-        "tests": list(tests),
-        "mutants": sum(outcomes.values()),
+        "tests": list(target.tests),
+        "mutants": len(python) + len(lua),
         "killed": killed,
         "survived": survived,
+        "timeouts": outcomes.get("timeout", 0),
         "outcomes": outcomes,
         "mutation_score": round(killed / max(killed + survived, 1), 4),
-        "survivors": survivors[:50],
+        "lua": {o: lua_outcomes.count(o) for o in ("killed", "survived", "timeout")},
+        "survivors": [name for name, o in (*python, *lua) if o == "survived"],
+        "timed_out": [name for name, o in (*python, *lua) if o == "timeout"],
         "partial": pending > 0,
         "not_yet_run": pending,
     }
@@ -157,10 +244,13 @@ def summarize(module: str, tests: tuple[str, ...], tree: Path, session: Path) ->
 def collect(scratch: Path) -> dict[str, dict[str, Any]]:
     """Every module's outcomes from the sessions in a run's scratch folder."""
     found = {}
-    for module, tests in TARGETS.items():
+    for module, target in TARGETS.items():
         folder = scratch / module.replace("/", "_")
-        if (folder / "session.sqlite").exists():
-            found[module] = summarize(module, tests, folder / "tree", folder / "session.sqlite")
+        lua_file = folder / "lua.json"
+        if (folder / "session.sqlite").exists() or lua_file.exists():
+            lua = [(n, o) for n, o in json.loads(lua_file.read_text())] if lua_file.exists() else []
+            found[module] = summarize(module, target, folder / "tree", folder / "session.sqlite",
+                                      lua=lua)  # fmt: skip
     return found
 
 
@@ -168,12 +258,14 @@ def summary(modules: dict[str, dict[str, Any]], wanted: list[str]) -> dict[str, 
     killed = sum(m["killed"] for m in modules.values())
     survived = sum(m["survived"] for m in modules.values())
     return {
-        "tool": "cosmic-ray 8.7.0",
+        "tool": "cosmic-ray 8.7.0 (Python), bench.mutation_lua (Lua comparisons)",
         "machine": machine(),
         "target": TARGET_SCORE,
         "mutation_score": round(killed / max(killed + survived, 1), 4),
         "killed": killed,
         "survived": survived,
+        "timeouts": sum(m["timeouts"] for m in modules.values()),
+        "lua_mutants": sum(sum(m["lua"].values()) for m in modules.values()),
         "complete": sorted(modules) == sorted(wanted)
         and not any(m.get("partial") for m in modules.values()),
         "not_run": [m for m in wanted if m not in modules],
@@ -181,10 +273,24 @@ def summary(modules: dict[str, dict[str, Any]], wanted: list[str]) -> dict[str, 
     }
 
 
+@contextlib.contextmanager
+def integration_servers(scratch: Path, modules: list[str]) -> Iterator[dict[str, str]]:
+    """One local stack for every mutant whose tests need Kafka or Redis (none otherwise)."""
+    if not any(t.startswith("tests/integration") for m in modules for t in TARGETS[m].tests):
+        yield {}
+        return
+    from shared.devstack.servers import servers_for_testing
+
+    with servers_for_testing(scratch / "stack") as servers:
+        yield dict(servers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--modules", nargs="*", default=list(TARGETS))
+    parser.add_argument("--modules", nargs="*", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--lanes", type=int, default=2)
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other modules' results already in the JSON")  # fmt: skip
     parser.add_argument(
         "--partial",
         metavar="SCRATCH",
@@ -192,28 +298,37 @@ def main() -> None:
         help="only summarize the sessions left in a cut-short run's folder",
     )
     args = parser.parse_args()
-    modules: dict[str, dict[str, Any]] = {}
     if args.partial is not None:
         write_result("mutation", summary(collect(args.partial), list(TARGETS)))
         return
-    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+    if shutil.which("cosmic-ray", path=str(ROOT / ".venv" / "bin")) is None:
+        sys.exit("cosmic-ray is not installed: run ./scripts/mutation.sh (it installs it)")
+    modules: dict[str, dict[str, Any]] = {}
+    wanted = list(args.modules)
+    if args.merge and (RESULTS / "mutation.json").exists():
+        kept = json.loads((RESULTS / "mutation.json").read_text())["modules"]
+        modules = {m: r for m, r in kept.items() if m in TARGETS and m not in args.modules}
+        wanted = [m for m in TARGETS if m in modules or m in args.modules]
+    with (
+        tempfile.TemporaryDirectory(prefix="mutation-") as scratch,
+        integration_servers(Path(scratch), args.modules) as servers,
+    ):
+        print(f"scratch folder {scratch} (for --partial)", flush=True)
 
         def one(module: str) -> None:
             folder = Path(scratch) / module.replace("/", "_")
             folder.mkdir()
-            result = run_module(module, TARGETS[module], folder)
+            result = run_module(module, TARGETS[module], folder, servers)
             modules[module] = result
             # Written after every module: a run cut short still reports what it measured.
-            write_result("mutation", summary(modules, args.modules))
-            print(
-                f"{module}: {result['mutation_score']:.3f} "
-                f"({result['killed']}/{result['killed'] + result['survived']})",
-                flush=True,
-            )
+            write_result("mutation", summary(modules, wanted))
+            print(f"{module}: {result['mutation_score']:.3f} ({result['killed']}/"
+                  f"{result['killed'] + result['survived']}, {result['timeouts']} timeouts)",
+                  flush=True)  # fmt: skip
 
         with ThreadPoolExecutor(max_workers=args.lanes) as pool:
             list(pool.map(one, args.modules))
-    result = summary(modules, args.modules)
+    result = summary(modules, wanted)
     print(f"overall mutation score {result['mutation_score']:.3f} (target {TARGET_SCORE})")
     if result["mutation_score"] < TARGET_SCORE:
         sys.exit(1)
