@@ -93,6 +93,8 @@ TARGETS: dict[str, Target] = {
 """Each module under test and the tests that own it."""
 
 TARGET_SCORE = 0.90
+REVISION = ".mutation-revision"
+"""The commit a run's snapshot was copied from, in the snapshot."""
 MIN_TIMEOUT_S = 20.0
 TIMEOUT_FACTOR = 4.0
 
@@ -144,9 +146,9 @@ def revision() -> str:
 
 
 def run_module(
-    module: str, target: Target, workdir: Path, servers: Mapping[str, str]
+    module: str, target: Target, workdir: Path, snapshot: Path, servers: Mapping[str, str]
 ) -> dict[str, Any]:
-    tree = copy_tree(workdir / "tree")
+    tree = Path(shutil.copytree(snapshot, workdir / "tree"))
     env = mutant_env(tree, servers)
     command = test_command(target.tests)
     started = time.perf_counter()
@@ -161,8 +163,8 @@ def run_module(
     (workdir / "lua.json").write_text(json.dumps([(m.name, o) for m, o in lua]))
     result = summarize(module, target, tree, session, lua=[(m.name, o) for m, o in lua])
     result.update(baseline_s=round(baseline_s, 1), timeout_s=round(timeout_s, 1),
-                  seconds=round(time.perf_counter() - started, 1), commit=revision(),
-                  measured_at=time.time())  # fmt: skip
+                  seconds=round(time.perf_counter() - started, 1),
+                  commit=(snapshot / REVISION).read_text(), measured_at=time.time())  # fmt: skip
     return result
 
 
@@ -314,11 +316,14 @@ def main() -> None:
         integration_servers(Path(scratch), args.modules) as servers,
     ):
         print(f"scratch folder {scratch} (for --partial)", flush=True)
+        # One copy of the tree for the whole run: edits made while it runs measure nothing.
+        snapshot = copy_tree(Path(scratch) / "snapshot")
+        (snapshot / REVISION).write_text(revision())
 
         def one(module: str) -> None:
             folder = Path(scratch) / module.replace("/", "_")
             folder.mkdir()
-            result = run_module(module, TARGETS[module], folder, servers)
+            result = run_module(module, TARGETS[module], folder, snapshot, servers)
             modules[module] = result
             # Written after every module: a run cut short still reports what it measured.
             write_result("mutation", summary(modules, wanted))
