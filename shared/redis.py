@@ -73,3 +73,9 @@ async def index_ready(client: aioredis.Redis, index: str) -> bool:
     indexing = int(info.get(b"indexing", 0))
     percent = float(info.get(b"percent_indexed", 1))
     return indexing == 0 and percent >= 1.0
+
+
+def is_missing_index(exc: Exception) -> bool:
+    """Whether a RediSearch error says the index does not exist (a tenant without rules)."""
+    message = str(exc).lower()
+    return "unknown index" in message or "no such index" in message

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from pydantic import SecretStr
 
@@ -36,6 +37,10 @@ from shared.topics import (
 HEADER = "alignstream-signature"
 SCHEME = "hmac-sha256-v2="
 """v2 covers the topic; v1 (key and value only) signatures are not accepted."""
+
+SignatureStatus = Literal["verified", "verified_previous_key", "not_checked"]
+"""How a consumed record's signature stood: valid under the current key, valid under the
+previous key (a rotation in progress), or not checked (signing off where it was consumed)."""
 
 
 def signature(secret: SecretStr, topic: str, key: bytes, value: bytes) -> str:
@@ -79,19 +84,20 @@ class RecordSigner:
     def check(self, record: Record) -> None:
         """Raise ``PoisonMessage`` unless the record carries a valid signature (nothing to check
         when signing is off)."""
+        self.status(record)
+
+    def status(self, record: Record) -> SignatureStatus:
+        """Which key signed the record; ``PoisonMessage`` when none did (signing on)."""
         if not self.enabled:
-            return
+            return "not_checked"
         given = record.headers.get(HEADER)
         if given is None:
             raise PoisonMessage("unsigned", f"no {HEADER} header; records here must be signed")
         key = record.key or b""
-        if not any(
-            hmac.compare_digest(given, signature(secret, record.topic, key, record.value))
-            for secret in self._accepted
-        ):
-            raise PoisonMessage(
-                "bad_signature", "signature does not match the topic, key and value"
-            )
+        for position, secret in enumerate(self._accepted):
+            if hmac.compare_digest(given, signature(secret, record.topic, key, record.value)):
+                return "verified" if position == 0 else "verified_previous_key"
+        raise PoisonMessage("bad_signature", "signature does not match the topic, key and value")
 
 
 SIGNED_PIPELINE_TOPICS: tuple[TopicSpec, ...] = (

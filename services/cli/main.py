@@ -15,6 +15,7 @@ from services.cli import (
     prompts,
     research,
     rules,
+    rules_admin,
     stack,
     synth,
     tenants,
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(rules.app, name="rules")
+rules_admin.register(rules.app)
 app.add_typer(jurisdictions.app, name="jurisdictions")
 app.add_typer(memory.app, name="memory")
 app.add_typer(exam.app, name="exam")

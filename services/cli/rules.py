@@ -1,4 +1,5 @@
-"""``alignstream rules publish|search|import-opo``."""
+"""``alignstream rules publish|search|import-opo`` (and ``rules_admin``: list, show, history,
+rollback, activate, deactivate)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
 from shared.settings import KafkaSettings
 
-app = command_group("Publish, search and import rules.")
+app = command_group("Publish, list, search, roll back and (de)activate rules; show their history.")
 
 
 async def publish_events(rule_events: list[RulesTopicEvent], wait: bool, timeout_s: float) -> None:

@@ -30,12 +30,15 @@ from services.gateway.metrics import FAMILIES, UNMATCHED
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.replies import REPLY, ReplyWaiters
 from services.gateway.routes import Gateway, build_app
+from services.gateway.rule_admin import RuleAdminApi
 from services.gateway.rules import ApplicableCheck, RulesApi
 from services.gateway.settings import GatewaySettings
 from services.gateway.translate import Defaults
 from shared import events
 from shared.embedders import Embedder, make_embedder
 from shared.kafka import admin_client, ensure_topics
+from shared.memory.history import RuleHistory
+from shared.memory.lifecycle import RuleLifecycle
 from shared.memory.reader import RuleReader
 from shared.memory.retriever import RuleRetriever
 from shared.memory.schema import RuleSchema
@@ -128,8 +131,10 @@ class GatewayService(Service):
         retriever = RuleRetriever(retrieval.searcher(self._redis, schema),
                                   JurisdictionStore(self._redis, prefix),
                                   retrieval.retrieval_options())  # fmt: skip
-        rules = RulesApi(self.publish_rule, self.confirmations, RuleReader(self._redis, schema),
+        reader = RuleReader(self._redis, schema)
+        rules = RulesApi(self.publish_rule, self.confirmations, reader,
                          wait_timeout_s=self.settings.rules_wait_timeout_s)  # fmt: skip
+        lifecycle = RuleLifecycle(reader, RuleHistory(self._redis, prefix))
         auth = Authenticator(self.keys, RateLimiter(self._redis, prefix),
                              cache_s=self.settings.key_cache_s,
                              default_rate_per_s=self.settings.default_rate_limit_per_s)  # fmt: skip
@@ -137,6 +142,7 @@ class GatewayService(Service):
             auth=auth,
             chat=self.chat,
             rules=rules,
+            rule_admin=RuleAdminApi(rules, lifecycle),
             check=ApplicableCheck(self.embedder, retriever),
             default_strategy=self.settings.default_strategy,
             started=int(time.time()),

@@ -278,10 +278,12 @@ class RuleChange(BaseModel):
     rule_id: str
     version: int
     op: Literal["upsert", "delete"]
-    event_id: str
-    outcome: Literal["published", "applied", "stale"]
+    event_id: str | None
+    """None when nothing was published (``unchanged``)."""
+    outcome: Literal["published", "applied", "stale", "unchanged"]
     """``published``: on the rules log (not yet confirmed servable); ``applied``/``stale``:
-    ingest's confirmation (``stale``: a newer or equal version was already there)."""
+    ingest's confirmation (``stale``: a newer or equal version was already there);
+    ``unchanged``: the rule was in that state already (activate, deactivate)."""
     latency_ms: float | None = None
     """Event creation to servable (with ``wait``)."""
 

@@ -9,58 +9,31 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth import Authenticator
 from services.gateway.authenticated import Authenticated
+from services.gateway.caller import ERRORS, Caller
 from services.gateway.completions import ChatCompletions, StreamItem
 from services.gateway.errors import ApiError, error_response, invalid
 from services.gateway.metrics import REQUESTS, SECONDS
 from services.gateway.protocol import (
-    ApplicableRequest,
-    ApplicableRules,
     ChatCompletion,
     ChatCompletionRequest,
-    ErrorBody,
     ModelList,
-    RuleBody,
-    RuleChange,
-    RuleList,
-    RuleView,
 )
+from services.gateway.rule_admin import RuleAdminApi
+from services.gateway.rule_routes import rules_router
 from services.gateway.rules import ApplicableCheck, RulesApi
 from services.gateway.translate import model_cards
-from shared.events import MAX_RULE_VERSION, Strategy
-from shared.tenants import ApiKey
-
-_BEARER = HTTPBearer(auto_error=False, description="An API key: alignstream tenants create-key")
-
-
-async def _caller(
-    request: Request, _: HTTPAuthorizationCredentials | None = Depends(_BEARER)
-) -> ApiKey:
-    # Verified by ``Authenticated`` before the body was read; the bearer scheme is declared
-    # here for the API's documentation. async: a plain function would run in a thread.
-    key: ApiKey = request.state.api_key
-    return key
-
-
-Caller = Annotated[ApiKey, Depends(_caller)]
-"""The request's verified API key."""
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in ((400, "Invalid request"), (401, "Missing or invalid API key"),
-                         (429, "Rate limit or in-flight limit reached"),
-                         (504, "No answer in time"))
-}  # fmt: skip
+from shared.events import Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +43,7 @@ class Gateway:
     auth: Authenticator
     chat: ChatCompletions
     rules: RulesApi
+    rule_admin: RuleAdminApi
     check: ApplicableCheck | None
     default_strategy: Strategy
     started: int
@@ -190,46 +164,8 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
         first = await anext(chunks)  # errors before any text are plain HTTP errors
         return EventSourceResponse(_events(first, chunks), ping=gateway.ping_s)
 
-    rules = APIRouter(prefix="/v1/rules", tags=["rules"], responses=ERRORS)
-
-    @rules.get("", response_model=RuleList)
-    async def list_rules(
-        key: Caller,
-        cursor: Annotated[str | None, Query(max_length=24)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> RuleList:
-        return await gateway.rules.page(key, cursor=cursor, limit=limit)
-
-    @rules.post("/applicable", response_model=ApplicableRules)
-    async def applicable(body: ApplicableRequest, key: Caller) -> ApplicableRules:
-        if gateway.check is None:
-            raise ApiError(501, "The check endpoint is off on this gateway.", code="disabled")
-        return await gateway.check.applicable(key, body)
-
-    @rules.get("/{rule_id}", response_model=RuleView)
-    async def get_rule(rule_id: str, key: Caller) -> RuleView:
-        return await gateway.rules.get(key, rule_id)
-
-    @rules.put("/{rule_id}", response_model=RuleChange)
-    async def put_rule(
-        rule_id: str,
-        body: RuleBody,
-        key: Caller,
-        wait: bool = False,
-    ) -> RuleChange:
-        return await gateway.rules.put(key, rule_id, body, wait=wait)
-
-    @rules.delete("/{rule_id}", response_model=RuleChange)
-    async def delete_rule(
-        rule_id: str,
-        key: Caller,
-        version: Annotated[int | None, Query(ge=1, le=MAX_RULE_VERSION)] = None,
-        wait: bool = False,
-    ) -> RuleChange:
-        return await gateway.rules.delete(key, rule_id, version=version, wait=wait)
-
     app.include_router(openai)
-    app.include_router(rules)
+    app.include_router(rules_router(gateway.rules, gateway.rule_admin, gateway.check))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(Authenticated, auth=gateway.auth)  # outside BodyLimit: key first
     app.add_middleware(Measured)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -31,6 +32,7 @@ from services.gateway.protocol import (
 from shared import events
 from shared.embedders import Embedder
 from shared.fairness import FairSlots
+from shared.memory.query import RuleFilter
 from shared.memory.reader import RuleReader, StoredRule
 from shared.memory.retriever import RuleRetriever
 from shared.tenants import ApiKey
@@ -40,6 +42,30 @@ EMBEDDING_SLOTS = 2
 at a time, so more would only queue inside it, where no one is fair."""
 PublishRule = Callable[[events.RuleEvent], Awaitable[None]]
 RULE_ID: TypeAdapter[str] = TypeAdapter(events.Identifier)
+
+
+MAX_OFFSET = 10_000_000
+
+
+def publisher_of(key: ApiKey) -> str:
+    """How the gateway names who published an edit: the key that made it."""
+    return f"gateway:key:{key.key_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSelection:
+    """The filters of ``GET /v1/rules`` (each empty: any)."""
+
+    scope: tuple[str, ...] = ()
+    domains: tuple[events.RuleDomain, ...] = ()
+    statuses: tuple[events.RuleStatus, ...] = ()
+    tags: tuple[str, ...] = ()
+    in_force: date | None = None
+
+    def filter(self, tenant: str) -> RuleFilter:
+        return RuleFilter(tenant=tenant, domains=self.domains, statuses=self.statuses,
+                          jurisdictions=self.scope or None, tags=self.tags,
+                          as_of=self.in_force)  # fmt: skip
 
 
 def checked_rule_id(rule_id: str) -> str:
@@ -54,7 +80,7 @@ def not_found(rule_id: str) -> ApiError:
     return ApiError(404, f"No rule {rule_id!r} in this tenant's memory.", code="rule_not_found")
 
 
-def _view(rule: StoredRule) -> RuleView:
+def view_of(rule: StoredRule) -> RuleView:
     return RuleView(rule_id=rule.rule_id, version=rule.version, title=rule.title, text=rule.text,
                     domain=rule.domain, jurisdiction=rule.jurisdiction, locale=rule.locale,
                     status=rule.status, tags=list(rule.tags), priority=rule.priority,
@@ -84,7 +110,8 @@ class RulesApi:
             rule = events.Rule(tenant=key.tenant, rule_id=rule_id, version=version, **fields)
         except ValidationError as exc:
             raise invalid(exc.errors()) from None
-        return await self._change(events.RuleUpsert(rule=rule), wait=wait)
+        return await self.change(events.RuleUpsert(rule=rule, publisher=publisher_of(key)),
+                                 wait=wait)  # fmt: skip
 
     async def delete(
         self, key: ApiKey, rule_id: str, *, version: int | None, wait: bool
@@ -96,12 +123,15 @@ class RulesApi:
                 raise not_found(rule_id)
             version = current + 1
         try:  # one above MAX_RULE_VERSION is refused like a bad body, not a 500
-            event = events.RuleDelete(tenant=key.tenant, rule_id=rule_id, version=version)
+            event = events.RuleDelete(tenant=key.tenant, rule_id=rule_id, version=version,
+                                      publisher=publisher_of(key))  # fmt: skip
         except ValidationError as exc:
             raise invalid(exc.errors()) from None
-        return await self._change(event, wait=wait)
+        return await self.change(event, wait=wait)
 
-    async def _change(self, event: events.RuleEvent, *, wait: bool) -> RuleChange:
+    async def change(self, event: events.RuleEvent, *, wait: bool) -> RuleChange:
+        """Publish a rule event; with ``wait``, its confirmation's outcome (504 past the
+        gateway's wait)."""
         target = event.target
         change = RuleChange(rule_id=target.rule_id, version=target.version, op=event.op,
                             event_id=event.event_id, outcome="published")  # fmt: skip
@@ -123,19 +153,23 @@ class RulesApi:
         rule = await self.reader.get(key.tenant, rule_id)
         if rule is None:
             raise not_found(rule_id)
-        return _view(rule)
+        return view_of(rule)
 
-    async def page(self, key: ApiKey, *, cursor: str | None, limit: int) -> RuleList:
+    async def page(
+        self, key: ApiKey, selection: RuleSelection, *, cursor: str | None, limit: int
+    ) -> RuleList:
+        """The rules ``selection`` picks, in rule id order, ``limit`` from ``cursor``."""
         try:
-            position = int(cursor or 0)
+            offset = int(cursor or 0)
         except ValueError:
-            raise ApiError(400, "cursor: pass next_cursor of the previous page.",
-                           param="cursor") from None  # fmt: skip
-        if position < 0 or position >= 2**64:
+            offset = -1
+        if not 0 <= offset <= MAX_OFFSET:
             raise ApiError(400, "cursor: pass next_cursor of the previous page.", param="cursor")
-        rules, next_position = await self.reader.page(key.tenant, cursor=position, limit=limit)
-        return RuleList(data=[_view(r) for r in rules],
-                        next_cursor=str(next_position) if next_position else None)  # fmt: skip
+        flt = selection.filter(key.tenant)
+        rules, total = await self.reader.select(flt, offset=offset, limit=limit)
+        after = offset + len(rules)
+        return RuleList(data=[view_of(r) for r in rules],
+                        next_cursor=str(after) if after < total else None)  # fmt: skip
 
 
 class ApplicableCheck:

@@ -25,10 +25,12 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.events import IndexOutcome, RuleEvent
+from shared.memory.history import RuleHistory, history_entries
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
 from shared.service import Delivery
+from shared.signing import RecordSigner
 from shared.topics import RULES_INDEXED, RULES_LIVE
 
 APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE
@@ -49,6 +51,8 @@ class IngestService(RuleMemoryService):
                                    batch_timeout_ms=settings.live_batch_wait_ms,
                                    group_id=f"{settings.group_id}-live")  # fmt: skip
         self.ingestor: RuleIngestor | None = None
+        self._history: RuleHistory | None = None
+        self.rule_signer = RecordSigner.for_rules(settings.kafka)
         self.rule_locks = RuleLocks()
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
         self.live_inbox = self.subscribe(live_events, self.on_live_events)
@@ -59,6 +63,13 @@ class IngestService(RuleMemoryService):
         indexes = self.running_indexes()
         trees = JurisdictionStore(indexes.client, self.settings.redis.key_prefix)
         self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder, trees)
+        self._history = RuleHistory(indexes.client, self.settings.redis.key_prefix,
+                                    max_versions=self.settings.history_max_versions)  # fmt: skip
+
+    @property
+    def history(self) -> RuleHistory:
+        assert self._history is not None, "service not started"
+        return self._history
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
         await self._apply_records(self.inbox, message)
@@ -70,9 +81,12 @@ class IngestService(RuleMemoryService):
         self, inbox: Inbox[events.RulesTopicEvent], message: KafkaMessage
     ) -> None:
         # Redis or the embedder failing raises: the batch is redelivered after the back-off.
-        batch = [event for _, event in await inbox.open_batch(message.raw_message)]
-        if batch:
-            await self.apply(batch)
+        opened = await inbox.open_batch(message.raw_message)
+        if opened:
+            # Recorded first: a version applied is always in the history (a crash between the
+            # two records it again on redelivery, which adds nothing).
+            await self.history.record(history_entries(opened, self.rule_signer))
+            await self.apply([event for _, event in opened])
 
     async def apply(self, batch: list[events.RulesTopicEvent]) -> list[events.RuleIndexed]:
         """Embed and write one batch; publish and return one confirmation per event."""

@@ -25,6 +25,7 @@ from shared.dlq import PoisonMessage, Record
 from shared.embedders import Embedder
 from shared.events import IndexOutcome, RulesTopicEvent
 from shared.kafka import client_security_kwargs
+from shared.memory.history import RuleHistory, history_entries
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
@@ -32,6 +33,7 @@ from shared.memory.writer import RuleWriter
 from shared.redis import make_redis
 from shared.service import Subscription
 from shared.settings import KafkaSettings, RedisSettings
+from shared.signing import RecordSigner
 from shared.topics import RULES_EVENTS
 
 REPLAY_MAX_BYTES = 1 << 24
@@ -99,6 +101,8 @@ async def rebuild(
     try:
         trees = JurisdictionStore(client, redis_settings.key_prefix)
         ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder, trees)
+        history = RuleHistory(client, redis_settings.key_prefix)
+        signer = RecordSigner.for_rules(kafka)
         await consumer.start()
         topic = kafka.topics(RULES_EVENTS)
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -114,16 +118,20 @@ async def rebuild(
                 if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
                     break
                 continue
-            batch: list[RulesTopicEvent] = []
+            opened: list[tuple[Record, RulesTopicEvent]] = []
             for records in fetched.values():
-                for record in records:
+                for raw in records:
                     report.events += 1
-                    event = check_rule_record(Record.from_consumer_record(record), rules)
+                    record = Record.from_consumer_record(raw)
+                    event = check_rule_record(record, rules)
                     if event is None:
                         report.invalid += 1
                     else:
-                        batch.append(event)
+                        opened.append((record, event))
+            batch = [event for _, event in opened]
             if batch:
+                # The versions the log still holds (history entries already there stay).
+                await history.record(history_entries(opened, signer))
                 outcomes = await ingestor.apply(batch, restore=drop)
                 report.applied += outcomes.count(IndexOutcome.APPLIED)
                 report.stale += outcomes.count(IndexOutcome.STALE)

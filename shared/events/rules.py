@@ -57,6 +57,8 @@ class RuleStatus(StrEnum):
     """Retrieved and used for grounding."""
     PENDING = "pending"
     """Stored but not served until an admin activates it (e.g. discovered principles)."""
+    INACTIVE = "inactive"
+    """Deactivated by an admin (``rules deactivate``): kept, with its history, but not served."""
 
 
 class Rule(Contract):
@@ -102,6 +104,12 @@ class Rule(Contract):
         return rule_key(self.tenant, self.rule_id)
 
 
+Publisher = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+"""Who published a rule event, as the publisher states it (``cli:ops@host``, ``gateway:key
+ask_…``, ``discovery:job-1``). Covered by the event's signature when signing is on; a claim,
+not an identity, when it is off."""
+
+
 def rule_key(tenant: str, rule_id: str) -> str:
     """Kafka key of the rule topic: per-rule ordering and compaction."""
     return f"{tenant}:{rule_id}"
@@ -112,6 +120,7 @@ class RuleUpsert(Event):
 
     kind: Literal["rule.upsert"] = "rule.upsert"
     rule: Rule
+    publisher: Publisher | None = None
 
     @property
     def key(self) -> str:
@@ -134,6 +143,7 @@ class RuleDelete(Event):
     tenant: TenantId
     rule_id: Identifier
     version: RuleVersion
+    publisher: Publisher | None = None
 
     @property
     def key(self) -> str:

@@ -39,11 +39,14 @@ class RuleFilter:
     as_of: date | None = None
     """Only rules in force that day; None: no date filter."""
     statuses: tuple[RuleStatus, ...] = field(default=(RuleStatus.ACTIVE,))
+    """Empty: any status."""
+    tags: tuple[str, ...] = ()
+    """Rules with any of these tags; empty: any."""
 
     @property
     def selective(self) -> bool:
         """True when the filter may keep only a small share of the tenant's rules."""
-        return bool(self.domains or self.jurisdictions is not None or self.locales)
+        return bool(self.domains or self.jurisdictions is not None or self.locales or self.tags)
 
     def expression(self) -> str:
         clauses = []
@@ -58,6 +61,8 @@ class RuleFilter:
             clauses.append(tag_clause("jurisdiction", dict.fromkeys(regions)))
         if self.locales:
             clauses.append(tag_clause("locale", self.locales))
+        if self.tags:
+            clauses.append(tag_clause("tags", self.tags))
         if self.as_of is not None:
             day = day_number(self.as_of)
             clauses.append(f"@eff_from:[-inf {day}] @eff_until:[{day} +inf]")

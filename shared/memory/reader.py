@@ -1,6 +1,6 @@
-"""Reading the rules the memory holds now, without searching: one rule, or a tenant's rules a
-page at a time (the rules API). The version ledger lists every rule the memory has applied
-(a deleted rule holds ``-version``), so pages follow it with ``HSCAN`` (no index needed)."""
+"""Reading the rules the memory holds now, without ranking: one rule, its applied version (the
+version ledger: a deleted rule holds ``-version``), or the rules a filter selects a page at a
+time, in rule id order (``rules list``, the rules API)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import date
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
+from shared.memory.query import RuleFilter
 from shared.memory.schema import ALWAYS_FROM, EPOCH, FOREVER_UNTIL, TAG_SEPARATOR, RuleSchema
-from shared.redis import as_text
+from shared.redis import as_text, command, is_missing_index
 
 FIELDS = ("rule_id", "version", "title", "text", "domain", "jurisdiction_label", "locale",
           "status", "tags", "priority", "eff_from", "eff_until", "source")  # fmt: skip
@@ -66,18 +68,31 @@ class RuleReader:
         values = await self.client.hmget(self.schema.doc_key(tenant, rule_id), list(FIELDS))
         return _stored(values)
 
-    async def page(
-        self, tenant: str, *, cursor: int = 0, limit: int = 100
+    async def select(
+        self, flt: RuleFilter, *, offset: int = 0, limit: int = 100
     ) -> tuple[list[StoredRule], int]:
-        """About ``limit`` live rules from ``cursor`` (0: the start), in ledger order, and the
-        cursor of the next page (0: none)."""
+        """The rules ``flt`` selects, in rule id order, from ``offset``: at most ``limit``
+        (``MAX_PAGE``), and how many it selects in all."""
         limit = max(1, min(limit, MAX_PAGE))
-        next_cursor, ledger = await self.client.hscan(self.schema.versions_key(tenant),
-                                                      cursor=cursor, count=limit)  # fmt: skip
-        assert isinstance(ledger, dict)
-        live = sorted(as_text(r) for r, v in ledger.items() if int(v) > 0)
-        pipe = self.client.pipeline(transaction=False)
-        for rule_id in live:
-            pipe.hmget(self.schema.doc_key(tenant, rule_id), list(FIELDS))
-        rules = [r for r in map(_stored, await pipe.execute()) if r is not None]
-        return rules, int(next_cursor)
+        index, query = self.schema.index_name(flt.tenant), flt.expression()
+        try:
+            counted = await command(self.client, "FT.SEARCH", index, query, "LIMIT", 0, 0,
+                                    "DIALECT", 2)  # fmt: skip
+            total = int(counted[0])
+            if offset >= total:
+                return [], total
+            # FT.AGGREGATE sorts by a field that is not SORTABLE (FT.SEARCH cannot).
+            rows = await command(
+                self.client, "FT.AGGREGATE", index, query, "LOAD", 1, "@rule_id",
+                "SORTBY", 2, "@rule_id", "ASC", "MAX", offset + limit,
+                "LIMIT", offset, limit, "DIALECT", 2,
+            )  # fmt: skip
+        except ResponseError as exc:
+            if is_missing_index(exc):
+                return [], 0  # a tenant without rules has no index yet
+            raise
+        ids = [as_text(row[1]) for row in rows[1:]]
+        pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)
+        for rule_id in ids:
+            pipe.hmget(self.schema.doc_key(flt.tenant, rule_id), list(FIELDS))
+        return [r for r in map(_stored, await pipe.execute()) if r is not None], total

@@ -71,6 +71,12 @@ class RuleSchema:
     (``normalize_label``) and the display ``jurisdiction_label``. 3: full-text ``title`` and
     ``text`` (per-document ``language``), embeddings of title + text."""
 
+    @classmethod
+    def for_keys(cls, prefix: str) -> RuleSchema:
+        """The key layout alone, for readers that create no index (keys and index names do not
+        depend on the embedder)."""
+        return cls(prefix, dim=1, embedder="-")
+
     @property
     def index_prefix(self) -> str:
         return f"{self.prefix}:idx:rules:"

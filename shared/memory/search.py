@@ -26,7 +26,7 @@ from shared.memory.lexical import (
 from shared.memory.query import RuleFilter, knn_query_args
 from shared.memory.schema import RuleSchema
 from shared.memory.term_stats import TermStats
-from shared.redis import as_text, command
+from shared.redis import as_text, command, is_missing_index
 from shared.tokens import HeuristicTokenCounter, TokenCounter
 
 MIN_TRUNCATED_TOKENS = 32
@@ -254,7 +254,7 @@ class RuleSearcher:
                 "LANGUAGE", "chinese", "DIALECT", 2,
             )  # fmt: skip
         except ResponseError as exc:
-            if _is_missing_index(exc):
+            if is_missing_index(exc):
                 return []
             raise
         return bounded_terms(explain_terms(as_text(explained)))
@@ -265,7 +265,7 @@ class RuleSearcher:
                 self.client, "FT.SEARCH", self.schema.index_name(flt.tenant), *args
             )
         except ResponseError as exc:
-            if _is_missing_index(exc):
+            if is_missing_index(exc):
                 return None  # a tenant without rules has no index yet
             raise
         return reply
@@ -277,12 +277,7 @@ class RuleSearcher:
                 self.client, "FT.TAGVALS", self.schema.index_name(tenant), "jurisdiction"
             )
         except ResponseError as exc:
-            if _is_missing_index(exc):
+            if is_missing_index(exc):
                 return set()
             raise
         return {as_text(v) for v in values}
-
-
-def _is_missing_index(exc: ResponseError) -> bool:
-    message = str(exc).lower()
-    return "unknown index" in message or "no such index" in message

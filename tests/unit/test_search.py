@@ -156,8 +156,8 @@ def test_scores_are_rounded_to_six_places() -> None:
 def test_a_missing_index_is_recognized_by_either_message() -> None:
     from redis.exceptions import ResponseError
 
-    from shared.memory.search import _is_missing_index
+    from shared.redis import is_missing_index
 
-    assert _is_missing_index(ResponseError("Unknown index name"))
-    assert _is_missing_index(ResponseError("idx: no such index"))
-    assert not _is_missing_index(ResponseError("Syntax error at offset 3"))
+    assert is_missing_index(ResponseError("Unknown index name"))
+    assert is_missing_index(ResponseError("idx: no such index"))
+    assert not is_missing_index(ResponseError("Syntax error at offset 3"))

@@ -116,3 +116,15 @@ def test_the_pipeline_key_signs_and_checks_only_the_topics_that_name_a_tenant() 
     off = PipelineSignatures(KafkaSettings(topic_prefix="prod."))
     assert off.sign("prod.chat.requests", b"k", b"v", {}) == {}
     assert off.check_for("prod.chat.requests") is None
+
+
+def test_the_status_names_the_key_that_signed_for_the_rules_history() -> None:
+    rotating = RecordSigner(NEW, previous_key=OLD)
+    by_new = record(b"k", b"v", RecordSigner(NEW).headers(TOPIC, b"k", b"v"))
+    by_old = record(b"k", b"v", RecordSigner(OLD).headers(TOPIC, b"k", b"v"))
+    assert rotating.status(by_new) == "verified"
+    assert rotating.status(by_old) == "verified_previous_key"
+    assert RecordSigner(None).status(by_old) == "not_checked"
+    forged = record(b"k", b"v", RecordSigner(SecretStr("x")).headers(TOPIC, b"k", b"v"))
+    with pytest.raises(PoisonMessage, match="does not match"):
+        rotating.status(forged)

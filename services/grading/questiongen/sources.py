@@ -28,7 +28,7 @@ async def sample_rules(
 ) -> list[SourceRule]:
     """``count`` active rules of the tenant, drawn with ``seed`` (fewer if it has fewer)."""
     # Only the key layout is needed here, not the vector index.
-    prefix = RuleSchema(key_prefix, dim=1, embedder="-").doc_prefix(tenant)
+    prefix = RuleSchema.for_keys(key_prefix).doc_prefix(tenant)
     keys = sorted([k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)])
     rules = []
     for key in random.Random(seed).sample(keys, len(keys)):
