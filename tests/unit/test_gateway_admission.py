@@ -24,6 +24,9 @@ def test_derived_limits_leave_room_for_other_tenants_and_keys() -> None:
     assert OpenLimits.derived(256, None, None) == OpenLimits(256, 192, 96)
     assert OpenLimits.derived(8, 4, None) == OpenLimits(8, 4, 2)
     assert OpenLimits.derived(1, None, None) == OpenLimits(1, 1, 1)
+    assert OpenLimits.derived(4, 2, None) == OpenLimits(4, 2, 1)  # half of 2, at least 1
+    per_key = OpenLimits.derived(10, 5, None).per_key
+    assert (per_key, type(per_key)) == (2, int)  # whole requests
     # A configured cap never exceeds the one above it.
     assert OpenLimits.derived(10, 50, 70) == OpenLimits(10, 10, 10)
 
@@ -37,12 +40,15 @@ def test_open_requests_refuse_at_each_bound_and_forget_what_closed() -> None:
         assert by_key.value.status == 429
         assert by_key.value.headers["Retry-After"] == "1"
         with open_requests.admitted(a2):
-            with pytest.raises(ApiError, match="tenant"), open_requests.admitted(a2):
+            with pytest.raises(ApiError, match="tenant") as by_tenant, open_requests.admitted(a2):
                 pass
+            assert by_tenant.value.headers["Retry-After"] == "1"
             with open_requests.admitted(b1):
                 assert open_requests.total == 4
-                with pytest.raises(ApiError, match="instance"), open_requests.admitted(b1):
+                with pytest.raises(ApiError, match="instance") as by_total, \
+                        open_requests.admitted(b1):  # fmt: skip
                     pass
+                assert by_total.value.headers["Retry-After"] == "1"
         assert open_requests.of_tenant("acme") == 2
     assert open_requests.total == 0
     assert open_requests.of_tenant("acme") == 0
@@ -82,12 +88,14 @@ def test_which_routes_need_an_admin_key(method: str, path: str, admin: bool) -> 
         (b"Bearer ask_1", "ask_1"),
         (b"bearer   ask_1  ", "ask_1"),
         (b"Basic dXNlcjpwYXNz", None),
+        (b"Token ask_1", None),
         (b"Bearer ", None),
         (b"ask_1", None),
     ],
 )
 def test_bearer_token(header: bytes, token: str | None) -> None:
-    assert bearer_token({"headers": [(b"x-other", b"1"), (b"authorization", header)]}) == token
+    headers = [(b"accept", b"Bearer not-a-key"), (b"x-other", b"1"), (b"authorization", header)]
+    assert bearer_token({"headers": headers}) == token
 
 
 def test_no_authorization_header_is_no_token() -> None:

@@ -47,7 +47,7 @@ class ScriptedLimiter:
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1.0  # small: elapsed time is a difference, not a remainder
 
     def __call__(self) -> float:
         return self.now
@@ -106,6 +106,9 @@ async def test_verified_keys_are_reused_until_cache_s_has_passed(clock: Clock) -
     clock.now += 0.001  # exactly cache_s after the lookup: stale
     await auth.key_of("good")
     assert keys.lookups == ["good", "good"]
+    clock.now += 7.25  # and long after
+    await auth.key_of("good")
+    assert keys.lookups == ["good", "good", "good"]
 
 
 async def test_refusals_are_cached_too_and_a_revoked_key_fails_once_expired(clock: Clock) -> None:
@@ -241,3 +244,18 @@ def test_a_refusal_quotes_a_hostile_name_and_scope_only_up_to_their_bounds() -> 
     with pytest.raises(ApiError) as anywhere:
         searched_scope(bound, (), True)
     assert f"({scope[:300]}):" in anywhere.value.detail.message
+
+
+async def test_the_cache_holds_exactly_max_cached_tokens() -> None:
+    tokens = [f"t{i}" for i in range(auth_module.MAX_CACHED + 1)]
+    auth = authenticator(CountingKeys({}))
+    for token in tokens:
+        with pytest.raises(ApiError):
+            await auth.key_of(token)
+    assert len(auth._verified) == auth_module.MAX_CACHED == 10_000
+
+
+def test_the_first_outside_name_is_the_one_quoted() -> None:
+    with pytest.raises(ApiError) as outside:
+        searched_scope(key(scope=("CN",)), ("first-outside", "second-outside"), False)
+    assert "'first-outside'" in outside.value.detail.message

@@ -185,3 +185,80 @@ def test_a_default_scope_must_be_declared() -> None:
 )  # fmt: skip
 def test_cjk_ranges_at_their_bounds(char: str, cjk: bool) -> None:
     assert is_cjk(char) is cjk
+
+
+# Boundaries of name resolution and mention (each kills mutants bench.mutation found alive).
+
+PLACES = JurisdictionMap.from_tree(
+    tree(
+        "CN",
+        "CN/内蒙古",
+        "CN/内蒙古/包头",
+        "CN/北京",
+        "CN/北京/朝阳",
+        "CN/辽宁",
+        "CN/辽宁/朝阳",
+        "CN/辽宁/朝阳/龙城",
+        "CN/河北",
+        "CN/河北/石家庄",
+        "CN/河北/石家庄/长安",
+        "FR",
+        "FR/Paris",
+        "IT",
+        "IT/L'Aquila",
+        "NL",
+        "NL/'s-Hertogenbosch",
+        "US",
+        "US/Washington D.C",
+        "A",
+        "A/Alpha",
+        "A/Alpha/X",
+    )
+)
+
+
+def test_a_compound_name_takes_its_longest_head_and_stays_under_it() -> None:
+    assert PLACES.resolve("内蒙古包头") == "cn/内蒙古/包头"  # the head is longer than the rest
+    assert PLACES.resolve("alphax") == "a/alpha/x"  # the rest is one character
+    # Three levels: the middle name must be a node under the first (辽宁's 朝阳, not 北京's).
+    assert PLACES.resolve("辽宁朝阳龙城") == "cn/辽宁/朝阳/龙城"
+    assert PLACES.resolve("河北石家庄长安") == "cn/河北/石家庄/长安"
+    assert PLACES.resolve("辽宁石家庄长安") is None
+
+
+def test_global_is_skipped_wherever_it_stands_and_long_names_are_cut() -> None:
+    resolved = PLACES.resolve_all(["global", "FR", "GLOBAL", "zz", "x" * 300])
+    assert resolved.nodes == ("fr",)
+    assert resolved.unresolved == ("zz", "x" * 255)
+
+
+def test_global_and_empty_values_never_become_nodes_or_names() -> None:
+    implicit = JurisdictionMap.implicit(["global", "", "EU"])
+    assert set(implicit.paths) == {"eu"}
+    assert implicit.version == 0
+    built = JurisdictionMap.build({"EU": ("global", "")}, ())
+    assert built.resolve("global") is None
+    assert built.mentioned("global rules, EU rules") == ("eu",)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("paris is nice", ("fr/paris",)),  # at the very start
+        ("xparis", ()),  # inside a word
+        ("xparis and paris", ("fr/paris",)),  # a word-internal hit does not end the search
+        ("near l'aquila today", ("it/l'aquila",)),
+        ("near l'aquilano today", ()),
+        ("to 's-hertogenbosch.", ("nl/'s-hertogenbosch",)),
+        ("to 's-hertogenboschx", ()),
+        ("in washington d.c now", ("us/washington d.c",)),
+        ("in washington d.cx now", ()),
+    ],
+)
+def test_a_latin_name_is_mentioned_only_as_a_whole_word(text: str, found: tuple[str, ...]) -> None:
+    assert PLACES.mentioned(text) == found
+
+
+def test_an_empty_search_scope_still_matches_global() -> None:
+    scope = JurisdictionMap.build({}, ()).scope_for(RuleScope(), "nothing named")
+    assert filter_values(scope.model_copy(update={"searched": ()})) == ("global",)

@@ -72,6 +72,23 @@ async def test_candidate_depth_is_the_larger_of_candidates_and_top_k_times_the_f
     assert searcher.calls[0]["k"] == depth
 
 
+async def test_by_default_fusion_is_on_and_a_tenants_tree_is_reused_for_5_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [50.0]
+    monkeypatch.setattr("shared.cache.time.monotonic", lambda: now[0])
+    searcher, trees = RecordingSearcher([]), Trees()
+    r = RuleRetriever(searcher, trees)  # type: ignore[arg-type]
+    await search(r)
+    assert searcher.calls[0]["lexical"] is True
+    now[0] += 4.9
+    await search(r)
+    assert trees.reads == 1
+    now[0] += 0.2
+    await search(r)
+    assert trees.reads == 2
+
+
 @pytest.mark.parametrize("lexical", [True, False])
 async def test_lexical_fusion_is_an_option(lexical: bool) -> None:
     searcher = RecordingSearcher([])

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from shared.events import RuleDomain
+from shared.events import RuleDomain, RuleStatus
 from shared.memory.query import RuleFilter, escape_tag, knn_query_args
 from shared.memory.schema import FOREVER_UNTIL, RuleSchema, day_number
 from shared.memory.search import (
@@ -161,3 +161,25 @@ def test_a_missing_index_is_recognized_by_either_message() -> None:
     assert is_missing_index(ResponseError("Unknown index name"))
     assert is_missing_index(ResponseError("idx: no such index"))
     assert not is_missing_index(ResponseError("Syntax error at offset 3"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "selective"),
+    [
+        ({}, False),
+        ({"as_of": date(2026, 1, 1)}, False),  # nearly every rule passes a date
+        ({"statuses": ()}, False),
+        ({"domains": (RuleDomain.LAW,)}, True),
+        ({"jurisdictions": ()}, True),  # global only
+        ({"locales": ("de",)}, True),
+        ({"tags": ("returns",)}, True),
+    ],
+)
+def test_which_filters_are_selective(changes: dict[str, object], selective: bool) -> None:
+    assert RuleFilter(tenant="t", **changes).selective is selective  # type: ignore[arg-type]
+
+
+def test_any_status_and_tags_in_the_expression() -> None:
+    assert RuleFilter(tenant="t", statuses=()).expression() == "*"
+    flt = RuleFilter(tenant="t", statuses=(RuleStatus.INACTIVE,), tags=("Returns", "a b"))
+    assert flt.expression() == "@status:{inactive} @tags:{returns | a\\ b}"
