@@ -8,6 +8,7 @@ import pytest
 
 from shared.events import RuleDomain
 from shared.memory.lexical import (
+    LEXICAL_FIELDS,
     MAX_TERMS,
     bounded_terms,
     explain_terms,
@@ -17,6 +18,7 @@ from shared.memory.lexical import (
     words,
 )
 from shared.memory.query import RuleFilter
+from shared.memory.schema import RETURN_FIELDS
 from shared.memory.search import Fusion, Hit, order_hits, parse_text_reply
 from shared.memory.term_stats import choose_terms
 
@@ -143,3 +145,19 @@ def test_the_rarest_terms_within_the_limit_are_searched() -> None:
     assert choose_terms(terms, counts, limit=1000, max_terms=2) == ["孩子", "电动"]
     assert choose_terms(terms, counts, limit=12, max_terms=48) == ["孩子", "电动"]
     assert choose_terms([], counts, limit=1000, max_terms=48) == []
+
+
+def test_the_question_is_cut_at_max_query_chars_and_terms_at_max_terms() -> None:
+    inside = "a" * 1997 + " qq"  # "qq" ends at the 2,000th character
+    assert words(inside) == ["a" * 1997, "qq"]
+    past = "a" * 1998 + " qq"  # only its "q" is inside: a single letter, no term
+    assert words(past) == ["a" * 1998]
+    assert len(bounded_terms(f"term{i}" for i in range(60))) == MAX_TERMS == 48
+
+
+def test_text_query_arguments_return_the_rule_fields_and_the_vector_not_the_knn_score() -> None:
+    args = text_query_args(RuleFilter(tenant="t"), ["refund"], k=7, language="english")
+    assert "score" not in LEXICAL_FIELDS
+    assert set(LEXICAL_FIELDS) == (set(RETURN_FIELDS) - {"score"}) | {"embedding"}
+    assert args[args.index("LIMIT") : args.index("LIMIT") + 3] == ["LIMIT", 0, 7]
+    assert args[args.index("DIALECT") + 1] == 2
