@@ -72,7 +72,7 @@ def sample_events() -> list[events.Event]:
             request_id=request.request_id,
             tenant="acme",
             text="No.",
-            cited_rules=(retrieved.ref,),
+            grounded_in=(retrieved.ref,),
             usage=events.Usage(prompt_tokens=10, completion_tokens=2),
         ),
         events.ChatResponse(

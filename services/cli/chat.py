@@ -31,10 +31,13 @@ def show_answer(response: events.ChatResponse, *, with_text: bool = True) -> Non
                 subtitle=summary,
             )
         )
-    if response.cited_rules:
-        table = Table("cited rule", "version", show_edge=False)
-        for ref in response.cited_rules:
-            table.add_row(ref.rule_id, str(ref.version))
+    if response.grounded_in:
+        cited = {c.rule_id: c for c in response.cited}
+        table = Table("grounded in", "version", "cited (method, score)", show_edge=False)
+        for ref in response.grounded_in:
+            citation = cited.get(ref.rule_id)
+            how = f"{citation.method}, {citation.score:.2f}" if citation else "-"
+            table.add_row(ref.rule_id, str(ref.version), how)
         console.print(table)
 
 

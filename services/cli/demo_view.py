@@ -62,10 +62,11 @@ def answer_panel(response: events.ChatResponse, *, question: str = "") -> Panel:
         assert response.error is not None
         text = Text(f"{response.error.kind.value}: {response.error.message}", style="red")
         return Panel(text, title=f"error: {question}")
-    cited = ", ".join(f"{ref.rule_id} v{ref.version}" for ref in response.cited_rules)
+    given = ", ".join(f"{ref.rule_id} v{ref.version}" for ref in response.grounded_in)
+    cited = ", ".join(f"{c.rule_id} v{c.version}" for c in response.cited)
     body = Group(
         Text(response.text.strip() or "(empty answer)"),
-        Text(f"cites: {cited}" if cited else "cites no rule", style="dim"),
+        Text(f"grounded in: {given or 'no rule'}; cites: {cited or 'none'}", style="dim"),
     )
     return Panel(
         body,

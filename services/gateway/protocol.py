@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.events import (
+    Citation,
     Identifier,
     Label,
     PromptProtocol,
@@ -139,11 +140,15 @@ class AlignstreamTimings(Timings):
 
 
 class AlignstreamResult(BaseModel):
-    """alignstream's own response fields: which rule versions the answer followed."""
+    """alignstream's own response fields: the rule versions the answer was given, and those it
+    is attributed to."""
 
     request_id: str
     strategy: Strategy
-    cited_rules: list[RuleRef] = []
+    grounded_in: list[RuleRef] = []
+    """Every rule (id@version) in the prompt, whatever the answer says."""
+    cited: list[Citation] = []
+    """The rules the answer is attributed to, with the method and score (``shared/attribution``)."""
     searched_scope: SearchedScope | None = None
     backend: str = ""
     timings: AlignstreamTimings = AlignstreamTimings()

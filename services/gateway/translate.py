@@ -177,7 +177,8 @@ def _finish_reason(response: events.ChatResponse) -> str:
 def result_of(response: events.ChatResponse, gateway_ms: float) -> AlignstreamResult:
     timings = AlignstreamTimings(**response.timings.model_dump(), gateway_ms=gateway_ms)
     return AlignstreamResult(request_id=response.request_id, strategy=response.strategy,
-                             cited_rules=list(response.cited_rules),
+                             grounded_in=list(response.grounded_in),
+                             cited=list(response.cited),
                              searched_scope=response.searched_scope, backend=response.backend,
                              timings=timings)  # fmt: skip
 

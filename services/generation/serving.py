@@ -32,6 +32,7 @@ from services.generation.prompts.fencing import Neutralizer
 from services.generation.settings import GenerationSettings
 from services.generation.streaming import TokenStream
 from shared import events
+from shared.attribution import citations
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.prompt_sets import PromptSet
 
@@ -69,9 +70,11 @@ class Answering:
         retrieval_ms: float,
         generation_ms: float,
     ) -> events.ChatResponse:
+        text = prompt.finish(output.text)
         return self._response(
-            text=prompt.finish(output.text),
-            cited_rules=tuple(rule.ref for rule in prompt.cited),
+            text=text,
+            grounded_in=tuple(rule.ref for rule in prompt.cited),
+            cited=citations(text, prompt.cited),
             finish_reason=output.finish_reason,
             option_logprobs=output.option_logprobs,
             usage=events.Usage(
@@ -199,7 +202,8 @@ def traced_response(span: Span, response: events.ChatResponse) -> None:
         span.set_attribute("alignstream.ttft_ms", response.timings.ttft_ms)
     span.set_attribute("alignstream.generation_ms", response.timings.generation_ms)
     span.set_attribute("alignstream.completion_tokens", response.usage.completion_tokens)
-    span.set_attribute("alignstream.cited_rules",
-                       [f"{r.rule_id}@{r.version}" for r in response.cited_rules])  # fmt: skip
+    span.set_attribute("alignstream.grounded_in",
+                       [f"{r.rule_id}@{r.version}" for r in response.grounded_in])  # fmt: skip
+    span.set_attribute("alignstream.cited", [f"{c.rule_id}@{c.version}" for c in response.cited])
     if response.error is not None:
         span.set_status(StatusCode.ERROR, response.error.kind.value)

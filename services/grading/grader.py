@@ -88,7 +88,7 @@ def _from_reply(
         scored_by=scored_by,
         category=question.category,
         raw_text=(response.text if response.ok else str(response.error))[:RAW_TEXT_KEPT],
-        cited_rules=response.cited_rules,
+        grounded_in=response.grounded_in,
         latency_ms=response.timings.total_ms,
         attempts=attempts,
     )

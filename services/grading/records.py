@@ -88,7 +88,7 @@ class ExamAnswer(Contract):
     scored_by: ScoredBy = ScoredBy.TEXT
     category: str | None = None
     raw_text: Annotated[str, StringConstraints(max_length=4000)] = ""
-    cited_rules: tuple[RuleRef, ...] = ()
+    grounded_in: tuple[RuleRef, ...] = ()
     latency_ms: float = 0.0
     attempts: int = 1
     aspect_scores: dict[str, int] = Field(default_factory=dict)

@@ -103,6 +103,17 @@ class RuleRef(Contract):
     version: int
 
 
+class Citation(Contract):
+    """A rule an answer is attributed to (``shared/attribution.py``): by an inline ``[n]``
+    marker the answer wrote, or by ``support`` (the answer restates the rule's terms and states
+    no amount of time that contradicts it), with the method's score."""
+
+    rule_id: Identifier
+    version: int
+    method: Literal["marker", "support"]
+    score: float = Field(ge=0.0, le=1.0)
+
+
 class RetrievedRule(Contract):
     """A rule chosen for grounding, with why it was chosen."""
 
@@ -259,7 +270,10 @@ class ChatResponse(Event):
     tenant: TenantId
     ok: bool = True
     text: str = ""
-    cited_rules: tuple[RuleRef, ...] = ()
+    grounded_in: tuple[RuleRef, ...] = ()
+    """The rules (id@version) the answer was given, in prompt order, whatever it says."""
+    cited: tuple[Citation, ...] = ()
+    """Those of them the answer is attributed to, by ``Citation.method``."""
     strategy: Strategy = Strategy.OPO
     backend: str = ""
     model: str = ""

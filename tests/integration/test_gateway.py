@@ -85,7 +85,7 @@ async def test_openai_client_sync_async_and_streaming_cite_the_rule_versions(
     assert completion.choices[0].message.content.startswith("echo:")
     assert completion.choices[0].finish_reason == "stop"
     extension = completion.model_extra["alignstream"]
-    assert extension["cited_rules"] == [{"rule_id": "refunds", "version": 2}]
+    assert extension["grounded_in"] == [{"rule_id": "refunds", "version": 2}]
     assert extension["strategy"] == "opo"
     assert extension["searched_scope"]["source"] in {"global", "default", "question"}
     assert extension["timings"]["gateway_ms"] > 0
@@ -102,7 +102,7 @@ async def test_openai_client_sync_async_and_streaming_cite_the_rule_versions(
                   {"role": "user", "content": [{"type": "text", "text": QUESTION}]}],
     )  # fmt: skip
     assert base.model_extra is not None
-    assert base.model_extra["alignstream"]["cited_rules"] == []
+    assert base.model_extra["alignstream"]["grounded_in"] == []
     assert base.model_extra["alignstream"]["strategy"] == "base"
 
     # Streaming: pieces in order, the last choice chunk carries the cited versions, usage last.
@@ -118,7 +118,7 @@ async def test_openai_client_sync_async_and_streaming_cite_the_rule_versions(
     assert len(finals) == 1
     assert finals[0].choices[0].finish_reason == "stop"
     assert finals[0].model_extra is not None
-    assert finals[0].model_extra["alignstream"]["cited_rules"] == [
+    assert finals[0].model_extra["alignstream"]["grounded_in"] == [
         {"rule_id": "refunds", "version": 2}
     ]
     assert chunks[-1].usage is not None

@@ -113,7 +113,9 @@ async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
     assert answer.ok
     assert answer.text.startswith("echo: Supplementary information (reference rules")
     assert '<rule id="r1" version="3">A rule.</rule>' in answer.text  # fenced by default
-    assert answer.cited_rules == (events.RuleRef(rule_id="r1", version=3),)
+    assert answer.grounded_in == (events.RuleRef(rule_id="r1", version=3),)
+    # The echo restates the rule: attributed to it, by support.
+    assert [(c.rule_id, c.version, c.method) for c in answer.cited] == [("r1", 3, "support")]
     assert (answer.backend, answer.model) == ("scripted", "script-1")
     assert answer.usage.completion_tokens == 2
     assert answer.timings.total_ms > 0

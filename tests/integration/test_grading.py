@@ -145,7 +145,7 @@ async def test_exam_job_end_to_end_with_duplicate_replies(
     store = grading._store()
     answers = await store.answers(scoped_id(result.tenant, result.job_id))
     assert len(answers) == 9
-    cited = {a.question_id: a.cited_rules for a in answers if a.strategy is events.Strategy.OPO}
+    cited = {a.question_id: a.grounded_in for a in answers if a.strategy is events.Strategy.OPO}
     assert all(refs == (events.RuleRef(rule_id="privacy-1", version=1),) for refs in cited.values())
     (record,) = await store.recent("acme")
     assert record.status is events.JobStatus.DONE

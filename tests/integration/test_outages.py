@@ -184,7 +184,7 @@ async def test_services_wait_for_redis_to_reload_after_kill_9(
         recovered_s = time.monotonic() - killed
     assert all(response.ok for response in got.values())
     # Every answer was grounded in a complete index: a half-loaded one would miss rules.
-    assert all(len(response.cited_rules) > 0 for response in got.values())
+    assert all(len(response.grounded_in) > 0 for response in got.values())
     expected = {f"r{i}": 2 if i < 300 else 1 for i in range(2000)}
     assert await ledger(own_redis_client, prefix) == expected
     print(

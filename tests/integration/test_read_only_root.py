@@ -76,5 +76,5 @@ async def test_every_service_serves_on_a_read_only_root(
             process.stop()
     assert response.ok, response.error
     assert response.backend == "vllm-engine"
-    assert events.RuleRef(rule_id="ro-1", version=1) in response.cited_rules
+    assert events.RuleRef(rule_id="ro-1", version=1) in response.grounded_in
     assert any(cache.iterdir())  # the caches went where the chart gives them room

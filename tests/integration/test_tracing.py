@@ -79,7 +79,7 @@ async def test_a_chat_request_is_one_trace_across_gateway_retrieval_and_generati
     assert generate.parent_id == ground.span_id
     assert ground.attributes["alignstream.rules"] == ["refunds@1"]
     assert ground.attributes["alignstream.scope.source"] == "global"
-    assert generate.attributes["alignstream.cited_rules"] == ["refunds@1"]
+    assert generate.attributes["alignstream.grounded_in"] == ["refunds@1"]
     assert "alignstream.queue_wait_ms" in generate.attributes
     assert generate.attributes["alignstream.ttft_ms"] == 1.0
     # Requests of other traces stay in theirs.

@@ -117,14 +117,14 @@ async def test_questions_and_an_exam_through_the_cpu_engine(
         # A local folder is named by its name, not by a path on the serving machine.
         model = Path(str(generation.settings.vllm.model)).name
         assert (answer.backend, answer.model) == ("vllm-engine", model)
-        assert answer.cited_rules == (events.RuleRef(rule_id="refunds", version=7),)
+        assert answer.grounded_in == (events.RuleRef(rule_id="refunds", version=7),)
         assert 1 <= answer.usage.completion_tokens <= 12
         assert answer.usage.prompt_tokens > 10
         assert answer.timings.retrieval_ms > 0
         assert answer.finish_reason in ("length", "stop")
     scored = answers[mcq.request_id]
     assert scored.ok
-    assert scored.cited_rules == ()
+    assert scored.grounded_in == ()
     assert scored.option_logprobs is not None
     assert set(scored.option_logprobs) <= {"A", "B"}
     # OPO's scoring: the first token can only be an option letter (a random model included).

@@ -115,7 +115,7 @@ def test_what_the_pipeline_cannot_honour_is_an_openai_error(
 
 def response(**fields: Any) -> events.ChatResponse:
     base: dict[str, Any] = {"request_id": "r1", "tenant": "acme", "text": "Yes, within 30 days.",
-                            "cited_rules": (events.RuleRef(rule_id="refunds", version=3),),
+                            "grounded_in": (events.RuleRef(rule_id="refunds", version=3),),
                             "finish_reason": "length", "model": "smol",
                             "usage": events.Usage(prompt_tokens=5,
                                                   completion_tokens=4)}  # fmt: skip
@@ -128,7 +128,7 @@ def test_a_completion_carries_the_cited_rule_versions_and_usage() -> None:
     assert completion.choices[0].message.content == "Yes, within 30 days."
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage.total_tokens == 9
-    assert [r.model_dump() for r in completion.alignstream.cited_rules] == [
+    assert [r.model_dump() for r in completion.alignstream.grounded_in] == [
         {"rule_id": "refunds", "version": 3}
     ]
     assert completion.alignstream.timings.gateway_ms == 3.5
@@ -140,7 +140,7 @@ def test_stream_chunks_open_with_the_role_and_close_with_rules_then_usage() -> N
     last, usage = chunks.closing(response(), gateway_ms=1.0, include_usage=True)
     assert last.choices[0].finish_reason == "length"
     assert last.alignstream is not None
-    assert last.alignstream.cited_rules[0].version == 3
+    assert last.alignstream.grounded_in[0].version == 3
     assert usage.choices == []
     assert usage.usage is not None
     assert usage.usage.total_tokens == 9
