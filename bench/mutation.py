@@ -64,13 +64,20 @@ TARGETS: dict[str, Target] = {
     "shared/memory/retriever.py": Target(("tests/unit/test_retriever.py",)),
     "shared/memory/query.py": Target(("tests/unit/test_search.py", "tests/unit/test_hybrid.py")),
     "shared/memory/search.py": Target(
-        ("tests/unit/test_search.py", "tests/unit/test_hybrid.py", SECOND_LINES)
-    ),
+        ("tests/unit/test_search.py", "tests/unit/test_hybrid.py", SECOND_LINES,
+         "tests/integration/test_search_paths.py")
+    ),  # fmt: skip
     "shared/memory/jurisdictions.py": Target(("tests/unit/test_jurisdictions.py",)),
     "shared/memory/lexical.py": Target(("tests/unit/test_hybrid.py",)),
     "services/generation/prompts/opo.py": Target(
         ("tests/unit/test_opo_protocol.py", "tests/unit/test_prompts.py")
     ),
+    # Provenance: attribution of answers, the rules' history.
+    "shared/attribution.py": Target(("tests/unit/test_attribution.py",)),
+    "shared/memory/history.py": Target(
+        ("tests/integration/test_rule_lifecycle.py::"
+         "test_a_history_keeps_its_newest_versions_and_never_a_version_twice",)
+    ),  # fmt: skip
     # Ingest's guards and the memory's versioned writes.
     "shared/guards.py": Target(("tests/unit/test_guards.py",)),
     "services/ingest/rulefiles.py": Target(

@@ -161,3 +161,18 @@ def test_text_query_arguments_return_the_rule_fields_and_the_vector_not_the_knn_
     assert set(LEXICAL_FIELDS) == (set(RETURN_FIELDS) - {"score"}) | {"embedding"}
     assert args[args.index("LIMIT") : args.index("LIMIT") + 3] == ["LIMIT", 0, 7]
     assert args[args.index("DIALECT") + 1] == 2
+
+
+def test_fusion_scores_deep_ranks_and_ties_by_similarity_then_priority_then_id() -> None:
+    fusion = Fusion()  # k = 60, as in the RRF paper
+    (deep,) = fusion.fuse([hit("a", v=4)], [])
+    assert deep.fused == round(1 / 64, 9)
+    (both,) = fusion.fuse([hit("b", v=5)], [hit("b", lx=12)])
+    assert both.fused == round(1 / 65 + 1 / 72, 9)
+    tied = fusion.fuse(
+        [Hit("p", 1, 0.5, "", "", RuleDomain.LAW, "global", 1, vector_rank=1),
+         Hit("q", 1, 0.5, "", "", RuleDomain.LAW, "global", 3, lexical_rank=1),
+         Hit("r", 1, 0.6, "", "", RuleDomain.LAW, "global", 0, lexical_rank=1)],
+        [],
+    )  # fmt: skip
+    assert [h.rule_id for h in tied] == ["r", "q", "p"]

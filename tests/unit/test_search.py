@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
+import numpy as np
 import pytest
 
 from shared.events import RuleDomain, RuleStatus
 from shared.memory.query import RuleFilter, escape_tag, knn_query_args
 from shared.memory.schema import FOREVER_UNTIL, RuleSchema, day_number
 from shared.memory.search import (
+    Fusion,
     Hit,
+    cosine,
     order_hits,
     pack_to_budget,
     parse_search_reply,
@@ -183,3 +187,68 @@ def test_any_status_and_tags_in_the_expression() -> None:
     assert RuleFilter(tenant="t", statuses=()).expression() == "*"
     flt = RuleFilter(tenant="t", statuses=(RuleStatus.INACTIVE,), tags=("Returns", "a b"))
     assert flt.expression() == "@status:{inactive} @tags:{returns | a\\ b}"
+
+
+class WordCounter:
+    """Counts words; truncates to half of what it is allowed (as a tokenizer that cuts at
+    a sentence boundary would), so a cut leaves room behind it."""
+
+    def count(self, text: str) -> int:
+        return len(text.split())
+
+    def truncate(self, text: str, tokens: int) -> str:
+        return " ".join(text.split()[: tokens // 2])
+
+
+def words_hit(rule_id: str, n: int) -> Hit:
+    return hit(rule_id, 0.5, " ".join(["w"] * n))
+
+
+def test_a_rule_that_fits_exactly_is_kept_whole() -> None:
+    rules = pack_to_budget([words_hit("a", 60), words_hit("b", 40)], top_k=5, token_budget=100,
+                           counter=WordCounter())  # fmt: skip
+    assert [(r.rule_id, r.tokens) for r in rules] == [("a", 60), ("b", 40)]
+
+
+@pytest.mark.parametrize(("remaining", "kept"), [(32, ["a", "b"]), (31, ["a"])])
+def test_a_cut_is_made_only_with_at_least_32_tokens_left(remaining: int, kept: list[str]) -> None:
+    hits = [words_hit("a", 50), words_hit("b", 100)]
+    rules = pack_to_budget(hits, top_k=5, token_budget=50 + remaining, counter=WordCounter())
+    assert [r.rule_id for r in rules] == kept
+
+
+def test_the_list_ends_at_the_cut_rule_even_with_room_left() -> None:
+    hits = [words_hit("a", 200), words_hit("b", 3)]
+    rules = pack_to_budget(hits, top_k=5, token_budget=100, counter=WordCounter())
+    assert [(r.rule_id, r.tokens) for r in rules] == [("a", 50)]
+
+
+def test_min_score_keeps_a_similarity_equal_to_it() -> None:
+    assert [h.rule_id for h in order_hits([hit("a", 0.3), hit("b", 0.2)], min_score=0.3)] == ["a"]
+
+
+def test_similarities_equal_to_six_places_tie_and_priority_decides() -> None:
+    close = [hit("a", 0.5000004, priority=1), hit("b", 0.5000001, priority=2)]
+    assert [h.rule_id for h in order_hits(close)] == ["b", "a"]
+    apart = [hit("a", 0.500002, priority=1), hit("b", 0.500001, priority=2)]
+    assert [h.rule_id for h in order_hits(apart)] == ["a", "b"]
+    ranked = [replace(hit("x", 0.1, priority=1), lexical_rank=1),
+              replace(hit("y", 0.1, priority=5), lexical_rank=2)]  # fmt: skip
+    fused = Fusion().fuse([], ranked)
+    assert [h.rule_id for h in order_hits(fused)] == ["x", "y"]  # the fused ranks decide first
+
+
+def test_cosine() -> None:
+    one = np.array([1.0, 0.0], dtype=np.float32)
+    assert cosine(one, np.array([3.0, 0.0], dtype=np.float32)) == pytest.approx(1.0)
+    assert cosine(one, np.array([1.0, 1.0], dtype=np.float32)) == pytest.approx(2**-0.5)
+    assert cosine(one * 2, np.array([0.0, -4.0], dtype=np.float32)) == 0.0
+    assert cosine(one, np.array([-2.0, 0.0], dtype=np.float32)) == pytest.approx(-1.0)
+    assert cosine(one, np.zeros(2, dtype=np.float32)) == 0.0
+    assert cosine(one, np.ones(3, dtype=np.float32)) == 0.0  # another embedder's vector
+    assert cosine(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)) == 0.0
+
+
+def test_a_reply_without_priority_parses_as_priority_0() -> None:
+    (parsed,) = parse_search_reply([1, b"k", [b"rule_id", b"a", b"version", b"1", b"score", b"0"]])
+    assert parsed.priority == 0
