@@ -64,9 +64,13 @@ TARGETS: dict[str, Target] = {
     "shared/memory/retriever.py": Target(("tests/unit/test_retriever.py",)),
     "shared/memory/query.py": Target(("tests/unit/test_search.py", "tests/unit/test_hybrid.py")),
     "shared/memory/search.py": Target(
-        ("tests/unit/test_search.py", "tests/unit/test_hybrid.py", SECOND_LINES,
-         "tests/integration/test_search_paths.py")
-    ),  # fmt: skip
+        (
+            "tests/unit/test_search.py",
+            "tests/unit/test_hybrid.py",
+            SECOND_LINES,
+            "tests/integration/test_search_paths.py",
+        )
+    ),
     "shared/memory/jurisdictions.py": Target(("tests/unit/test_jurisdictions.py",)),
     "shared/memory/lexical.py": Target(("tests/unit/test_hybrid.py",)),
     "services/generation/prompts/opo.py": Target(
@@ -75,9 +79,11 @@ TARGETS: dict[str, Target] = {
     # Provenance: attribution of answers, the rules' history.
     "shared/attribution.py": Target(("tests/unit/test_attribution.py",)),
     "shared/memory/history.py": Target(
-        ("tests/integration/test_rule_lifecycle.py::"
-         "test_a_history_keeps_its_newest_versions_and_never_a_version_twice",)
-    ),  # fmt: skip
+        (
+            "tests/integration/test_rule_lifecycle.py::"
+            "test_a_history_keeps_its_newest_versions_and_never_a_version_twice",
+        )
+    ),
     # Ingest's guards and the memory's versioned writes.
     "shared/guards.py": Target(("tests/unit/test_guards.py",)),
     "services/ingest/rulefiles.py": Target(
