@@ -20,6 +20,7 @@ from shared import events
 from shared.dlq import PoisonMessage, Record
 from shared.errors import NoAnswer, NotConfirmed
 from shared.kafka import client_security_kwargs, ensure_topics
+from shared.memory.watermark import Watermark, merged
 from shared.settings import KafkaSettings
 from shared.signing import PipelineSignatures, RecordSigner
 from shared.topics import (
@@ -218,6 +219,9 @@ class AlignstreamClient:
         self.topics = settings.topics
         self._signer = RecordSigner.for_rules(settings)
         self._signatures = PipelineSignatures(settings)
+        self.published_watermark: Watermark = {}
+        """How far the rule log reaches with every rule event this client published (pass it
+        as a request's ``min_watermark`` to read its own writes)."""
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap,
             # No linger: a question or an edit is sent at once (a linger is added to every
@@ -302,7 +306,10 @@ class AlignstreamClient:
         await self.flush()
         # Only once the log acknowledged every one (acks=all; a failed send raises here): Redis
         # never holds an edit that a replay of the log would not bring back.
-        await asyncio.gather(*deliveries)
+        sent = await asyncio.gather(*deliveries)
+        self.published_watermark = merged(
+            self.published_watermark, *({m.partition: m.offset + 1} for m in sent)
+        )
         if 0 < len(rule_events) <= self.live_lane_max_events:
             for event in rule_events:
                 await self.send(RULES_LIVE, event)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
+from aiokafka.structs import RecordMetadata
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp
@@ -43,6 +44,7 @@ from shared.memory.reader import RuleReader
 from shared.memory.retriever import RuleRetriever
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
+from shared.memory.watermark import Watermark
 from shared.redis import make_redis
 from shared.service import Service, Subscription
 from shared.signing import RecordSigner
@@ -198,16 +200,21 @@ class GatewayService(Service):
     async def send_cancel(self, cancel: events.ChatCancel) -> None:
         await self.publish_all(self.topics(CHAT_CANCELS), [cancel])
 
-    async def publish_rule(self, event: events.RuleEvent) -> None:
+    async def publish_rule(self, event: events.RuleEvent) -> Watermark:
         """The log first, then the fast lane: each publish is awaited (acknowledged), so the
-        fast lane never carries an edit the log does not have."""
+        fast lane never carries an edit the log does not have. Returns where the event landed
+        in the log (the watermark that holds it)."""
         body, key = self.encode_bounded(event), event.key.encode()
+        landed: Watermark = {}
         for spec in RULE_LOGS:
             topic = self.topics(spec)
             signed = self._signer.headers(topic, key, body)
             headers = {name: value.decode() for name, value in signed}
             headers.update(self.tracing.headers())
-            await self.broker.publish(body, topic, key=key, headers=headers or None)
+            sent = await self.broker.publish(body, topic, key=key, headers=headers or None)
+            if spec is RULES_EVENTS and isinstance(sent, RecordMetadata):
+                landed = {sent.partition: sent.offset + 1}
+        return landed
 
     async def on_replies(self, message: KafkaMessage) -> None:
         for _, reply in await self.inbox.open_batch(message.raw_message):

@@ -24,6 +24,7 @@ from shared.events import (
     Strategy,
     Timings,
 )
+from shared.events.chat import MemoryWatermark
 from shared.events.rules import MAX_RULE_TEXT_CHARS, MAX_RULE_VERSION
 
 MAX_MESSAGES = 256
@@ -83,6 +84,9 @@ class AlignstreamOptions(Strict):
     prompt_set: Identifier | None = None
     examples_k: int | None = Field(default=None, ge=0, le=32)
     protocol: PromptProtocol = "default"
+    min_watermark: MemoryWatermark = {}
+    """Read-your-writes: the ``watermark`` a rule change returned; the answer is searched in a
+    memory that applied at least that much of the rule log (or is an error)."""
     conversation_id: Identifier | None = None
     metadata: dict[Annotated[str, StringConstraints(max_length=64)],
                    Annotated[str, StringConstraints(max_length=256)]] = Field(
@@ -150,6 +154,9 @@ class AlignstreamResult(BaseModel):
     cited: list[Citation] = []
     """The rules the answer is attributed to, with the method and score (``shared/attribution``)."""
     searched_scope: SearchedScope | None = None
+    memory_watermark: MemoryWatermark = {}
+    """The state of the rule memory the rules were searched in (``rules.events`` partition ->
+    next offset applied)."""
     backend: str = ""
     timings: AlignstreamTimings = AlignstreamTimings()
 
@@ -291,6 +298,9 @@ class RuleChange(BaseModel):
     ``unchanged``: the rule was in that state already (activate, deactivate)."""
     latency_ms: float | None = None
     """Event creation to servable (with ``wait``)."""
+    watermark: MemoryWatermark = {}
+    """Where the change landed in the rule log: pass as ``alignstream.min_watermark`` to have
+    an answer searched in a memory that holds it."""
 
 
 class ApplicableRequest(Strict):

@@ -35,12 +35,14 @@ from shared.fairness import FairSlots
 from shared.memory.query import RuleFilter
 from shared.memory.reader import RuleReader, StoredRule
 from shared.memory.retriever import RuleRetriever
+from shared.memory.watermark import Watermark
 from shared.tenants import ApiKey
 
 EMBEDDING_SLOTS = 2
 """Check texts in the embedder at once (one per tenant): the embedder works through one call
 at a time, so more would only queue inside it, where no one is fair."""
-PublishRule = Callable[[events.RuleEvent], Awaitable[None]]
+PublishRule = Callable[[events.RuleEvent], Awaitable[Watermark]]
+"""Publishes a rule event; returns where it landed in the rule log."""
 RULE_ID: TypeAdapter[str] = TypeAdapter(events.Identifier)
 
 
@@ -137,16 +139,17 @@ class RulesApi:
                             event_id=event.event_id, outcome="published")  # fmt: skip
         RULE_CHANGES.labels(event.op).inc()
         if not wait:
-            await self.publish(event)
-            return change
+            landed = await self.publish(event)
+            return change.model_copy(update={"watermark": landed})
         async with self.confirmations.waiting(event.event_id) as confirmed:
-            await self.publish(event)
+            landed = await self.publish(event)
             try:
                 indexed = await asyncio.wait_for(confirmed, self.wait_timeout_s)
             except TimeoutError:
                 raise timed_out(self.wait_timeout_s) from None
         return change.model_copy(update={"outcome": indexed.outcome.value,
-                                         "latency_ms": indexed.latency_ms})  # fmt: skip
+                                         "latency_ms": indexed.latency_ms,
+                                         "watermark": landed})  # fmt: skip
 
     async def get(self, key: ApiKey, rule_id: str) -> RuleView:
         rule_id = checked_rule_id(rule_id)

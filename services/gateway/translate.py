@@ -164,6 +164,7 @@ def to_chat_request(
             prompt_set=options.prompt_set,
             examples_k=options.examples_k,
             protocol=options.protocol,
+            min_watermark=options.min_watermark,
             metadata={**options.metadata, "api_key": key.key_id},
         )
     except ValidationError as exc:
@@ -179,6 +180,7 @@ def result_of(response: events.ChatResponse, gateway_ms: float) -> AlignstreamRe
     return AlignstreamResult(request_id=response.request_id, strategy=response.strategy,
                              grounded_in=list(response.grounded_in),
                              cited=list(response.cited),
+                             memory_watermark=response.memory_watermark,
                              searched_scope=response.searched_scope, backend=response.backend,
                              timings=timings)  # fmt: skip
 

@@ -10,7 +10,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +33,10 @@ from services.generation.settings import GenerationSettings
 from services.generation.streaming import TokenStream
 from shared import events
 from shared.attribution import citations
+from shared.memory.watermark import Watermark, covers
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.prompt_sets import PromptSet
+from shared.strategies import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class Answering:
     backend: str
     model: str
     searched_scope: events.SearchedScope | None = None
+    memory_watermark: Watermark = field(default_factory=dict)
 
     def answer(
         self,
@@ -103,6 +106,7 @@ class Answering:
             model=self.model,
             metadata=request.metadata,
             searched_scope=self.searched_scope,
+            memory_watermark=self.memory_watermark,
             **outcome,
         )
 
@@ -155,7 +159,12 @@ class Serving:
                               neutralizer=self.neutralizer,
                               count_tokens=self._count_tokens)  # fmt: skip
         answering = Answering(request, self.backend.name, self.backend.model,
-                              grounded.searched_scope)  # fmt: skip
+                              grounded.searched_scope, grounded.memory_watermark)  # fmt: skip
+        searched = spec_of(request.strategy).searches
+        if searched and not covers(grounded.memory_watermark, request.min_watermark):
+            # Never answer from a memory older than the client asked for (read-your-writes).
+            return answering.error(events.ErrorKind.TIMEOUT, "the memory had not applied the "
+                                   "rule log up to min_watermark in time; retry")  # fmt: skip
         started = time.perf_counter()
         stream = self._token_stream(request) if request.stream else None
         try:

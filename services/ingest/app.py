@@ -28,6 +28,7 @@ from shared.events import IndexOutcome, RuleEvent
 from shared.memory.history import RuleHistory, history_entries
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
+from shared.memory.watermark import MemoryWatermark, raw_watermark
 from shared.memory.writer import RuleWriter
 from shared.service import Delivery
 from shared.signing import RecordSigner
@@ -52,6 +53,7 @@ class IngestService(RuleMemoryService):
                                    group_id=f"{settings.group_id}-live")  # fmt: skip
         self.ingestor: RuleIngestor | None = None
         self._history: RuleHistory | None = None
+        self._watermark: MemoryWatermark | None = None
         self.rule_signer = RecordSigner.for_rules(settings.kafka)
         self.rule_locks = RuleLocks()
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
@@ -65,6 +67,12 @@ class IngestService(RuleMemoryService):
         self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder, trees)
         self._history = RuleHistory(indexes.client, self.settings.redis.key_prefix,
                                     max_versions=self.settings.history_max_versions)  # fmt: skip
+        self._watermark = MemoryWatermark(indexes.client, self.settings.redis.key_prefix)
+
+    @property
+    def watermark(self) -> MemoryWatermark:
+        assert self._watermark is not None, "service not started"
+        return self._watermark
 
     @property
     def history(self) -> RuleHistory:
@@ -73,6 +81,8 @@ class IngestService(RuleMemoryService):
 
     async def on_rule_events(self, message: KafkaMessage) -> None:
         await self._apply_records(self.inbox, message)
+        # Past every record of the batch, dead-lettered ones included (they are done with).
+        await self.watermark.advance(raw_watermark(message.raw_message))
 
     async def on_live_events(self, message: KafkaMessage) -> None:
         await self._apply_records(self.live_inbox, message)

@@ -26,6 +26,7 @@ from shared.kafka import OversizedMessage
 from shared.memory.retriever import RuleRetriever
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
+from shared.memory.watermark import MemoryWatermark
 from shared.metrics import UNPUBLISHABLE
 from shared.prompt_sets import PromptSetStore
 from shared.service import Subscription
@@ -74,7 +75,8 @@ class RetrievalService(RuleMemoryService):
         retriever = RuleRetriever(settings.searcher(client, schema), trees,
                                   settings.retrieval_options())  # fmt: skip
         prompt_sets = PromptSetStore(client, settings.redis.key_prefix)
-        self.grounding = Grounding(self.embedder, retriever, prompt_sets, settings)
+        watermark = MemoryWatermark(client, settings.redis.key_prefix)
+        self.grounding = Grounding(self.embedder, retriever, prompt_sets, settings, watermark)
 
     async def on_chat_requests(self, message: KafkaMessage) -> None:
         received_at = datetime.now(UTC)

@@ -25,6 +25,7 @@ from shared.embedders import Embedder
 from shared.embedders.base import Vectors
 from shared.kafka import OversizedMessage
 from shared.memory.retriever import RuleRetriever
+from shared.memory.watermark import MemoryWatermark, Watermark, covers
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.prompt_sets import PromptSetStore, StoredPromptSet
 from shared.strategies import RulesFrom, spec_of
@@ -63,7 +64,7 @@ SCOPES = Counter(
 OPO_BUDGET_SLACK = 2
 """With ``protocol="opo"``: rules packed up to this many times the request's budget."""
 
-Found = tuple[tuple[events.RetrievedRule, ...], events.SearchedScope | None]
+Found = tuple[tuple[events.RetrievedRule, ...], events.SearchedScope | None, Watermark]
 
 
 class Grounding:
@@ -73,8 +74,10 @@ class Grounding:
         retriever: RuleRetriever,
         prompt_sets: PromptSetStore,
         settings: RetrievalSettings,
+        watermark: MemoryWatermark | None = None,
     ) -> None:
         self.embedder = embedder
+        self.watermark = watermark
         self.retriever = retriever
         self.prompt_sets = prompt_sets
         self.settings = settings
@@ -92,11 +95,13 @@ class Grounding:
         embedded = await self.embedder.embed([r.query for r in embedding])
         vectors = dict(zip((r.request_id for r in embedding), embedded, strict=True))
         searching = [r for r in embedding if spec_of(r.strategy).searches]
+        # Read before searching: the searches see at least this much of the rule log.
+        applied = await self.watermark.read() if self.watermark and searching else {}
         found: dict[str, Found] = dict(
             zip(
                 (r.request_id for r in searching),
                 await asyncio.gather(
-                    *(self.search(r, vectors[r.request_id].tobytes()) for r in searching)
+                    *(self.search(r, vectors[r.request_id].tobytes(), applied) for r in searching)
                 ),
                 strict=True,
             )
@@ -108,12 +113,13 @@ class Grounding:
             carried = request
             rules: tuple[events.RetrievedRule, ...] = ()
             scope: events.SearchedScope | None = None
+            watermark: Watermark = {}
             if spec.rules is RulesFrom.REQUEST:
                 # The rules travel once, as the grounded rules (not again inside the request).
                 rules = request.oracle_rules
                 carried = request.model_copy(update={"oracle_rules": ()})
             elif request.request_id in found:
-                rules, scope = found[request.request_id]
+                rules, scope, watermark = found[request.request_id]
             HITS.observe(len(rules))
             system: str | None = None
             examples: tuple[events.IclExample, ...] = ()
@@ -124,6 +130,7 @@ class Grounding:
                     request=carried,
                     rules=rules,
                     searched_scope=scope,
+                    memory_watermark=watermark,
                     system_prompt=system,
                     examples=examples,
                     retrieval_ms=elapsed_ms if spec.embeds else 0.0,
@@ -133,13 +140,24 @@ class Grounding:
         RETRIEVAL_SECONDS.observe(elapsed_ms / 1000.0)
         return grounded
 
-    async def search(self, request: events.ChatRequest, vector: bytes) -> Found:
-        """One request's rules; a Redis hiccup retries this search alone, not its batch."""
+    async def search(
+        self, request: events.ChatRequest, vector: bytes, applied: Watermark | None = None
+    ) -> Found:
+        """One request's rules, and the watermark the memory had applied before the search
+        (``applied``, read for the batch; a request asking for more waits for it, bounded); a
+        Redis hiccup retries this search alone, not its batch."""
+        applied = applied or {}
+        wanted = request.min_watermark
+        if wanted and self.watermark is not None and not covers(applied, wanted):
+            applied, _ = await self.watermark.wait_for(
+                wanted, timeout_s=self.settings.watermark_wait_s
+            )
         attempts = self.settings.search_attempts
         for attempt in range(1, attempts + 1):
             try:
                 async with self._searching:
-                    return await self._search_once(request, vector)
+                    rules, scope = await self._search_once(request, vector)
+                    return rules, scope, applied
             except (RedisConnectionError, RedisTimeoutError):
                 if attempt == attempts:
                     raise
@@ -149,7 +167,9 @@ class Grounding:
                 await asyncio.sleep(self.settings.retry_backoff_s * attempt)
         raise AssertionError("unreachable")
 
-    async def _search_once(self, request: events.ChatRequest, vector: bytes) -> Found:
+    async def _search_once(
+        self, request: events.ChatRequest, vector: bytes
+    ) -> tuple[tuple[events.RetrievedRule, ...], events.SearchedScope]:
         scope = request.scope
         if request.protocol == "opo":
             # Generation applies OPO's budget with the model's own tokenizer: send it enough

@@ -31,6 +31,9 @@ class RetrievalSettings(ServiceSettings):
     search_attempts: int = Field(default=3, ge=1, le=10)
     """A search that fails on a Redis connection error or time-out is retried alone (backing
     off ``retry_backoff_s`` times the attempt) before its batch fails and is redelivered whole."""
+    watermark_wait_s: float = Field(default=5.0, ge=0.0, le=60.0)
+    """How long a request with ``min_watermark`` waits for the memory to apply the rule log
+    that far; past it the request is answered with an error, never from an older memory."""
     ef_runtime: int = Field(default=100, ge=1)
     """HNSW search breadth: recall vs latency."""
     candidates_factor: int = Field(default=2, ge=1, le=100)

@@ -13,6 +13,12 @@ from pydantic import Field, StringConstraints, model_validator
 from shared.events.base import Contract, Event, Identifier, Label, TenantId, new_id
 from shared.events.rules import GLOBAL_JURISDICTION, RuleDomain
 
+MemoryWatermark = Annotated[
+    dict[Annotated[int, Field(ge=0, le=100_000)], Annotated[int, Field(ge=0)]],
+    Field(max_length=1024),
+]
+"""How far the memory applied the rule log: partition of ``rules.events`` -> next offset."""
+
 MAX_QUERY_CHARS = 2_000
 """Retrieval searches with the first this many characters of the question (its embedding and
 its terms): the search's cost is bounded whatever a message holds (100k characters took the
@@ -182,6 +188,10 @@ class ChatRequest(Event):
     protocol: PromptProtocol = "default"
     """``opo``: OPO's exam prompt exactly (rules unfenced and concatenated as OPO does, the
     budget counted with the deployed model's tokenizer), for reproducing the paper."""
+    min_watermark: MemoryWatermark = Field(default_factory=dict)
+    """Read-your-writes: search only a memory that applied the rule log at least this far
+    (e.g. ``AlignstreamClient.published_watermark`` after a publish); retrieval waits for it,
+    bounded, and the answer is an error if it is not reached."""
 
     @property
     def key(self) -> str:
@@ -224,6 +234,8 @@ class GroundedRequest(Event):
     """DRPO: the prompt set's examples most similar to the question."""
     searched_scope: SearchedScope | None = None
     """The jurisdiction scope the rules were searched under (None: no search)."""
+    memory_watermark: MemoryWatermark = Field(default_factory=dict)
+    """The watermark the memory had applied when the rules were searched."""
     retrieval_ms: float = 0.0
     received_at: datetime
     """When retrieval consumed the request (for end-to-end timings)."""
@@ -283,6 +295,8 @@ class ChatResponse(Event):
     usage: Usage = Usage()
     timings: Timings = Timings()
     error: ErrorInfo | None = None
+    memory_watermark: MemoryWatermark = Field(default_factory=dict)
+    """The state of the memory the answer's rules were searched in (see ``GroundedRequest``)."""
     searched_scope: SearchedScope | None = None
     """The jurisdiction scope the answer's rules were searched under (None: no search)."""
     metadata: dict[str, str] = Field(default_factory=dict)

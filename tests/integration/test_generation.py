@@ -130,6 +130,28 @@ async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
     assert timed_out.error.kind is events.ErrorKind.TIMEOUT
 
 
+async def test_a_memory_behind_the_requested_watermark_is_never_answered_from(
+    generation: tuple[GenerationService, TimedBackend],
+) -> None:
+    service, _ = generation
+    behind = grounded("hello", min_watermark={0: 9})
+    behind = behind.model_copy(update={"memory_watermark": {0: 8}})
+    held = grounded("hello", min_watermark={0: 9}).model_copy(
+        update={"memory_watermark": {0: 9, 1: 4}}
+    )
+    base = grounded("hello", min_watermark={0: 9}, strategy=events.Strategy.BASE)
+    async with AlignstreamClient(service.settings.kafka) as client:
+        got = {r.request_id: r for r in await run(client, [behind, held, base])}
+    refused = got[behind.request.request_id]
+    assert refused.error is not None
+    assert refused.error.kind is events.ErrorKind.TIMEOUT
+    assert "min_watermark" in refused.error.message
+    assert refused.memory_watermark == {0: 8}
+    assert got[held.request.request_id].ok
+    assert got[held.request.request_id].memory_watermark == {0: 9, 1: 4}
+    assert got[base.request.request_id].ok  # no search: no memory to wait for
+
+
 async def test_requests_overlap_and_a_slow_one_does_not_hold_back_the_rest(
     generation: tuple[GenerationService, TimedBackend],
 ) -> None:

@@ -199,6 +199,9 @@ async def test_admin_keys_manage_the_lifecycle_over_rest(
                                json={"to_version": 1})  # fmt: skip
         assert back.status_code == 200, back.text
         assert (back.json()["version"], back.json()["outcome"]) == (4, "applied")
+        ((partition, offset),) = back.json()["watermark"].items()  # where it landed in the log
+        assert int(partition) >= 0
+        assert offset >= 1
         assert (await http.get("/rules/refunds")).json()["text"] == TEXTS[0]
         newest = (await http.get("/rules/refunds/history", params={"limit": 1})).json()
         assert newest["data"][0]["publisher"].startswith("gateway:key:")
