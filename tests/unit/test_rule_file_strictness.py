@@ -3,6 +3,7 @@ that silently swallows or drops what the file says."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,85 @@ def test_publish_refuses_a_file_with_errors_before_touching_kafka(tmp_path: Path
     assert result.exit_code == 2
     assert f"{path}:3: invalid CSV" in result.output
     assert "nothing published" in result.output
+
+
+# Boundaries of the reader (each kills mutants bench.mutation found alive).
+
+
+def errors_of(path: Path) -> list[tuple[int, str]]:
+    return [(e.line, e.message) for e in read_rule_file(path, tenant="acme").errors]
+
+
+@pytest.mark.parametrize("line", [1, 2, 3])
+def test_a_bad_byte_is_reported_on_its_own_line(tmp_path: Path, line: int) -> None:
+    good = '{"rule_id": "r%d", "text": "fine"}\n'
+    data = "".join(good % i for i in range(line - 1)).encode() + b'{"rule_id": "\xff"}\n'
+    ((number, message),) = errors_of(write(tmp_path, "r.jsonl", data))
+    assert number == line
+    assert "0xff" in message
+
+
+def test_only_the_first_8192_bytes_decide_that_a_file_is_binary(tmp_path: Path) -> None:
+    padding = b" " * 8191
+    ((line, message),) = errors_of(write(tmp_path, "bin.jsonl", padding + b"\x00"))
+    assert (line, message) == (1, "a binary file, not a JSONL or CSV text file")
+    late = errors_of(write(tmp_path, "late.jsonl", padding + b" \x00"))
+    assert all("binary" not in message for _, message in late)
+
+
+def test_header_problems_are_line_1_and_name_every_problem(tmp_path: Path) -> None:
+    ((line, message),) = errors_of(write(tmp_path, "h.csv", "rule_id,text,v,text\na,b,c,d\n"))
+    assert line == 1
+    assert "unknown columns 'v'" in message
+    assert "repeated columns text" in message
+    assert "missing" not in message
+    ((line, message),) = errors_of(write(tmp_path, "q.csv", '"rule_id,text\n'))
+    assert line == 1
+    assert message.startswith(("invalid CSV header", "header:"))
+
+
+def test_an_unclosed_quote_names_the_lines_it_spans(tmp_path: Path) -> None:
+    spanning = write(tmp_path, "s.csv", HEADER + 'a,ok\nb,"open\nstill\nopen\n')
+    ((line, message),) = errors_of(spanning)
+    assert line == 3
+    assert "(lines 3-5)" in message
+    one_line = write(tmp_path, "o.csv", HEADER + 'a,"x"y\n')
+    ((line, message),) = errors_of(one_line)
+    assert (line, "(this line)" in message) == (2, True)
+
+
+def test_blank_and_short_rows_do_not_end_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.csv", HEADER + "a,first\n,\nb\nc,third\n")
+    parsed = read_rule_file(path, tenant="acme")
+    assert [e.line for e in parsed.errors] == [4]
+    assert texts(path) == ["first", "third"]
+
+
+def test_duplicates_do_not_end_the_file_either(tmp_path: Path) -> None:
+    lines = "".join(f'{{"rule_id": "{r}", "text": "{t}"}}\n' for r, t in
+                    (("a", "1"), ("a", "2"), ("b", "3"), ("a", "4"), ("c", "5")))  # fmt: skip
+    path = write(tmp_path, "d.jsonl", lines)
+    assert texts(path) == ["1", "3", "5"]
+    assert texts(path, last_wins=True) == ["4", "3", "5"]
+
+
+def test_events_with_a_kind_get_the_tenant_and_a_version_now(tmp_path: Path) -> None:
+    lines = ('{"kind": "rule.upsert", "rule": {"rule_id": "a", "text": "x"}}\n'
+             '{"kind": "rule.delete", "rule_id": "b"}\n')  # fmt: skip
+    before = time.time() * 1000
+    upsert, delete = read_rule_file(write(tmp_path, "k.bak", lines), tenant="acme").events
+    assert isinstance(upsert, events.RuleUpsert)
+    assert isinstance(delete, events.RuleDelete)
+    assert (upsert.rule.tenant, delete.tenant) == ("acme", "acme")
+    assert before - 1 <= upsert.rule.version <= time.time() * 1000 + 1
+    assert delete.version == upsert.rule.version
+
+
+def test_only_an_overlong_text_gets_the_split_hint(tmp_path: Path) -> None:
+    long_title = '{"rule_id": "a", "text": "x", "title": "%s"}\n' % ("t" * 600)
+    ((_, message),) = errors_of(write(tmp_path, "t.jsonl", long_title))
+    assert message.startswith("title:")
+    assert "split" not in message
+    long_text = '{"rule_id": "a", "text": "%s"}\n' % ("t" * 9000)
+    ((_, message),) = errors_of(write(tmp_path, "x.jsonl", long_text))
+    assert "split it into several rules" in message
