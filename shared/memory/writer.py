@@ -70,7 +70,7 @@ if version < current then return 0 end
 if version == current then
   if ARGV[4] ~= 'r' then return 0 end
   local applied_op = 'u'
-  if raw < 0 then applied_op = 'd' end
+  if raw < 0 then applied_op = 'd' end -- no mutate (raw is 0 only for a version 0)
   if applied_op ~= ARGV[3] then return 0 end
   if ARGV[3] == 'd' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 end
