@@ -27,11 +27,8 @@ def _version_view(entry: HistoryEntry, applied: int) -> RuleVersionView:
         effective_from=rule.effective_from, effective_until=rule.effective_until,
         source=rule.source,
     )  # fmt: skip
-    return RuleVersionView(
-        version=entry.version, op=entry.op, live=entry.version == applied,
-        event_id=entry.event_id, event_time=entry.event_time, recorded_at=entry.recorded_at,
-        publisher=entry.publisher, signature=entry.signature, source=entry.source, rule=content,
-    )  # fmt: skip
+    return RuleVersionView(**entry.model_dump(exclude={"rule"}), live=entry.version == applied,
+                           rule=content)  # fmt: skip
 
 
 def _refused(error: RuleChangeRefused) -> ApiError:

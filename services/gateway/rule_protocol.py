@@ -3,31 +3,22 @@ changes. The rule views themselves are in ``protocol``."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from services.gateway.protocol import RuleView, Strict
 from shared.events.rules import MAX_RULE_VERSION
-from shared.signing import SignatureStatus
+from shared.memory.history import HistoryEntry
 
 
-class RuleVersionView(BaseModel):
-    """One published version of a rule (``GET /v1/rules/{rule_id}/history``)."""
+class RuleVersionView(HistoryEntry):
+    """One published version of a rule (``GET /v1/rules/{rule_id}/history``): when it was
+    published, by whom, how it was signed, where ingest read it, and its content."""
 
-    version: int
-    op: Literal["upsert", "delete"]
     live: bool
     """Whether this is the version the memory serves now."""
-    event_id: str
-    event_time: datetime
-    recorded_at: datetime
-    publisher: str | None
-    signature: SignatureStatus
-    source: str
-    """Where ingest read it: ``topic/partition@offset``."""
-    rule: RuleView | None
+    rule: RuleView | None = None  # type: ignore[assignment]
     """The version's content (None for a delete)."""
 
 
