@@ -48,10 +48,11 @@ def clients_broker() -> KafkaBroker:
     async def pieces(token: events.ChatToken) -> None: ...
     async def results(result: events.ExamResult) -> None: ...
     async def research(progress: events.ResearchProgress) -> None: ...
+    async def audit(link: events.AuditLink) -> None: ...  # audit export | verify
 
     readers = ((topics.RULES_INDEXED, confirmations), (topics.CHAT_RESPONSES, answers),
                (topics.CHAT_TOKENS, pieces), (topics.EXAM_RESULTS, results),
-               (topics.RESEARCH_PROGRESS, research))  # fmt: skip
+               (topics.RESEARCH_PROGRESS, research), (topics.AUDIT_LOG, audit))  # fmt: skip
     for spec, handler in readers:
         broker.subscriber(spec.name, title=f"{spec.name}@clients",
                           description=spec.description)(handler)  # fmt: skip

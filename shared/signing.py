@@ -24,6 +24,8 @@ from pydantic import SecretStr
 from shared.dlq import PoisonMessage, Record
 from shared.settings import KafkaSettings
 from shared.topics import (
+    AUDIT_ENTRIES,
+    AUDIT_LOG,
     CHAT_CANCELS,
     CHAT_GROUNDED,
     CHAT_REQUESTS,
@@ -108,6 +110,8 @@ SIGNED_PIPELINE_TOPICS: tuple[TopicSpec, ...] = (
     EXAM_JOBS,
     EXAM_ANSWERS,
     RESEARCH_JOBS,
+    AUDIT_ENTRIES,
+    AUDIT_LOG,
 )
 """Topics whose messages name a tenant and are acted on for it: with a pipeline signing key,
 their producers sign them and their consumers dead-letter what is unsigned or forged. A

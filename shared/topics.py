@@ -170,6 +170,23 @@ RESEARCH_PROGRESS = TopicSpec(
     description="research job progress and final results",
 )
 
+AUDIT_ENTRIES = TopicSpec(
+    "audit.entries",
+    key="tenant",
+    value=events.AuditEntry,
+    partitions=3,
+    retention_ms=7 * DAY_MS,
+    description="one entry per answered request (generation), for the audit chainer (ingest)",
+)
+AUDIT_LOG = TopicSpec(
+    "audit.log",
+    key="tenant",
+    value=events.AuditLink,
+    partitions=3,
+    retention_ms=-1,
+    description="the audit trail: each tenant's entries in a hash chain, kept forever",
+)
+
 RULE_LOGS: tuple[TopicSpec, ...] = (RULES_EVENTS, RULES_LIVE)
 """The topics that carry rule events (signed when signing is on; ingest reads both)."""
 
@@ -187,6 +204,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     EXAM_RESULTS,
     RESEARCH_JOBS,
     RESEARCH_PROGRESS,
+    AUDIT_ENTRIES,
+    AUDIT_LOG,
 )
 """Every topic the services use, without their dead-letter topics."""
 

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from services.cli import (
+    audit,
     constitution,
     exam,
     jurisdictions,
@@ -48,6 +49,7 @@ app.add_typer(constitution.app, name="constitution")
 app.add_typer(synth.app, name="synth")
 app.add_typer(research.app, name="research")
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(audit.app, name="audit")
 app.command()(serve)
 app.command()(demo)
 app.command()(chat)

@@ -48,7 +48,7 @@ from shared.guards import grounded_reply_guard
 from shared.kafka import admin_client
 from shared.metrics import LATENCY_BUCKETS_S
 from shared.service import Service, Subscription
-from shared.topics import CHAT_CANCELS, CHAT_GROUNDED, CHAT_TOKENS, REPLY_TOPICS
+from shared.topics import AUDIT_ENTRIES, CHAT_CANCELS, CHAT_GROUNDED, CHAT_TOKENS, REPLY_TOPICS
 
 IN_FLIGHT = Gauge("alignstream_generation_in_flight", "Generations running now.")
 QUEUE_WAIT = Histogram(
@@ -93,11 +93,13 @@ class GenerationService(Service):
             self.publishes(replies, why="answers, to the reply topic the request names (or a "
                                         "client's own replies.<name> topic)")  # fmt: skip
         self.publishes(CHAT_TOKENS)
+        self.publishes(AUDIT_ENTRIES, why="one entry per answered request (when audit is on)")
         self._admin: AIOKafkaAdminClient | None = None  # made in on_start: it needs the loop
         reply_topics = ReplyTopics(self._list_topics,
                                    timeout_s=settings.reply_topic_check_timeout_s)  # fmt: skip
+        audit = settings.audit_questions if settings.audit else None
         self.delivery = ResponseDelivery(self, self.inbox, settings.retry_backoff_s,
-                                         lambda: self.stopping, reply_topics)  # fmt: skip
+                                         lambda: self.stopping, reply_topics, audit)  # fmt: skip
         self.serving = Serving(backend or make_backend(settings), settings,
                                self.delivery.publish_token)  # fmt: skip
         self.committer = OrderedCommitter()

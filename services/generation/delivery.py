@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from aiokafka.errors import UnknownTopicOrPartitionError
 
+from services.generation.audit import AuditQuestions, audit_entry
 from services.generation.reply_topics import ReplyTopics
 from services.generation.serving import Answering
 from shared import events
@@ -17,7 +18,7 @@ from shared.dlq import DeadLetterFailed, Inbox, PoisonMessage, Record, backoff_a
 from shared.kafka import OversizedMessage, is_final_publish_error
 from shared.metrics import UNPUBLISHABLE
 from shared.service import Publisher
-from shared.topics import CHAT_RESPONSES, CHAT_TOKENS, EXAM_ANSWERS
+from shared.topics import AUDIT_ENTRIES, CHAT_RESPONSES, CHAT_TOKENS, EXAM_ANSWERS
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,15 @@ class ResponseDelivery:
         backoff_s: float,
         stopping: Callable[[], bool],
         reply_topics: ReplyTopics,
+        audit: AuditQuestions | None = "hash",
     ) -> None:
         self.out = out
         self.inbox = inbox
         self.backoff_s = backoff_s
         self.stopping = stopping
         self.reply_topics = reply_topics
+        self.audit = audit
+        """None: no audit entries; else what they keep of the question."""
         self._own_reply_topics = {out.topics(CHAT_RESPONSES), out.topics(EXAM_ANSWERS)}
 
     async def deliver(
@@ -63,19 +67,38 @@ class ResponseDelivery:
                 body = self.out.encode_bounded(response)
             except OversizedMessage as again:  # the echoed metadata alone is too large
                 return await self._unpublishable(record, topic, again)
-        ours = topic in self._own_reply_topics
+        outgoing = [(topic, response.key, body, headers or {})]
+        if self.audit is not None:
+            entry = audit_entry(answering.request, response, self.audit)
+            audit_topic = self.out.topics(AUDIT_ENTRIES)
+            outgoing.append((audit_topic, entry.key, self.out.encode_bounded(entry), {}))
+        for target, key, data, extra in outgoing:
+            # The response first, then its audit entry; a retry after a failure may repeat
+            # the response (clients keep the first per request id).
+            done = await self._publish_retrying(record, target, key, data, extra,
+                                                response.request_id)  # fmt: skip
+            if done is not True:
+                return done is None
+        return True
+
+    async def _publish_retrying(
+        self, record: Record, topic: str, key: str, body: bytes, headers: dict[str, str],
+        request_id: str,
+    ) -> bool | None:  # fmt: skip
+        """True once published; None when the request was dead-lettered instead (done with);
+        False when the service stops first."""
+        ours = topic in self._own_reply_topics or topic == self.out.topics(AUDIT_ENTRIES)
         failures = 0
         while True:
             try:
-                await self.out.publish_bodies(topic, [(response.key, body)],
-                                              headers=[headers or {}])  # fmt: skip
+                await self.out.publish_bodies(topic, [(key, body)], headers=[headers])
                 return True
             except Exception as exc:
                 if is_final_publish_error(exc, topic_is_ours=ours):
-                    return await self._unpublishable(record, topic, exc)
+                    return None if await self._unpublishable(record, topic, exc) else False
                 failures += 1
                 log.warning("could not publish a response; retrying", exc_info=True,
-                            extra={"request_id": response.request_id})  # fmt: skip
+                            extra={"request_id": request_id})  # fmt: skip
             if self.stopping():
                 return False
             await asyncio.sleep(backoff_after(failures, self.backoff_s))

@@ -92,6 +92,11 @@ class GenerationSettings(ServiceSettings):
     stream_interval_s: float = Field(default=0.05, gt=0)
     """Streaming requests: how often the text generated so far is published."""
     drpo: DrpoSettings = Field(default_factory=DrpoSettings)
+    audit: bool = True
+    """Append an entry per answered request to ``audit.entries`` (chained by ingest into
+    ``audit.log``)."""
+    audit_questions: Literal["text", "hash"] = "hash"
+    """What the audit entry keeps of the question: its text, or only its SHA-256."""
     fence_rules: bool = True
     """Quote rule texts as reference material between markers (prompt-injection defence);
     False renders OPO's prompt verbatim, for reproducing the paper's numbers."""

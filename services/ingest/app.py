@@ -15,7 +15,9 @@ import asyncio
 from collections.abc import Sequence
 
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter
 
+from services.ingest.audit_chainer import AuditChainer
 from services.ingest.confirmations import EVENT_TO_SERVABLE, RULES_APPLIED, confirm
 from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor, Slot
 from services.ingest.locks import RuleLocks
@@ -30,11 +32,12 @@ from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.watermark import MemoryWatermark, raw_watermark
 from shared.memory.writer import RuleWriter
-from shared.service import Delivery
+from shared.service import Delivery, Subscription
 from shared.signing import RecordSigner
-from shared.topics import RULES_INDEXED, RULES_LIVE
+from shared.topics import AUDIT_ENTRIES, AUDIT_LOG, RULES_INDEXED, RULES_LIVE
 
 APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE
+AUDIT_ENTRY: TypeAdapter[events.AuditEntry] = TypeAdapter(events.AuditEntry)
 
 
 class IngestService(RuleMemoryService):
@@ -59,6 +62,11 @@ class IngestService(RuleMemoryService):
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
         self.live_inbox = self.subscribe(live_events, self.on_live_events)
         self.publishes(RULES_INDEXED)
+        self.chainer: AuditChainer | None = None
+        if settings.audit_chain:
+            entries = Subscription(AUDIT_ENTRIES, AUDIT_ENTRY, max_records=256)
+            self.audit_inbox = self.subscribe(entries, self.on_audit_entries)
+            self.publishes(AUDIT_LOG, why="each tenant's audit entries, hash-chained")
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -68,6 +76,9 @@ class IngestService(RuleMemoryService):
         self._history = RuleHistory(indexes.client, self.settings.redis.key_prefix,
                                     max_versions=self.settings.history_max_versions)  # fmt: skip
         self._watermark = MemoryWatermark(indexes.client, self.settings.redis.key_prefix)
+        if self.settings.audit_chain:
+            self.chainer = AuditChainer(indexes.client, self.settings.redis.key_prefix,
+                                        self._publish_link)  # fmt: skip
 
     @property
     def watermark(self) -> MemoryWatermark:
@@ -83,6 +94,14 @@ class IngestService(RuleMemoryService):
         await self._apply_records(self.inbox, message)
         # Past every record of the batch, dead-lettered ones included (they are done with).
         await self.watermark.advance(raw_watermark(message.raw_message))
+
+    async def on_audit_entries(self, message: KafkaMessage) -> None:
+        assert self.chainer is not None, "service not started"
+        for record, entry in await self.audit_inbox.open_batch(message.raw_message):
+            await self.chainer.chain(record, entry)
+
+    async def _publish_link(self, link: events.AuditLink) -> None:
+        await asyncio.gather(*await self.enqueue_all(self.topics(AUDIT_LOG), [link]))
 
     async def on_live_events(self, message: KafkaMessage) -> None:
         await self._apply_records(self.live_inbox, message)

@@ -25,6 +25,8 @@ class IngestSettings(ServiceSettings):
     """Most events taken together from the fast lane (``rules.live``: small edits)."""
     live_batch_wait_ms: int = Field(default=1, ge=0)
     """How long the fast lane waits to fill a batch (a live edit should not wait for company)."""
+    audit_chain: bool = True
+    """Chain ``audit.entries`` into each tenant's hash chain on ``audit.log``."""
     history_max_versions: int = Field(default=1000, ge=1, le=100_000)
     """Versions of one rule kept in its history (``rules history``); the oldest go first."""
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)

@@ -5,6 +5,7 @@
 - ``chat``: requests, grounded requests, responses and streamed pieces;
 - ``exams``: exam jobs and results;
 - ``research``: research jobs (DRPO, C2-SYN, IterAlign) and their progress;
+- ``audit``: one entry per answered request, and its tenant's hash chain;
 - ``dead_letters``: messages that could not be processed.
 
 Import from here (``from shared import events``); the modules are the layout, not the API.
@@ -16,6 +17,7 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
+from shared.events.audit import AuditEntry, AuditLink
 from shared.events.base import (
     SCHEMA_VERSION,
     Contract,
@@ -121,6 +123,8 @@ AnyEvent = Annotated[
     | ExamResult
     | ResearchJob
     | ResearchProgress
+    | AuditEntry
+    | AuditLink
     | DeadLetter,
     Field(discriminator="kind"),
 ]
@@ -143,6 +147,8 @@ __all__ = [
     "AnswerOutcome",
     "AnyEvent",
     "AspectScore",
+    "AuditEntry",
+    "AuditLink",
     "CancelReason",
     "CategoryScore",
     "ChatCancel",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +23,7 @@ from shared import events
 from shared.client import AlignstreamClient, TopicTail
 from shared.testing.backends import ScriptedBackend
 from shared.testing.topics import TopicReader
-from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES, EXAM_ANSWERS
+from shared.topics import AUDIT_ENTRIES, CHAT_GROUNDED, CHAT_RESPONSES, EXAM_ANSWERS
 
 
 class TimedBackend(ScriptedBackend):
@@ -128,6 +129,18 @@ async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
     timed_out = responses[slow.request.request_id]
     assert timed_out.error is not None
     assert timed_out.error.kind is events.ErrorKind.TIMEOUT
+
+    # Each answered request has its audit entry: the rules given and cited, the outcome, and
+    # the question only as its hash (the default).
+    records = await reader.read(AUDIT_ENTRIES, count=3)
+    audited = {e.request_id: e for e in (events.AuditEntry.model_validate_json(r.value)
+                                         for r in records)}  # fmt: skip
+    entry = audited[ok.request.request_id]
+    assert (entry.tenant, entry.outcome, entry.question) == ("acme", "ok", "")
+    assert entry.question_sha256 == hashlib.sha256(b"hello").hexdigest()
+    assert [(c.rule_id, c.version) for c in entry.cited] == [("r1", 3)]
+    assert audited[fail.request.request_id].outcome == "backend"
+    assert audited[slow.request.request_id].outcome == "timeout"
 
 
 async def test_a_memory_behind_the_requested_watermark_is_never_answered_from(

@@ -5,10 +5,6 @@ over REST for admin keys."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import httpx
@@ -29,6 +25,7 @@ from shared.memory.reader import RuleReader
 from shared.memory.schema import RuleSchema
 from shared.tenants import ApiKeys
 from tests.integration.gateway_stack import OpenGateway
+from tests.integration.helpers import alignstream_cli
 from tests.samples import sample_rule
 
 TEXTS = ("Refunds within 14 days.", "Refunds within 30 days.", "No refunds on sale items.")
@@ -132,43 +129,32 @@ async def _entries() -> list[HistoryEntry]:
     return [entry]
 
 
-async def alignstream(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # In a thread: the services under test run on this test's event loop.
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "services.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env, "COLUMNS": "200"},
-        timeout=120,
-    )
-
-
 async def test_the_cli_lists_shows_history_and_rolls_back(
     ingest: IngestService, ingest_settings: IngestSettings, cli_env: dict[str, str]
 ) -> None:
     await publish(ingest_settings, *versions(tags=("returns",)), *versions("other")[:1])
-    listed = await alignstream("rules", "list", "--tenant", "acme", "--tag", "returns", env=cli_env)
-    assert listed.returncode == 0, listed.stderr
-    assert "refunds" in listed.stdout
-    assert "other" not in listed.stdout
-    assert "rules 1–1 of 1" in listed.stdout
-    shown = await alignstream("rules", "history", "refunds", "--tenant", "acme", env=cli_env)
-    assert shown.returncode == 0, shown.stderr
-    assert "ops-3" in shown.stdout
-    assert "not_checked" in shown.stdout
-    back = await alignstream("rules", "rollback", "refunds", "--to", "1", "--tenant", "acme",
-                       env=cli_env)  # fmt: skip
-    assert back.returncode == 0, back.stderr
-    assert "version 4 has the content of version 1" in back.stdout
-    missing = await alignstream("rules", "rollback", "refunds", "--to", "40", "--tenant", "acme",
-                          env=cli_env)  # fmt: skip
-    assert missing.returncode != 0
-    assert "no version 40" in missing.stderr
-    assert "Traceback" not in missing.stderr
-    bad = await alignstream("rules", "list", "--tenant", "bad tenant", env=cli_env)
-    assert bad.returncode == 2
-    assert "not a tenant id" in bad.stderr
+    code, listed = await alignstream_cli(
+        cli_env, "rules", "list", "--tenant", "acme", "--tag", "returns"
+    )
+    assert code == 0, listed
+    assert "refunds" in listed
+    assert "other" not in listed
+    assert "rules 1–1 of 1" in listed
+    code, shown = await alignstream_cli(cli_env, "rules", "history", "refunds", "--tenant", "acme")
+    assert code == 0, shown
+    assert "ops-3" in shown
+    assert "not_checked" in shown
+    rollback = ("rules", "rollback", "refunds", "--tenant", "acme", "--to")
+    code, back = await alignstream_cli(cli_env, *rollback, "1")
+    assert code == 0, back
+    assert "version 4 has the content of version 1" in back
+    code, missing = await alignstream_cli(cli_env, *rollback, "40")
+    assert code != 0
+    assert "no version 40" in missing
+    assert "Traceback" not in missing
+    code, bad = await alignstream_cli(cli_env, "rules", "list", "--tenant", "bad tenant")
+    assert code == 2
+    assert "not a tenant id" in bad
 
 
 async def test_admin_keys_manage_the_lifecycle_over_rest(

@@ -1,0 +1,76 @@
+"""The audit chainer: appends each entry of ``audit.entries`` to its tenant's hash chain on
+``audit.log``, once per entry, with no gap and no fork.
+
+``audit.entries`` is keyed by tenant, so one consumer handles a tenant's entries in order. The
+chain's head per tenant (``{prefix}:audit:head:{tenant}``: ``seq``, ``hash``, per source
+partition the last offset chained, and the ``pending`` link) lives in Redis. An entry at or
+below the head's offset is chained already and skipped. Otherwise the head advances first,
+atomically and only from the head the link was computed from (two consumers overlapping in a
+rebalance cannot both take a sequence number), with the new link kept as ``pending``; then the
+link is published (acknowledged) and ``pending`` cleared. Whoever next reads the head publishes
+a link still pending (a crash between the two steps): at worst the same link twice, which
+``audit verify`` counts as a repeat, never a gap or a fork.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from shared import events
+from shared.audit_chain import GENESIS, link
+from shared.dlq import Record
+from shared.redis import as_text
+
+# KEYS: the head. ARGV: expected seq, new seq, new hash, partition field, offset, link JSON.
+_ADVANCE = """
+if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'hash', ARGV[3], ARGV[4], ARGV[5], 'pending', ARGV[6])
+return 1
+"""
+# KEYS: the head. ARGV: the published link's JSON. Clears it if it is still the pending one.
+_PUBLISHED = """
+if redis.call('HGET', KEYS[1], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[1], 'pending') end
+return 1
+"""
+
+PublishLink = Callable[[events.AuditLink], Awaitable[None]]
+"""Publishes a link to ``audit.log`` and returns once the broker acknowledged it."""
+
+
+class AuditChainer:
+    def __init__(self, client: aioredis.Redis, prefix: str, publish: PublishLink) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.publish = publish
+        self._advance = client.register_script(_ADVANCE)
+        self._published = client.register_script(_PUBLISHED)
+
+    def head_key(self, tenant: str) -> str:
+        return f"{self.prefix}:audit:head:{tenant}"
+
+    async def chain(self, record: Record, entry: events.AuditEntry) -> events.AuditLink | None:
+        """The entry's link, published; None when the entry was chained before."""
+        key = self.head_key(entry.tenant)
+        head = {as_text(k): as_text(v) for k, v in (await self.client.hgetall(key)).items()}
+        if "pending" in head:
+            await self._publish(key, events.AuditLink.model_validate_json(head["pending"]))
+        source = f"p{record.partition}"
+        if record.offset is not None and record.offset <= int(head.get(source, "-1")):
+            return None
+        seq = int(head.get("seq", "0"))
+        appended = link(entry, seq + 1, head.get("hash", GENESIS))
+        taken = await self._advance(keys=[key], args=[
+            seq, seq + 1, appended.hash, source, record.offset or 0, appended.model_dump_json(),
+        ])  # fmt: skip
+        if not taken:
+            # Another consumer chained this tenant meanwhile (a rebalance): the batch is
+            # redelivered and this entry then skipped or chained after theirs.
+            raise RuntimeError(f"audit chain of {entry.tenant} moved during append; retrying")
+        await self._publish(key, appended)
+        return appended
+
+    async def _publish(self, key: str, pending: events.AuditLink) -> None:
+        await self.publish(pending)
+        await self._published(keys=[key], args=[pending.model_dump_json()])
