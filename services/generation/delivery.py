@@ -72,14 +72,13 @@ class ResponseDelivery:
             entry = audit_entry(answering.request, response, self.audit)
             audit_topic = self.out.topics(AUDIT_ENTRIES)
             outgoing.append((audit_topic, entry.key, self.out.encode_bounded(entry), {}))
-        for target, key, data, extra in outgoing:
-            # The response first, then its audit entry; a retry after a failure may repeat
-            # the response (clients keep the first per request id).
-            done = await self._publish_retrying(record, target, key, data, extra,
-                                                response.request_id)  # fmt: skip
-            if done is not True:
-                return done is None
-        return True
+        # The response and its audit entry together (one producer batch, one wait); each
+        # retried on its own. Done once both are out, or dead-lettered (None).
+        sent = await asyncio.gather(*(
+            self._publish_retrying(record, target, key, data, extra, response.request_id)
+            for target, key, data, extra in outgoing
+        ))  # fmt: skip
+        return all(done is not False for done in sent)
 
     async def _publish_retrying(
         self, record: Record, topic: str, key: str, body: bytes, headers: dict[str, str],
