@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 
 from services.grading.records import ExamAnswer
 from services.grading.results import compare_strategies, score_strategies
-from services.grading.stats import mcnemar_exact, percentile, wilson_interval
+from services.grading.stats import Z95, mcnemar_exact, mean_interval, percentile, wilson_interval
 from shared.events import AnswerOutcome, Strategy
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I, method 3.
@@ -102,3 +105,60 @@ def test_a_result_reports_a_bounded_number_of_categories() -> None:
     assert "big" in {c.category for c in score.categories}  # the largest are kept
     assert all(len(c.category) <= 200 for c in score.categories)
     assert score.answered == 3050  # the totals still count every answer
+
+
+def _t_quantile_975(df: int) -> float:
+    """Student's t 97.5% quantile computed here from its density (Simpson's rule, bisection):
+    an independent check of the table in stats.py."""
+    norm = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(t: float, steps: int = 4000) -> float:
+        h = t / steps
+        f = [norm * (1 + (i * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(steps + 1)]
+        return float(0.5 + h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2])))
+
+    low, high = 0.0, 20.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < 0.975 else (low, mid)
+    return (low + high) / 2
+
+
+@pytest.mark.parametrize("n", range(2, 32))
+def test_mean_interval_uses_students_t_for_n_minus_1_degrees_of_freedom(n: int) -> None:
+    values = [float(i % 2) for i in range(n)]  # 0, 1, 0, 1, ...
+    mean, low, high = mean_interval(values)
+    sd = statistics.stdev(values)
+    assert mean == pytest.approx(sum(values) / n)
+    assert (high - mean) == pytest.approx(mean - low)
+    assert (high - mean) / (sd / math.sqrt(n)) == pytest.approx(_t_quantile_975(n - 1), abs=1e-3)
+
+
+def test_mean_interval_edges_and_large_samples() -> None:
+    assert mean_interval([]) == (0.0, 0.0, 0.0)
+    assert mean_interval([2.5]) == (2.5, 2.5, 2.5)
+    values = [float(i % 3) for i in range(40)]
+    mean, low, high = mean_interval(values)
+    half = Z95 * statistics.stdev(values) / math.sqrt(40)
+    assert mean - low == pytest.approx(half)
+    assert high - mean == pytest.approx(half)
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [([1.0, 2.0, 3.0, 4.0], 25, 1.75), ([1.0, 2.0, 3.0, 4.0], 100, 4.0),
+     ([1.0, 2.0, 3.0, 4.0], 0, 1.0), ([5.0], 90, 5.0), ([4.0, 1.0, 9.0, 2.0, 7.0], 60, 5.2)],
+)  # fmt: skip
+def test_percentile_interpolates_between_neighbours(
+    values: list[float], q: float, expected: float
+) -> None:
+    assert percentile(values, q) == pytest.approx(expected)
+
+
+def test_wilson_boundaries() -> None:
+    assert wilson_interval(0, -1) == (0.0, 0.0)
+    assert wilson_interval(1, 1)[0] > 0  # one trial is a sample, not "no trials"
+    assert wilson_interval(0, 5)[0] == 0.0
+    assert wilson_interval(0, 5)[1] == pytest.approx(0.4345, abs=1e-4)
+    with pytest.raises(ValueError, match="between 0 and trials"):
+        wilson_interval(-1, 4)
