@@ -17,6 +17,7 @@ def audit_entry(
 ) -> events.AuditEntry:
     question = request.question
     outcome = "ok" if response.error is None else response.error.kind.value
+    # Validated (in Rust: faster than model_construct); every field is cut to the entry's bounds.
     return events.AuditEntry(
         tenant=request.tenant,
         request_id=request.request_id,
