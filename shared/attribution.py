@@ -41,11 +41,14 @@ _STOP = frozenset([
     "what", "when", "where", "which", "who", "will", "with", "within", "without", "would", "you",
     "your", "yes", "any", "all", "after", "before", "more", "less", "only", "also", "each", "per",
 ])  # fmt: skip
-_NUMBER_WORDS = {
+_UNIT_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fourteen": 14, "fifteen": 15,
-    "twenty": 20, "thirty": 30, "sixty": 60, "ninety": 90, "a": 1, "an": 1,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
 }  # fmt: skip
+_TENS_WORDS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+               "eighty": 80, "ninety": 90}  # fmt: skip
+_NUMBER_WORDS = {**_UNIT_WORDS, **_TENS_WORDS, "a": 1, "an": 1}
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
               "九": 9}  # fmt: skip
 _DAYS = {
@@ -55,7 +58,11 @@ _DAYS = {
 }  # fmt: skip
 _AMOUNT = re.compile(
     # Not inside a Latin word on either side (CJK text has no spaces to mark words).
-    r"(?<![a-z])(\d+(?:\.\d+)?|[一二两三四五六七八九十]+|"
+    r"(?<![a-z])(\d+(?:\.\d+)?|[一二两三四五六七八九十]+|(?:"
+    + "|".join(_TENS_WORDS)
+    + r")-(?:"
+    + "|".join(_UNIT_WORDS)
+    + r")|"
     + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
     + r")[\s-]*("
     + "|".join(sorted(map(re.escape, _DAYS), key=len, reverse=True))
@@ -64,11 +71,14 @@ _AMOUNT = re.compile(
 
 
 def _number(text: str) -> float:
-    """``14``, ``fourteen`` or ``十四`` (Chinese numerals up to 99)."""
+    """``14``, ``fourteen``, ``twenty-one`` or ``十四`` (numerals up to 99)."""
     if text[0].isdigit():
         return float(text)
     if text in _NUMBER_WORDS:
         return _NUMBER_WORDS[text]
+    tens, dash, unit = text.partition("-")
+    if dash:  # twenty-one
+        return _TENS_WORDS[tens] + _UNIT_WORDS[unit]
     tens, _, units = text.rpartition("十")
     if "十" not in text:
         return _CN_DIGITS.get(text, 0)
@@ -110,7 +120,7 @@ def attribution_score(answer: str, rule_text: str) -> float:
     return round(sum(t in said for t in ruled) / len(ruled), 4)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
 class Attribution:
     """The method's verdict on every rule given (for the bench and ``--explain``)."""
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from services.ingest.app import IngestService
 from services.ingest.rebuild import rebuild
@@ -18,11 +19,12 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.dlq import Record
 from shared.embedders.use import UniversalSentenceEncoder
-from shared.memory.history import HistoryEntry, RuleHistory
+from shared.memory.history import HistoryEntry, RuleHistory, history_entries
 from shared.memory.lifecycle import RuleChangeRefused, RuleLifecycle
 from shared.memory.query import RuleFilter
 from shared.memory.reader import RuleReader
 from shared.memory.schema import RuleSchema
+from shared.signing import RecordSigner
 from shared.tenants import ApiKeys
 from tests.integration.gateway_stack import OpenGateway
 from tests.integration.helpers import alignstream_cli
@@ -210,3 +212,26 @@ async def test_admin_keys_manage_the_lifecycle_over_rest(
         forbidden = await http.post("/rules/refunds/activate",
                                     headers={"Authorization": f"Bearer {user}"})  # fmt: skip
         assert forbidden.status_code == 403
+
+
+async def test_history_entries_are_frozen_deletes_carry_no_content_and_trees_none(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    record = Record(topic="p.rules.events", partition=1, offset=3, key=b"k", value=b"{}",
+                    headers={})  # fmt: skip
+    tree = events.JurisdictionTree(tenant="acme", version=1,
+                                   nodes=(events.JurisdictionNode(path="CN"),))  # fmt: skip
+    delete = events.RuleDelete(tenant="acme", rule_id="refunds", version=4)
+    (entry,) = history_entries([(record, tree), (record, delete)], RecordSigner(None))
+    assert (entry.op, entry.rule, entry.version, entry.signature) == ("delete", None, 4,
+                                                                      "not_checked")  # fmt: skip
+    with pytest.raises(ValidationError):
+        entry.version = 5  # type: ignore[misc]
+    history = RuleHistory(redis_client, prefix)
+    assert history.max_versions == 1000  # the documented default
+    upsert = HistoryEntry.of(record, versions()[0], "verified")
+    await history.record([upsert.model_copy(update={"version": v}) for v in (1, 2, 3)])
+    assert [e.version for e in await history.versions("acme", "refunds", limit=0)] == [3]
+    assert (await history.at("acme", "refunds", 2)).version == 2  # type: ignore[union-attr]
+    assert await history.at("acme", "refunds", 9) is None
+    assert len(await history.versions("acme", "refunds")) == 3  # default limit: up to 100

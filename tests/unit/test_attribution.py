@@ -70,3 +70,87 @@ def test_the_labelled_set_keeps_precision_and_recall_above_09_and_the_floor_belo
     assert hits / sum(cited) >= 0.9
     assert hits / sum(r["follows"] for r in rows) >= 0.9
     assert sum(r["follows"] for r in rows) / len(rows) < 0.5  # citing everything is far worse
+
+
+# The tables of number words and units, and the arithmetic on them (the spec, example by example).
+
+ENGLISH = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "a": 1,
+    "an": 1,
+    "twenty-one": 21,
+    "forty-five": 45,
+    "ninety-nine": 99,
+}
+UNITS = {"hour": 1 / 24, "hours": 1 / 24, "day": 1, "days": 1, "week": 7, "weeks": 7,
+         "month": 30, "months": 30, "year": 365, "years": 365, "小时": 1 / 24, "天": 1, "日": 1,
+         "周": 7, "星期": 7, "个月": 30, "月": 30, "年": 365}  # fmt: skip
+
+
+@pytest.mark.parametrize(("word", "value"), sorted(ENGLISH.items()))
+def test_every_number_word(word: str, value: int) -> None:
+    assert amounts_in_days(f"within {word} days") == {value}
+
+
+@pytest.mark.parametrize(("unit", "days"), sorted(UNITS.items()))
+def test_every_unit_of_time(unit: str, days: float) -> None:
+    assert amounts_in_days(f"within 3 {unit} here") == {round(3 * days, 3)}
+
+
+@pytest.mark.parametrize(
+    ("numeral", "value"),
+    [("一", 1), ("二", 2), ("两", 2), ("三", 3), ("四", 4), ("五", 5), ("六", 6), ("七", 7),
+     ("八", 8), ("九", 9), ("十", 10), ("十四", 14), ("二十", 20), ("二十四", 24), ("九十九", 99),
+     ("3.5", 3.5)],
+)  # fmt: skip
+def test_chinese_numerals_up_to_99(numeral: str, value: float) -> None:
+    assert amounts_in_days(f"在{numeral}天内") == {value}
+
+
+def test_amounts_are_kept_to_the_thousandth_of_a_day() -> None:
+    assert amounts_in_days("36 hours") == {1.5}
+    assert amounts_in_days("1 hour") == {0.042}
+    assert amounts_in_days("twenty-one days, or three weeks") == {21}
+
+
+def test_only_the_rules_eight_longest_terms_count_and_scores_keep_four_places() -> None:
+    rule = (
+        "alphabetical bookkeeping concatenate derivative elaborate fabulous gigantic hybrid ink jot"
+    )
+    longest = "alphabetical bookkeeping concatenate derivative elaborate fabulous gigantic hybrid"
+    assert attribution_score(longest, rule) == 1.0
+    assert attribution_score("ink jot", rule) == 0.0  # the two shortest are not key terms
+    assert attribution_score("alphabetical bookkeeping concatenate", rule) == 0.375
+    assert attribution_score("refund", "Refunds apply to shoes.") == 0.3333  # 1 of 3 terms
+    assert attribution_score("anything", "a an the of") == 0.0  # a rule with no terms
+
+
+def test_a_long_number_word_wins_over_its_prefix() -> None:
+    assert amounts_in_days("fourteen days") == {14}  # not "four"
+    assert amounts_in_days("3 个月") == {90}  # not 月 alone
