@@ -46,6 +46,8 @@ TARGETS: dict[str, Target] = {
         (
             "tests/integration/test_rule_lifecycle.py::"
             "test_a_history_keeps_its_newest_versions_and_never_a_version_twice",
+            "tests/integration/test_rule_lifecycle.py::"
+            "test_history_entries_are_frozen_deletes_carry_no_content_and_trees_none",
         )
     ),
     # Ingest's guards and the memory's versioned writes.
