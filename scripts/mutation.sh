@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Mutation testing of the pure cores and their second lines of defence (cosmic-ray); writes
-# bench/results/mutation.json with mutation_score per module and overall. About 30 minutes on
+# Mutation testing of the pure cores, the gateway and the second lines of defence (cosmic-ray
+# for Python, bench/mutation_lua.py for the Lua scripts' comparisons); writes
+# bench/results/mutation.json with mutation_score per module and overall. About 75 minutes on
 # 2 cores. Exits non-zero when the overall score is under the target (0.90).
 set -euo pipefail
 cd "$(dirname "$0")/.."
