@@ -41,6 +41,7 @@ class ResponseDelivery:
         self.audit = audit
         """None: no audit entries; else what they keep of the question."""
         self._own_reply_topics = {out.topics(CHAT_RESPONSES), out.topics(EXAM_ANSWERS)}
+        self._audit_topic = out.topics(AUDIT_ENTRIES)
 
     async def deliver(
         self,
@@ -70,8 +71,7 @@ class ResponseDelivery:
         outgoing = [(topic, response.key, body, headers or {})]
         if self.audit is not None:
             entry = audit_entry(answering.request, response, self.audit)
-            audit_topic = self.out.topics(AUDIT_ENTRIES)
-            outgoing.append((audit_topic, entry.key, self.out.encode_bounded(entry), {}))
+            outgoing.append((self._audit_topic, entry.key, self.out.encode_bounded(entry), {}))
         # The response and its audit entry together (one producer batch, one wait); each
         # retried on its own. Done once both are out, or dead-lettered (None).
         sent = await asyncio.gather(*(
@@ -86,7 +86,7 @@ class ResponseDelivery:
     ) -> bool | None:  # fmt: skip
         """True once published; None when the request was dead-lettered instead (done with);
         False when the service stops first."""
-        ours = topic in self._own_reply_topics or topic == self.out.topics(AUDIT_ENTRIES)
+        ours = topic in self._own_reply_topics or topic == self._audit_topic
         failures = 0
         while True:
             try:

@@ -1,9 +1,8 @@
 """Rebuild the Redis rule memory by replaying the compacted rule topic.
 
-Reads every partition from the beginning (no consumer group, nothing committed), applying events
-in batches through the same ingest path, until it has reached the end offsets reported at the
-start *and* a fetch comes back empty: some brokers (Tansu) under-report end offsets, so they
-alone are not trusted. Because writes are idempotent by version, replaying into a non-empty
+Reads every partition from the beginning (``shared/replay.py``: no consumer group, nothing
+committed, up to where the log ended when the replay began), applying events in batches through
+the same ingest path. Because writes are idempotent by version, replaying into a non-empty
 memory, or while ingest runs, is safe. Each record passes the checks ingest applies (signature,
 decoding, the key is the rule's), through the same code.
 
@@ -17,20 +16,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from services.ingest.ingestor import RuleIngestor
 from services.ingest.records import rule_records
 from shared.dlq import PoisonMessage, Record
 from shared.embedders import Embedder
 from shared.events import IndexOutcome, RulesTopicEvent
-from shared.kafka import client_security_kwargs
 from shared.memory.history import RuleHistory, history_entries
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
 from shared.redis import make_redis
+from shared.replay import TopicReplay
 from shared.service import Subscription
 from shared.settings import KafkaSettings, RedisSettings
 from shared.signing import RecordSigner
@@ -91,53 +88,29 @@ async def rebuild(
     if drop:
         report.dropped_keys = await drop_memory(redis_settings, schema)
     client = make_redis(redis_settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        **client_security_kwargs(kafka),
-    )
     try:
         trees = JurisdictionStore(client, redis_settings.key_prefix)
         ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder, trees)
         history = RuleHistory(client, redis_settings.key_prefix)
         signer = RecordSigner.for_rules(kafka)
-        await consumer.start()
-        topic = kafka.topics(RULES_EVENTS)
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        starts = {tp: await consumer.position(tp) for tp in partitions}
-        ends = await consumer.end_offsets(partitions)
-        total = sum(ends[tp] - starts[tp] for tp in partitions)
-        while True:
-            fetched = await consumer.getmany(timeout_ms=idle_ms, max_records=batch_size)
-            if not fetched:
-                positions = [await consumer.position(tp) for tp in partitions]
-                if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
-                    break
-                continue
-            opened: list[tuple[Record, RulesTopicEvent]] = []
-            for records in fetched.values():
-                for raw in records:
+        async with TopicReplay(kafka, kafka.topics(RULES_EVENTS)) as replay:
+            async for records in replay.batches(max_records=batch_size, idle_ms=idle_ms):
+                opened: list[tuple[Record, RulesTopicEvent]] = []
+                for record in records:
                     report.events += 1
-                    record = Record.from_consumer_record(raw)
                     event = check_rule_record(record, rules)
                     if event is None:
                         report.invalid += 1
                     else:
                         opened.append((record, event))
-            batch = [event for _, event in opened]
-            if batch:
-                # The versions the log still holds (history entries already there stay).
-                await history.record(history_entries(opened, signer))
-                outcomes = await ingestor.apply(batch, restore=drop)
-                report.applied += outcomes.count(IndexOutcome.APPLIED)
-                report.stale += outcomes.count(IndexOutcome.STALE)
-            if progress is not None:
-                progress(report.events, max(total, report.events))
+                if opened:
+                    # The versions the log still holds (history entries already there stay).
+                    await history.record(history_entries(opened, signer))
+                    outcomes = await ingestor.apply([e for _, e in opened], restore=drop)
+                    report.applied += outcomes.count(IndexOutcome.APPLIED)
+                    report.stale += outcomes.count(IndexOutcome.STALE)
+                if progress is not None:
+                    progress(report.events, max(replay.total, report.events))
     finally:
-        await consumer.stop()
         await client.aclose()
     return report
