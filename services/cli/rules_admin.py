@@ -19,7 +19,7 @@ from services.cli.rules import publish_events
 from shared import events
 from shared.memory.history import HistoryEntry, RuleHistory
 from shared.memory.lifecycle import RuleLifecycle
-from shared.memory.query import RuleFilter
+from shared.memory.query import RuleSelection
 from shared.memory.reader import RuleReader, StoredRule
 from shared.memory.schema import RuleSchema
 from shared.redis import make_redis
@@ -64,11 +64,9 @@ def list_rules(
     offset: int = typer.Option(0, min=0, help="Rules to skip (the next page's offset)."),
 ) -> None:
     """The tenant's rules that match every filter given, in rule id order, a page at a time."""
-    flt = RuleFilter(
-        tenant=tenant_id(tenant), domains=tuple(domain), statuses=tuple(status),
-        jurisdictions=tuple(scope) or None, tags=tuple(tag),
-        as_of=iso_date(in_force, "--in-force"),
-    )  # fmt: skip
+    selection = RuleSelection(tuple(scope), tuple(domain), tuple(status), tuple(tag),
+                              in_force=iso_date(in_force, "--in-force"))  # fmt: skip
+    flt = selection.filter(tenant_id(tenant))
 
     async def select() -> tuple[list[StoredRule], int]:
         async with _memory() as memory:

@@ -20,8 +20,9 @@ from services.gateway.protocol import (
 )
 from services.gateway.rule_admin import RuleAdminApi
 from services.gateway.rule_protocol import RollbackBody, RuleHistoryPage
-from services.gateway.rules import ApplicableCheck, RulesApi, RuleSelection
+from services.gateway.rules import ApplicableCheck, RulesApi
 from shared.events import MAX_RULE_VERSION, Label, RuleDomain, RuleStatus
+from shared.memory.query import RuleSelection
 
 Labels = Annotated[tuple[Label, ...], Query(max_length=32)]
 

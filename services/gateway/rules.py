@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -32,7 +31,7 @@ from services.gateway.protocol import (
 from shared import events
 from shared.embedders import Embedder
 from shared.fairness import FairSlots
-from shared.memory.query import RuleFilter
+from shared.memory.query import RuleSelection
 from shared.memory.reader import RuleReader, StoredRule
 from shared.memory.retriever import RuleRetriever
 from shared.memory.watermark import Watermark
@@ -52,22 +51,6 @@ MAX_OFFSET = 10_000_000
 def publisher_of(key: ApiKey) -> str:
     """How the gateway names who published an edit: the key that made it."""
     return f"gateway:key:{key.key_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class RuleSelection:
-    """The filters of ``GET /v1/rules`` (each empty: any)."""
-
-    scope: tuple[str, ...] = ()
-    domains: tuple[events.RuleDomain, ...] = ()
-    statuses: tuple[events.RuleStatus, ...] = ()
-    tags: tuple[str, ...] = ()
-    in_force: date | None = None
-
-    def filter(self, tenant: str) -> RuleFilter:
-        return RuleFilter(tenant=tenant, domains=self.domains, statuses=self.statuses,
-                          jurisdictions=self.scope or None, tags=self.tags,
-                          as_of=self.in_force)  # fmt: skip
 
 
 def checked_rule_id(rule_id: str) -> str:

@@ -69,6 +69,24 @@ class RuleFilter:
         return " ".join(clauses) or "*"
 
 
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
+class RuleSelection:
+    """What a listing of rules (``rules list``, ``GET /v1/rules``) asks for; each filter
+    empty: any (every status too, unlike a search, which serves active rules only)."""
+
+    scope: tuple[str, ...] = ()
+    """Rules that apply there: its ancestors and ``global`` too."""
+    domains: tuple[RuleDomain, ...] = ()
+    statuses: tuple[RuleStatus, ...] = ()
+    tags: tuple[str, ...] = ()
+    in_force: date | None = None
+
+    def filter(self, tenant: str) -> RuleFilter:
+        return RuleFilter(tenant=tenant, domains=self.domains, statuses=self.statuses,
+                          jurisdictions=self.scope or None, tags=self.tags,
+                          as_of=self.in_force)  # fmt: skip
+
+
 def knn_query_args(
     flt: RuleFilter, vector: bytes, *, k: int, ef_runtime: int
 ) -> list[str | int | bytes]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared.events import RuleDomain, RuleStatus
-from shared.memory.query import RuleFilter, escape_tag, knn_query_args
+from shared.memory.query import RuleFilter, RuleSelection, escape_tag, knn_query_args
 from shared.memory.schema import FOREVER_UNTIL, RuleSchema, day_number
 from shared.memory.search import (
     Fusion,
@@ -252,3 +252,13 @@ def test_cosine() -> None:
 def test_a_reply_without_priority_parses_as_priority_0() -> None:
     (parsed,) = parse_search_reply([1, b"k", [b"rule_id", b"a", b"version", b"1", b"score", b"0"]])
     assert parsed.priority == 0
+
+
+def test_a_listing_selects_any_status_and_scope_unless_named() -> None:
+    assert RuleSelection().filter("t").expression() == "*"
+    named = RuleSelection(scope=("EU",), statuses=(RuleStatus.ACTIVE,), tags=("returns",),
+                          in_force=date(1970, 1, 11)).filter("t")  # fmt: skip
+    assert (named.tenant, named.jurisdictions, named.as_of) == ("t", ("EU",), date(1970, 1, 11))
+    expected = ("@status:{active} @jurisdiction:{global | eu} @tags:{returns} "
+                "@eff_from:[-inf 10] @eff_until:[10 +inf]")  # fmt: skip
+    assert named.expression() == expected
