@@ -19,14 +19,12 @@ from shared.tenants import ApiKey
 
 
 def _version_view(entry: HistoryEntry, applied: int) -> RuleVersionView:
-    rule = entry.rule
-    content = None if rule is None else RuleView(
-        rule_id=rule.rule_id, version=rule.version, title=rule.title, text=rule.text,
-        domain=rule.domain.value, jurisdiction=rule.jurisdiction, locale=rule.locale,
-        status=rule.status.value, tags=list(rule.tags), priority=rule.priority,
-        effective_from=rule.effective_from, effective_until=rule.effective_until,
-        source=rule.source,
-    )  # fmt: skip
+    # A RuleView is a rule's fields without its tenant (the key's own).
+    content = (
+        None
+        if entry.rule is None
+        else RuleView.model_validate(entry.rule.model_dump(mode="json", exclude={"tenant"}))
+    )
     return RuleVersionView(**entry.model_dump(exclude={"rule"}), live=entry.version == applied,
                            rule=content)  # fmt: skip
 

@@ -65,7 +65,7 @@ def not_found(rule_id: str) -> ApiError:
     return ApiError(404, f"No rule {rule_id!r} in this tenant's memory.", code="rule_not_found")
 
 
-def view_of(rule: StoredRule) -> RuleView:
+def _view(rule: StoredRule) -> RuleView:
     return RuleView(rule_id=rule.rule_id, version=rule.version, title=rule.title, text=rule.text,
                     domain=rule.domain, jurisdiction=rule.jurisdiction, locale=rule.locale,
                     status=rule.status, tags=list(rule.tags), priority=rule.priority,
@@ -139,7 +139,7 @@ class RulesApi:
         rule = await self.reader.get(key.tenant, rule_id)
         if rule is None:
             raise not_found(rule_id)
-        return view_of(rule)
+        return _view(rule)
 
     async def page(
         self, key: ApiKey, selection: RuleSelection, *, cursor: str | None, limit: int
@@ -154,7 +154,7 @@ class RulesApi:
         flt = selection.filter(key.tenant)
         rules, total = await self.reader.select(flt, offset=offset, limit=limit)
         after = offset + len(rules)
-        return RuleList(data=[view_of(r) for r in rules],
+        return RuleList(data=[_view(r) for r in rules],
                         next_cursor=str(after) if after < total else None)  # fmt: skip
 
 

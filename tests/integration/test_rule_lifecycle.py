@@ -179,6 +179,9 @@ async def test_admin_keys_manage_the_lifecycle_over_rest(
         assert page["data"][0]["live"] is True
         assert page["data"][0]["publisher"] == "ops-3"
         assert page["next_before"] == 2
+        content = page["data"][1]["rule"]  # version 2 as it was published
+        assert (content["text"], content["version"], content["domain"]) == (TEXTS[1], 2, "policy")
+        assert "tenant" not in content
         older = (await http.get("/rules/refunds/history", params={"before": 2})).json()
         assert [v["version"] for v in older["data"]] == [1]
         assert older["next_before"] is None
