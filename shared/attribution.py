@@ -103,21 +103,37 @@ def amounts_in_days(text: str) -> set[float]:
     return found
 
 
+@dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
+class _Read:
+    """What a text says, read once: its terms and its amounts of time."""
+
+    terms: set[str]
+    amounts: set[float]
+
+    @classmethod
+    def of(cls, text: str) -> _Read:
+        return cls(terms(text), amounts_in_days(text))
+
+    def contradicts(self, rule: _Read) -> bool:
+        return bool(self.amounts and rule.amounts and not self.amounts & rule.amounts)
+
+    def score(self, rule: _Read) -> float:
+        if self.contradicts(rule):
+            return 0.0
+        ruled = sorted(rule.terms, key=lambda t: (-len(t), t))[:KEY_TERMS]
+        if not ruled:
+            return 0.0
+        return round(sum(t in self.terms for t in ruled) / len(ruled), 4)
+
+
 def contradicts(answer: str, rule: str) -> bool:
     """The answer states amounts of time where the rule does, and none of them is the rule's."""
-    said, ruled = amounts_in_days(answer), amounts_in_days(rule)
-    return bool(said and ruled and not said & ruled)
+    return _Read.of(answer).contradicts(_Read.of(rule))
 
 
 def attribution_score(answer: str, rule_text: str) -> float:
     """0..1: how much of the rule's point the answer restates; 0 when it contradicts it."""
-    if contradicts(answer, rule_text):
-        return 0.0
-    ruled = sorted(terms(rule_text), key=lambda t: (-len(t), t))[:KEY_TERMS]
-    if not ruled:
-        return 0.0
-    said = terms(answer)
-    return round(sum(t in said for t in ruled) / len(ruled), 4)
+    return _Read.of(answer).score(_Read.of(rule_text))
 
 
 @dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
@@ -131,25 +147,24 @@ class Attribution:
 
 
 def attribute(answer: str, rules: Sequence[RetrievedRule]) -> list[Attribution]:
+    """A verdict per rule, in order; the answer is read once for all of them."""
+    said = _Read.of(answer)
     markers = {int(n) for n in _MARKER.findall(answer)}
     verdicts = []
     for position, rule in enumerate(rules, start=1):
-        text = f"{rule.title} {rule.text}"
-        score = attribution_score(answer, text)
-        if position in markers and not contradicts(answer, text):
-            verdicts.append(Attribution(rule.rule_id, max(score, 1.0), True, "marker"))
+        ruled = _Read.of(f"{rule.title} {rule.text}")
+        if position in markers and not said.contradicts(ruled):
+            verdicts.append(Attribution(rule.rule_id, 1.0, True, "marker"))
         else:
+            score = said.score(ruled)
             verdicts.append(Attribution(rule.rule_id, score, score >= CITE_AT, "support"))
     return verdicts
 
 
 def citations(answer: str, rules: Sequence[RetrievedRule]) -> tuple[Citation, ...]:
     """The rules the answer is attributed to, with the method and score of each."""
-    by_id = {rule.rule_id: rule for rule in rules}
     return tuple(
-        Citation(
-            rule_id=v.rule_id, version=by_id[v.rule_id].version, method=v.method, score=v.score
-        )
-        for v in attribute(answer, rules)
+        Citation(rule_id=rule.rule_id, version=rule.version, method=v.method, score=v.score)
+        for rule, v in zip(rules, attribute(answer, rules), strict=True)
         if v.cited
     )
