@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 
 from shared import events
@@ -251,15 +252,26 @@ class AlignstreamClient:
         with the rule key, the pipeline's messages with the pipeline key, when set);
         the delivery, to await where an acknowledgement matters."""
         value, raw_key, topic = events.encode(event), events.key_bytes(event.key), self.topics(spec)
+        partition = await self._partition(topic, event)
         if spec in RULE_LOGS:
             headers = self._signer.headers(topic, raw_key or b"", value)
         else:
             signed = self._signatures.sign(topic, raw_key, value, {})
             headers = [(name, text.encode()) for name, text in signed.items()]
         delivery: asyncio.Future[RecordMetadata] = await self._producer.send(
-            topic, value, key=raw_key, headers=headers
+            topic, value, key=raw_key, headers=headers, partition=partition
         )
         return delivery
+
+    async def _partition(self, topic: str, event: events.Event) -> int | None:
+        """A change set's events share one partition (by the set's key, as the producer would
+        place a record under it), so a replay meets its stages before its promote; None:
+        the record's own key places it."""
+        if not isinstance(event, events.ChangeSetEvent):
+            return None
+        partitions = sorted(await self._producer.partitions_for(topic))
+        chosen: int = DefaultPartitioner()(events.key_bytes(event.partition_key), partitions, [])
+        return chosen
 
     async def flush(self) -> None:
         await self._producer.flush()

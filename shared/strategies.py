@@ -65,6 +65,7 @@ STRATEGIES: dict[Strategy, StrategySpec] = {  # what each does for the user: ``e
     for spec in (
         StrategySpec(Strategy.BASE, RulesFrom.NONE, Rendering.RULES),
         StrategySpec(Strategy.OPO, RulesFrom.SEARCH, Rendering.RULES),
+        StrategySpec(Strategy.CANDIDATE, RulesFrom.SEARCH, Rendering.RULES),
         StrategySpec(Strategy.ORACLE, RulesFrom.REQUEST, Rendering.RULES),
         StrategySpec(Strategy.DRPO, RulesFrom.NONE, Rendering.PROMPT_SET),
         StrategySpec(Strategy.RAW, RulesFrom.NONE, Rendering.RAW),

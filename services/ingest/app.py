@@ -18,6 +18,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from services.ingest.audit_chainer import AuditChainer
+from services.ingest.changesets import PROMOTES, ChangeSetApplier
 from services.ingest.confirmations import EVENT_TO_SERVABLE, RULES_APPLIED, confirm
 from services.ingest.ingestor import EMBED_BATCH, EMBED_SECONDS, RuleIngestor, Slot
 from services.ingest.locks import RuleLocks
@@ -27,6 +28,7 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.events import IndexOutcome, RuleEvent
+from shared.memory.changesets import ChangeSetStore
 from shared.memory.history import RuleHistory, history_entries
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
@@ -34,7 +36,7 @@ from shared.memory.watermark import MemoryWatermark, raw_watermark
 from shared.memory.writer import RuleWriter
 from shared.service import Delivery, Subscription
 from shared.signing import RecordSigner
-from shared.topics import AUDIT_ENTRIES, AUDIT_LOG, RULES_INDEXED, RULES_LIVE
+from shared.topics import AUDIT_ENTRIES, AUDIT_LOG, RULES_EVENTS, RULES_INDEXED, RULES_LIVE
 
 APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE
 AUDIT_ENTRY: TypeAdapter[events.AuditEntry] = TypeAdapter(events.AuditEntry)
@@ -43,7 +45,7 @@ AUDIT_ENTRY: TypeAdapter[events.AuditEntry] = TypeAdapter(events.AuditEntry)
 class IngestService(RuleMemoryService):
     name = "ingest"
     settings_class = IngestSettings
-    metrics = (RULES_APPLIED, EVENT_TO_SERVABLE, EMBED_BATCH, EMBED_SECONDS)
+    metrics = (RULES_APPLIED, EVENT_TO_SERVABLE, EMBED_BATCH, EMBED_SECONDS, PROMOTES)
 
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
         super().__init__(settings, embedder or make_embedder(settings.embedder))
@@ -62,6 +64,12 @@ class IngestService(RuleMemoryService):
         self.inbox = self.subscribe(rule_events, self.on_rule_events)
         self.live_inbox = self.subscribe(live_events, self.on_live_events)
         self.publishes(RULES_INDEXED)
+        self.publishes(
+            RULES_EVENTS,
+            why="the versions a promoted change set made live, each "
+            "under its rule's key (the log keeps every rule's live version)",
+        )
+        self.change_sets: ChangeSetApplier | None = None
         self.chainer: AuditChainer | None = None
         if settings.audit_chain:
             entries = Subscription(AUDIT_ENTRIES, AUDIT_ENTRY, max_records=256)
@@ -73,6 +81,7 @@ class IngestService(RuleMemoryService):
         indexes = self.running_indexes()
         trees = JurisdictionStore(indexes.client, self.settings.redis.key_prefix)
         self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder, trees)
+        self.change_sets = ChangeSetApplier(ChangeSetStore(indexes), self.embedder)
         self._history = RuleHistory(indexes.client, self.settings.redis.key_prefix,
                                     max_versions=self.settings.history_max_versions)  # fmt: skip
         self._watermark = MemoryWatermark(indexes.client, self.settings.redis.key_prefix)
@@ -118,7 +127,38 @@ class IngestService(RuleMemoryService):
             await self.apply([event for _, event in opened])
 
     async def apply(self, batch: list[events.RulesTopicEvent]) -> list[events.RuleIndexed]:
-        """Embed and write one batch; publish and return one confirmation per event."""
+        """Embed and write one batch; publish and return one confirmation per event. Rule
+        events and trees go first, then the change sets' events (in their order)."""
+        rules = [e for e in batch if not isinstance(e, events.ChangeSetEvent)]
+        sets = [e for e in batch if isinstance(e, events.ChangeSetEvent)]
+        done = {id(c): c for c in await self._apply_rules(rules)} if rules else {}
+        if sets:
+            done |= {id(c): c for c in await self._apply_change_sets(sets)}
+        return [done[id(e)] for e in batch]
+
+    async def _apply_change_sets(
+        self, batch: list[events.ChangeSetEvent]
+    ) -> list[events.RuleIndexed]:
+        assert self.change_sets is not None, "service not started"
+        results = await self.change_sets.apply(batch, self._republish)
+        confirmations = [confirm(e, outcome, conflicts)
+                         for e, (outcome, conflicts) in zip(batch, results, strict=True)
+                         ]  # fmt: skip
+        await self.publish_all(self.topics(RULES_INDEXED), confirmations)
+        return confirmations
+
+    async def _republish(self, changes: Sequence[events.RuleUpsert | events.RuleDelete]) -> None:
+        topic = self.topics(RULES_EVENTS)
+        deliveries = []
+        for change in changes:
+            key, body = events.key_bytes(change.key), self.encode_bounded(change)
+            signed = self.rule_signer.headers(topic, key or b"", body)
+            headers = {name: value.decode() for name, value in signed} or None
+            deliveries.append(await self.broker.publish(body, topic, key=key, headers=headers,
+                                                        no_confirm=True))  # fmt: skip
+        await asyncio.gather(*deliveries)
+
+    async def _apply_rules(self, batch: list[events.MemoryEvent]) -> list[events.RuleIndexed]:
         assert self.ingestor is not None, "service not started"
         # Both lanes carry each edit, and the copy applied second is confirmed stale: never
         # before the first copy is confirmed applied (a waiting client would be told its fresh

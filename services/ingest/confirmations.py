@@ -20,9 +20,14 @@ EVENT_TO_SERVABLE = Histogram(
 )
 
 
-def confirm(event: events.RulesTopicEvent, outcome: events.IndexOutcome) -> events.RuleIndexed:
+def confirm(
+    event: events.RulesTopicEvent, outcome: events.IndexOutcome, conflicts: tuple[str, ...] = ()
+) -> events.RuleIndexed:
     tenant, rule_id, version = event.target
+    change_set = event.name if isinstance(event, events.ChangeSetEvent) else None
     confirmation = events.RuleIndexed(
+        change_set=change_set,
+        conflicts=conflicts,
         tenant=tenant,
         rule_id=rule_id,
         version=version,

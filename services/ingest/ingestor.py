@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from prometheus_client import Histogram
 
 from shared.embedders import Embedder
-from shared.events import IndexOutcome, JurisdictionTree, RuleEvent, RulesTopicEvent, RuleUpsert
+from shared.events import IndexOutcome, JurisdictionTree, MemoryEvent, RuleEvent, RuleUpsert
 from shared.memory.schema import embedding_text
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import Plan, RuleWriter, plan
@@ -37,7 +37,7 @@ lost a race to a newer version): their outcomes are final."""
 class PreparedBatch:
     """A batch with its plan: which rules it will write, which it leaves alone."""
 
-    batch: list[RulesTopicEvent]
+    batch: list[MemoryEvent]
     rules: list[RuleEvent]
     plan: Plan
     restore: bool
@@ -71,17 +71,13 @@ class RuleIngestor:
         self.trees = trees
         self.chunk_size = chunk_size
 
-    async def apply(
-        self, batch: list[RulesTopicEvent], *, restore: bool = False
-    ) -> list[IndexOutcome]:
+    async def apply(self, batch: list[MemoryEvent], *, restore: bool = False) -> list[IndexOutcome]:
         """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis).
         ``restore`` (a rebuild after ``--drop``): rewrite the documents of applied versions.
         Jurisdiction trees replace the tenant's tree when newer."""
         return await self.run(await self.prepare(batch, restore=restore))
 
-    async def prepare(
-        self, batch: list[RulesTopicEvent], *, restore: bool = False
-    ) -> PreparedBatch:
+    async def prepare(self, batch: list[MemoryEvent], *, restore: bool = False) -> PreparedBatch:
         """Read the rules' applied versions and choose the writes (nothing is written yet)."""
         rules = [e for e in batch if not isinstance(e, JurisdictionTree)]
         applied = await self.writer.applied_versions([e.target.slot for e in rules])

@@ -9,6 +9,9 @@ decoding, the key is the rule's), through the same code.
 ``--drop`` deletes the rule documents but keeps the version ledger, and the replay then runs in
 restore mode: only the applied version of each rule (and not a deleted one) is written again, so
 an older record that compaction or a replay left as the newest for its key never comes back.
+Change sets are replayed too (a closed set's stages are refused, a promoted set's promote is
+``stale``); ``--drop`` leaves staged documents alone, as it leaves the ledger. A rebuild never
+republishes what a promote made live: ingest did when it applied the promote.
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.ingest.changesets import ChangeSetApplier
 from services.ingest.ingestor import RuleIngestor
 from services.ingest.records import rule_records
 from shared.dlq import PoisonMessage, Record
 from shared.embedders import Embedder
-from shared.events import IndexOutcome, RulesTopicEvent
+from shared.events import ChangeSetEvent, IndexOutcome, RulesTopicEvent
+from shared.memory.changesets import ChangeSetStore
 from shared.memory.history import RuleHistory, history_entries
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
-from shared.redis import make_redis
+from shared.redis import as_text, make_redis
 from shared.replay import TopicReplay
 from shared.service import Subscription
 from shared.settings import KafkaSettings, RedisSettings
@@ -58,13 +63,19 @@ class RebuildReport:
     dropped_keys: int = 0
 
 
+async def _kept_in_log(changes: object) -> None:
+    """What a replayed promote made live is on the log already (ingest republished it)."""
+
+
 async def drop_memory(redis_settings: RedisSettings, schema: RuleSchema) -> int:
-    """Delete every rule document (the indexes stay and empty; the version ledger stays)."""
+    """Delete every live rule document (the indexes stay and empty; the version ledger and
+    staged documents stay)."""
     client = make_redis(redis_settings)
     dropped = 0
     try:
         async for key in client.scan_iter(match=schema.docs_pattern, count=1000):
-            dropped += await client.delete(key)
+            if not schema.is_candidate_key(as_text(key)):
+                dropped += await client.delete(key)
     finally:
         await client.aclose()
     return dropped
@@ -92,6 +103,7 @@ async def rebuild(
         trees = JurisdictionStore(client, redis_settings.key_prefix)
         ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder, trees)
         history = RuleHistory(client, redis_settings.key_prefix)
+        change_sets = ChangeSetApplier(ChangeSetStore(ingestor.writer.indexes), embedder)
         signer = RecordSigner.for_rules(kafka)
         async with TopicReplay(kafka, kafka.topics(RULES_EVENTS)) as replay:
             async for records in replay.batches(max_records=batch_size, idle_ms=idle_ms):
@@ -106,7 +118,10 @@ async def rebuild(
                 if opened:
                     # The versions the log still holds (history entries already there stay).
                     await history.record(history_entries(opened, signer))
-                    outcomes = await ingestor.apply([e for _, e in opened], restore=drop)
+                    memory = [e for _, e in opened if not isinstance(e, ChangeSetEvent)]
+                    sets = [e for _, e in opened if isinstance(e, ChangeSetEvent)]
+                    outcomes = await ingestor.apply(memory, restore=drop)
+                    outcomes += [o for o, _ in await change_sets.apply(sets, _kept_in_log)]
                     report.applied += outcomes.count(IndexOutcome.APPLIED)
                     report.stale += outcomes.count(IndexOutcome.STALE)
                 if progress is not None:

@@ -2,6 +2,8 @@
 
 - ``base``: the envelope (``kind``, ``v``, ``event_id``, ``created_at``, ``key``) and field types;
 - ``rules``: rule upserts, deletes, jurisdiction trees and their confirmations;
+- ``changesets``: candidate versions staged under a name, promoted or discarded at once;
+- ``rule_log``: everything the rule log carries;
 - ``chat``: requests, grounded requests, responses and streamed pieces;
 - ``exams``: exam jobs and results;
 - ``research``: research jobs (DRPO, C2-SYN, IterAlign) and their progress;
@@ -29,6 +31,15 @@ from shared.events.base import (
     key_bytes,
     new_id,
     utcnow,
+)
+from shared.events.changesets import (
+    MAX_CHANGE_SET_RULES,
+    ChangeSetDiscard,
+    ChangeSetEvent,
+    ChangeSetName,
+    ChangeSetPromote,
+    ChangeSetStage,
+    changeset_key,
 )
 from shared.events.chat import (
     MAX_QUERY_CHARS,
@@ -80,6 +91,7 @@ from shared.events.research import (
     ResearchProgress,
     ResearchSpec,
 )
+from shared.events.rule_log import RULES_TOPIC_EVENT, RulesTopicEvent
 from shared.events.rules import (
     GLOBAL_JURISDICTION,
     MAX_JURISDICTION_DEPTH,
@@ -87,12 +99,12 @@ from shared.events.rules import (
     MAX_RULE_TEXT_CHARS,
     MAX_RULE_VERSION,
     RULE_EVENT,
-    RULES_TOPIC_EVENT,
     TREE_RULE_ID,
     IndexOutcome,
     JurisdictionNode,
     JurisdictionPath,
     JurisdictionTree,
+    MemoryEvent,
     Publisher,
     Rule,
     RuleDelete,
@@ -101,7 +113,6 @@ from shared.events.rules import (
     RuleIndexed,
     RuleOp,
     RuleStatus,
-    RulesTopicEvent,
     RuleTarget,
     RuleUpsert,
     ancestors_or_self,
@@ -113,6 +124,9 @@ AnyEvent = Annotated[
     RuleUpsert
     | RuleDelete
     | JurisdictionTree
+    | ChangeSetStage
+    | ChangeSetPromote
+    | ChangeSetDiscard
     | RuleIndexed
     | ChatRequest
     | GroundedRequest
@@ -135,6 +149,7 @@ ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 __all__ = [
     "ANY_EVENT",
     "GLOBAL_JURISDICTION",
+    "MAX_CHANGE_SET_RULES",
     "MAX_JURISDICTION_DEPTH",
     "MAX_JURISDICTION_NODES",
     "MAX_QUERY_CHARS",
@@ -151,6 +166,11 @@ __all__ = [
     "AuditLink",
     "CancelReason",
     "CategoryScore",
+    "ChangeSetDiscard",
+    "ChangeSetEvent",
+    "ChangeSetName",
+    "ChangeSetPromote",
+    "ChangeSetStage",
     "ChatCancel",
     "ChatMessage",
     "ChatRequest",
@@ -177,6 +197,7 @@ __all__ = [
     "JurisdictionPath",
     "JurisdictionTree",
     "Label",
+    "MemoryEvent",
     "PairedComparison",
     "PromptOptimizeSpec",
     "PromptProtocol",
@@ -208,6 +229,7 @@ __all__ = [
     "Timings",
     "Usage",
     "ancestors_or_self",
+    "changeset_key",
     "encode",
     "jurisdictions_key",
     "key_bytes",

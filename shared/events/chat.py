@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from shared.events.base import Contract, Event, Identifier, Label, TenantId, new_id
+from shared.events.changesets import ChangeSetName
 from shared.events.rules import GLOBAL_JURISDICTION, RuleDomain
 
 MemoryWatermark = Annotated[
@@ -56,6 +57,9 @@ class Strategy(StrEnum):
     """Optimized alignment system prompt + in-context examples."""
     RAW = "raw"
     """The messages exactly as given: no rules, no template (e.g. question generation)."""
+    CANDIDATE = "candidate"
+    """OPO grounded in a staged change set (the request's ``scope.change_set``): the exam arm
+    that ``exam run --candidate`` pairs with live OPO."""
 
     @classmethod
     def _missing_(cls, value: object) -> Strategy | None:
@@ -87,6 +91,9 @@ class RuleScope(Contract):
     """Retrieved texts are trimmed to this many tokens (OPO: 1000)."""
     min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Drop hits with a cosine similarity below this."""
+    change_set: ChangeSetName | None = None
+    """Search the memory as it would be once change set ``change_set`` is promoted: its staged
+    versions instead of the live ones they replace (``rules stage``); None: the live memory."""
 
 
 class GenerationParams(Contract):

@@ -27,8 +27,9 @@ GLOBAL_JURISDICTION = "global"
 TREE_RULE_ID = "jurisdictions"
 """``rule_id`` of the confirmation of a jurisdiction tree."""
 
-RuleOp = Literal["upsert", "delete", "tree"]
-"""What a rules-topic event does (``tree``: a tenant's jurisdiction tree)."""
+RuleOp = Literal["upsert", "delete", "tree", "stage", "promote", "discard"]
+"""What a rules-topic event does (``tree``: a tenant's jurisdiction tree; ``stage``,
+``promote``, ``discard``: a change set's, ``shared/events/changesets.py``)."""
 
 
 class RuleTarget(NamedTuple):
@@ -241,8 +242,9 @@ def jurisdictions_key(tenant: str) -> str:
     return f"{tenant}:@jurisdictions"
 
 
-RulesTopicEvent = RuleUpsert | RuleDelete | JurisdictionTree
-"""Everything the rules topic carries."""
+MemoryEvent = RuleUpsert | RuleDelete | JurisdictionTree
+"""What the live memory applies: rule changes and trees (the rule log also carries change
+sets, ``shared/events/rule_log.py``)."""
 
 
 class IndexOutcome(StrEnum):
@@ -250,6 +252,10 @@ class IndexOutcome(StrEnum):
     """The event changed the memory."""
     STALE = "stale"
     """A newer or equal version was already applied; nothing changed (replay, out of order)."""
+    REFUSED = "refused"
+    """A change set's event that cannot apply, and changed nothing: a stage into a set already
+    promoted or discarded, a promote of a set that changed since its revision, or one that
+    would overwrite a newer live version (``RuleIndexed.conflicts``)."""
 
 
 class RuleIndexed(Event):
@@ -260,8 +266,14 @@ class RuleIndexed(Event):
     rule_id: Identifier
     version: int
     op: RuleOp
-    """``tree``: the tenant's jurisdiction tree (``rule_id`` is ``TREE_RULE_ID``)."""
+    """``tree``: the tenant's jurisdiction tree (``rule_id`` is ``TREE_RULE_ID``); ``promote``
+    and ``discard``: a change set (``rule_id`` is its name, ``version`` its revision)."""
     outcome: IndexOutcome
+    change_set: Identifier | None = None
+    """The change set a ``stage``, ``promote`` or ``discard`` is about."""
+    conflicts: tuple[Identifier, ...] = Field(default=(), max_length=100)
+    """A refused promote: the rules whose live version is at or above the staged one (the
+    first 100)."""
     source_event_id: str
     """``event_id`` of the rule event this confirms."""
     event_created_at: datetime
@@ -278,6 +290,3 @@ class RuleIndexed(Event):
 
 
 RULE_EVENT: TypeAdapter[RuleEvent] = TypeAdapter(Annotated[RuleEvent, Field(discriminator="kind")])
-RULES_TOPIC_EVENT: TypeAdapter[RulesTopicEvent] = TypeAdapter(
-    Annotated[RulesTopicEvent, Field(discriminator="kind")]
-)

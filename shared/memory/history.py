@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict
 
 from shared.dlq import Record
-from shared.events import JurisdictionTree, Rule, RuleEvent, RulesTopicEvent, RuleUpsert, utcnow
+from shared.events import Rule, RuleDelete, RuleEvent, RulesTopicEvent, RuleUpsert, utcnow
 from shared.redis import as_text
 from shared.signing import RecordSigner, SignatureStatus
 
@@ -74,10 +74,11 @@ class HistoryEntry(BaseModel):
 def history_entries(
     opened: Sequence[tuple[Record, RulesTopicEvent]], signer: RecordSigner
 ) -> list[HistoryEntry]:
-    """The history entries of a batch's rule events (jurisdiction trees have none), with how
-    each record was signed (the signer already accepted every one of them)."""
+    """The history entries of a batch's rule events (jurisdiction trees and change sets have
+    none: a staged version enters the history when its promote republishes it), with how each
+    record was signed (the signer already accepted every one of them)."""
     return [HistoryEntry.of(record, event, signer.status(record))
-            for record, event in opened if not isinstance(event, JurisdictionTree)]  # fmt: skip
+            for record, event in opened if isinstance(event, RuleUpsert | RuleDelete)]  # fmt: skip
 
 
 class RuleHistory:

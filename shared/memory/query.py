@@ -42,6 +42,9 @@ class RuleFilter:
     """Empty: any status."""
     tags: tuple[str, ...] = ()
     """Rules with any of these tags; empty: any."""
+    change_set: str | None = None
+    """Search as if change set ``change_set`` were promoted: its staged versions, and the live
+    rules it does not replace (``shared/memory/changesets.py``); None: live rules only."""
 
     @property
     def selective(self) -> bool:
@@ -49,9 +52,7 @@ class RuleFilter:
         return bool(self.domains or self.jurisdictions is not None or self.locales or self.tags)
 
     def expression(self) -> str:
-        clauses = []
-        if self.statuses:
-            clauses.append(tag_clause("status", [s.value for s in self.statuses]))
+        clauses = [self._status_clause()]
         if self.domains:
             clauses.append(tag_clause("domain", [d.value for d in self.domains]))
         if self.jurisdictions is not None:
@@ -66,7 +67,17 @@ class RuleFilter:
         if self.as_of is not None:
             day = day_number(self.as_of)
             clauses.append(f"@eff_from:[-inf {day}] @eff_until:[{day} +inf]")
-        return " ".join(clauses) or "*"
+        return " ".join(clauses)
+
+    def _status_clause(self) -> str:
+        # Always a status clause: it is what keeps staged documents (status ``staged``) out.
+        statuses = [s.value for s in self.statuses or tuple(RuleStatus)]
+        live = tag_clause("status", statuses)
+        if self.change_set is None:
+            return live
+        name = escape_tag(self.change_set)
+        staged = tag_clause("staged_status", statuses)
+        return f"(({live} -@shadow:{{{name}}}) | (@stage:{{{name}}} {staged}))"
 
 
 @dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)

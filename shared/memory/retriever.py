@@ -77,6 +77,7 @@ class RuleRetriever:
             jurisdictions=filter_values(searched),
             locales=scope.locales,
             as_of=scope.as_of or today,
+            change_set=scope.change_set,
         )
         depth = max(self.options.candidates, scope.top_k * self.options.candidates_factor)
         hits = await self.searcher.hybrid(query, vector, flt, k=depth, lexical=self.options.lexical)

@@ -66,10 +66,11 @@ class RuleSchema:
     embedder: str
     hnsw: HnswParams = HnswParams()
 
-    VERSION = 3
+    VERSION = 4
     """Bump when the fields below change; startup then rebuilds the index. 2: normalized labels
     (``normalize_label``) and the display ``jurisdiction_label``. 3: full-text ``title`` and
-    ``text`` (per-document ``language``), embeddings of title + text."""
+    ``text`` (per-document ``language``), embeddings of title + text. 4: change sets (``stage``,
+    ``staged_status``, ``shadow``)."""
 
     @classmethod
     def for_keys(cls, prefix: str) -> RuleSchema:
@@ -106,8 +107,33 @@ class RuleSchema:
     def doc_key(self, tenant: str, rule_id: str) -> str:
         return f"{self.doc_prefix(tenant)}{rule_id}"
 
+    def candidate_key(self, tenant: str, change_set: str, rule_id: str) -> str:
+        """A staged version's document: inside the tenant's index (so a candidate search ranks
+        it against the live rules with the same statistics), under a name no rule id can have
+        (``@`` never starts one)."""
+        return f"{self.doc_prefix(tenant)}{CANDIDATE_MARK}{change_set}/{rule_id}"
+
+    def is_candidate_key(self, key: str) -> bool:
+        """Whether a document key (``docs_pattern``) is a staged version's."""
+        tenant_and_rest = key.removeprefix(f"{self.prefix}:rule:")
+        return tenant_and_rest.partition(":")[2].startswith(CANDIDATE_MARK)
+
     def versions_key(self, tenant: str) -> str:
         return f"{self.prefix}:ruleversions:{tenant}"
+
+    def shadow_key(self, tenant: str) -> str:
+        """Which open change sets stage a version of each rule (``rule_id`` -> ``a|b``): the
+        live document's ``shadow`` field, kept here so that a live write keeps it."""
+        return f"{self.prefix}:shadow:{tenant}"
+
+    def change_set_key(self, tenant: str, name: str, part: str = "") -> str:
+        """A change set's record (``part`` empty), its ``members`` (``rule_id`` -> version,
+        negative for a delete) or its staged ``changes`` (``rule_id`` -> event JSON)."""
+        return f"{self.prefix}:changeset:{tenant}:{name}" + (f":{part}" if part else "")
+
+    def change_sets_key(self, tenant: str) -> str:
+        """The names of the tenant's change sets."""
+        return f"{self.prefix}:changesets:{tenant}"
 
     @property
     def fingerprint(self) -> str:
@@ -132,6 +158,9 @@ class RuleSchema:
             "locale", *tag,
             "status", *tag,
             "tags", *tag,
+            "stage", *tag,
+            "staged_status", *tag,
+            "shadow", *tag,
             "priority", "NUMERIC", "SORTABLE",
             "eff_from", "NUMERIC",
             "eff_until", "NUMERIC",
@@ -181,6 +210,20 @@ def rule_fields(rule: Rule, vector: bytes) -> dict[str, str | bytes | int]:
         "language": text_language(rule),
         "embedding": vector,
     }
+
+
+STAGED = "staged"
+"""``status`` of a staged version's document: no live search asks for it."""
+CANDIDATE_MARK = "@"
+"""Starts the part of a document key after the tenant's prefix when the document is staged."""
+
+
+def candidate_fields(rule: Rule, vector: bytes, change_set: str) -> dict[str, str | bytes | int]:
+    """A staged version's HASH fields: the rule's, with ``status`` set aside (``staged_status``)
+    so that live searches, which always ask for a status, never see it; ``stage`` names the
+    change set that candidate searches ask for."""
+    fields = rule_fields(rule, vector)
+    return {**fields, "status": STAGED, "stage": change_set, "staged_status": rule.status.value}
 
 
 RETURN_FIELDS = (

@@ -60,8 +60,10 @@ def plan(
     return Plan(writes, outcomes)
 
 
-# KEYS: doc key, versions hash. ARGV: rule_id, version, op ("u"/"d"), mode ("w" write or "r"
-# restore), then field/value pairs. The ledger holds -version after a delete.
+# KEYS: doc key, versions hash, shadow hash. ARGV: rule_id, version, op ("u"/"d"), mode ("w"
+# write or "r" restore), then field/value pairs. The ledger holds -version after a delete. The
+# document's ``shadow`` (the open change sets that stage this rule) comes from the shadow hash,
+# so a new live version stays hidden from the candidate searches of those sets.
 _APPLY = """
 local raw = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local current = math.abs(raw)
@@ -79,7 +81,10 @@ if ARGV[3] == 'd' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+  local fields = {unpack(ARGV, 5)}
+  fields[#fields + 1] = 'shadow'
+  fields[#fields + 1] = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+  redis.call('HSET', KEYS[1], unpack(fields))
 end
 return 1
 """
@@ -115,7 +120,8 @@ class RuleWriter:
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (scripts are atomic)
         for event in events:
             tenant, rule_id, version = event.target
-            keys = [self.schema.doc_key(tenant, rule_id), self.schema.versions_key(tenant)]
+            keys = [self.schema.doc_key(tenant, rule_id), self.schema.versions_key(tenant),
+                    self.schema.shadow_key(tenant)]  # fmt: skip
             mode = "r" if restore else "w"
             args: list[str | int | bytes] = [rule_id, version]
             if isinstance(event, RuleUpsert):
