@@ -8,8 +8,16 @@ from pathlib import Path
 import typer
 from rich.table import Column, Table
 
+from services.cli.changeset_exam import (
+    CANDIDATE_ARMS,
+    candidate_revision,
+    replay_requests,
+    show_evidence,
+)
+from services.cli.changesets import set_name
 from services.cli.exam_generate import generate
 from services.cli.groups import command_group
+from services.cli.params import tenant_id
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.queries import ExamJobs
@@ -137,13 +145,28 @@ async def follow_job(
 
 @app.command()
 def run(
-    dataset: str = typer.Option(
-        ...,
+    dataset: str | None = typer.Option(
+        None,
         help="Exam CSV or JSONL: a local file (copied into the tenant's folder of the grading "
         "data root, ALIGNSTREAM_GRADING_DATA_ROOT), or a name inside that folder.",
     ),
     tenant: str = typer.Option(..., help="Whose rule memory the OPO strategy searches."),
-    strategy: str = typer.Option("base,opo", help="Comma-separated: base, opo, oracle, drpo."),
+    strategy: str | None = typer.Option(
+        None,
+        help="Comma-separated: base, opo, oracle, drpo. Default: base,opo (opo with --candidate).",
+    ),
+    candidate: str | None = typer.Option(
+        None,
+        help="A staged change set: every question is also asked grounded in it (paired with "
+        "live opo: McNemar, per-category deltas); the result is kept on the set for "
+        "`rules promote --require`.",
+    ),
+    replay: str | None = typer.Option(
+        None,
+        help="With --candidate, instead of an exam: FROM..TO (ISO times, either may be empty) "
+        "replays the tenant's recorded requests (audit log) and counts those the set would "
+        "ground in different rules.",
+    ),
     limit: int | None = typer.Option(None, min=1, help="Sample this many questions (seeded)."),
     seed: int = typer.Option(0),
     scoring: events.Scoring = typer.Option(events.Scoring.AUTO, help="How options are read."),
@@ -164,6 +187,19 @@ def run(
 ) -> None:
     """Submit an exam job (or a C2-EVAL course-correction job), show its progress, then its
     results. --limit samples questions (course correction: prompts, each at every k)."""
+    if replay is not None:
+        if candidate is None:
+            raise typer.BadParameter("--replay needs --candidate NAME", param_hint="--replay")
+        replay_requests(tenant_id(tenant), set_name(candidate), replay)
+        return
+    if dataset is None:
+        raise typer.BadParameter("give the exam file (or --candidate NAME --replay FROM..TO)",
+                                 param_hint="--dataset")  # fmt: skip
+    strategies = parse_strategies(strategy or ("opo" if candidate else "base,opo"))
+    revision = None
+    if candidate is not None:
+        candidate, revision = set_name(candidate), candidate_revision(tenant, candidate)
+        strategies = (*(s for s in strategies if s not in CANDIDATE_ARMS), *CANDIDATE_ARMS)
     prefill_words = tuple(int(n) for n in k.split(",") if n.strip())
     if protocol not in ("auto", "default", "opo"):
         raise typer.BadParameter("protocol must be auto, default or opo")
@@ -171,7 +207,8 @@ def run(
     if local.is_file():  # the grading service reads only its data root: put the file there
         dataset = stage_dataset(GradingSettings().data_root, tenant, local)
     job = events.ExamJob(
-        tenant=tenant, dataset=dataset, strategies=parse_strategies(strategy),
+        tenant=tenant, dataset=dataset, strategies=strategies, candidate=candidate,
+        candidate_revision=revision,
         limit=limit, seed=seed, scoring=scoring, max_tokens=max_tokens,
         window=window, model=model, task=task, prefill_words=prefill_words,
         protocol=None if protocol == "auto" else protocol,
@@ -191,6 +228,8 @@ def run(
             f"alignstream exam show {job.job_id} --tenant {tenant} shows what is done",
         ) from exc
     show_result(result)
+    if candidate is not None and revision is not None:
+        show_evidence(result, candidate, revision)
     _export(result, out)
     if result.status is events.JobStatus.FAILED:
         raise typer.Exit(1)

@@ -8,6 +8,7 @@ import typer
 
 from services.cli import (
     audit,
+    changesets,
     constitution,
     exam,
     jurisdictions,
@@ -39,6 +40,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(rules.app, name="rules")
 rules_admin.register(rules.app)
+changesets.register(rules.app)
 app.add_typer(jurisdictions.app, name="jurisdictions")
 app.add_typer(memory.app, name="memory")
 app.add_typer(exam.app, name="exam")

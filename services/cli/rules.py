@@ -4,7 +4,9 @@ rollback, activate, deactivate)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,6 +74,15 @@ def publish(
 ) -> None:
     """Publish rule events from a JSONL or CSV file (fields: README, "Rule files"); nothing is
     published if any line is invalid."""
+    rule_events = read_or_exit(file, tenant, skip_invalid=skip_invalid, last_wins=last_wins)
+    asyncio.run(publish_events(list(rule_events), wait, timeout))
+
+
+def read_or_exit(
+    file: Path, tenant: str | None, *, skip_invalid: bool, last_wins: bool
+) -> list[events.RuleEvent]:
+    """A rule file's events; each bad line printed with its line number, and the command ends
+    (nothing published) unless ``skip_invalid``."""
     parsed = read_rule_file(file, tenant=tenant, last_wins=last_wins)
     for error in parsed.errors[:20]:
         errors.print(f"{file}:{error.line}: {error.message}", style="red", markup=False)
@@ -83,12 +94,17 @@ def publish(
     if not parsed.events:
         errors.print(f"{file}: no rules in the file")
         raise typer.Exit(1)
-    asyncio.run(publish_events(list(parsed.events), wait, timeout))
+    return parsed.events
 
 
-async def _search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved:
+Search = Callable[[str, str, events.RuleScope], Awaitable[Retrieved]]
+"""``search(tenant, query, scope)``: what retrieval would ground a request in."""
+
+
+@contextlib.asynccontextmanager
+async def searching() -> AsyncIterator[Search]:
     """Exactly what retrieval does for a request: its settings, scope inference, fusion and
-    budget."""
+    budget (the embedder is loaded once for every search of the block)."""
     settings = RetrievalSettings()
     embedder = make_embedder(settings.embedder)
     await embedder.start()
@@ -98,13 +114,21 @@ async def _search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved
         searcher = settings.searcher(client, schema)
         trees = JurisdictionStore(client, settings.redis.key_prefix)
         retriever = RuleRetriever(searcher, trees, settings.retrieval_options())
-        vector = (await embedder.embed([query]))[0].tobytes()
-        return await retriever.retrieve(
-            tenant, scope, query, vector, today=datetime.now(UTC).date()
-        )
+
+        async def search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved:
+            vector = (await embedder.embed([query]))[0].tobytes()
+            today = datetime.now(UTC).date()
+            return await retriever.retrieve(tenant, scope, query, vector, today=today)
+
+        yield search
     finally:
         await client.aclose()
         await embedder.close()
+
+
+async def _search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved:
+    async with searching() as search:
+        return await search(tenant, query, scope)
 
 
 def _rank(rank: int | None) -> str:

@@ -44,7 +44,7 @@ async def _memory() -> AsyncIterator[RuleLifecycle]:
         await client.aclose()
 
 
-def _snippet(text: str, width: int = 60) -> str:
+def snippet(text: str, width: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
@@ -76,7 +76,7 @@ def list_rules(
     table = Table("rule", "version", "status", "domain", "jurisdiction", "title / text")
     for rule in rules:
         table.add_row(rule.rule_id, str(rule.version), rule.status, rule.domain,
-                      rule.jurisdiction, _snippet(rule.title or rule.text))  # fmt: skip
+                      rule.jurisdiction, snippet(rule.title or rule.text))  # fmt: skip
     console.print(table)
     shown = f"{offset + 1}–{offset + len(rules)}" if rules else "none"
     more = offset + len(rules) < total
@@ -130,7 +130,7 @@ def history(
                   "title / text")  # fmt: skip
     for entry in entries:
         live = "✓" if entry.version == applied else ""
-        text = "" if entry.rule is None else _snippet(entry.rule.title or entry.rule.text, 40)
+        text = "" if entry.rule is None else snippet(entry.rule.title or entry.rule.text, 40)
         status = "" if entry.rule is None else entry.rule.status.value
         table.add_row(str(entry.version), entry.op, live,
                       entry.event_time.isoformat(timespec="seconds"), entry.publisher or "-",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
+from services.grading.candidates import CandidateEvidence
 from services.grading.jobs import Jobs
 from services.grading.judge.client import JUDGE_CALLS, JUDGMENTS, Judge
 from services.grading.metrics import (
@@ -115,7 +116,8 @@ class GradingService(Service):
             else None
         )
         bounded = BoundedJudge(judge, settings.judge_concurrency) if judge is not None else None
-        scheduler = Scheduler(store, settings, self)
+        evidence = CandidateEvidence(store.redis, settings.redis.key_prefix)
+        scheduler = Scheduler(store, settings, self, evidence)
         research = await start_research(settings, store.redis, judge, self, self.embedder)
         self.core = Grading(store, judge, scheduler, Jobs(scheduler, bounded),
                             Replies(scheduler, bounded), research)  # fmt: skip

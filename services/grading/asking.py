@@ -47,6 +47,8 @@ def exam_request(
                 "jurisdictions": tuple(dict.fromkeys((*scope.jurisdictions, question.location)))
             }
         )
+    if strategy is Strategy.CANDIDATE:
+        scope = scope.model_copy(update={"change_set": job.candidate})
     oracle: tuple[RetrievedRule, ...] = ()
     if spec.rules is RulesFrom.REQUEST and question.principle:
         if protocol == "opo":

@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 
 from services.grading.asking import exam_request
+from services.grading.candidates import CandidateEvidence
 from services.grading.datasets import ExamQuestion
 from services.grading.grader import lost
 from services.grading.metrics import ACCURACY, ACTIVE_JOBS, ANSWERS, PROGRESS, RESENDS
@@ -32,8 +33,15 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, store: ExamStore, settings: GradingSettings, out: Publisher) -> None:
+    def __init__(
+        self,
+        store: ExamStore,
+        settings: GradingSettings,
+        out: Publisher,
+        evidence: CandidateEvidence | None = None,
+    ) -> None:
         self.store = store
+        self.evidence = evidence
         self.settings = settings
         self.out = out
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -116,7 +124,10 @@ class Scheduler:
         answers = await self.store.answers(record.sid)
         done = record.model_copy(update={"status": events.JobStatus.DONE})
         # Publish first: a crash before ``finish`` republishes the same result on resume.
-        await self.publish(exam_result(done, answers, final=True))
+        result = exam_result(done, answers, final=True)
+        await self.publish(result)
+        if self.evidence is not None:  # before ``finish``: a crash records it on resume
+            await self.evidence.record(done.job, result)
         await self.store.finish(record.sid)
         self._progress_at.pop(record.sid, None)
         self._locks.pop(record.sid, None)  # a finished job needs no lock: keep the map bounded

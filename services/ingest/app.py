@@ -131,9 +131,11 @@ class IngestService(RuleMemoryService):
         events and trees go first, then the change sets' events (in their order)."""
         rules = [e for e in batch if not isinstance(e, events.ChangeSetEvent)]
         sets = [e for e in batch if isinstance(e, events.ChangeSetEvent)]
-        done = {id(c): c for c in await self._apply_rules(rules)} if rules else {}
+        done = (
+            dict(zip(map(id, rules), await self._apply_rules(rules), strict=True)) if rules else {}
+        )
         if sets:
-            done |= {id(c): c for c in await self._apply_change_sets(sets)}
+            done |= dict(zip(map(id, sets), await self._apply_change_sets(sets), strict=True))
         return [done[id(e)] for e in batch]
 
     async def _apply_change_sets(

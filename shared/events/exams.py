@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from shared.events.base import Contract, Event, Identifier, TenantId, new_id
+from shared.events.changesets import ChangeSetName
 from shared.events.chat import PromptProtocol, RuleScope, Strategy
 
 
@@ -79,6 +80,19 @@ class ExamJob(Event):
     """``opo``: OPO's prompts per dataset, oracle articles, budget, location filter (law only)
     and letter scoring; ``default``: alignstream's. None: ``opo`` for OPO's five exam files
     (by file name), else ``default``."""
+
+    candidate: ChangeSetName | None = None
+    """``candidate`` strategy: the change set whose staged versions it is grounded in; the
+    final result is kept on the set as its exam evidence (``rules promote --require``)."""
+    candidate_revision: int | None = Field(default=None, ge=1)
+    """The set's revision when the job was submitted: evidence of another revision is not
+    kept (the set changed under the exam)."""
+
+    @model_validator(mode="after")
+    def _candidate_named(self) -> ExamJob:
+        if (Strategy.CANDIDATE in self.strategies) != (self.candidate is not None):
+            raise ValueError("the candidate strategy and a candidate change set go together")
+        return self
 
     @property
     def key(self) -> str:

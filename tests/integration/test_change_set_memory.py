@@ -99,8 +99,10 @@ async def test_promote_is_refused_whole_or_applied_whole(
     )
     promote = events.ChangeSetPromote(tenant="acme", name="q3", revision=3)
     stale = await memory.sets.promote(promote.model_copy(update={"revision": 2}))
-    assert (stale.outcome, stale.reason) == (IndexOutcome.REFUSED,
-                                             "the change set changed since that revision")
+    assert (stale.outcome, stale.reason) == (
+        IndexOutcome.REFUSED,
+        "the change set changed since that revision",
+    )
     await memory.live(upsert("refunds", 4))  # overtakes the staged version 3
     conflict = await memory.sets.promote(promote)
     assert (conflict.outcome, conflict.conflicts) == (IndexOutcome.REFUSED, ("refunds",))
