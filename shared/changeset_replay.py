@@ -33,14 +33,14 @@ def parse_window(text: str) -> tuple[datetime | None, datetime | None]:
 
 
 def scope_of(entry: AuditEntry, change_set: str | None) -> RuleScope:
-    """The scope the request was searched under (the nodes it resolved to; every jurisdiction
-    when it searched them all), on the day it was answered."""
+    """The scope the request was searched under (the nodes it resolved to, whose ancestors and
+    ``global`` apply too; every jurisdiction when it searched them all), on the day it was
+    answered."""
     searched = entry.searched_scope
     every = searched is not None and searched.source == "any"
-    nodes = () if searched is None or every else searched.searched
-    return RuleScope(jurisdictions=tuple(n for n in nodes if n != "global")[:32],
-                     any_jurisdiction=every, as_of=entry.answered_at.date(),
-                     change_set=change_set)  # fmt: skip
+    nodes = () if searched is None or every else searched.nodes
+    return RuleScope(jurisdictions=nodes[:32], any_jurisdiction=every,
+                     as_of=entry.answered_at.date(), change_set=change_set)  # fmt: skip
 
 
 @dataclass

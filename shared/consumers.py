@@ -78,6 +78,10 @@ class InputConsumers:
         if listener is not None:
             listener.watched.append(watched)
 
+    def names(self) -> set[str]:
+        """The topics consumed (by their names in ``shared/topics.py``)."""
+        return {watched.name for watched in self._watched}
+
     def pause(self) -> int:
         """Stop fetching on every partition of the subscribers that pause on drain (and on
         those a rebalance assigns later); the number of partitions paused. Records not fetched

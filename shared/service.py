@@ -224,9 +224,12 @@ class Service:
         """Declare that this service publishes ``spec``'s events (``publish_all`` and
         ``publish_bodies`` do the sending); the declarations make the AsyncAPI document
         (``services/asyncapi.py``)."""
+        # A service that also consumes the topic (ingest: the rule log) names its sending side
+        # apart: one title per channel and action.
+        consumes = spec.name in self.inputs.names()
         self.broker.publisher(
             self.topics(spec),
-            title=f"{spec.name}@{self.name}",
+            title=f"{spec.name}@{self.name}" + (".send" if consumes else ""),
             description=why or spec.description,
             schema=spec.value,
         )

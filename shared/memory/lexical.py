@@ -128,10 +128,8 @@ def text_query_args(
     the filter, with their scores and the vector (to compute the cosine of rules the vector
     search did not return)."""
     clause = "@title|text:(" + "|".join(terms) + ")"
-    expression = flt.expression()
-    query = clause if expression == "*" else f"{expression} {clause}"
     return [
-        query,
+        f"{flt.expression()} {clause}",
         "LANGUAGE", language,
         "SCORER", "BM25",
         "WITHSCORES",

@@ -103,5 +103,8 @@ def test_retrieval_searches_with_a_bounded_prefix_and_the_model_gets_it_all() ->
     assert request.question == long
 
 
-def test_only_opo_needs_retrieval() -> None:
-    assert [s for s in events.Strategy if spec_of(s).searches] == [events.Strategy.OPO]
+def test_only_opo_and_its_candidate_arm_search_rules() -> None:
+    assert [s for s in events.Strategy if spec_of(s).searches] == [
+        events.Strategy.OPO,
+        events.Strategy.CANDIDATE,
+    ]

@@ -85,7 +85,7 @@ def test_text_query_is_an_or_of_terms_inside_the_filter() -> None:
     unfiltered = text_query_args(
         RuleFilter(tenant="t", statuses=()), ["x"], k=1, language="english"
     )
-    assert unfiltered[0] == "@title|text:(x)"
+    assert unfiltered[0] == "@status:{active | pending | inactive} @title|text:(x)"
 
 
 def hit(rule_id: str, *, v: int | None = None, lx: int | None = None, sim: float = 0.5) -> Hit:

@@ -40,9 +40,13 @@ def test_escape_tag(raw: str, escaped: str) -> None:
     assert escape_tag(raw) == escaped
 
 
+EVERY_STATUS = "@status:{active | pending | inactive}"
+
+
 def test_tenant_selects_the_index_not_a_clause() -> None:
     assert RuleFilter(tenant="acme").expression() == "@status:{active}"
-    assert RuleFilter(tenant="acme", statuses=()).expression() == "*"
+    # Any status is every status named: the clause is what keeps staged documents out.
+    assert RuleFilter(tenant="acme", statuses=()).expression() == EVERY_STATUS
     schema = RuleSchema("p", 512, "m")
     assert schema.index_name("acme") == "p:idx:rules:acme"
     assert schema.doc_key("acme", "r1").startswith(schema.doc_prefix("acme"))
@@ -184,7 +188,7 @@ def test_which_filters_are_selective(changes: dict[str, object], selective: bool
 
 
 def test_any_status_and_tags_in_the_expression() -> None:
-    assert RuleFilter(tenant="t", statuses=()).expression() == "*"
+    assert RuleFilter(tenant="t", statuses=()).expression() == EVERY_STATUS
     flt = RuleFilter(tenant="t", statuses=(RuleStatus.INACTIVE,), tags=("Returns", "a b"))
     assert flt.expression() == "@status:{inactive} @tags:{returns | a\\ b}"
 
@@ -255,10 +259,20 @@ def test_a_reply_without_priority_parses_as_priority_0() -> None:
 
 
 def test_a_listing_selects_any_status_and_scope_unless_named() -> None:
-    assert RuleSelection().filter("t").expression() == "*"
+    assert RuleSelection().filter("t").expression() == EVERY_STATUS
     named = RuleSelection(scope=("EU",), statuses=(RuleStatus.ACTIVE,), tags=("returns",),
                           in_force=date(1970, 1, 11)).filter("t")  # fmt: skip
     assert (named.tenant, named.jurisdictions, named.as_of) == ("t", ("EU",), date(1970, 1, 11))
     expected = ("@status:{active} @jurisdiction:{global | eu} @tags:{returns} "
                 "@eff_from:[-inf 10] @eff_until:[10 +inf]")  # fmt: skip
     assert named.expression() == expected
+
+
+def test_a_change_set_search_swaps_the_shadowed_live_rules_for_its_staged_ones() -> None:
+    flt = RuleFilter(tenant="t", change_set="q3.eu-2", domains=(RuleDomain.LAW,))
+    assert flt.expression() == (
+        "((@status:{active} -@shadow:{q3\\.eu\\-2}) | "
+        "(@stage:{q3\\.eu\\-2} @staged_status:{active})) @domain:{law}"
+    )
+    listing = RuleFilter(tenant="t", change_set="a", statuses=())
+    assert "@staged_status:{active | pending | inactive}" in listing.expression()
