@@ -26,7 +26,7 @@ from shared.settings import RedisSettings
 
 async def direct_rate(rules: int, batch: int, prefix: str) -> tuple[float, int]:
     texts = synthetic_rules(rules, seed=2)
-    upserts: list[events.RulesTopicEvent] = [
+    upserts: list[events.MemoryEvent] = [
         events.RuleUpsert(rule=events.Rule(tenant=f"t{i % 10}", rule_id=f"r{i}", version=1, text=t))
         for i, t in enumerate(texts)
     ]
