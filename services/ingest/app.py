@@ -28,7 +28,7 @@ from shared import events
 from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.events import IndexOutcome, RuleEvent
-from shared.memory.changesets import ChangeSetStore
+from shared.memory.changesets import ChangeSetStore, PromoteResult
 from shared.memory.history import RuleHistory, history_entries
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
@@ -142,11 +142,25 @@ class IngestService(RuleMemoryService):
         self, batch: list[events.ChangeSetEvent]
     ) -> list[events.RuleIndexed]:
         assert self.change_sets is not None, "service not started"
-        results = await self.change_sets.apply(batch, self._republish)
-        confirmations = [confirm(e, outcome, conflicts)
-                         for e, (outcome, conflicts) in zip(batch, results, strict=True)
-                         ]  # fmt: skip
-        await self.publish_all(self.topics(RULES_INDEXED), confirmations)
+        promoted: list[PromoteResult] = []
+
+        async def later(result: PromoteResult) -> None:
+            promoted.append(result)
+
+        # Both lanes carry a set's events: the copy applied second waits until the first one's
+        # confirmation is out (a client is never told ``stale`` before ``applied``).
+        sets = {(e.tenant, events.changeset_key(e.tenant, e.name)) for e in batch}
+        async with self.rule_locks.holding(sets):
+            results = await self.change_sets.apply(batch, later)
+            confirmations = [confirm(e, outcome, conflicts)
+                             for e, (outcome, conflicts) in zip(batch, results, strict=True)
+                             ]  # fmt: skip
+            await self.publish_all(self.topics(RULES_INDEXED), confirmations)
+        # After the confirmation: the set is servable once its script ran. A crash before this
+        # leaves the batch uncommitted, and the promote's redelivery does it again.
+        for result in promoted:
+            await self._republish(result.changes)
+            await self.change_sets.store.clear_staged(result.tenant, result.name)
         return confirmations
 
     async def _republish(self, changes: Sequence[events.RuleUpsert | events.RuleDelete]) -> None:

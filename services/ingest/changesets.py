@@ -17,10 +17,9 @@ from shared.events import (
     ChangeSetPromote,
     ChangeSetStage,
     IndexOutcome,
-    RuleDelete,
     RuleUpsert,
 )
-from shared.memory.changesets import ChangeSetStore
+from shared.memory.changesets import ChangeSetStore, PromoteResult
 from shared.memory.schema import embedding_text
 
 PROMOTES = Counter(
@@ -29,7 +28,9 @@ PROMOTES = Counter(
     ["outcome"],
 )
 
-Republish = Callable[[Sequence[RuleUpsert | RuleDelete]], Awaitable[None]]
+AfterPromote = Callable[[PromoteResult], Awaitable[None]]
+"""What runs once a promote's confirmation is out: republish what went live, clear the staged
+documents."""
 
 
 class ChangeSetApplier:
@@ -38,7 +39,7 @@ class ChangeSetApplier:
         self.embedder = embedder
 
     async def apply(
-        self, batch: Sequence[ChangeSetEvent], republish: Republish
+        self, batch: Sequence[ChangeSetEvent], after_promote: AfterPromote
     ) -> list[tuple[IndexOutcome, tuple[str, ...]]]:
         """Each event's outcome (and a refused promote's conflicting rules), in order. Stages
         are applied in runs between promotes and discards, so a set's order is kept."""
@@ -55,7 +56,7 @@ class ChangeSetApplier:
                 result = await self.store.promote(event)
                 PROMOTES.labels(result.outcome.value).inc()
                 if result.changes:
-                    await republish(result.changes)
+                    await after_promote(result)
                 results.append((result.outcome, result.conflicts))
             elif isinstance(event, ChangeSetDiscard):
                 results.append((await self.store.discard(event), ()))

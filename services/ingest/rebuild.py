@@ -25,7 +25,7 @@ from services.ingest.records import rule_records
 from shared.dlq import PoisonMessage, Record
 from shared.embedders import Embedder
 from shared.events import ChangeSetEvent, IndexOutcome, RulesTopicEvent
-from shared.memory.changesets import ChangeSetStore
+from shared.memory.changesets import ChangeSetStore, PromoteResult
 from shared.memory.history import RuleHistory, history_entries
 from shared.memory.index import open_indexes
 from shared.memory.schema import RuleSchema
@@ -61,10 +61,6 @@ class RebuildReport:
     stale: int = 0
     invalid: int = 0
     dropped_keys: int = 0
-
-
-async def _kept_in_log(changes: object) -> None:
-    """What a replayed promote made live is on the log already (ingest republished it)."""
 
 
 async def drop_memory(redis_settings: RedisSettings, schema: RuleSchema) -> int:
@@ -103,7 +99,13 @@ async def rebuild(
         trees = JurisdictionStore(client, redis_settings.key_prefix)
         ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder, trees)
         history = RuleHistory(client, redis_settings.key_prefix)
-        change_sets = ChangeSetApplier(ChangeSetStore(ingestor.writer.indexes), embedder)
+        store = ChangeSetStore(ingestor.writer.indexes)
+        change_sets = ChangeSetApplier(store, embedder)
+
+        async def clear_staged(result: PromoteResult) -> None:
+            # What a replayed promote made live is on the log already: ingest republished it.
+            await store.clear_staged(result.tenant, result.name)
+
         signer = RecordSigner.for_rules(kafka)
         async with TopicReplay(kafka, kafka.topics(RULES_EVENTS)) as replay:
             async for records in replay.batches(max_records=batch_size, idle_ms=idle_ms):
@@ -121,7 +123,7 @@ async def rebuild(
                     memory = [e for _, e in opened if not isinstance(e, ChangeSetEvent)]
                     sets = [e for _, e in opened if isinstance(e, ChangeSetEvent)]
                     outcomes = await ingestor.apply(memory, restore=drop)
-                    outcomes += [o for o, _ in await change_sets.apply(sets, _kept_in_log)]
+                    outcomes += [o for o, _ in await change_sets.apply(sets, clear_staged)]
                     report.applied += outcomes.count(IndexOutcome.APPLIED)
                     report.stale += outcomes.count(IndexOutcome.STALE)
                 if progress is not None:

@@ -8,7 +8,7 @@ both run at once; a batch costs a pickle of its texts and of its vectors (256 x 
 
 One worker, one call at a time (as the in-process model). It ignores SIGINT and SIGTERM: the
 service decides when it stops (``close``), so a Ctrl-C does not break a batch in flight; it exits
-with the service when the pipe to it closes (also after a kill -9). A worker that dies is
+with the service (after a kill -9 too: it watches its parent). A worker that dies is
 replaced on the next call; the call in flight fails and its batch is retried by the service.
 """
 
@@ -18,6 +18,8 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,10 +31,23 @@ _model: UniversalSentenceEncoder | None = None
 """The worker's model: set once by ``_load`` in the worker process (never in the service)."""
 
 
-def _load(threads: int | None, batch_size: int) -> None:
+PARENT_POLL_S = 0.5
+
+
+def _exit_with(parent: int) -> None:
+    """Exit once the service is gone. Its end of the queue does not close when it is killed
+    (the worker holds both ends of the pipes), so an orphan would otherwise wait for work for
+    good, holding its model's memory (seen: one left behind per kill -9 of ingest)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
+
+
+def _load(threads: int | None, batch_size: int, parent: int) -> None:
     global _model
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent").start()
     _model = UniversalSentenceEncoder(threads=threads, batch_size=batch_size)
     _model.embed_sync(["warm up"])
 
@@ -71,7 +86,7 @@ class WorkerProcessEmbedder:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),  # no fork of a running loop
                 initializer=_load,
-                initargs=(self.threads, self.batch_size),
+                initargs=(self.threads, self.batch_size, os.getpid()),
             )
             try:  # the first call runs after the initializer: the model is loaded
                 await asyncio.get_running_loop().run_in_executor(pool, os.getpid)

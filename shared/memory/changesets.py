@@ -59,6 +59,8 @@ class PromoteResult:
     changes: tuple[RuleUpsert | RuleDelete, ...] = field(default=())
     """What the promote made live (also on a repeated promote): republished to the rule log,
     so the log holds each rule's live version under its own key."""
+    tenant: str = ""
+    name: str = ""
 
 
 _STAGE_CODES = {1: IndexOutcome.APPLIED, 0: IndexOutcome.STALE}
@@ -169,7 +171,21 @@ class ChangeSetStore:
         if code < 0:
             return PromoteResult(IndexOutcome.REFUSED, _PROMOTE_REASONS.get(code, str(code)))
         outcome = IndexOutcome.APPLIED if code == 1 else IndexOutcome.STALE
-        return PromoteResult(outcome, changes=tuple(await self.changes(tenant, name)))
+        changes = tuple(await self.changes(tenant, name))
+        return PromoteResult(outcome, changes=changes, tenant=tenant, name=name)
+
+    async def clear_staged(self, tenant: str, name: str, *, chunk: int = 100) -> int:
+        """Delete a promoted set's staged documents (its promote moved their content into
+        place); how many were left. Idempotent: a redelivered promote clears again."""
+        info = await self.info(tenant, name)
+        if info is None or info.state != "promoted":
+            return 0
+        keys = [self.schema.candidate_key(tenant, name, r) for r in sorted(await self.members(
+            tenant, name))]  # fmt: skip
+        cleared = 0
+        for start in range(0, len(keys), chunk):  # short commands: Redis serves others between
+            cleared += await self.client.delete(*keys[start : start + chunk])
+        return cleared
 
     async def discard(self, event: ChangeSetDiscard) -> IndexOutcome:
         tenant, name = event.tenant, event.name

@@ -118,8 +118,12 @@ async def test_promote_is_refused_whole_or_applied_whole(
     assert refunds is not None
     assert (refunds.text, refunds.status) == ("Refunds within 45 days.", "active")
     assert await redis_client.hlen(memory.indexes.schema.shadow_key("acme")) == 0
-    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}:rule:acme:@*")]
-    assert keys == []  # every staged document moved into place
+    staged_keys = f"{prefix}:rule:acme:@*"
+    assert len([k async for k in redis_client.scan_iter(match=staged_keys)]) == 2
+    assert await memory.seen() == {"refunds": 6, "warranty": 1}  # left over: never seen live
+    assert await memory.sets.clear_staged("acme", "q3") == 2
+    assert [k async for k in redis_client.scan_iter(match=staged_keys)] == []
+    assert await memory.sets.clear_staged("acme", "q3") == 0
     again = await memory.sets.promote(promote.model_copy(update={"revision": 4}))
     assert again.outcome is IndexOutcome.STALE  # a redelivered promote
     assert len(again.changes) == 3  # still republished: the log must hold them

@@ -8,6 +8,8 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +74,29 @@ async def test_concurrent_first_calls_start_one_worker() -> None:
         assert len(multiprocessing.active_children()) == before + 1
     finally:
         await worker.close()
+
+
+@pytest.mark.timeout(120)
+async def test_the_worker_exits_when_its_service_is_killed() -> None:
+    """kill -9 of the service leaves no worker behind (each one holds its model's memory)."""
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "import asyncio\n"
+        "from shared.embedders.worker import WorkerProcessEmbedder\n"
+        "async def main():\n"
+        "    worker = WorkerProcessEmbedder(threads=1)\n"
+        "    print(await worker.worker_pid(), flush=True)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n",
+        cwd=Path(__file__).parents[2], stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert service.stdout is not None
+    worker = int(await asyncio.wait_for(service.stdout.readline(), timeout=90))
+    assert pid_alive(worker)
+    service.kill()
+    await service.wait()
+    for _ in range(50):
+        if not pid_alive(worker):
+            break
+        await asyncio.sleep(0.1)
+    assert not pid_alive(worker)
