@@ -160,7 +160,7 @@ class IngestService(RuleMemoryService):
         # leaves the batch uncommitted, and the promote's redelivery does it again.
         for result in promoted:
             await self._republish(result.changes)
-            await self.change_sets.store.clear_staged(result.tenant, result.name)
+            await self.change_sets.store.settle(result.tenant, result.name)
         return confirmations
 
     async def _republish(self, changes: Sequence[events.RuleUpsert | events.RuleDelete]) -> None:

@@ -102,9 +102,9 @@ async def rebuild(
         store = ChangeSetStore(ingestor.writer.indexes)
         change_sets = ChangeSetApplier(store, embedder)
 
-        async def clear_staged(result: PromoteResult) -> None:
+        async def settle(result: PromoteResult) -> None:
             # What a replayed promote made live is on the log already: ingest republished it.
-            await store.clear_staged(result.tenant, result.name)
+            await store.settle(result.tenant, result.name)
 
         signer = RecordSigner.for_rules(kafka)
         async with TopicReplay(kafka, kafka.topics(RULES_EVENTS)) as replay:
@@ -123,7 +123,7 @@ async def rebuild(
                     memory = [e for _, e in opened if not isinstance(e, ChangeSetEvent)]
                     sets = [e for _, e in opened if isinstance(e, ChangeSetEvent)]
                     outcomes = await ingestor.apply(memory, restore=drop)
-                    outcomes += [o for o, _ in await change_sets.apply(sets, clear_staged)]
+                    outcomes += [o for o, _ in await change_sets.apply(sets, settle)]
                     report.applied += outcomes.count(IndexOutcome.APPLIED)
                     report.stale += outcomes.count(IndexOutcome.STALE)
                 if progress is not None:

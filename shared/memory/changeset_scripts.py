@@ -72,42 +72,63 @@ return 1
 """
 )
 
-# KEYS: record, members, shadow, ledger, then (live doc, candidate doc) per member.
-# ARGV: name, revision, now, then the members' rule ids (in KEYS order).
+# KEYS: record, members, ledger, settling. ARGV: name, revision, now, then every member's rule id.
+# The switch itself: the ledger takes the staged versions and the set joins the tenant's
+# settling sets, which every search reads first (``shared/memory/settling.py``): a settling
+# set's staged documents are live, the documents it shadows are not. No document is written,
+# so the cost does not grow with the index (the documents move into place afterwards: SETTLE).
 # Returns {1} promoted, {2} promoted already (a redelivered promote), {-1} refused (discarded
 # or unknown), {-3} refused (the set changed: another revision or other members), {-4, ids...}
-# refused (these rules' live versions are at or above the staged ones). The staged documents
-# are left for ``ChangeSetStore.clear_staged`` (status ``staged``: no live search sees them):
-# deleting one costs the index as much as a write, and the promote need not wait for it.
-PROMOTE = (
-    _NAMES
-    + """
+# refused (these rules' live versions are at or above the staged ones), {-5} another set of the
+# tenant is still settling (settle it, then promote again).
+PROMOTE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'promoted' then return {2} end
 if state ~= 'open' then return {-1} end
 if redis.call('HGET', KEYS[1], 'revision') ~= ARGV[2] then return {-3} end
 local count = #ARGV - 3
 if redis.call('HLEN', KEYS[2]) ~= count then return {-3} end
+if redis.call('HLEN', KEYS[4]) > 0 then return {-5} end
 local versions, conflicts = {}, {-4}
 for i = 1, count do
   local rule_id = ARGV[3 + i]
   local version = tonumber(redis.call('HGET', KEYS[2], rule_id) or '0')
   if version == 0 then return {-3} end
-  local live = math.abs(tonumber(redis.call('HGET', KEYS[4], rule_id) or '0'))
+  local live = math.abs(tonumber(redis.call('HGET', KEYS[3], rule_id) or '0'))
   if math.abs(version) <= live and #conflicts <= 100 then conflicts[#conflicts + 1] = rule_id end
   versions[i] = version
 end
 if #conflicts > 1 then return conflicts end
 for i = 1, count do
-  local rule_id, version = ARGV[3 + i], versions[i]
-  local live_doc, candidate = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
-  local shadow = drop_name(redis.call('HGET', KEYS[3], rule_id) or '', ARGV[1])
-  if shadow == '' then redis.call('HDEL', KEYS[3], rule_id)
-  else redis.call('HSET', KEYS[3], rule_id, shadow) end
-  if version < 0 then
-    redis.call('HSET', KEYS[4], rule_id, version)
-    redis.call('DEL', live_doc)
-  else
+  redis.call('HSET', KEYS[3], ARGV[3 + i], versions[i])
+end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'promoted', 'closed_at', ARGV[3])
+return {1}
+"""
+
+# KEYS: members, shadow, ledger, then (live doc, candidate doc) per rule. ARGV: name, then the
+# rule ids. Moves a settling set's staged documents into place, each rule atomically: a search
+# sees either the staged document (the set settling) or the live one it became, never both or
+# neither. A rule whose ledger moved on (a live edit after the promote) only loses its staged
+# document (the writer deleted it already). Returns how many documents moved.
+SETTLE = (
+    _NAMES
+    + """
+local moved = 0
+for i = 2, #ARGV do
+  local rule_id = ARGV[i]
+  local live_doc, candidate = KEYS[2 * i], KEYS[2 * i + 1]
+  local version = tonumber(redis.call('HGET', KEYS[1], rule_id) or '0')
+  local current = tonumber(redis.call('HGET', KEYS[3], rule_id) or '0')
+  local shadow = drop_name(redis.call('HGET', KEYS[2], rule_id) or '', ARGV[1])
+  if shadow == '' then redis.call('HDEL', KEYS[2], rule_id)
+  else redis.call('HSET', KEYS[2], rule_id, shadow) end
+  if version ~= current then
+    redis.call('DEL', candidate)
+  elseif version < 0 then
+    moved = moved + redis.call('DEL', live_doc)
+  elseif redis.call('EXISTS', candidate) == 1 then
     local fields = redis.call('HGETALL', candidate)
     local out, status = {}, 'active'
     for j = 1, #fields, 2 do
@@ -122,12 +143,12 @@ for i = 1, count do
     out[#out + 1] = status
     out[#out + 1] = 'shadow'
     out[#out + 1] = shadow
-    redis.call('HSET', KEYS[4], rule_id, version)
     redis.call('HSET', live_doc, unpack(out)) -- every field of a rule: none of the old stays
+    redis.call('DEL', candidate)
+    moved = moved + 1
   end
 end
-redis.call('HSET', KEYS[1], 'state', 'promoted', 'closed_at', ARGV[3])
-return {1}
+return moved
 """
 )
 

@@ -5,10 +5,12 @@ A staged upsert is a document in the tenant's own index (``RuleSchema.candidate_
 see it. A search for change set ``n`` asks for the live rules ``n`` does not shadow and for
 ``n``'s staged versions, ranked together as the memory would rank them once ``n`` is promoted.
 Promote is one Lua script (``changeset_scripts.PROMOTE``): it checks the set's revision and
-that no live version overtook a staged one, then moves every staged document into place and
-writes the ledger; nothing runs between its checks and its writes, and a crash leaves the
-tenant fully old or fully new. Redis-om is not used: the set's record is read and changed by
-those scripts, in the same atomic step as the documents.
+that no live version overtook a staged one, then writes the ledger and adds the set to the
+tenant's settling sets, which every search reads first (``settling.py``): from that moment
+searches serve the staged documents and not the ones they replace. No document is written, so
+a promote costs the same for 10 rules as for 10,000, and a crash leaves the tenant fully old or
+fully new. The documents then move into place (``settle``), each rule atomically. Redis-om is
+not used: the set's record is read and changed by those scripts, in the same atomic steps.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from shared.events import (
 from shared.memory import changeset_scripts as scripts
 from shared.memory.index import RuleIndexes
 from shared.memory.schema import RuleSchema, candidate_fields
+from shared.memory.settling import settling_sets
 from shared.redis import as_text
 
 CHANGE: TypeAdapter[RuleUpsert | RuleDelete] = TypeAdapter(RuleUpsert | RuleDelete)
@@ -81,6 +84,7 @@ class ChangeSetStore:
         self._stage = self.client.register_script(scripts.STAGE)
         self._promote = self.client.register_script(scripts.PROMOTE)
         self._discard = self.client.register_script(scripts.DISCARD)
+        self._settle = self.client.register_script(scripts.SETTLE)
         self._evidence = self.client.register_script(scripts.EVIDENCE)
 
     async def info(self, tenant: str, name: str) -> ChangeSetInfo | None:
@@ -156,13 +160,18 @@ class ChangeSetStore:
         return keys
 
     async def promote(self, event: ChangeSetPromote) -> PromoteResult:
+        """Switch the set live (the ledger and the settling sets, in one script; nothing else
+        is written). Another set of the tenant still settling is settled first."""
         tenant, name = event.tenant, event.name
         rule_ids = sorted(await self.members(tenant, name))
         record = self.schema.change_set_key
         keys = [record(tenant, name), record(tenant, name, "members"),
-                self.schema.shadow_key(tenant), self.schema.versions_key(tenant),
-                *self._member_keys(tenant, name, rule_ids)]  # fmt: skip
-        reply = await self._promote(keys=keys, args=[name, event.revision, _now(), *rule_ids])
+                self.schema.versions_key(tenant), self.schema.settling_key(tenant)]  # fmt: skip
+        args: list[str | int] = [name, event.revision, _now(), *rule_ids]
+        reply = await self._promote(keys=keys, args=args)
+        while int(reply[0]) == -5:
+            await self.settle_all(tenant)
+            reply = await self._promote(keys=keys, args=args)
         code = int(reply[0])
         if code == -4:
             conflicts = tuple(as_text(r) for r in reply[1:])
@@ -174,18 +183,29 @@ class ChangeSetStore:
         changes = tuple(await self.changes(tenant, name))
         return PromoteResult(outcome, changes=changes, tenant=tenant, name=name)
 
-    async def clear_staged(self, tenant: str, name: str, *, chunk: int = 100) -> int:
-        """Delete a promoted set's staged documents (its promote moved their content into
-        place); how many were left. Idempotent: a redelivered promote clears again."""
-        info = await self.info(tenant, name)
-        if info is None or info.state != "promoted":
+    async def settle(self, tenant: str, name: str, *, chunk: int = 64) -> int:
+        """Move a promoted set's staged documents into place, a chunk of rules per script
+        (Redis serves searches between chunks; each rule moves atomically), then end its
+        settling; how many documents moved. Idempotent: a redelivered promote settles again,
+        and a set no longer settling is left alone."""
+        settling = self.schema.settling_key(tenant)
+        if not await self.client.hexists(settling, name):
             return 0
-        keys = [self.schema.candidate_key(tenant, name, r) for r in sorted(await self.members(
-            tenant, name))]  # fmt: skip
-        cleared = 0
-        for start in range(0, len(keys), chunk):  # short commands: Redis serves others between
-            cleared += await self.client.delete(*keys[start : start + chunk])
-        return cleared
+        rule_ids = sorted(await self.members(tenant, name))
+        shared = [self.schema.change_set_key(tenant, name, "members"),
+                  self.schema.shadow_key(tenant), self.schema.versions_key(tenant)]  # fmt: skip
+        moved = 0
+        for start in range(0, len(rule_ids), chunk):
+            ids = rule_ids[start : start + chunk]
+            keys = [*shared, *self._member_keys(tenant, name, ids)]
+            moved += int(await self._settle(keys=keys, args=[name, *ids]))
+        await self.client.hdel(settling, name)
+        return moved
+
+    async def settle_all(self, tenant: str) -> int:
+        """Settle every set of the tenant still settling (a promote left unfinished)."""
+        return sum([await self.settle(tenant, name)
+                    for name in await settling_sets(self.client, self.schema, tenant)])  # fmt: skip
 
     async def discard(self, event: ChangeSetDiscard) -> IndexOutcome:
         tenant, name = event.tenant, event.name

@@ -45,6 +45,9 @@ class RuleFilter:
     change_set: str | None = None
     """Search as if change set ``change_set`` were promoted: its staged versions, and the live
     rules it does not replace (``shared/memory/changesets.py``); None: live rules only."""
+    settling: tuple[str, ...] = ()
+    """The tenant's promoted sets whose documents are not all in place yet: their staged
+    documents are live (``shared/memory/settling.py`` reads them before each search)."""
 
     @property
     def selective(self) -> bool:
@@ -73,11 +76,12 @@ class RuleFilter:
         # Always a status clause: it is what keeps staged documents (status ``staged``) out.
         statuses = [s.value for s in self.statuses or tuple(RuleStatus)]
         live = tag_clause("status", statuses)
-        if self.change_set is None:
+        sets = (*self.settling, *((self.change_set,) if self.change_set else ()))
+        if not sets:
             return live
-        name = escape_tag(self.change_set)
+        names = " | ".join(escape_tag(name) for name in dict.fromkeys(sets))
         staged = tag_clause("staged_status", statuses)
-        return f"(({live} -@shadow:{{{name}}}) | (@stage:{{{name}}} {staged}))"
+        return f"(({live} -@shadow:{{{names}}}) | (@stage:{{{names}}} {staged}))"
 
 
 @dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)

@@ -11,11 +11,20 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shared.memory.query import RuleFilter
-from shared.memory.schema import ALWAYS_FROM, EPOCH, FOREVER_UNTIL, TAG_SEPARATOR, RuleSchema
+from shared.memory.schema import (
+    ALWAYS_FROM,
+    EPOCH,
+    FOREVER_UNTIL,
+    STAGED,
+    TAG_SEPARATOR,
+    RuleSchema,
+)
+from shared.memory.settling import as_served
 from shared.redis import as_text, command, is_missing_index
 
 FIELDS = ("rule_id", "version", "title", "text", "domain", "jurisdiction_label", "locale",
-          "status", "tags", "priority", "eff_from", "eff_until", "source")  # fmt: skip
+          "status", "tags", "priority", "eff_from", "eff_until", "source", "staged_status",
+          "shadow")  # fmt: skip
 MAX_PAGE = 500
 
 
@@ -45,10 +54,11 @@ def _stored(values: list[bytes | str | None]) -> StoredRule | None:
     if values[0] is None:  # no document (deleted, or not written yet)
         return None
     f = dict(zip(FIELDS, (as_text(v) if v is not None else "" for v in values), strict=True))
+    status = f["staged_status"] if f["status"] == STAGED else f["status"]  # a settling set's
     return StoredRule(
         rule_id=f["rule_id"], version=int(f["version"]), title=f["title"], text=f["text"],
         domain=f["domain"], jurisdiction=f["jurisdiction_label"], locale=f["locale"] or None,
-        status=f["status"], tags=tuple(t for t in f["tags"].split(TAG_SEPARATOR) if t),
+        status=status, tags=tuple(t for t in f["tags"].split(TAG_SEPARATOR) if t),
         priority=int(f["priority"] or 0), effective_from=_day(f["eff_from"], ALWAYS_FROM),
         effective_until=_day(f["eff_until"], FOREVER_UNTIL), source=f["source"] or None,
     )  # fmt: skip
@@ -65,7 +75,21 @@ class RuleReader:
         return int(raw or 0)
 
     async def get(self, tenant: str, rule_id: str) -> StoredRule | None:
-        values = await self.client.hmget(self.schema.doc_key(tenant, rule_id), list(FIELDS))
+        """The rule as searches serve it: while a promoted set settles, its staged version
+        (or nothing, for a staged delete) rather than the document it replaces."""
+        pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)
+        pipe.hmget(self.schema.doc_key(tenant, rule_id), list(FIELDS))
+        pipe.hkeys(self.schema.settling_key(tenant))
+        pipe.hget(self.schema.versions_key(tenant), rule_id)
+        values, settling, applied = await pipe.execute()
+        shadow = set(as_text(values[-1] or b"").split(TAG_SEPARATOR))
+        for name in sorted(shadow & {as_text(n) for n in settling}):
+            staged = await self.client.hmget(self.schema.candidate_key(tenant, name, rule_id),
+                                             list(FIELDS))  # fmt: skip
+            if staged[0] is not None:
+                return _stored(staged)
+            if int(applied or 0) < 0:
+                return None  # a staged delete, settling
         return _stored(values)
 
     async def select(
@@ -74,6 +98,7 @@ class RuleReader:
         """The rules ``flt`` selects, in rule id order, from ``offset``: at most ``limit``
         (``MAX_PAGE``), and how many it selects in all."""
         limit = max(1, min(limit, MAX_PAGE))
+        flt = await as_served(self.client, self.schema, flt)
         index, query = self.schema.index_name(flt.tenant), flt.expression()
         try:
             counted = await command(self.client, "FT.SEARCH", index, query, "LIMIT", 0, 0,
@@ -83,7 +108,7 @@ class RuleReader:
                 return [], total
             # FT.AGGREGATE sorts by a field that is not SORTABLE (FT.SEARCH cannot).
             rows = await command(
-                self.client, "FT.AGGREGATE", index, query, "LOAD", 1, "@rule_id",
+                self.client, "FT.AGGREGATE", index, query, "LOAD", 2, "@rule_id", "@__key",
                 "SORTBY", 2, "@rule_id", "ASC", "MAX", offset + limit,
                 "LIMIT", offset, limit, "DIALECT", 2,
             )  # fmt: skip
@@ -91,8 +116,9 @@ class RuleReader:
             if is_missing_index(exc):
                 return [], 0  # a tenant without rules has no index yet
             raise
-        ids = [as_text(row[1]) for row in rows[1:]]
+        # The documents the search selected (a settling set's staged ones among them).
+        keys = [dict(zip(row[::2], row[1::2], strict=True))[b"__key"] for row in rows[1:]]
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)
-        for rule_id in ids:
-            pipe.hmget(self.schema.doc_key(flt.tenant, rule_id), list(FIELDS))
+        for key in keys:
+            pipe.hmget(key, list(FIELDS))
         return [r for r in map(_stored, await pipe.execute()) if r is not None], total

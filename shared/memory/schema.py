@@ -107,11 +107,15 @@ class RuleSchema:
     def doc_key(self, tenant: str, rule_id: str) -> str:
         return f"{self.doc_prefix(tenant)}{rule_id}"
 
+    def staged_prefix(self, tenant: str) -> str:
+        """Where the tenant's staged documents are: inside its index's prefix (a candidate
+        search ranks them against the live rules with the same statistics), under names no rule
+        id can have (``@`` never starts one)."""
+        return f"{self.doc_prefix(tenant)}{CANDIDATE_MARK}"
+
     def candidate_key(self, tenant: str, change_set: str, rule_id: str) -> str:
-        """A staged version's document: inside the tenant's index (so a candidate search ranks
-        it against the live rules with the same statistics), under a name no rule id can have
-        (``@`` never starts one)."""
-        return f"{self.doc_prefix(tenant)}{CANDIDATE_MARK}{change_set}/{rule_id}"
+        """A staged version's document."""
+        return f"{self.staged_prefix(tenant)}{change_set}/{rule_id}"
 
     def is_candidate_key(self, key: str) -> bool:
         """Whether a document key (``docs_pattern``) is a staged version's."""
@@ -125,6 +129,11 @@ class RuleSchema:
         """Which open change sets stage a version of each rule (``rule_id`` -> ``a|b``): the
         live document's ``shadow`` field, kept here so that a live write keeps it."""
         return f"{self.prefix}:shadow:{tenant}"
+
+    def settling_key(self, tenant: str) -> str:
+        """The tenant's promoted change sets whose documents are not all in place yet (name ->
+        promote time): every search reads it (``shared/memory/settling.py``)."""
+        return f"{self.prefix}:settling:{tenant}"
 
     def change_set_key(self, tenant: str, name: str, part: str = "") -> str:
         """A change set's record (``part`` empty), its ``members`` (``rule_id`` -> version,

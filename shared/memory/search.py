@@ -25,6 +25,7 @@ from shared.memory.lexical import (
 )
 from shared.memory.query import RuleFilter, knn_query_args
 from shared.memory.schema import RuleSchema
+from shared.memory.settling import as_served
 from shared.memory.term_stats import TermStats
 from shared.redis import as_text, command, is_missing_index
 from shared.tokens import HeuristicTokenCounter, TokenCounter
@@ -212,14 +213,32 @@ class RuleSearcher:
 
     async def search(self, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
         """The k nearest rules within the filter (vector only)."""
+        return await self._knn(vector, await as_served(self.client, self.schema, flt), k)
+
+    async def text_search(self, query: str, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
+        """The k best BM25 matches of the question's terms within the filter (full text
+        only); ``vector`` (the question's) gives each hit its cosine similarity."""
+        return await self._bm25(query, vector, await as_served(self.client, self.schema, flt), k)
+
+    async def hybrid(
+        self, query: str, vector: bytes, flt: RuleFilter, *, k: int, lexical: bool = True
+    ) -> list[Hit]:
+        """Both searches at ``k`` candidates each, fused (vector only when not ``lexical``)."""
+        served = await as_served(self.client, self.schema, flt)
+        if not lexical:
+            return await self._knn(vector, served, k)
+        by_vector, by_text = await asyncio.gather(
+            self._knn(vector, served, k), self._bm25(query, vector, served, k)
+        )
+        return self.fusion.fuse(by_vector, by_text)
+
+    async def _knn(self, vector: bytes, flt: RuleFilter, k: int) -> list[Hit]:
         reply = await self._query(
             flt, *knn_query_args(flt, vector, k=k, ef_runtime=self.ef_runtime)
         )
         return parse_search_reply(reply) if reply else []
 
-    async def text_search(self, query: str, vector: bytes, flt: RuleFilter, *, k: int) -> list[Hit]:
-        """The k best BM25 matches of the question's terms within the filter (full text
-        only); ``vector`` (the question's) gives each hit its cosine similarity."""
+    async def _bm25(self, query: str, vector: bytes, flt: RuleFilter, k: int) -> list[Hit]:
         language = query_language(query)
         terms = await self.stats.selective(
             flt.tenant, await self.terms(query, flt.tenant), language
@@ -229,17 +248,6 @@ class RuleSearcher:
         args = text_query_args(flt, terms, k=k, language=language)
         reply = await self._query(flt, *args)
         return parse_text_reply(reply, vector) if reply else []
-
-    async def hybrid(
-        self, query: str, vector: bytes, flt: RuleFilter, *, k: int, lexical: bool = True
-    ) -> list[Hit]:
-        """Both searches at ``k`` candidates each, fused (vector only when not ``lexical``)."""
-        if not lexical:
-            return await self.search(vector, flt, k=k)
-        by_vector, by_text = await asyncio.gather(
-            self.search(vector, flt, k=k), self.text_search(query, vector, flt, k=k)
-        )
-        return self.fusion.fuse(by_vector, by_text)
 
     async def terms(self, query: str, tenant: str) -> list[str]:
         """The question's terms as the tenant's index tokenized its rules (``lexical.py``)."""

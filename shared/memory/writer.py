@@ -60,10 +60,12 @@ def plan(
     return Plan(writes, outcomes)
 
 
-# KEYS: doc key, versions hash, shadow hash. ARGV: rule_id, version, op ("u"/"d"), mode ("w"
-# write or "r" restore), then field/value pairs. The ledger holds -version after a delete. The
-# document's ``shadow`` (the open change sets that stage this rule) comes from the shadow hash,
-# so a new live version stays hidden from the candidate searches of those sets.
+# KEYS: doc key, versions hash, shadow hash, settling hash. ARGV: rule_id, version, op ("u"/"d"),
+# mode ("w" write or "r" restore), the tenant's staged-document key prefix, then field/value
+# pairs. The ledger holds -version after a delete. The document's ``shadow`` (the open change
+# sets that stage this rule) comes from the shadow hash, so a new live version stays hidden from
+# the candidate searches of those sets. A set that is settling (promoted, its documents not all
+# in place yet) loses its staged version of this rule: the new version supersedes it.
 _APPLY = """
 local raw = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local current = math.abs(raw)
@@ -76,14 +78,28 @@ if version == current then
   if applied_op ~= ARGV[3] then return 0 end
   if ARGV[3] == 'd' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 end
+local shadow = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+if shadow ~= '' and redis.call('HLEN', KEYS[4]) > 0 then
+  local kept = {}
+  for name in string.gmatch(shadow, '[^|]+') do
+    if redis.call('HEXISTS', KEYS[4], name) == 1 then
+      redis.call('DEL', ARGV[5] .. name .. '/' .. ARGV[1])
+    else
+      kept[#kept + 1] = name
+    end
+  end
+  shadow = table.concat(kept, '|')
+  if shadow == '' then redis.call('HDEL', KEYS[3], ARGV[1])
+  else redis.call('HSET', KEYS[3], ARGV[1], shadow) end
+end
 if ARGV[3] == 'd' then
   redis.call('HSET', KEYS[2], ARGV[1], '-' .. ARGV[2])
   redis.call('DEL', KEYS[1])
 else
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  local fields = {unpack(ARGV, 5)}
+  local fields = {unpack(ARGV, 6)}
   fields[#fields + 1] = 'shadow'
-  fields[#fields + 1] = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+  fields[#fields + 1] = shadow
   redis.call('HSET', KEYS[1], unpack(fields))
 end
 return 1
@@ -121,14 +137,15 @@ class RuleWriter:
         for event in events:
             tenant, rule_id, version = event.target
             keys = [self.schema.doc_key(tenant, rule_id), self.schema.versions_key(tenant),
-                    self.schema.shadow_key(tenant)]  # fmt: skip
+                    self.schema.shadow_key(tenant), self.schema.settling_key(tenant)]  # fmt: skip
             mode = "r" if restore else "w"
+            staged = self.schema.staged_prefix(tenant)
             args: list[str | int | bytes] = [rule_id, version]
             if isinstance(event, RuleUpsert):
-                args.extend(("u", mode))
+                args.extend(("u", mode, staged))
                 for name, value in rule_fields(event.rule, vectors[(tenant, rule_id)]).items():
                     args.extend((name, value))
             else:
-                args.extend(("d", mode))
+                args.extend(("d", mode, staged))
             await self._apply(keys=keys, args=args, client=pipe)
         return [bool(result) for result in await pipe.execute()]

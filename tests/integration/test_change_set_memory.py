@@ -112,23 +112,63 @@ async def test_promote_is_refused_whole_or_applied_whole(
     done = await memory.sets.promote(promote.model_copy(update={"revision": 4}))
     assert done.outcome is IndexOutcome.APPLIED
     assert [c.target.rule_id for c in done.changes] == ["privacy", "refunds", "warranty"]
-    assert await memory.seen() == {"refunds": 6, "warranty": 1}
-    assert await memory.reader.version("acme", "privacy") == -2
-    refunds = await memory.reader.get("acme", "refunds")
-    assert refunds is not None
-    assert (refunds.text, refunds.status) == ("Refunds within 45 days.", "active")
-    assert await redis_client.hlen(memory.indexes.schema.shadow_key("acme")) == 0
+    # Switched, not yet settled: searches and reads serve the staged documents already.
     staged_keys = f"{prefix}:rule:acme:@*"
     assert len([k async for k in redis_client.scan_iter(match=staged_keys)]) == 2
-    assert await memory.seen() == {"refunds": 6, "warranty": 1}  # left over: never seen live
-    assert await memory.sets.clear_staged("acme", "q3") == 2
+    await served_as_promoted(memory)
+    assert await memory.sets.settle("acme", "q3") == 3  # two moved, one deleted
     assert [k async for k in redis_client.scan_iter(match=staged_keys)] == []
-    assert await memory.sets.clear_staged("acme", "q3") == 0
+    await served_as_promoted(memory)
+    schema = memory.indexes.schema
+    assert await redis_client.hlen(schema.shadow_key("acme")) == 0
+    assert await redis_client.hlen(schema.settling_key("acme")) == 0
+    assert await memory.sets.settle("acme", "q3") == 0
     again = await memory.sets.promote(promote.model_copy(update={"revision": 4}))
     assert again.outcome is IndexOutcome.STALE  # a redelivered promote
     assert len(again.changes) == 3  # still republished: the log must hold them
     late = await memory.stage(stage("q3", upsert("refunds", 9)))
     assert late == [IndexOutcome.REFUSED]
+
+
+async def served_as_promoted(memory: Memory) -> None:
+    assert await memory.seen() == {"refunds": 6, "warranty": 1}
+    assert await memory.reader.version("acme", "privacy") == -2
+    assert await memory.reader.get("acme", "privacy") is None
+    refunds = await memory.reader.get("acme", "refunds")
+    assert refunds is not None
+    assert (refunds.version, refunds.text, refunds.status) == (6, "Refunds within 45 days.",
+                                                               "active")  # fmt: skip
+    listed, total = await memory.reader.select(RuleFilter(tenant="acme", statuses=()))
+    assert total == 2
+    assert [(r.rule_id, r.version) for r in listed] == [("refunds", 6), ("warranty", 1)]
+
+
+async def test_while_a_set_settles_a_live_edit_wins_and_a_promote_settles_it_first(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    memory = Memory(redis_client, prefix)
+    await memory.live(upsert("refunds", 1))
+    await memory.stage(stage("a", upsert("refunds", 2)), stage("c", upsert("warranty", 1)))
+    promote_a = events.ChangeSetPromote(tenant="acme", name="a", revision=1)
+    assert (await memory.sets.promote(promote_a)).outcome is IndexOutcome.APPLIED
+    assert await memory.seen() == {"refunds": 2}
+    await memory.live(upsert("refunds", 3))  # supersedes a's staged version, which goes
+    assert await memory.seen() == {"refunds": 3}
+    staged = memory.indexes.schema.candidate_key("acme", "a", "refunds")
+    assert not await redis_client.exists(staged)
+    assert await memory.sets.settle("acme", "a") == 0  # nothing left to move
+    assert await memory.seen() == {"refunds": 3}
+
+    await memory.stage(stage("b", upsert("refunds", 4)))
+    await memory.sets.promote(events.ChangeSetPromote(tenant="acme", name="c", revision=1))
+    # c is still settling: b's promote settles it first, then switches.
+    promote_b = events.ChangeSetPromote(tenant="acme", name="b", revision=1)
+    assert (await memory.sets.promote(promote_b)).outcome is IndexOutcome.APPLIED
+    settling = await redis_client.hkeys(memory.indexes.schema.settling_key("acme"))
+    assert settling == [b"b"]
+    assert await memory.seen() == {"refunds": 4, "warranty": 1}
+    assert await memory.sets.settle_all("acme") == 1
+    assert await memory.seen() == {"refunds": 4, "warranty": 1}
 
 
 async def test_discard_leaves_the_live_rules_as_they_were(
