@@ -1,5 +1,5 @@
 """``alignstream rules publish|search|import-opo`` (and ``rules_admin``: list, show, history,
-rollback, activate, deactivate)."""
+rollback, activate, deactivate; ``changesets``: stage, changes, diff, promote, discard)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
 from shared.settings import KafkaSettings
 
-app = command_group("Publish, list, search, roll back and (de)activate rules; show their history.")
+app = command_group(
+    "Publish, list, search, roll back and (de)activate rules; show their history; stage, "
+    "compare, promote or discard change sets."
+)
 
 
 async def publish_events(rule_events: list[RulesTopicEvent], wait: bool, timeout_s: float) -> None:
