@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.errors import Hinted
 from shared.events import AuditEntry, RuleScope
@@ -20,16 +20,23 @@ Grounding = Callable[[AuditEntry, RuleScope], Awaitable[tuple[str, ...]]]
 
 
 def parse_window(text: str) -> tuple[datetime | None, datetime | None]:
-    """``FROM..TO``: ISO times (a date alone is midnight UTC), either side may be empty."""
+    """``FROM..TO``: ISO times (a date alone is midnight, UTC when no zone is given), either
+    side may be empty."""
     since, separator, until = text.partition("..")
     if not separator:
         raise Hinted(f"cannot read the window {text!r}", "write FROM..TO, e.g. 2026-12-01..")
     try:
-        bounds = [datetime.fromisoformat(s.strip()) if s.strip() else None for s in (since, until)]
+        bounds = [_utc(datetime.fromisoformat(s.strip())) if s.strip() else None
+                  for s in (since, until)]  # fmt: skip
     except ValueError as exc:
         raise Hinted(f"cannot read the window {text!r}: {exc}",
                      "ISO times, e.g. 2026-12-01T09:00+00:00..2026-12-02") from None  # fmt: skip
     return bounds[0], bounds[1]
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without a zone is UTC (recorded requests carry theirs)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def scope_of(entry: AuditEntry, change_set: str | None) -> RuleScope:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from services.grading.app import GradingService
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
+from shared.audit_log import read_audit_log
 from shared.client import AlignstreamClient
 from shared.memory.changesets import ChangeSetStore
 from shared.memory.history import RuleHistory
@@ -28,6 +30,7 @@ from shared.memory.reader import RuleReader
 from shared.memory.schema import RuleSchema
 from shared.settings import KafkaSettings
 from shared.testing.backends import ScriptedBackend
+from shared.topics import AUDIT_ENTRIES
 from tests.integration.helpers import FastModel, ServiceProcess, alignstream_cli, service_env
 from tests.samples import sample_rule
 
@@ -191,3 +194,42 @@ async def _promotes_under_kill_9(
                 await asyncio.sleep(0.1)
             assert {abs(await reader.version("acme", r)) for r in ids} == {version}
     assert len(outcomes) == rounds  # each round was either fully old or fully new at the kill
+
+
+async def test_replay_counts_recorded_requests_the_set_would_ground_differently(
+    ingest: IngestService, cli_env: dict[str, str], redis_client: aioredis.Redis, prefix: str
+) -> None:
+    live = [events.RuleUpsert(rule=sample_rule(rule_id="returns", text=LIVE_TEXT)),
+            events.RuleUpsert(rule=sample_rule(rule_id="privacy"))]  # fmt: skip
+    staged = events.ChangeSetStage(name="q3", change=events.RuleUpsert(
+        rule=sample_rule(rule_id="returns", version=2, text=STAGED_TEXT)))  # fmt: skip
+    asked = {"r1": "How long may I return a product?", "r2": "Can you share my personal data?",
+             "r3": ""}  # fmt: skip
+    async with AlignstreamClient(ingest.settings.kafka) as client:
+        await client.publish_rules([*live, staged], wait=True)
+        for request_id, question in asked.items():
+            await client.send(AUDIT_ENTRIES, events.AuditEntry(
+                tenant="acme", request_id=request_id, question=question,
+                question_sha256="a" * 64, strategy=events.Strategy.OPO, outcome="ok",
+                answered_at=datetime.now(UTC)))  # fmt: skip
+        await client.flush()
+    for _ in range(100):  # ingest chains the entries onto the audit log
+        if len((await read_audit_log(ingest.settings.kafka, idle_ms=100)).links) == 3:
+            break
+        await asyncio.sleep(0.1)
+    replay = ["exam", "run", "--tenant", "acme", "--candidate", "q3", "--replay"]
+    code, output = await alignstream_cli(cli_env, *replay, "2020-01-01..")
+    assert code == 0, output
+    flat = " ".join(output.split())
+    # Both questions are given both rules (top 5 of 2): each now gets returns@2 for returns@1.
+    assert "2 recorded requests replayed: 2 would be grounded in different rules" in flat
+    assert "1 recorded by hash only" in flat
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
+            for line in output.splitlines() if "@" in line and "│" in line}  # fmt: skip
+    assert rows == {"returns@1": ["0", "2"], "returns@2": ["2", "0"]}
+    code, output = await alignstream_cli(cli_env, *replay, "2099-01-01..")
+    assert code == 1  # nothing recorded in the window: nothing replayed
+    assert "0 recorded requests replayed" in output
+    code, output = await alignstream_cli(cli_env, *replay, "yesterday")
+    assert code != 0
+    assert "cannot read the window" in output

@@ -163,7 +163,7 @@ async def test_a_replay_counts_requests_the_set_would_ground_differently() -> No
 
 def test_a_replay_window_and_an_unsearched_scope() -> None:
     since, until = parse_window("2026-12-01..")
-    assert (since, until) == (datetime(2026, 12, 1), None)
+    assert (since, until) == (datetime(2026, 12, 1, tzinfo=UTC), None)
     assert parse_window("..2026-12-02T10:00+00:00")[1] == datetime(2026, 12, 2, 10, tzinfo=UTC)
     for bad in ("2026-12-01", "yesterday..today"):
         with pytest.raises(Hinted):
