@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from bench.common import RESULTS, write_result
+from bench.common import merge_result
 from shared.attribution import CITE_AT, KEY_TERMS, attribution_score
 
 LABELLED = Path(__file__).parent / "data" / "attribution_labelled.jsonl"
@@ -34,14 +33,7 @@ def main() -> None:
     method, floor = scores(cited, follows), scores([True] * len(rows), follows)
     wrong = [r["id"] for r, c, f in zip(rows, cited, follows, strict=True) if c != f]
     contradictions = [c for r, c in zip(rows, cited, strict=True) if r["kind"] == "contradicts"]
-    kept: dict[str, Any] = {}
-    existing = RESULTS / "change_sets.json"
-    if existing.exists():
-        kept = {k: v for k, v in json.loads(existing.read_text()).items()
-                if not k.startswith(("attribution", "cite_all")) and k not in
-                ("benchmark", "machine", "at")}  # fmt: skip
-    write_result("change_sets", {
-        **kept,
+    merge_result("change_sets", ("attribution", "cite_all"), {
         "attribution_method": f"support (shared/attribution.py): cite at score >= {CITE_AT}, "
                               f"{KEY_TERMS} key terms, amounts of time checked",
         "attribution_pairs": len(rows),

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 
-from bench.common import RESULTS, private_stack, write_result
+from bench.common import merge_result, private_stack
 from bench.generation_overhead import Pipeline, requests
 from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings
@@ -97,11 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     with private_stack() as env:
         measured = asyncio.run(run(args, env))
-    existing = RESULTS / "change_sets.json"
-    kept = json.loads(existing.read_text()) if existing.exists() else {}
-    kept = {k: v for k, v in kept.items()
-            if k not in ("benchmark", "machine", "at") and not k.startswith("audit_")}  # fmt: skip
-    write_result("change_sets", {**kept, **measured})
+    merge_result("change_sets", ("audit_",), measured)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,17 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def merge_result(name: str, owned: tuple[str, ...], result: dict[str, Any]) -> Path:
+    """Write ``result`` into ``bench/results/<name>.json`` keeping the keys other benchmarks
+    wrote there (a file several benchmarks share); ``owned``: the key prefixes this one
+    writes, dropped from the old file first (a key it no longer writes does not linger)."""
+    path = RESULTS / f"{name}.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    kept = {k: v for k, v in kept.items()
+            if k not in ("benchmark", "machine", "at") and not k.startswith(owned)}  # fmt: skip
+    return write_result(name, {**kept, **result})
+
+
 @contextlib.contextmanager
 def private_stack() -> Iterator[dict[str, str]]:
     """The servers given by KAFKA_BOOTSTRAP/REDIS_URL, or a fresh local stack."""

@@ -17,17 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 
-from bench.common import (
-    RESULTS,
-    percentiles,
-    private_stack,
-    service_process,
-    synthetic_rules,
-    write_result,
-)
+from bench.common import merge_result, percentiles, private_stack, service_process, synthetic_rules
 from shared import events
 from shared.client import AlignstreamClient
 from shared.kafka import ensure_topics
@@ -117,12 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     with private_stack() as env:
         measured = asyncio.run(run(args, env))
-    existing = RESULTS / "change_sets.json"
-    kept = json.loads(existing.read_text()) if existing.exists() else {}
-    kept = {k: v for k, v in kept.items()
-            if k not in ("benchmark", "machine", "at") and not k.startswith("promote")
-            and not k.startswith("live_publish")}  # fmt: skip
-    write_result("change_sets", {**kept, **measured})
+    merge_result("change_sets", ("promote", "live_publish"), measured)
 
 
 if __name__ == "__main__":

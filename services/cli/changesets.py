@@ -12,41 +12,23 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
-from services.cli.params import tenant_id
+from services.cli.params import set_name, tenant_id
 from services.cli.progress import console, errors
 from services.cli.rules import read_or_exit
-from services.cli.rules_admin import TENANT, TIMEOUT, publisher, snippet
+from services.cli.rules_admin import TENANT, TIMEOUT, publisher, rule_memory, snippet
 from shared import events
 from shared.changeset_gate import ExamEvidence, Gate
 from shared.client import AlignstreamClient
 from shared.errors import Hinted
 from shared.events import IndexOutcome
 from shared.memory.changesets import ChangeSetInfo, ChangeSetStore
-from shared.memory.history import RuleHistory
 from shared.memory.index import RuleIndexes
 from shared.memory.lifecycle import RuleLifecycle
-from shared.memory.reader import RuleReader
-from shared.memory.schema import RuleSchema
-from shared.redis import make_redis
-from shared.settings import KafkaSettings, RedisSettings
+from shared.settings import KafkaSettings
 
 NAME = typer.Option(..., "--name", help="The change set (lower case: letters, digits, . _ -).")
-
-
-_NAME: TypeAdapter[str] = TypeAdapter(events.ChangeSetName)
-
-
-def set_name(value: str) -> str:
-    try:
-        return _NAME.validate_python(value)
-    except ValidationError:
-        raise typer.BadParameter(
-            f"{value[:80]!r} is not a change set name: lower-case letters, digits, '.', '_', '-'",
-            param_hint="--name",
-        ) from None
 
 
 class Sets:
@@ -69,14 +51,9 @@ class Sets:
 
 @contextlib.asynccontextmanager
 async def _sets() -> AsyncIterator[Sets]:
-    settings = RedisSettings()
-    client = make_redis(settings)
-    try:
-        schema = RuleSchema.for_keys(settings.key_prefix)
-        rules = RuleLifecycle(RuleReader(client, schema), RuleHistory(client, settings.key_prefix))
-        yield Sets(ChangeSetStore(RuleIndexes(client, schema)), rules)
-    finally:
-        await client.aclose()
+    async with rule_memory() as rules:
+        indexes = RuleIndexes(rules.reader.client, rules.reader.schema)
+        yield Sets(ChangeSetStore(indexes), rules)
 
 
 async def _publish(
@@ -96,7 +73,7 @@ def stage(
 ) -> None:
     """Stage a rule file's versions in a change set: live traffic does not see them until the
     set is promoted. Staging again adds to the set (a newer version of a rule replaces it)."""
-    name = set_name(name)
+    name = set_name(name, "--name")
     changes = read_or_exit(file, tenant, skip_invalid=skip_invalid, last_wins=last_wins)
     tenants = {c.target.tenant for c in changes}
     if len(tenants) > 1:

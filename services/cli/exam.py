@@ -14,10 +14,9 @@ from services.cli.changeset_exam import (
     replay_requests,
     show_evidence,
 )
-from services.cli.changesets import set_name
 from services.cli.exam_generate import generate
 from services.cli.groups import command_group
-from services.cli.params import tenant_id
+from services.cli.params import set_name, tenant_id
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.queries import ExamJobs

@@ -7,10 +7,18 @@ from datetime import date
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from shared.events import Identifier, TenantId
+from shared.events import ChangeSetName, Identifier, TenantId
 
 _TENANT: TypeAdapter[str] = TypeAdapter(TenantId)
 _RULE_ID: TypeAdapter[str] = TypeAdapter(Identifier)
+_SET_NAME: TypeAdapter[str] = TypeAdapter(ChangeSetName)
+
+
+def _checked(adapter: TypeAdapter[str], value: str, expected: str, option: str) -> str:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
+        raise typer.BadParameter(f"{value[:80]!r} is not {expected}", param_hint=option) from None
 
 
 def iso_date(value: str | None, option: str) -> date | None:
@@ -26,20 +34,15 @@ def iso_date(value: str | None, option: str) -> date | None:
 
 def tenant_id(value: str, option: str = "--tenant") -> str:
     """A tenant id as the services accept it (checked before anything is read or published)."""
-    try:
-        return _TENANT.validate_python(value)
-    except ValidationError:
-        raise typer.BadParameter(
-            f"{value[:80]!r} is not a tenant id: letters, digits, '_' and '-', e.g. acme",
-            param_hint=option,
-        ) from None
+    return _checked(_TENANT, value, "a tenant id: letters, digits, '_' and '-', e.g. acme", option)
+
+
+def set_name(value: str, option: str = "NAME") -> str:
+    """A change set's name as the services accept it."""
+    expected = "a change set name: lower-case letters, digits, '.', '_', '-'"
+    return _checked(_SET_NAME, value, expected, option)
 
 
 def rule_id(value: str) -> str:
-    try:
-        return _RULE_ID.validate_python(value)
-    except ValidationError:
-        raise typer.BadParameter(
-            f"{value[:80]!r} is not a rule id: letters, digits, '_', '.', ':' and '-'",
-            param_hint="RULE_ID",
-        ) from None
+    expected = "a rule id: letters, digits, '_', '.', ':' and '-'"
+    return _checked(_RULE_ID, value, expected, "RULE_ID")

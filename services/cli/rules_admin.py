@@ -34,7 +34,7 @@ def publisher() -> str:
 
 
 @contextlib.asynccontextmanager
-async def _memory() -> AsyncIterator[RuleLifecycle]:
+async def rule_memory() -> AsyncIterator[RuleLifecycle]:
     settings = RedisSettings()
     client = make_redis(settings)
     try:
@@ -69,7 +69,7 @@ def list_rules(
     flt = selection.filter(tenant_id(tenant))
 
     async def select() -> tuple[list[StoredRule], int]:
-        async with _memory() as memory:
+        async with rule_memory() as memory:
             return await memory.reader.select(flt, offset=offset, limit=limit)
 
     rules, total = asyncio.run(select())
@@ -89,7 +89,7 @@ def show(rule: str = typer.Argument(..., help="Rule id."), tenant: str = TENANT)
     rule, tenant = rule_id(rule), tenant_id(tenant)
 
     async def read() -> tuple[events.Rule | None, int, int]:
-        async with _memory() as memory:
+        async with rule_memory() as memory:
             current = await memory.current(tenant, rule)
             applied = await memory.reader.version(tenant, rule)
             return current, applied, await memory.history.newest_version(tenant, rule)
@@ -118,7 +118,7 @@ def history(
     rule, tenant = rule_id(rule), tenant_id(tenant)
 
     async def read() -> tuple[list[HistoryEntry], int]:
-        async with _memory() as memory:
+        async with rule_memory() as memory:
             entries = await memory.history.versions(tenant, rule, limit=limit)
             return entries, await memory.reader.version(tenant, rule)
 
@@ -142,7 +142,7 @@ def _publish(
     build: Callable[[RuleLifecycle], Awaitable[list[events.RuleUpsert]]], wait: bool, timeout: float
 ) -> list[events.RuleUpsert]:
     async def run() -> list[events.RuleUpsert]:
-        async with _memory() as memory:
+        async with rule_memory() as memory:
             changes = await build(memory)
         if changes:
             await publish_events(list(changes), wait, timeout)

@@ -121,12 +121,7 @@ from shared.events.rules import (
 )
 
 AnyEvent = Annotated[
-    RuleUpsert
-    | RuleDelete
-    | JurisdictionTree
-    | ChangeSetStage
-    | ChangeSetPromote
-    | ChangeSetDiscard
+    RulesTopicEvent
     | RuleIndexed
     | ChatRequest
     | GroundedRequest

@@ -60,21 +60,12 @@ class ChangeSetStage(Event):
         return "stage"
 
 
-class ChangeSetPromote(Event):
-    """Make every staged version of change set ``name`` live for the tenant, at once; refused
-    (nothing changes) when the set changed since ``revision`` (what its exam graded) or when a
-    live version is at or above a staged one."""
+class _WholeSet(Event):
+    """An event about a whole change set, keyed by it."""
 
-    kind: Literal["changeset.promote"] = "changeset.promote"
     tenant: TenantId
     name: ChangeSetName
-    revision: int = Field(ge=1)
-    """The set's revision this promote was decided on (each stage raises it by one)."""
     publisher: Publisher | None = None
-    gate: Annotated[str, StringConstraints(max_length=500)] | None = None
-    """The conditions the promote was checked against (``accuracy_delta >= -1pp``), as given."""
-    exam_job: Identifier | None = None
-    """The exam whose result passed the gate."""
 
     @property
     def key(self) -> str:
@@ -83,6 +74,20 @@ class ChangeSetPromote(Event):
     @property
     def partition_key(self) -> str:
         return self.key
+
+
+class ChangeSetPromote(_WholeSet):
+    """Make every staged version of change set ``name`` live for the tenant, at once; refused
+    (nothing changes) when the set changed since ``revision`` (what its exam graded) or when a
+    live version is at or above a staged one."""
+
+    kind: Literal["changeset.promote"] = "changeset.promote"
+    revision: int = Field(ge=1)
+    """The set's revision this promote was decided on (each stage raises it by one)."""
+    gate: Annotated[str, StringConstraints(max_length=500)] | None = None
+    """The conditions the promote was checked against (``accuracy_delta >= -1pp``), as given."""
+    exam_job: Identifier | None = None
+    """The exam whose result passed the gate."""
 
     @property
     def target(self) -> RuleTarget:
@@ -93,21 +98,10 @@ class ChangeSetPromote(Event):
         return "promote"
 
 
-class ChangeSetDiscard(Event):
+class ChangeSetDiscard(_WholeSet):
     """Drop change set ``name``: its candidate versions are deleted, live rules untouched."""
 
     kind: Literal["changeset.discard"] = "changeset.discard"
-    tenant: TenantId
-    name: ChangeSetName
-    publisher: Publisher | None = None
-
-    @property
-    def key(self) -> str:
-        return changeset_key(self.tenant, self.name)
-
-    @property
-    def partition_key(self) -> str:
-        return self.key
 
     @property
     def target(self) -> RuleTarget:
