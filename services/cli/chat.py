@@ -8,6 +8,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from services.cli.params import set_name
 from services.cli.progress import console
 from shared import events
 from shared.client import AlignstreamClient
@@ -56,13 +57,17 @@ def chat(
     prompt_set: str | None = typer.Option(
         None, help="drpo: the prompt set to use (e.g. drpo-optimized); default: retrieval's."
     ),
+    candidate: str | None = typer.Option(
+        None, help="Ask the memory as a staged change set would make it (rules stage)."
+    ),
 ) -> None:
     """Publish a question to the chat topic, wait for the answer and print it with its rules."""
+    change_set = None if candidate is None else set_name(candidate, "--candidate")
     request = events.ChatRequest(
         tenant=tenant,
         messages=(events.ChatMessage(role=events.Role.USER, content=question),),
-        strategy=strategy,
-        scope=events.RuleScope(jurisdictions=tuple(jurisdiction)),
+        strategy=events.Strategy.CANDIDATE if change_set else strategy,
+        scope=events.RuleScope(jurisdictions=tuple(jurisdiction), change_set=change_set),
         params=events.GenerationParams(max_tokens=max_tokens),
         prompt_set=prompt_set,
     )

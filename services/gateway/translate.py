@@ -39,6 +39,13 @@ MODEL_STRATEGIES: dict[str, str] = {
     events.Strategy.OPO: "grounded in the tenant's rules that apply (OPO)",
     events.Strategy.DRPO: "DRPO's optimized alignment prompt and in-context examples",
 }
+EXAM_ONLY = {
+    events.Strategy.ORACLE: "The oracle strategy takes its rules from an exam job; it is not "
+    "served over HTTP.",
+    events.Strategy.CANDIDATE: "The candidate strategy is an exam's arm for a staged change "
+    "set (exam run --candidate); it is not served over HTTP.",
+}
+"""Strategies only exams use, and why a request cannot name them."""
 MAX_STOP = 4
 _ROLES = {"system": events.Role.SYSTEM, "developer": events.Role.SYSTEM,
           "user": events.Role.USER, "assistant": events.Role.ASSISTANT}  # fmt: skip
@@ -128,10 +135,8 @@ def to_chat_request(
     strategy = options.strategy or strategy_of(body.model, defaults.strategy)
     if options.strategy is not None:
         strategy_of(body.model, defaults.strategy)  # the model must exist all the same
-    if strategy is events.Strategy.ORACLE:
-        raise unsupported("alignstream.strategy",
-                          "The oracle strategy takes its rules from an exam job; it is not "
-                          "served over HTTP.")  # fmt: skip
+    if strategy in EXAM_ONLY:
+        raise unsupported("alignstream.strategy", EXAM_ONLY[strategy])
     messages = tuple(_message(i, m) for i, m in enumerate(body.messages))
     jurisdictions, any_jurisdiction = searched_scope(key, options.jurisdictions,
                                                      options.any_jurisdiction)  # fmt: skip

@@ -105,6 +105,14 @@ async def test_stage_exam_gate_and_promote(
             cli_env, "exam", "run", "--dataset", str(exam), "--tenant", "acme",
             "--candidate", "q3", "--timeout", "90",
         )  # fmt: skip
+        asked = await alignstream_cli(cli_env, "chat", "How long may I return a product?",
+                                      "--tenant", "acme", "--candidate", "q3")  # fmt: skip
+    assert asked[0] == 0, asked[1]
+    lines = asked[1].splitlines()
+    grounded = [[c.strip() for c in line.split("│")] for line in lines
+                if line.strip().startswith("returns")]  # fmt: skip
+    assert grounded[0][:2] == ["returns", "2"]  # the staged version, before any promote
+    assert "(candidate)" in asked[1]
     assert code == 0, output
     assert "candidate vs opo" in output
     info = await sets.info("acme", "q3")

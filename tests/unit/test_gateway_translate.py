@@ -83,6 +83,8 @@ def test_a_scoped_key_without_admin_right_is_bound_to_its_scope() -> None:
         ({"model": "gpt-4o"}, 404, "model"),
         ({"model": "alignstream:oracle"}, 404, "model"),
         ({"alignstream": {"strategy": "oracle"}}, 400, "alignstream.strategy"),
+        ({"model": "alignstream:candidate"}, 404, "model"),
+        ({"alignstream": {"strategy": "candidate"}}, 400, "alignstream.strategy"),
         ({"n": 3}, 400, "n"),
         ({"logprobs": True}, 400, "logprobs"),
         ({"presence_penalty": 0.5}, 400, "presence_penalty"),
