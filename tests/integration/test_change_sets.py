@@ -134,11 +134,11 @@ async def test_stage_exam_gate_and_promote(
     assert code == 0, output
     assert "1 rules live for acme" in output
     assert await reader.version("acme", "returns") == 2
-    asked = events.ChatMessage(role=events.Role.USER, content="How long may I return a product?")
-    question = events.ChatRequest(tenant="acme", messages=(asked,))
+    message = events.ChatMessage(role=events.Role.USER, content="How long may I return a product?")
+    question = events.ChatRequest(tenant="acme", messages=(message,))
     async with AlignstreamClient(ingest.settings.kafka) as client:
-        grounded = await client.ground([question])
-    (rule,) = grounded[question.request_id].rules
+        answers = await client.ground([question])
+    (rule,) = answers[question.request_id].rules
     assert (rule.rule_id, rule.version, rule.text) == ("returns", 2, STAGED_TEXT)
     history = RuleHistory(redis_client, prefix)
     for _ in range(100):  # the promote's republished version comes back through ingest
