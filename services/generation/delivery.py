@@ -17,10 +17,13 @@ from shared import events
 from shared.dlq import DeadLetterFailed, Inbox, PoisonMessage, Record, backoff_after
 from shared.kafka import OversizedMessage, is_final_publish_error
 from shared.metrics import UNPUBLISHABLE
-from shared.service import Publisher
+from shared.service import Delivery, Publisher
 from shared.topics import AUDIT_ENTRIES, CHAT_RESPONSES, CHAT_TOKENS, EXAM_ANSWERS
 
 log = logging.getLogger(__name__)
+
+Outgoing = tuple[str, str, bytes, dict[str, str]]
+"""A message to publish: topic, key, body, headers."""
 
 
 class ResponseDelivery:
@@ -68,17 +71,32 @@ class ResponseDelivery:
                 body = self.out.encode_bounded(response)
             except OversizedMessage as again:  # the echoed metadata alone is too large
                 return await self._unpublishable(record, topic, again)
-        outgoing = [(topic, response.key, body, headers or {})]
+        outgoing: list[Outgoing] = [(topic, response.key, body, headers or {})]
         if self.audit is not None:
             entry = audit_entry(answering.request, response, self.audit)
             outgoing.append((self._audit_topic, entry.key, self.out.encode_bounded(entry), {}))
-        # The response and its audit entry together (one producer batch, one wait); each
-        # retried on its own. Done once both are out, or dead-lettered (None).
+        # The response and its audit entry together (one producer batch, one wait); one that
+        # failed is then retried on its own (the other is not published twice). Done once
+        # both are out, or dead-lettered (None).
+        first = await self._send_once(outgoing)
         sent = await asyncio.gather(*(
             self._publish_retrying(record, target, key, data, extra, response.request_id)
-            for target, key, data, extra in outgoing
+            for (target, key, data, extra), out in zip(outgoing, first, strict=True) if not out
         ))  # fmt: skip
         return all(done is not False for done in sent)
+
+    async def _send_once(self, outgoing: list[Outgoing]) -> list[bool]:
+        """One attempt at each message, all in flight at once; which were published."""
+        deliveries: list[Delivery | None] = []
+        for topic, key, body, headers in outgoing:
+            try:
+                deliveries += await self.out.enqueue_bodies(topic, [(key, body)], headers=[headers])
+            except Exception:  # retried (or dead-lettered) by ``_publish_retrying``
+                deliveries.append(None)
+        waited = await asyncio.gather(*(d for d in deliveries if d is not None),
+                                      return_exceptions=True)  # fmt: skip
+        results = iter(waited)
+        return [d is not None and not isinstance(next(results), BaseException) for d in deliveries]
 
     async def _publish_retrying(
         self, record: Record, topic: str, key: str, body: bytes, headers: dict[str, str],
