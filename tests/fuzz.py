@@ -53,7 +53,14 @@ def _of(*kinds: type[events.Event]) -> tuple[events.Event, ...]:
     return tuple(e for e in sample_events() if isinstance(e, kinds))
 
 
-_RULES_TOPIC = _of(events.RuleUpsert, events.RuleDelete, events.JurisdictionTree)
+_RULES_TOPIC = _of(
+    events.RuleUpsert,
+    events.RuleDelete,
+    events.JurisdictionTree,
+    events.ChangeSetStage,
+    events.ChangeSetPromote,
+    events.ChangeSetDiscard,
+)
 CONSUMED = (
     Consumed(RULES_EVENTS, "ingest", events.RULES_TOPIC_EVENT, _RULES_TOPIC),
     Consumed(RULES_LIVE, "ingest", events.RULES_TOPIC_EVENT, _RULES_TOPIC),

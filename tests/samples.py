@@ -67,6 +67,11 @@ def sample_events() -> list[events.Event]:
             ),
             default_scope=("EU",),
         ),
+        events.ChangeSetStage(name="q3", change=events.RuleUpsert(rule=rule, publisher="cli:a@b")),
+        events.ChangeSetPromote(
+            tenant="acme", name="q3", revision=2, gate="pairs >= 1", exam_job="j1"
+        ),
+        events.ChangeSetDiscard(tenant="acme", name="q4"),
         events.RuleIndexed(
             tenant="acme",
             rule_id="privacy-1",
@@ -74,6 +79,17 @@ def sample_events() -> list[events.Event]:
             op="upsert",
             outcome=events.IndexOutcome.APPLIED,
             source_event_id="e1",
+            event_created_at=now,
+        ),
+        events.RuleIndexed(
+            tenant="acme",
+            rule_id="q3",
+            version=2,
+            op="promote",
+            outcome=events.IndexOutcome.REFUSED,
+            change_set="q3",
+            conflicts=("privacy-1",),
+            source_event_id="e2",
             event_created_at=now,
         ),
         request,
