@@ -125,9 +125,9 @@ class Fusion:
         merged: dict[str, Hit] = {}
         for hit in (*vector, *lexical):
             known = merged.get(hit.rule_id)
-            if known is None:
-                merged[hit.rule_id] = hit
-            else:
+            if known is None or hit.version > known.version:
+                merged[hit.rule_id] = hit  # (a settling set's newer version replaces the old)
+            elif hit.version == known.version:
                 merged[hit.rule_id] = replace(
                     known,
                     vector_rank=known.vector_rank or hit.vector_rank,
@@ -147,8 +147,13 @@ class Fusion:
 
 def order_hits(hits: Iterable[Hit], *, min_score: float | None = None) -> list[Hit]:
     """Best fused score first (most similar first when not fused); higher priority breaks
-    ties; a cosine similarity below ``min_score`` dropped."""
-    kept = [h for h in hits if min_score is None or h.similarity >= min_score]
+    ties; a cosine similarity below ``min_score`` dropped; each rule once, at its newest
+    version."""
+    newest: dict[str, Hit] = {}
+    for hit in hits:  # one version of a rule: the newest (two meet while a change set settles)
+        if hit.rule_id not in newest or hit.version > newest[hit.rule_id].version:
+            newest[hit.rule_id] = hit
+    kept = [h for h in newest.values() if min_score is None or h.similarity >= min_score]
     return sorted(kept, key=lambda h: (-h.fused, -round(h.similarity, 6), -h.priority, h.rule_id))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -176,3 +177,17 @@ def test_fusion_scores_deep_ranks_and_ties_by_similarity_then_priority_then_id()
         [],
     )  # fmt: skip
     assert [h.rule_id for h in tied] == ["r", "q", "p"]
+
+
+def test_two_versions_of_a_rule_give_one_hit_the_newest() -> None:
+    """While a change set settles, a search can meet a rule's staged and live documents."""
+    old = hit("returns", v=1, sim=0.9)
+    new = dataclasses.replace(hit("returns", lx=1, sim=0.8), version=2)
+    fused = Fusion().fuse([old], [new])
+    assert [(h.rule_id, h.version, h.vector_rank, h.lexical_rank) for h in fused] == [
+        ("returns", 2, None, 1)
+    ]
+    same = Fusion().fuse([hit("a", v=1)], [hit("a", lx=3)])
+    assert [(h.version, h.vector_rank, h.lexical_rank) for h in same] == [(1, 1, 3)]
+    ordered = order_hits([old, new, hit("other", sim=0.1)])
+    assert [(h.rule_id, h.version) for h in ordered] == [("returns", 2), ("other", 1)]
