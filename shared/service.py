@@ -92,10 +92,6 @@ class Publisher(Protocol):
         self, topic: str, bodies: Iterable[tuple[Key, bytes]], *, headers: Headers = None
     ) -> None: ...
 
-    async def enqueue_bodies(
-        self, topic: str, bodies: Iterable[tuple[Key, bytes]], *, headers: Headers = None
-    ) -> list[Delivery]: ...
-
 
 class Service:
     name: str = "service"

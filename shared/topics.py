@@ -173,10 +173,11 @@ RESEARCH_PROGRESS = TopicSpec(
 AUDIT_ENTRIES = TopicSpec(
     "audit.entries",
     key="tenant",
-    value=events.AuditEntry,
+    value=events.AuditRecord,
     partitions=3,
     retention_ms=7 * DAY_MS,
-    description="one entry per answered request (generation), for the audit chainer (ingest)",
+    description="one entry per answered request, one tenant's entries batched per record "
+    "(generation), for the audit chainer (ingest)",
 )
 AUDIT_LOG = TopicSpec(
     "audit.log",

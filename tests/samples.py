@@ -135,6 +135,7 @@ def sample_events() -> list[events.Event]:
             result={"reward_start": 2.5},
         ),
         audit_link().entry,
+        events.AuditBatch(tenant="acme", entries=(audit_link().entry, audit_link().entry)),
         audit_link(),
         events.DeadLetter(
             service="ingest",

@@ -11,19 +11,17 @@ from collections.abc import Callable
 from aiokafka.errors import UnknownTopicOrPartitionError
 
 from services.generation.audit import AuditQuestions, audit_entry
+from services.generation.audit_batches import AuditBatches
 from services.generation.reply_topics import ReplyTopics
 from services.generation.serving import Answering
 from shared import events
 from shared.dlq import DeadLetterFailed, Inbox, PoisonMessage, Record, backoff_after
 from shared.kafka import OversizedMessage, is_final_publish_error
 from shared.metrics import UNPUBLISHABLE
-from shared.service import Delivery, Publisher
+from shared.service import Publisher
 from shared.topics import AUDIT_ENTRIES, CHAT_RESPONSES, CHAT_TOKENS, EXAM_ANSWERS
 
 log = logging.getLogger(__name__)
-
-Outgoing = tuple[str, str, bytes, dict[str, str]]
-"""A message to publish: topic, key, body, headers."""
 
 
 class ResponseDelivery:
@@ -45,6 +43,8 @@ class ResponseDelivery:
         """None: no audit entries; else what they keep of the question."""
         self._own_reply_topics = {out.topics(CHAT_RESPONSES), out.topics(EXAM_ANSWERS)}
         self._audit_topic = out.topics(AUDIT_ENTRIES)
+        self.audit_batches = AuditBatches(out, self._audit_topic, backoff_s=backoff_s,
+                                          stopping=stopping)  # fmt: skip
 
     async def deliver(
         self,
@@ -71,32 +71,15 @@ class ResponseDelivery:
                 body = self.out.encode_bounded(response)
             except OversizedMessage as again:  # the echoed metadata alone is too large
                 return await self._unpublishable(record, topic, again)
-        outgoing: list[Outgoing] = [(topic, response.key, body, headers or {})]
-        if self.audit is not None:
-            entry = audit_entry(answering.request, response, self.audit)
-            outgoing.append((self._audit_topic, entry.key, self.out.encode_bounded(entry), {}))
-        # The response and its audit entry together (one producer batch, one wait); one that
-        # failed is then retried on its own (the other is not published twice). Done once
-        # both are out, or dead-lettered (None).
-        first = await self._send_once(outgoing)
-        sent = await asyncio.gather(*(
-            self._publish_retrying(record, target, key, data, extra, response.request_id)
-            for (target, key, data, extra), out in zip(outgoing, first, strict=True) if not out
-        ))  # fmt: skip
-        return all(done is not False for done in sent)
-
-    async def _send_once(self, outgoing: list[Outgoing]) -> list[bool]:
-        """One attempt at each message, all in flight at once; which were published."""
-        deliveries: list[Delivery | None] = []
-        for topic, key, body, headers in outgoing:
-            try:
-                deliveries += await self.out.enqueue_bodies(topic, [(key, body)], headers=[headers])
-            except Exception:  # retried (or dead-lettered) by ``_publish_retrying``
-                deliveries.append(None)
-        waited = await asyncio.gather(*(d for d in deliveries if d is not None),
-                                      return_exceptions=True)  # fmt: skip
-        results = iter(waited)
-        return [d is not None and not isinstance(next(results), BaseException) for d in deliveries]
+        # The answer at once; its audit entry in its tenant's next batch. Done once both are
+        # out (or the request dead-lettered: None).
+        publishing = self._publish_retrying(record, topic, response.key, body, headers or {},
+                                            response.request_id)  # fmt: skip
+        if self.audit is None:
+            return await publishing is not False
+        entry = audit_entry(answering.request, response, self.audit)
+        sent, audited = await asyncio.gather(publishing, self.audit_batches.add(entry))
+        return sent is not False and audited
 
     async def _publish_retrying(
         self, record: Record, topic: str, key: str, body: bytes, headers: dict[str, str],

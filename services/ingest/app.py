@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Annotated
 
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from services.ingest.audit_chainer import AuditChainer
 from services.ingest.changesets import PROMOTES, ChangeSetApplier
@@ -39,7 +40,9 @@ from shared.signing import RecordSigner
 from shared.topics import AUDIT_ENTRIES, AUDIT_LOG, RULES_EVENTS, RULES_INDEXED, RULES_LIVE
 
 APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE
-AUDIT_ENTRY: TypeAdapter[events.AuditEntry] = TypeAdapter(events.AuditEntry)
+AUDIT_RECORD: TypeAdapter[events.AuditRecord] = TypeAdapter(
+    Annotated[events.AuditRecord, Field(discriminator="kind")]
+)
 
 
 class IngestService(RuleMemoryService):
@@ -72,7 +75,7 @@ class IngestService(RuleMemoryService):
         self.change_sets: ChangeSetApplier | None = None
         self.chainer: AuditChainer | None = None
         if settings.audit_chain:
-            entries = Subscription(AUDIT_ENTRIES, AUDIT_ENTRY, max_records=256)
+            entries = Subscription(AUDIT_ENTRIES, AUDIT_RECORD, max_records=256)
             self.audit_inbox = self.subscribe(entries, self.on_audit_entries)
             self.publishes(AUDIT_LOG, why="each tenant's audit entries, hash-chained")
 
@@ -106,8 +109,8 @@ class IngestService(RuleMemoryService):
 
     async def on_audit_entries(self, message: KafkaMessage) -> None:
         assert self.chainer is not None, "service not started"
-        for record, entry in await self.audit_inbox.open_batch(message.raw_message):
-            await self.chainer.chain(record, entry)
+        for record, item in await self.audit_inbox.open_batch(message.raw_message):
+            await self.chainer.chain_record(record, item)
 
     async def _publish_link(self, link: events.AuditLink) -> None:
         await asyncio.gather(*await self.enqueue_all(self.topics(AUDIT_LOG), [link]))

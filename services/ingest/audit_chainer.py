@@ -3,8 +3,9 @@
 
 ``audit.entries`` is keyed by tenant, so one consumer handles a tenant's entries in order. The
 chain's head per tenant (``{prefix}:audit:head:{tenant}``: ``seq``, ``hash``, per source
-partition the last offset chained, and the ``pending`` link) lives in Redis. An entry at or
-below the head's offset is chained already and skipped. Otherwise the head advances first,
+partition the position of the last entry chained, ``offset.index`` (a record holds one entry or
+one tenant's batch), and the ``pending`` link) lives in Redis. An entry at or below the head's
+position is chained already and skipped. Otherwise the head advances first,
 atomically and only from the head the link was computed from (two consumers overlapping in a
 rebalance cannot both take a sequence number), with the new link kept as ``pending``; then the
 link is published (acknowledged) and ``pending`` cleared. Whoever next reads the head publishes
@@ -35,6 +36,16 @@ if redis.call('HGET', KEYS[1], 'pending') == ARGV[1] then redis.call('HDEL', KEY
 return 1
 """
 
+
+def _position(stored: str | None) -> tuple[int, float]:
+    """A head's last chained position in a partition: ``offset.index`` (a record written
+    before batches, ``offset``, had one entry: all of it is chained)."""
+    if stored is None:
+        return (-1, 0)
+    offset, _, index = stored.partition(".")
+    return (int(offset), float(index) if index else float("inf"))
+
+
 PublishLink = Callable[[events.AuditLink], Awaitable[None]]
 """Publishes a link to ``audit.log`` and returns once the broker acknowledged it."""
 
@@ -50,19 +61,31 @@ class AuditChainer:
     def head_key(self, tenant: str) -> str:
         return f"{self.prefix}:audit:head:{tenant}"
 
-    async def chain(self, record: Record, entry: events.AuditEntry) -> events.AuditLink | None:
-        """The entry's link, published; None when the entry was chained before."""
+    async def chain_record(
+        self, record: Record, item: events.AuditRecord
+    ) -> list[events.AuditLink | None]:
+        """Every entry of a record (an entry, or a tenant's batch), in order."""
+        return [await self.chain(record, entry, index)
+                for index, entry in enumerate(events.entries_of(item))]  # fmt: skip
+
+    async def chain(
+        self, record: Record, entry: events.AuditEntry, index: int = 0
+    ) -> events.AuditLink | None:
+        """The link of the record's ``index``-th entry, published; None when it was chained
+        before (the head keeps, per source partition, the position of the last entry chained:
+        ``offset.index``)."""
         key = self.head_key(entry.tenant)
         head = {as_text(k): as_text(v) for k, v in (await self.client.hgetall(key)).items()}
         if "pending" in head:
             await self._publish(key, events.AuditLink.model_validate_json(head["pending"]))
         source = f"p{record.partition}"
-        if record.offset is not None and record.offset <= int(head.get(source, "-1")):
+        if record.offset is not None and (record.offset, index) <= _position(head.get(source)):
             return None
         seq = int(head.get("seq", "0"))
         appended = link(entry, seq + 1, head.get("hash", GENESIS))
         taken = await self._advance(keys=[key], args=[
-            seq, seq + 1, appended.hash, source, record.offset or 0, appended.model_dump_json(),
+            seq, seq + 1, appended.hash, source, f"{record.offset or 0}.{index}",
+            appended.model_dump_json(),
         ])  # fmt: skip
         if not taken:
             # Another consumer chained this tenant meanwhile (a rebalance): the batch is

@@ -19,7 +19,14 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
-from shared.events.audit import AuditEntry, AuditLink
+from shared.events.audit import (
+    MAX_AUDIT_BATCH,
+    AuditBatch,
+    AuditEntry,
+    AuditLink,
+    AuditRecord,
+    entries_of,
+)
 from shared.events.base import (
     SCHEMA_VERSION,
     Contract,
@@ -133,6 +140,7 @@ AnyEvent = Annotated[
     | ResearchJob
     | ResearchProgress
     | AuditEntry
+    | AuditBatch
     | AuditLink
     | DeadLetter,
     Field(discriminator="kind"),
@@ -144,6 +152,7 @@ ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 __all__ = [
     "ANY_EVENT",
     "GLOBAL_JURISDICTION",
+    "MAX_AUDIT_BATCH",
     "MAX_CHANGE_SET_RULES",
     "MAX_JURISDICTION_DEPTH",
     "MAX_JURISDICTION_NODES",
@@ -157,8 +166,10 @@ __all__ = [
     "AnswerOutcome",
     "AnyEvent",
     "AspectScore",
+    "AuditBatch",
     "AuditEntry",
     "AuditLink",
+    "AuditRecord",
     "CancelReason",
     "CategoryScore",
     "ChangeSetDiscard",
@@ -226,6 +237,7 @@ __all__ = [
     "ancestors_or_self",
     "changeset_key",
     "encode",
+    "entries_of",
     "jurisdictions_key",
     "key_bytes",
     "new_id",

@@ -3,13 +3,12 @@ without a broker (for the cores that publish: schedulers, runners)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from shared.events import Event, encode
 from shared.kafka import OversizedMessage
-from shared.service import Delivery, Key
+from shared.service import Key
 from shared.topics import TopicNames
 
 
@@ -40,20 +39,3 @@ class RecordingPublisher:
         headers: Sequence[Mapping[str, str]] | None = None,
     ) -> None:
         self.bodies[topic].extend(bodies)
-
-    async def enqueue_bodies(
-        self,
-        topic: str,
-        bodies: Iterable[tuple[Key, bytes]],
-        *,
-        headers: Sequence[Mapping[str, str]] | None = None,
-    ) -> list[Delivery]:
-        """Kept at once; each delivery is already done."""
-        items = list(bodies)
-        self.bodies[topic].extend(items)
-        done: list[Delivery] = []
-        for _ in items:
-            future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            future.set_result(None)
-            done.append(future)
-        return done

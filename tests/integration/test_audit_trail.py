@@ -106,3 +106,33 @@ async def test_a_crash_after_taking_a_sequence_number_leaves_no_gap(
     assert verify(published).ok
     assert await chainer.chain(second, two) is None  # a redelivery of a chained entry
     assert len(published) == 2
+
+
+async def test_a_batch_is_chained_entry_by_entry_once_even_when_redelivered(
+    redis_client: aioredis.Redis, prefix: str
+) -> None:
+    published: list[events.AuditLink] = []
+    fail_at = [3]  # the broker goes away while the batch's third link is published
+
+    async def publish(link: events.AuditLink) -> None:
+        if link.seq == fail_at[0]:
+            fail_at[0] = 0
+            raise ConnectionError("broker gone")
+        published.append(link)
+
+    chainer = AuditChainer(redis_client, prefix, publish)
+    head = chainer.head_key("acme")
+    await redis_client.hset(head, mapping={"p0": "9"})  # a head from before batches: offset 9
+    old = Record(topic="audit.entries", partition=0, offset=9, key=b"acme", value=b"", headers={})
+    assert await chainer.chain(old, entry("acme", 0)) is None  # chained before: all of it
+    batch = events.AuditBatch(tenant="acme", entries=tuple(entry("acme", i) for i in range(1, 5)))
+    record = Record(topic="audit.entries", partition=0, offset=10, key=b"acme", value=b"",
+                    headers={})  # fmt: skip
+    with pytest.raises(ConnectionError):
+        await chainer.chain_record(record, batch)
+    links = await chainer.chain_record(record, batch)  # the batch redelivered
+    assert [link is None for link in links] == [True, True, True, False]  # 3 went as pending
+    assert await chainer.chain_record(record, batch) == [None] * 4
+    assert [link.seq for link in published] == [1, 2, 3, 4]
+    assert [link.entry.request_id for link in published] == [f"acme-{i}" for i in range(1, 5)]
+    assert verify(published).ok

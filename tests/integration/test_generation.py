@@ -18,6 +18,7 @@ import pytest
 from services.generation.app import GenerationService
 from services.generation.backends.base import BackendError, GenerationInput, GenerationOutput
 from services.generation.settings import GenerationSettings
+from services.ingest.app import AUDIT_RECORD
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient, TopicTail
@@ -132,15 +133,24 @@ async def test_answers_cite_rules_and_errors_and_timeouts_become_responses(
 
     # Each answered request has its audit entry: the rules given and cited, the outcome, and
     # the question only as its hash (the default).
-    records = await reader.read(AUDIT_ENTRIES, count=3)
-    audited = {e.request_id: e for e in (events.AuditEntry.model_validate_json(r.value)
-                                         for r in records)}  # fmt: skip
+    audited = {e.request_id: e for e in await audit_entries(reader, 3)}
     entry = audited[ok.request.request_id]
     assert (entry.tenant, entry.outcome, entry.question) == ("acme", "ok", "")
     assert entry.question_sha256 == hashlib.sha256(b"hello").hexdigest()
     assert [(c.rule_id, c.version) for c in entry.cited] == [("r1", 3)]
     assert audited[fail.request.request_id].outcome == "backend"
     assert audited[slow.request.request_id].outcome == "timeout"
+
+
+async def audit_entries(reader: TopicReader, wanted: int) -> list[events.AuditEntry]:
+    """The first ``wanted`` audit entries, however they were batched into records."""
+    for records in range(1, wanted + 1):
+        items = [AUDIT_RECORD.validate_json(r.value)
+                 for r in await reader.read(AUDIT_ENTRIES, count=records)]  # fmt: skip
+        found = [entry for item in items for entry in events.entries_of(item)]
+        if len(found) >= wanted:
+            return found
+    raise AssertionError(f"fewer than {wanted} audit entries")
 
 
 async def test_a_memory_behind_the_requested_watermark_is_never_answered_from(
