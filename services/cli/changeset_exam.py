@@ -8,6 +8,7 @@ import asyncio
 import typer
 from rich.table import Table
 
+from services.cli.changesets import open_sets
 from services.cli.progress import console
 from services.cli.rules import searching
 from services.grading.report import pct
@@ -15,12 +16,7 @@ from shared import events
 from shared.audit_log import read_audit_log
 from shared.changeset_gate import evidence_of
 from shared.changeset_replay import ReplayReport, parse_window, replay
-from shared.errors import Hinted
-from shared.memory.changesets import ChangeSetStore
-from shared.memory.index import RuleIndexes
-from shared.memory.schema import RuleSchema
-from shared.redis import make_redis
-from shared.settings import KafkaSettings, RedisSettings
+from shared.settings import KafkaSettings
 
 CANDIDATE_ARMS = (events.Strategy.OPO, events.Strategy.CANDIDATE)
 """Live OPO first: the baseline of the paired comparison."""
@@ -30,18 +26,8 @@ def candidate_revision(tenant: str, name: str) -> int:
     """The open set's revision, which the job grades."""
 
     async def read() -> int:
-        settings = RedisSettings()
-        client = make_redis(settings)
-        try:
-            schema = RuleSchema.for_keys(settings.key_prefix)
-            info = await ChangeSetStore(RuleIndexes(client, schema)).info(tenant, name)
-        finally:
-            await client.aclose()
-        if info is None or info.state != "open":
-            state = "no such set" if info is None else info.state
-            hint = f"see the tenant's sets: alignstream rules changes --tenant {tenant}"
-            raise Hinted(f"change set {name!r} of {tenant} cannot be examined: {state}", hint)
-        return info.revision
+        async with open_sets() as sets:
+            return (await sets.open_set(tenant, name)).revision
 
     return asyncio.run(read())
 

@@ -50,7 +50,7 @@ class Sets:
 
 
 @contextlib.asynccontextmanager
-async def _sets() -> AsyncIterator[Sets]:
+async def open_sets() -> AsyncIterator[Sets]:
     async with rule_memory() as rules:
         indexes = RuleIndexes(rules.reader.client, rules.reader.schema)
         yield Sets(ChangeSetStore(indexes), rules)
@@ -95,7 +95,7 @@ def changes(tenant: str = TENANT) -> None:
     tenant = tenant_id(tenant)
 
     async def read() -> list[ChangeSetInfo]:
-        async with _sets() as sets:
+        async with open_sets() as sets:
             infos = [await sets.store.info(tenant, n) for n in await sets.store.names(tenant)]
             return [i for i in infos if i is not None]
 
@@ -116,7 +116,7 @@ def diff(name: str = typer.Argument(..., help="The change set."), tenant: str = 
     name, tenant = set_name(name), tenant_id(tenant)
 
     async def read() -> list[tuple[events.RuleUpsert | events.RuleDelete, events.Rule | None]]:
-        async with _sets() as sets:
+        async with open_sets() as sets:
             await sets.open_set(tenant, name)
             staged = await sets.store.changes(tenant, name)
             return [(c, await sets.rules.current(tenant, c.target.rule_id)) for c in staged]
@@ -187,7 +187,7 @@ def promote(
     gate = Gate.parse(require) if require is not None else None
 
     async def read() -> ChangeSetInfo:
-        async with _sets() as sets:
+        async with open_sets() as sets:
             return await sets.open_set(tenant, name)
 
     info = asyncio.run(read())

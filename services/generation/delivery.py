@@ -42,8 +42,7 @@ class ResponseDelivery:
         self.audit = audit
         """None: no audit entries; else what they keep of the question."""
         self._own_reply_topics = {out.topics(CHAT_RESPONSES), out.topics(EXAM_ANSWERS)}
-        self._audit_topic = out.topics(AUDIT_ENTRIES)
-        self.audit_batches = AuditBatches(out, self._audit_topic, backoff_s=backoff_s,
+        self.audit_batches = AuditBatches(out, out.topics(AUDIT_ENTRIES), backoff_s=backoff_s,
                                           stopping=stopping)  # fmt: skip
 
     async def deliver(
@@ -87,7 +86,7 @@ class ResponseDelivery:
     ) -> bool | None:  # fmt: skip
         """True once published; None when the request was dead-lettered instead (done with);
         False when the service stops first."""
-        ours = topic in self._own_reply_topics or topic == self._audit_topic
+        ours = topic in self._own_reply_topics
         failures = 0
         while True:
             try:

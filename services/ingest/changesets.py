@@ -64,7 +64,8 @@ class ChangeSetApplier:
 
     async def _stage(self, run: list[ChangeSetStage]) -> list[IndexOutcome]:
         # A set that is closed costs no embedding: its stages are refused by the script anyway.
-        open_sets = {(e.tenant, e.name) for e in run if await self._is_open(e.tenant, e.name)}
+        named = {(e.tenant, e.name) for e in run}  # each set read once, however many it stages
+        open_sets = {(tenant, name) for tenant, name in named if await self._is_open(tenant, name)}
         staged = [e for e in run if (e.tenant, e.name) in open_sets]
         rules = [e.change.rule for e in staged if isinstance(e.change, RuleUpsert)]
         rows = iter([row.tobytes() for row in await self.embedder.embed(

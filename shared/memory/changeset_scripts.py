@@ -21,13 +21,17 @@ local function drop_name(list, name)
   end
   return table.concat(kept, '|')
 end
--- Record the rule's new shadow list, and put it on its live document when there is one.
-local function set_shadow(shadow_key, rule_id, live_doc, list)
+-- Record the rule's new shadow list (none: no entry).
+local function store_shadow(shadow_key, rule_id, list)
   if list == '' then
     redis.call('HDEL', shadow_key, rule_id)
   else
     redis.call('HSET', shadow_key, rule_id, list)
   end
+end
+-- ... and put it on the rule's live document when there is one.
+local function set_shadow(shadow_key, rule_id, live_doc, list)
+  store_shadow(shadow_key, rule_id, list)
   if redis.call('EXISTS', live_doc) == 1 then
     redis.call('HSET', live_doc, 'shadow', list)
   end
@@ -122,8 +126,7 @@ for i = 2, #ARGV do
   local version = tonumber(redis.call('HGET', KEYS[1], rule_id) or '0')
   local current = tonumber(redis.call('HGET', KEYS[3], rule_id) or '0')
   local shadow = drop_name(redis.call('HGET', KEYS[2], rule_id) or '', ARGV[1])
-  if shadow == '' then redis.call('HDEL', KEYS[2], rule_id)
-  else redis.call('HSET', KEYS[2], rule_id, shadow) end
+  store_shadow(KEYS[2], rule_id, shadow) -- the live document gets it with its other fields
   if version ~= current then
     redis.call('DEL', candidate)
   elseif version < 0 then
