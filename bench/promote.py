@@ -23,8 +23,8 @@ from bench.common import merge_result, percentiles, private_stack, service_proce
 from shared import events
 from shared.client import AlignstreamClient
 from shared.kafka import ensure_topics
+from shared.memory.keys import RuleKeys
 from shared.memory.reader import RuleReader
-from shared.memory.schema import RuleSchema
 from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 
@@ -46,9 +46,9 @@ async def measure(
     live_ms: list[float] = []
     settled_ms: list[float] = []
     client_redis = make_redis(redis)
-    schema = RuleSchema.for_keys(redis.key_prefix)
-    reader = RuleReader(client_redis, schema)
-    settling = schema.settling_key(TENANT)
+    keys = RuleKeys(redis.key_prefix)
+    reader = RuleReader(client_redis, keys)
+    settling = keys.settling_key(TENANT)
     version = 1
     async with AlignstreamClient(kafka) as client:
         await client.publish_rules(versions(texts, version), wait=True, timeout_s=600)

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.embedders.base import Vectors
 from shared.events import IclExample
+from shared.memory.keys import RuleKeys
 from shared.redis import as_text
 
 DEFAULT_SET = "default"
@@ -88,10 +89,10 @@ class StoredPromptSet:
 class PromptSetStore:
     def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
         self.redis = redis
-        self.prefix = f"{key_prefix}:prompt_set"
+        self.keys = RuleKeys(key_prefix)
 
     def _key(self, owner: str, name: str) -> str:
-        return f"{self.prefix}:{owner}:{name}"
+        return self.keys.prompt_set_key(owner, name)
 
     async def put(
         self, prompt_set: PromptSet, vectors: Vectors, embedder: str, *, owner: str = SHARED

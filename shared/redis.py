@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, TimeoutError
 
 from shared.settings import RedisSettings
@@ -21,8 +22,37 @@ RESP_PROTOCOL = 2
 
 
 async def command(client: aioredis.Redis, *args: object) -> Any:
-    """A raw command (FT.*, which redis-py does not type); RESP2 reply."""
+    """A raw command (FT.*, which redis-py does not type); RESP2 reply. On a cluster, a
+    tenant's FT.* goes to the node of its index's hash tag (each index lives on the shard that
+    holds its tenant's slot) and ``FT._LIST`` asks every primary."""
+    if isinstance(client, aioredis.RedisCluster):
+        await client.initialize()  # the slot map (once; the client learns moves by itself)
+        name = str(args[0]).upper()
+        if name == "FT._LIST":
+            replies = await client.execute_command(*args, target_nodes=client.PRIMARIES)
+            return [index for listed in replies.values() for index in listed]
+        if name.startswith("FT.") and len(args) > 1:
+            node = client.get_node_from_key(str(args[1]))
+            return await client.execute_command(*args, target_nodes=node)
     return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+async def _loading(client: aioredis.Redis) -> bool:
+    """Whether Redis (on a cluster: any primary) is still loading its data set."""
+    if isinstance(client, aioredis.RedisCluster):
+        replies = await client.info("persistence", target_nodes=client.PRIMARIES)
+        return any(int(info.get("loading", 0)) for info in replies.values())
+    return bool(int((await client.info("persistence")).get("loading", 0)))
+
+
+async def preload_scripts(client: aioredis.Redis, *scripts: AsyncScript) -> None:
+    """Before a pipeline of script calls: a single Redis' pipeline loads its scripts itself, a
+    cluster's does not (each node would answer NOSCRIPT), so on a cluster every primary loads
+    them here (SCRIPT LOAD goes to all primaries; cheap when already loaded, and it covers a
+    replica promoted since)."""
+    if isinstance(client, aioredis.RedisCluster):
+        for script in scripts:
+            await client.script_load(script.script)
 
 
 def as_text(value: object) -> str:
@@ -32,7 +62,22 @@ def as_text(value: object) -> str:
 
 def make_redis(settings: RedisSettings) -> aioredis.Redis:
     """An asyncio Redis client (bytes replies, RESP2) for the configured URL. Its pool blocks:
-    a burst of concurrent searches waits for a connection instead of failing."""
+    a burst of concurrent searches waits for a connection instead of failing.
+
+    With ``cluster`` set, a cluster client: it offers the commands the services use under the
+    same API (keyed commands, scripts and transactions go to their slot's node; ``command``
+    routes FT.*), so it is typed as the single-node client."""
+    if settings.cluster:
+        cluster = aioredis.RedisCluster.from_url(
+            settings.url.get_secret_value(),
+            max_connections=settings.max_connections,
+            protocol=RESP_PROTOCOL,
+            decode_responses=False,
+            socket_timeout=settings.socket_timeout_s,
+            socket_connect_timeout=settings.socket_timeout_s,
+            **settings.auth(),
+        )
+        return cast(aioredis.Redis, cluster)
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.url.get_secret_value(),
         max_connections=settings.max_connections,
@@ -53,8 +98,7 @@ async def wait_until_loaded(client: aioredis.Redis, *, timeout_s: float = 300.0)
     while True:
         try:
             await client.ping()
-            info = await client.info("persistence")
-            if not int(info.get("loading", 0)):
+            if not await _loading(client):
                 return
         except (BusyLoadingError, ConnectionError, TimeoutError, OSError):
             pass

@@ -97,8 +97,12 @@ class RedisSettings(BaseSettings):
     password: SecretStr | None = None
     """The password, when the URL has none (the chart gives it from a Secret of its own, so the
     URL carries no secret). A password in the URL wins."""
-    key_prefix: str = "alignstream"
-    """Prefix of every key and index the services create."""
+    key_prefix: str = Field(default="alignstream", pattern=r"^[^{}]+$")
+    """Prefix of every key and index the services create (no braces: a tenant's hash tag is
+    the first ``{...}`` of its keys)."""
+    cluster: bool = False
+    """The URL names a node of a Redis Cluster: the client discovers the others, routes each
+    command by its key's slot and each tenant's search to the shard of its hash tag."""
     socket_timeout_s: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=64, ge=1, le=10_000)
     """Connections a client opens at most; a command beyond waits (up to the socket timeout)

@@ -24,7 +24,6 @@ from shared.client import AlignstreamClient
 from shared.errors import Hinted
 from shared.events import IndexOutcome
 from shared.memory.changesets import ChangeSetInfo, ChangeSetStore
-from shared.memory.index import RuleIndexes
 from shared.memory.lifecycle import RuleLifecycle
 from shared.settings import KafkaSettings
 
@@ -52,8 +51,7 @@ class Sets:
 @contextlib.asynccontextmanager
 async def open_sets() -> AsyncIterator[Sets]:
     async with rule_memory() as rules:
-        indexes = RuleIndexes(rules.reader.client, rules.reader.schema)
-        yield Sets(ChangeSetStore(indexes), rules)
+        yield Sets(ChangeSetStore(rules.reader.client, rules.reader.schema), rules)
 
 
 async def _publish(

@@ -18,10 +18,10 @@ from services.cli.progress import console, errors
 from services.cli.rules import publish_events
 from shared import events
 from shared.memory.history import HistoryEntry, RuleHistory
+from shared.memory.keys import RuleKeys
 from shared.memory.lifecycle import RuleLifecycle
 from shared.memory.query import RuleSelection
 from shared.memory.reader import RuleReader, StoredRule
-from shared.memory.schema import RuleSchema
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 
@@ -38,8 +38,8 @@ async def rule_memory() -> AsyncIterator[RuleLifecycle]:
     settings = RedisSettings()
     client = make_redis(settings)
     try:
-        schema = RuleSchema.for_keys(settings.key_prefix)
-        yield RuleLifecycle(RuleReader(client, schema), RuleHistory(client, settings.key_prefix))
+        keys = RuleKeys(settings.key_prefix)
+        yield RuleLifecycle(RuleReader(client, keys), RuleHistory(client, settings.key_prefix))
     finally:
         await client.aclose()
 

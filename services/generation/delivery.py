@@ -77,8 +77,13 @@ class ResponseDelivery:
         if self.audit is None:
             return await publishing is not False
         entry = audit_entry(answering.request, response, self.audit)
-        sent, audited = await asyncio.gather(publishing, self.audit_batches.add(entry))
-        return sent is not False and audited
+        audited = self.audit_batches.add(entry)
+        try:
+            sent = await publishing
+        except BaseException:
+            audited.add_done_callback(_observed)  # nobody waits for it now: no stray warning
+            raise
+        return sent is not False and await audited
 
     async def _publish_retrying(
         self, record: Record, topic: str, key: str, body: bytes, headers: dict[str, str],
@@ -141,3 +146,8 @@ class ResponseDelivery:
             except DeadLetterFailed:
                 if self.stopping():
                     return False
+
+
+def _observed(future: asyncio.Future[bool]) -> None:
+    if not future.cancelled():
+        future.exception()

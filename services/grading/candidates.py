@@ -9,13 +9,12 @@ import redis.asyncio as aioredis
 from shared.changeset_gate import evidence_of
 from shared.events import ExamJob, ExamResult
 from shared.memory.changesets import ChangeSetStore
-from shared.memory.index import RuleIndexes
-from shared.memory.schema import RuleSchema
+from shared.memory.keys import RuleKeys
 
 
 class CandidateEvidence:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self.sets = ChangeSetStore(RuleIndexes(client, RuleSchema.for_keys(prefix)))
+        self.sets = ChangeSetStore(client, RuleKeys(prefix))
 
     async def record(self, job: ExamJob, result: ExamResult) -> bool:
         """True when the set keeps this result as its evidence."""

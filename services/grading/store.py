@@ -1,16 +1,15 @@
 """Exam jobs in Redis: questions, the work queue, and graded answers counted exactly once.
 
-Jobs are namespaced by tenant: a job's store id is ``{tenant}:{job_id}`` (``scoped_id``), so
-two tenants choosing the same job id get two jobs, and a reply is looked up under the tenant it
-carries. Per job (``{prefix}:exam:{tenant}:{job_id}:...``): ``meta`` (hash), ``questions``
-(hash id -> JSON),
-``todo`` (list of items not yet sent), ``pending`` (zset item -> time sent), ``unsent`` (the
-pending items whose requests are not yet confirmed published), ``attempts`` (hash) and
-``answers`` (hash item -> JSON). An item moves todo -> pending -> answers; the moves are Lua
-scripts, so a crash between steps leaves every item in exactly one place, and ``HSETNX`` on
-answers makes a redelivered reply change nothing; an answer is stored only for an item that is
-pending (sent and not answered), and the first one wins. ``exam:jobs:{tenant}`` (zset by start
-time) and ``exam:active`` (set of store ids) index the jobs.
+Jobs are namespaced by tenant: a job's store id is ``{tenant}:{job_id}`` (``scoped_id``), so two
+tenants choosing the same job id get two jobs, and a reply is looked up under the tenant it
+carries. Per job (``{prefix}:exam:{{tenant}}:{job_id}:...``, ``job_keys.py``): ``meta`` (hash),
+``questions`` (hash id -> JSON), ``todo`` (list of items not yet sent), ``pending`` (zset item
+-> time sent), ``unsent`` (the pending items whose requests are not yet confirmed published),
+``attempts`` (hash) and ``answers`` (hash item -> JSON). An item moves todo -> pending ->
+answers; the moves are Lua scripts, so a crash between steps leaves every item in exactly one
+place, and ``HSETNX`` on answers makes a redelivered reply change nothing; an answer is stored
+only for an item that is pending (sent and not answered), and the first one wins. The tenant's
+``jobs`` (zset by start time) and ``active`` (set of store ids) index the jobs.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from services.grading.datasets import ExamQuestion
+from services.grading.job_keys import JobKeys
 from services.grading.records import (
     ExamAnswer,
     JobRecord,
@@ -77,13 +77,13 @@ return 1
 class ExamStore:
     def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
         self.redis = redis
-        self.prefix = f"{key_prefix}:exam"
+        self.keys = JobKeys(key_prefix, "exam")
         self._fill = redis.register_script(_FILL)
         self._record = redis.register_script(_RECORD)
         self._retry = redis.register_script(_RETRY)
 
     def _key(self, sid: str, part: str) -> str:
-        return f"{self.prefix}:{sid}:{part}"
+        return self.keys.part(sid, part)
 
     # Jobs -------------------------------------------------------------------------------
 
@@ -98,6 +98,7 @@ class ExamStore:
         now = datetime.now(UTC)
         # Question-major order: a question's strategies are asked close together.
         items = [str(item_of(s, q.question_id)) for q in questions for s in job.strategies]
+        await self.keys.note_tenant(self.redis, sid)
         async with self.redis.pipeline(transaction=True) as pipe:  # pragma: no mutate (atomic)
             pipe.hset(self._key(sid, "questions"),
                       mapping={q.question_id: q.model_dump_json() for q in questions})  # fmt: skip
@@ -114,7 +115,7 @@ class ExamStore:
                 },
             )
             pipe.zadd(self._jobs_key(job.tenant), {job.job_id: now.timestamp()})
-            pipe.sadd(f"{self.prefix}:active", sid)
+            pipe.sadd(self.keys.active(sid), sid)
             await pipe.execute()
         return True
 
@@ -165,16 +166,16 @@ class ExamStore:
     async def _end(self, sid: str, status: JobStatus) -> bool:
         """Running -> ``status``, atomically: a job cancelled while it finishes ends once."""
         ended = await self.redis.eval(
-            _END_JOB, 2, self._key(sid, "meta"), f"{self.prefix}:active", sid,
+            _END_JOB, 2, self._key(sid, "meta"), self.keys.active(sid), sid,
             JobStatus.RUNNING.value, status.value, datetime.now(UTC).isoformat(),
         )  # fmt: skip
         return bool(ended)
 
     async def active(self) -> list[str]:
-        return sorted(as_text(m) for m in await self.redis.smembers(f"{self.prefix}:active"))
+        return await self.keys.active_ids(self.redis)
 
     def _jobs_key(self, tenant: str) -> str:
-        return f"{self.prefix}:jobs:{tenant}"
+        return self.keys.jobs(tenant)
 
     async def recent(self, tenant: str, limit: int = 50) -> list[JobRecord]:
         """The tenant's newest jobs first."""

@@ -84,7 +84,7 @@ class IngestService(RuleMemoryService):
         indexes = self.running_indexes()
         trees = JurisdictionStore(indexes.client, self.settings.redis.key_prefix)
         self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder, trees)
-        self.change_sets = ChangeSetApplier(ChangeSetStore(indexes), self.embedder)
+        self.change_sets = ChangeSetApplier(ChangeSetStore.on(indexes), self.embedder)
         self._history = RuleHistory(indexes.client, self.settings.redis.key_prefix,
                                     max_versions=self.settings.history_max_versions)  # fmt: skip
         self._watermark = MemoryWatermark(indexes.client, self.settings.redis.key_prefix)

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from shared import events
 from shared.audit_chain import GENESIS, link
 from shared.dlq import Record
+from shared.memory.keys import RuleKeys
 from shared.redis import as_text
 
 # KEYS: the head. ARGV: expected seq, new seq, new hash, partition field, offset, link JSON.
@@ -53,13 +54,13 @@ PublishLink = Callable[[events.AuditLink], Awaitable[None]]
 class AuditChainer:
     def __init__(self, client: aioredis.Redis, prefix: str, publish: PublishLink) -> None:
         self.client = client
-        self.prefix = prefix
+        self.keys = RuleKeys(prefix)
         self.publish = publish
         self._advance = client.register_script(_ADVANCE)
         self._published = client.register_script(_PUBLISHED)
 
     def head_key(self, tenant: str) -> str:
-        return f"{self.prefix}:audit:head:{tenant}"
+        return self.keys.audit_head_key(tenant)
 
     async def chain_record(
         self, record: Record, item: events.AuditRecord

@@ -99,7 +99,7 @@ async def rebuild(
         trees = JurisdictionStore(client, redis_settings.key_prefix)
         ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder, trees)
         history = RuleHistory(client, redis_settings.key_prefix)
-        store = ChangeSetStore(ingestor.writer.indexes)
+        store = ChangeSetStore.on(ingestor.writer.indexes)
         change_sets = ChangeSetApplier(store, embedder)
 
         async def settle(result: PromoteResult) -> None:

@@ -106,11 +106,15 @@ class TansuServer(ManagedServer):
 class ValkeyServer(ManagedServer):
     name = "redis"
 
-    def __init__(self, state_dir: Path, port: int, *, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self, state_dir: Path, port: int, *, appendfsync: str = "everysec", cluster: bool = False
+    ) -> None:
         """``appendfsync``: ``everysec`` (Redis' default trade-off) or ``always`` (a write is on
-        disk when acknowledged: tests that kill -9 the server right after writing)."""
+        disk when acknowledged: tests that kill -9 the server right after writing). ``cluster``:
+        a node of a Redis Cluster (``cluster.py`` forms it)."""
         super().__init__(state_dir, port)
         self.appendfsync = appendfsync
+        self.cluster = cluster
 
     @property
     def address(self) -> str:
@@ -144,6 +148,18 @@ class ValkeyServer(ManagedServer):
                 self.appendfsync,
                 "--save",
                 "",
+                *(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ]
+                    if self.cluster
+                    else []
+                ),
                 "--loadmodule",
                 str(rejson),
                 "--loadmodule",

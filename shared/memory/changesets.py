@@ -33,9 +33,10 @@ from shared.events import (
 )
 from shared.memory import changeset_scripts as scripts
 from shared.memory.index import RuleIndexes
-from shared.memory.schema import RuleSchema, candidate_fields
+from shared.memory.keys import RuleKeys
+from shared.memory.schema import candidate_fields
 from shared.memory.settling import settling_sets
-from shared.redis import as_text
+from shared.redis import as_text, preload_scripts
 
 CHANGE: TypeAdapter[RuleUpsert | RuleDelete] = TypeAdapter(RuleUpsert | RuleDelete)
 
@@ -76,16 +77,26 @@ def _now() -> str:
 
 
 class ChangeSetStore:
-    def __init__(self, indexes: RuleIndexes, *, max_rules: int = MAX_CHANGE_SET_RULES) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: RuleKeys, *, indexes: RuleIndexes | None = None,
+        max_rules: int = MAX_CHANGE_SET_RULES,
+    ) -> None:  # fmt: skip
+        """``indexes``: where staging creates a tenant's index (a store without them reads,
+        promotes and keeps evidence, but cannot stage)."""
         self.indexes = indexes
-        self.client: aioredis.Redis = indexes.client
-        self.schema: RuleSchema = indexes.schema
+        self.client = client
+        self.schema = keys
         self.max_rules = max_rules
         self._stage = self.client.register_script(scripts.STAGE)
         self._promote = self.client.register_script(scripts.PROMOTE)
         self._discard = self.client.register_script(scripts.DISCARD)
         self._settle = self.client.register_script(scripts.SETTLE)
         self._evidence = self.client.register_script(scripts.EVIDENCE)
+
+    @classmethod
+    def on(cls, indexes: RuleIndexes, *, max_rules: int = MAX_CHANGE_SET_RULES) -> ChangeSetStore:
+        """The store of the indexes' key layout, able to stage."""
+        return cls(indexes.client, indexes.schema, indexes=indexes, max_rules=max_rules)
 
     async def info(self, tenant: str, name: str) -> ChangeSetInfo | None:
         raw = await self.client.hgetall(self.schema.change_set_key(tenant, name))
@@ -124,8 +135,11 @@ class ChangeSetStore:
         """Stage each change (``vectors``: each upsert's embedding, in order): APPLIED, STALE
         (the set or the live memory has this version or a newer one) or REFUSED (the set is
         closed or full)."""
+        if self.indexes is None:
+            raise RuntimeError("this change-set store was opened without indexes: it cannot stage")
         for tenant in {s.tenant for s in staged}:
             await self.indexes.ensure(tenant)
+        await preload_scripts(self.client, self._stage)
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (scripts are atomic)
         for event, vector in zip(staged, vectors, strict=True):
             tenant, rule_id, version = event.target

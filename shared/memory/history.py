@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.dlq import Record
 from shared.events import Rule, RuleDelete, RuleEvent, RulesTopicEvent, RuleUpsert, utcnow
-from shared.redis import as_text
+from shared.memory.keys import RuleKeys
+from shared.redis import as_text, preload_scripts
 from shared.signing import RecordSigner, SignatureStatus
 
 DEFAULT_MAX_VERSIONS = 1000
@@ -86,18 +87,18 @@ class RuleHistory:
         self, client: aioredis.Redis, prefix: str, *, max_versions: int = DEFAULT_MAX_VERSIONS
     ) -> None:
         self.client = client
-        self.prefix = prefix
+        self.keys = RuleKeys(prefix)
         self.max_versions = max_versions
         self._add = client.register_script(_ADD)
 
     def key(self, tenant: str, rule_id: str) -> str:
-        # Tenant ids cannot contain ':', so no tenant's keys start with another tenant's.
-        return f"{self.prefix}:history:{tenant}:{rule_id}"
+        return self.keys.history_key(tenant, rule_id)
 
     async def record(self, entries: Sequence[HistoryEntry]) -> list[bool]:
         """Add each entry unless its version is there already; True where it was added."""
         if not entries:
             return []
+        await preload_scripts(self.client, self._add)
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (scripts are atomic)
         for entry in entries:
             await self._add(

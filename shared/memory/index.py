@@ -8,6 +8,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared.memory.layout import move_to_tagged_layout
 from shared.memory.schema import RuleSchema
 from shared.redis import command, index_ready, wait_until_loaded
 
@@ -77,6 +78,10 @@ class RuleIndexes:
 async def open_indexes(client: aioredis.Redis, schema: RuleSchema) -> RuleIndexes:
     """Migrate if needed and wait until every index is ready: what services do at startup."""
     indexes = RuleIndexes(client, schema)
+    await wait_until_loaded(client)
+    moved = await move_to_tagged_layout(client, schema)
     await indexes.migrate()
+    for tenant in moved:  # re-created under their new names (they index the renamed documents)
+        await indexes.ensure(tenant)
     await indexes.wait_ready()
     return indexes

@@ -10,6 +10,7 @@ from datetime import date
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared.memory.keys import RuleKeys
 from shared.memory.query import RuleFilter
 from shared.memory.schema import (
     ALWAYS_FROM,
@@ -17,7 +18,6 @@ from shared.memory.schema import (
     FOREVER_UNTIL,
     STAGED,
     TAG_SEPARATOR,
-    RuleSchema,
 )
 from shared.memory.settling import as_served
 from shared.redis import as_text, command, is_missing_index
@@ -65,7 +65,7 @@ def _stored(values: list[bytes | str | None]) -> StoredRule | None:
 
 
 class RuleReader:
-    def __init__(self, client: aioredis.Redis, schema: RuleSchema) -> None:
+    def __init__(self, client: aioredis.Redis, schema: RuleKeys) -> None:
         self.client = client
         self.schema = schema
 

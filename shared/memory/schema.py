@@ -1,16 +1,15 @@
 """What a rule looks like in Redis.
 
-Each rule is a HASH at ``{prefix}:rule:{tenant}:{rule_id}`` with its metadata as TAG/NUMERIC
-fields and its embedding as a FLOAT32 blob. Each tenant has its own RediSearch HNSW index over its
-own key prefix: isolation is physical (a search cannot reach another tenant's rules), and a KNN
-needs no tenant filter, which would push RediSearch onto brute force over the tenant's share
-(measured at 100k rules / 20 tenants: p50 8.8 ms with a shared index and a tenant filter, 1.1 ms
-with per-tenant indexes). HASH with binary vectors is about 2.5x smaller than JSON arrays of
-floats, and redis-om's HashModel cannot store vectors (see ../shared/INFRA.md), so the memory
-uses redis-py directly.
-The applied version of every rule, deletes included, is kept in ``{prefix}:ruleversions:{tenant}``
-so that older or replayed events change nothing.
-"""
+Each rule is a HASH at ``doc_key(tenant, rule_id)`` (``shared/memory/keys.py``) with its
+metadata as TAG/NUMERIC fields and its embedding as a FLOAT32 blob. Each tenant has its own
+RediSearch HNSW index over its own key prefix: isolation is physical (a search cannot reach
+another tenant's rules), and a KNN needs no tenant filter, which would push RediSearch onto
+brute force over the tenant's share (measured at 100k rules / 20 tenants: p50 8.8 ms with a
+shared index and a tenant filter, 1.1 ms with per-tenant indexes). HASH with binary vectors is
+about 2.5x smaller than JSON arrays of floats, and redis-om's HashModel cannot store vectors
+(see ../shared/INFRA.md), so the memory uses redis-py directly. The applied version of every
+rule, deletes included, is kept in ``versions_key(tenant)`` so that older or replayed events
+change nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ from datetime import date
 
 from shared.events import Rule
 from shared.language import language_of
+from shared.memory.keys import LAYOUT_VERSION, RuleKeys
 
 TAG_SEPARATOR = "|"
 """Tag values may contain commas (``Beijing, CN``); ``|`` is stripped from values instead."""
@@ -58,91 +58,19 @@ class HnswParams:
 
 
 @dataclass(frozen=True, slots=True)
-class RuleSchema:
-    """Key layout and index definition for one deployment prefix and embedder."""
+class RuleSchema(RuleKeys):
+    """The index definition for one deployment prefix and embedder, on the prefix's key layout
+    (``RuleKeys``: what readers that create no index use alone)."""
 
-    prefix: str
     dim: int
     embedder: str
     hnsw: HnswParams = HnswParams()
 
-    VERSION = 4
+    VERSION = LAYOUT_VERSION
     """Bump when the fields below change; startup then rebuilds the index. 2: normalized labels
     (``normalize_label``) and the display ``jurisdiction_label``. 3: full-text ``title`` and
     ``text`` (per-document ``language``), embeddings of title + text. 4: change sets (``stage``,
-    ``staged_status``, ``shadow``)."""
-
-    @classmethod
-    def for_keys(cls, prefix: str) -> RuleSchema:
-        """The key layout alone, for readers that create no index (keys and index names do not
-        depend on the embedder)."""
-        return cls(prefix, dim=1, embedder="-")
-
-    @property
-    def index_prefix(self) -> str:
-        return f"{self.prefix}:idx:rules:"
-
-    def index_name(self, tenant: str) -> str:
-        return f"{self.index_prefix}{tenant}"
-
-    def tenant_of_index(self, index: str) -> str | None:
-        return (
-            index.removeprefix(self.index_prefix) if index.startswith(self.index_prefix) else None
-        )
-
-    @property
-    def docs_pattern(self) -> str:
-        """Glob of every rule document of every tenant."""
-        return f"{self.prefix}:rule:*"
-
-    def doc_prefix(self, tenant: str) -> str:
-        # Tenant ids cannot contain ':', so no tenant's prefix is a prefix of another's.
-        return f"{self.prefix}:rule:{tenant}:"
-
-    @property
-    def meta_key(self) -> str:
-        """Fingerprint of the schema the tenant indexes were created with."""
-        return f"{self.prefix}:meta:rules-index"
-
-    def doc_key(self, tenant: str, rule_id: str) -> str:
-        return f"{self.doc_prefix(tenant)}{rule_id}"
-
-    def staged_prefix(self, tenant: str) -> str:
-        """Where the tenant's staged documents are: inside its index's prefix (a candidate
-        search ranks them against the live rules with the same statistics), under names no rule
-        id can have (``@`` never starts one)."""
-        return f"{self.doc_prefix(tenant)}{CANDIDATE_MARK}"
-
-    def candidate_key(self, tenant: str, change_set: str, rule_id: str) -> str:
-        """A staged version's document."""
-        return f"{self.staged_prefix(tenant)}{change_set}/{rule_id}"
-
-    def is_candidate_key(self, key: str) -> bool:
-        """Whether a document key (``docs_pattern``) is a staged version's."""
-        tenant_and_rest = key.removeprefix(f"{self.prefix}:rule:")
-        return tenant_and_rest.partition(":")[2].startswith(CANDIDATE_MARK)
-
-    def versions_key(self, tenant: str) -> str:
-        return f"{self.prefix}:ruleversions:{tenant}"
-
-    def shadow_key(self, tenant: str) -> str:
-        """Which open change sets stage a version of each rule (``rule_id`` -> ``a|b``): the
-        live document's ``shadow`` field, kept here so that a live write keeps it."""
-        return f"{self.prefix}:shadow:{tenant}"
-
-    def settling_key(self, tenant: str) -> str:
-        """The tenant's promoted change sets whose documents are not all in place yet (name ->
-        promote time): every search reads it (``shared/memory/settling.py``)."""
-        return f"{self.prefix}:settling:{tenant}"
-
-    def change_set_key(self, tenant: str, name: str, part: str = "") -> str:
-        """A change set's record (``part`` empty), its ``members`` (``rule_id`` -> version,
-        negative for a delete) or its staged ``changes`` (``rule_id`` -> event JSON)."""
-        return f"{self.prefix}:changeset:{tenant}:{name}" + (f":{part}" if part else "")
-
-    def change_sets_key(self, tenant: str) -> str:
-        """The names of the tenant's change sets."""
-        return f"{self.prefix}:changesets:{tenant}"
+    ``staged_status``, ``shadow``). 5: the keys carry the tenant's hash tag (``LAYOUT_VERSION``)."""
 
     @property
     def fingerprint(self) -> str:
@@ -223,8 +151,6 @@ def rule_fields(rule: Rule, vector: bytes) -> dict[str, str | bytes | int]:
 
 STAGED = "staged"
 """``status`` of a staged version's document: no live search asks for it."""
-CANDIDATE_MARK = "@"
-"""Starts the part of a document key after the tenant's prefix when the document is staged."""
 
 
 def candidate_fields(rule: Rule, vector: bytes, change_set: str) -> dict[str, str | bytes | int]:

@@ -13,16 +13,16 @@ from dataclasses import replace
 
 import redis.asyncio as aioredis
 
+from shared.memory.keys import RuleKeys
 from shared.memory.query import RuleFilter
-from shared.memory.schema import RuleSchema
 from shared.redis import as_text
 
 
-async def settling_sets(client: aioredis.Redis, schema: RuleSchema, tenant: str) -> list[str]:
+async def settling_sets(client: aioredis.Redis, schema: RuleKeys, tenant: str) -> list[str]:
     return sorted(as_text(name) for name in await client.hkeys(schema.settling_key(tenant)))
 
 
-async def as_served(client: aioredis.Redis, schema: RuleSchema, flt: RuleFilter) -> RuleFilter:
+async def as_served(client: aioredis.Redis, schema: RuleKeys, flt: RuleFilter) -> RuleFilter:
     """``flt`` with the tenant's settling sets: what a search must ask for right now."""
     sets = await settling_sets(client, schema, flt.tenant)
     return replace(flt, settling=tuple(sets)) if sets else flt

@@ -10,6 +10,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from shared.events import JurisdictionTree
+from shared.memory.keys import RuleKeys
 
 # KEYS: the tree hash. ARGV: version, JSON.
 _PUT = """
@@ -23,11 +24,11 @@ return 1
 class JurisdictionStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
-        self.prefix = prefix
+        self.keys = RuleKeys(prefix)
         self._put = client.register_script(_PUT)
 
     def key(self, tenant: str) -> str:
-        return f"{self.prefix}:jurisdictions:{tenant}"
+        return self.keys.jurisdictions_key(tenant)
 
     async def put(self, tree: JurisdictionTree) -> bool:
         """Store the tree if its version is higher than the stored one; True if it was."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from shared.events import IndexOutcome, RuleEvent, RuleUpsert
 from shared.memory.index import RuleIndexes
 from shared.memory.schema import rule_fields
+from shared.redis import preload_scripts
 
 
 @dataclass(frozen=True, slots=True)  # pragma: no mutate (the flags change no behaviour)
@@ -133,6 +134,7 @@ class RuleWriter:
         ``restore``: an upsert of exactly the ledger's version writes its missing document."""
         for tenant in {e.target.tenant for e in events if isinstance(e, RuleUpsert)}:
             await self.indexes.ensure(tenant)  # before its documents: searchable at once
+        await preload_scripts(self.client, self._apply)
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (scripts are atomic)
         for event in events:
             tenant, rule_id, version = event.target

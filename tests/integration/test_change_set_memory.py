@@ -11,6 +11,7 @@ from shared import events
 from shared.events import IndexOutcome
 from shared.memory.changesets import ChangeSetStore
 from shared.memory.index import RuleIndexes
+from shared.memory.keys import RuleKeys
 from shared.memory.query import RuleFilter
 from shared.memory.reader import RuleReader
 from shared.memory.schema import RuleSchema
@@ -40,7 +41,7 @@ class Memory:
         schema = RuleSchema(prefix, DIM, "test")
         self.indexes = RuleIndexes(client, schema)
         self.writer = RuleWriter(self.indexes)
-        self.sets = ChangeSetStore(self.indexes, max_rules=5)
+        self.sets = ChangeSetStore.on(self.indexes, max_rules=5)
         self.searcher = RuleSearcher(client, schema, ef_runtime=10)
         self.reader = RuleReader(client, schema)
 
@@ -113,7 +114,7 @@ async def test_promote_is_refused_whole_or_applied_whole(
     assert done.outcome is IndexOutcome.APPLIED
     assert [c.target.rule_id for c in done.changes] == ["privacy", "refunds", "warranty"]
     # Switched, not yet settled: searches and reads serve the staged documents already.
-    staged_keys = f"{prefix}:rule:acme:@*"
+    staged_keys = RuleKeys(prefix).staged_prefix("acme") + "*"
     assert len([k async for k in redis_client.scan_iter(match=staged_keys)]) == 2
     await served_as_promoted(memory)
     assert await memory.sets.settle("acme", "q3") == 3  # two moved, one deleted

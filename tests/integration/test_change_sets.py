@@ -25,9 +25,8 @@ from shared.audit_log import read_audit_log
 from shared.client import AlignstreamClient
 from shared.memory.changesets import ChangeSetStore
 from shared.memory.history import RuleHistory
-from shared.memory.index import RuleIndexes
+from shared.memory.keys import RuleKeys
 from shared.memory.reader import RuleReader
-from shared.memory.schema import RuleSchema
 from shared.settings import KafkaSettings
 from shared.testing.backends import ScriptedBackend
 from shared.topics import AUDIT_ENTRIES
@@ -60,8 +59,8 @@ def write_exam(path: Path, questions: int) -> Path:
 
 
 def memory(client: aioredis.Redis, prefix: str) -> tuple[ChangeSetStore, RuleReader]:
-    schema = RuleSchema.for_keys(prefix)
-    return ChangeSetStore(RuleIndexes(client, schema)), RuleReader(client, schema)
+    keys = RuleKeys(prefix)
+    return ChangeSetStore(client, keys), RuleReader(client, keys)
 
 
 async def test_stage_exam_gate_and_promote(

@@ -112,15 +112,16 @@ async def test_only_the_leases_owner_renews_or_releases_it(
     redis_client: aioredis.Redis, prefix: str
 ) -> None:
     store = ResearchStore(redis_client, prefix)
-    lease = f"{prefix}:research:s1:lease"
-    assert await store.take_lease("s1", "replica-a", 1_000)
-    assert not await store.take_lease("s1", "replica-b", 1_000)
-    assert not await store.renew_lease("s1", "replica-b", 60_000)
+    sid = scoped_id("acme", "s1")
+    lease = store.keys.part(sid, "lease")
+    assert await store.take_lease(sid, "replica-a", 1_000)
+    assert not await store.take_lease(sid, "replica-b", 1_000)
+    assert not await store.renew_lease(sid, "replica-b", 60_000)
     assert await redis_client.pttl(lease) <= 1_000
-    assert await store.renew_lease("s1", "replica-a", 60_000)
+    assert await store.renew_lease(sid, "replica-a", 60_000)
     assert await redis_client.pttl(lease) > 1_000
-    await store.release_lease("s1", "replica-b")
+    await store.release_lease(sid, "replica-b")
     assert await redis_client.get(lease) == b"replica-a"
-    await store.release_lease("s1", "replica-a")
+    await store.release_lease(sid, "replica-a")
     assert await redis_client.get(lease) is None
-    assert not await store.renew_lease("s1", "replica-a", 60_000)  # released: nothing to renew
+    assert not await store.renew_lease(sid, "replica-a", 60_000)  # released: nothing to renew

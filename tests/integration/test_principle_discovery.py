@@ -20,6 +20,7 @@ from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
 from shared.embedders.use import UniversalSentenceEncoder
+from shared.memory.keys import RuleKeys
 from shared.settings import RedisSettings
 from shared.testing.backends import ObeysItsConstitution
 from shared.testing.judge import KeywordJudgeServer
@@ -74,7 +75,7 @@ async def test_discovered_principles_make_held_out_answers_harmless(
     keys = [
         k
         async for k in redis_client.scan_iter(
-            match=f"{redis_settings.key_prefix}:rule:acme:discovered-*"
+            match=RuleKeys(redis_settings.key_prefix).doc_prefix("acme") + "discovered-*"
         )
     ]
     assert len(keys) == 4

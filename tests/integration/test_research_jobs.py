@@ -25,6 +25,7 @@ from services.retrieval.app import RetrievalService
 from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
+from shared.memory.keys import RuleKeys
 from shared.prompt_sets import PromptSet, PromptSetStore
 from shared.settings import RedisSettings
 from shared.testing.backends import FollowsItsSystemPrompt, ObeysItsConstitution, ScriptedBackend
@@ -321,7 +322,7 @@ async def test_iteralign_rounds_stop_when_no_new_violation_appears(
     keys = [
         k
         async for k in redis_client.scan_iter(
-            match=f"{redis_settings.key_prefix}:rule:acme:discovered-*"
+            match=RuleKeys(redis_settings.key_prefix).doc_prefix("acme") + "discovered-*"
         )
     ]
     assert len(keys) == 4

@@ -20,10 +20,10 @@ from shared.client import AlignstreamClient
 from shared.dlq import Record
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.history import HistoryEntry, RuleHistory, history_entries
+from shared.memory.keys import RuleKeys
 from shared.memory.lifecycle import RuleChangeRefused, RuleLifecycle
 from shared.memory.query import RuleFilter
 from shared.memory.reader import RuleReader
-from shared.memory.schema import RuleSchema
 from shared.signing import RecordSigner
 from shared.tenants import ApiKeys
 from tests.integration.gateway_stack import OpenGateway
@@ -34,9 +34,7 @@ TEXTS = ("Refunds within 14 days.", "Refunds within 30 days.", "No refunds on sa
 
 
 def lifecycle(client: aioredis.Redis, prefix: str) -> RuleLifecycle:
-    return RuleLifecycle(
-        RuleReader(client, RuleSchema.for_keys(prefix)), RuleHistory(client, prefix)
-    )
+    return RuleLifecycle(RuleReader(client, RuleKeys(prefix)), RuleHistory(client, prefix))
 
 
 async def publish(settings: IngestSettings, *changes: events.RuleEvent) -> None:

@@ -29,11 +29,11 @@ async def test_entries_leave_per_tenant_by_count_or_after_the_wait() -> None:
     out = RecordingPublisher()
     audit = AuditBatches(out, "audit", backoff_s=0.01, stopping=lambda: False, wait_s=0.05,
                          max_entries=3)  # fmt: skip
-    added = [asyncio.create_task(audit.add(entry("a", i))) for i in range(4)]
-    added.append(asyncio.create_task(audit.add(entry("b", 0))))
+    added = [audit.add(entry("a", i)) for i in range(4)]
+    added.append(audit.add(entry("b", 0)))
     await asyncio.sleep(0.01)
     assert batches(out) == [["a-0", "a-1", "a-2"]]  # full: out at once
-    assert all(task.done() for task in added[:3])
+    assert all(future.done() for future in added[:3])
     assert not added[3].done()  # waits for its batch: the commit of its answer waits with it
     assert await asyncio.gather(*added) == [True] * 5
     assert sorted(batches(out)) == [["a-0", "a-1", "a-2"], ["a-3"], ["b-0"]]

@@ -48,11 +48,12 @@ def test_tenant_selects_the_index_not_a_clause() -> None:
     # Any status is every status named: the clause is what keeps staged documents out.
     assert RuleFilter(tenant="acme", statuses=()).expression() == EVERY_STATUS
     schema = RuleSchema("p", 512, "m")
-    assert schema.index_name("acme") == "p:idx:rules:acme"
+    assert schema.index_name("acme") == "p:idx:rules:{acme}"
     assert schema.doc_key("acme", "r1").startswith(schema.doc_prefix("acme"))
     assert not schema.doc_prefix("acme2").startswith(schema.doc_prefix("acme"))
-    assert schema.tenant_of_index("p:idx:rules:acme") == "acme"
-    assert schema.tenant_of_index("q:idx:rules:acme") is None
+    assert schema.tenant_of_index("p:idx:rules:{acme}") == "acme"
+    assert schema.tenant_of_index("q:idx:rules:{acme}") is None
+    assert schema.tenant_of_index("p:idx:rules:acme") is None  # an index of the old layout
 
 
 def test_filter_with_every_clause() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from shared.memory.schema import RuleSchema
+from shared.memory.keys import RuleKeys
 from shared.redis import as_text
 
 
@@ -27,8 +27,7 @@ async def sample_rules(
     redis: aioredis.Redis, key_prefix: str, tenant: str, count: int, seed: int = 0
 ) -> list[SourceRule]:
     """``count`` active rules of the tenant, drawn with ``seed`` (fewer if it has fewer)."""
-    # Only the key layout is needed here, not the vector index.
-    prefix = RuleSchema.for_keys(key_prefix).doc_prefix(tenant)
+    prefix = RuleKeys(key_prefix).doc_prefix(tenant)
     keys = sorted([k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)])
     rules = []
     for key in random.Random(seed).sample(keys, len(keys)):

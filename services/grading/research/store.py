@@ -1,10 +1,11 @@
 """Research jobs in Redis: the record, the lease that makes one replica run a job, and the
 checkpoints a method resumes from.
 
-Per job (``{prefix}:research:{tenant}:{job_id}:...``): ``record`` (JSON), ``lease`` (the id of
-the replica running it, expiring unless renewed), ``state`` (hash: the method's checkpoints,
-JSON per field) and ``seen`` (set: hashes of what was already written, e.g. preference pairs).
-``research:active`` lists the store ids of running jobs: a replica that starts resumes them.
+Per job (``{prefix}:research:{{tenant}}:{job_id}:...``, ``job_keys.py``): ``record`` (JSON),
+``lease`` (the id of the replica running it, expiring unless renewed), ``state`` (hash: the
+method's checkpoints, JSON per field) and ``seen`` (set: hashes of what was already written,
+e.g. preference pairs). The tenant's ``active`` set lists the store ids of its running jobs: a
+replica that starts resumes them.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from services.grading.job_keys import JobKeys
 from services.grading.records import scoped_id
 from shared.events import JobStatus, ResearchJob
-from shared.redis import as_text
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -57,26 +58,23 @@ class ResearchRecord(BaseModel):
 class ResearchStore:
     def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
         self.redis = redis
-        self.prefix = f"{key_prefix}:research"
+        self.keys = JobKeys(key_prefix, "research")
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
     def _key(self, sid: str, part: str) -> str:
-        return f"{self.prefix}:{sid}:{part}"
-
-    @property
-    def _active(self) -> str:
-        return f"{self.prefix}:active"
+        return self.keys.part(sid, part)
 
     async def create(self, job: ResearchJob) -> ResearchRecord:
         """The job's record: created RUNNING if new, else the one stored (a redelivered or
         resubmitted job resumes, it does not restart)."""
         record = ResearchRecord(job=job, started_at=datetime.now(UTC))
+        await self.keys.note_tenant(self.redis, record.sid)
         created = await self.redis.set(
             self._key(record.sid, "record"), record.model_dump_json(), nx=True
         )
         if created:
-            await self.redis.sadd(self._active, record.sid)
+            await self.redis.sadd(self.keys.active(record.sid), record.sid)
             return record
         stored = await self.get(record.sid)
         assert stored is not None
@@ -89,13 +87,14 @@ class ResearchStore:
     async def save(self, record: ResearchRecord) -> None:
         await self.redis.set(self._key(record.sid, "record"), record.model_dump_json())
         if record.final:
-            await self.redis.srem(self._active, record.sid)
+            await self.redis.srem(self.keys.active(record.sid), record.sid)
 
     async def reactivate(self, sid: str) -> None:
-        await self.redis.sadd(self._active, sid)
+        await self.keys.note_tenant(self.redis, sid)
+        await self.redis.sadd(self.keys.active(sid), sid)
 
     async def active(self) -> list[str]:
-        return sorted(as_text(m) for m in await self.redis.smembers(self._active))
+        return await self.keys.active_ids(self.redis)
 
     # -- the lease: one replica runs a job at a time ------------------------------------------
 

@@ -1,0 +1,98 @@
+"""A local Redis Cluster: Valkey nodes with the search modules, formed from Python (the wheel
+has no ``valkey-cli``): every node meets the first, the primaries split the 16,384 slots, each
+replica follows its primary. Each node's cluster bus listens on its port + 10,000, so ports are
+chosen below 55,536 with both free."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from shared.devstack.process import StackError
+from shared.devstack.servers import ValkeyServer
+
+SLOTS = 16_384
+BUS_OFFSET = 10_000
+
+
+def cluster_port(attempts: int = 200) -> int:
+    """A loopback port whose cluster bus port is free too."""
+    for _ in range(attempts):
+        port = random.randint(20_000, 45_000)
+        try:
+            for candidate in (port, port + BUS_OFFSET):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise StackError("no free port pair for a cluster node")
+
+
+@dataclass
+class ValkeyCluster:
+    state_dir: Path
+    primaries: int = 3
+    replicas_per_primary: int = 1
+
+    def __post_init__(self) -> None:
+        count = self.primaries * (1 + self.replicas_per_primary)
+        self.nodes = [ValkeyServer(self.state_dir / f"node{i}", cluster_port(), cluster=True)
+                      for i in range(count)]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].address
+
+    def node_id(self, node: ValkeyServer) -> str:
+        found = self._do(node, "CLUSTER MYID")
+        return found.decode() if isinstance(found, bytes) else str(found)
+
+    def _do(self, node: ValkeyServer, *args: object) -> Any:
+        with redis.Redis(port=node.port, protocol=2, socket_timeout=2) as client:
+            return client.execute_command(*args)
+
+    def up(self, timeout_s: float = 60.0) -> None:
+        for node in self.nodes:
+            node.start(timeout_s)
+        first = self.nodes[0].port
+        for node in self.nodes[1:]:
+            self._do(node, "CLUSTER MEET", "127.0.0.1", first)
+        per = SLOTS // self.primaries
+        for i, node in enumerate(self.nodes[: self.primaries]):
+            last = SLOTS - 1 if i == self.primaries - 1 else (i + 1) * per - 1
+            self._do(node, "CLUSTER ADDSLOTSRANGE", i * per, last)
+        self._wait(lambda: all(self._knows_all(n) for n in self.nodes), timeout_s)
+        for i, replica in enumerate(self.nodes[self.primaries :]):
+            primary = self.nodes[i % self.primaries]
+            self._do(replica, "CLUSTER REPLICATE", self.node_id(primary))
+        self._wait(self.healthy, timeout_s)
+
+    def _knows_all(self, node: ValkeyServer) -> bool:
+        known = self._do(node, "CLUSTER NODES")  # parsed by redis-py: address -> node
+        return len(known) == len(self.nodes)
+
+    def healthy(self) -> bool:
+        try:
+            return all(self._do(n, "CLUSTER INFO").get("cluster_state") == "ok"
+                       for n in self.nodes if n.status().running)  # fmt: skip
+        except (redis.RedisError, OSError):
+            return False
+
+    def _wait(self, done: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise StackError("the Redis cluster did not form in time")
+            time.sleep(0.1)
+
+    def down(self) -> None:
+        for node in self.nodes:
+            node.stop()
