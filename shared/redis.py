@@ -28,13 +28,22 @@ async def command(client: aioredis.Redis, *args: object) -> Any:
     if isinstance(client, aioredis.RedisCluster):
         await client.initialize()  # the slot map (once; the client learns moves by itself)
         name = str(args[0]).upper()
-        if name == "FT._LIST":
-            replies = await client.execute_command(*args, target_nodes=client.PRIMARIES)
-            return [index for listed in replies.values() for index in listed]
+        if name == "FT._LIST":  # an index is on every primary (``RuleIndexes``): each name once
+            listed = await on_every_primary(client, *args)
+            return list(dict.fromkeys(index for names in listed for index in names))
         if name.startswith("FT.") and len(args) > 1:
             node = client.get_node_from_key(str(args[1]))
             return await client.execute_command(*args, target_nodes=node)
     return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+async def on_every_primary(client: aioredis.Redis, *args: object) -> list[Any]:
+    """A command run on every primary (one reply per primary; a single Redis is one)."""
+    if isinstance(client, aioredis.RedisCluster):
+        await client.initialize()
+        replies = await client.execute_command(*args, target_nodes=client.PRIMARIES)
+        return list(replies.values()) if isinstance(replies, dict) else [replies]
+    return [await client.execute_command(*args)]  # type: ignore[no-untyped-call]
 
 
 async def _loading(client: aioredis.Redis) -> bool:

@@ -100,6 +100,10 @@ class RedisSettings(BaseSettings):
     key_prefix: str = Field(default="alignstream", pattern=r"^[^{}]+$")
     """Prefix of every key and index the services create (no braces: a tenant's hash tag is
     the first ``{...}`` of its keys)."""
+    wait_replicas: int = Field(default=0, ge=0, le=10)
+    """A rule write is acknowledged (and its event committed) once this many replicas of its
+    shard hold it: a primary lost afterwards loses none of it. 0: on the primary's word."""
+    wait_timeout_s: float = Field(default=2.0, gt=0)
     cluster: bool = False
     """The URL names a node of a Redis Cluster: the client discovers the others, routes each
     command by its key's slot and each tenant's search to the shard of its hash tag."""

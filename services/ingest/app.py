@@ -83,7 +83,10 @@ class IngestService(RuleMemoryService):
         await super().on_start()
         indexes = self.running_indexes()
         trees = JurisdictionStore(indexes.client, self.settings.redis.key_prefix)
-        self.ingestor = RuleIngestor(RuleWriter(indexes), self.embedder, trees)
+        redis = self.settings.redis
+        writer = RuleWriter(indexes, wait_replicas=redis.wait_replicas,
+                            wait_timeout_s=redis.wait_timeout_s)  # fmt: skip
+        self.ingestor = RuleIngestor(writer, self.embedder, trees)
         self.change_sets = ChangeSetApplier(ChangeSetStore.on(indexes), self.embedder)
         self._history = RuleHistory(indexes.client, self.settings.redis.key_prefix,
                                     max_versions=self.settings.history_max_versions)  # fmt: skip

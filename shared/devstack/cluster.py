@@ -93,6 +93,40 @@ class ValkeyCluster:
                 raise StackError("the Redis cluster did not form in time")
             time.sleep(0.1)
 
+    def owner_port(self, key: str) -> int | None:
+        """The port of the primary that serves ``key``'s slot, as a live node sees it."""
+        for node in self.nodes:
+            if not node.status().running:
+                continue
+            try:
+                slot = self._do(node, "CLUSTER KEYSLOT", key)
+                for start, end, primary, *_ in self._do(node, "CLUSTER SLOTS"):
+                    if int(start) <= int(slot) <= int(end):
+                        return int(primary[1])
+            except (redis.RedisError, OSError):
+                continue
+        return None
+
+    def migrate_slot(self, key: str, to_port: int) -> None:
+        """Move ``key``'s slot, keys included, to the primary on ``to_port`` (what
+        ``valkey-cli --cluster reshard`` does for one slot)."""
+        source = next(n for n in self.nodes if n.port == self.owner_port(key))
+        target = next(n for n in self.nodes if n.port == to_port)
+        slot = self._do(source, "CLUSTER KEYSLOT", key)
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        self._do(target, "CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        self._do(source, "CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        while keys := self._do(source, "CLUSTER GETKEYSINSLOT", slot, 100):
+            self._do(source, "MIGRATE", "127.0.0.1", to_port, "", 0, 10_000, "KEYS", *keys)
+        for node in self.nodes[: self.primaries]:
+            self._do(node, "CLUSTER SETSLOT", slot, "NODE", target_id)
+        self._wait(lambda: self.owner_port(key) == to_port, 30.0)
+
+    def wait_for_owner_change(self, key: str, old_port: int, timeout_s: float = 30.0) -> None:
+        """Until a replica took over ``key``'s slot from the primary on ``old_port``."""
+        self._wait(lambda: self.owner_port(key) not in (None, old_port) and self.healthy(),
+                   timeout_s)  # fmt: skip
+
     def down(self) -> None:
         for node in self.nodes:
             node.stop()

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shared.events import GLOBAL_JURISDICTION, RetrievedRule, RuleDomain
+from shared.memory.index import recreate_after_move
 from shared.memory.lexical import (
     bounded_terms,
     explain_terms,
@@ -272,15 +273,19 @@ class RuleSearcher:
             raise
         return bounded_terms(explain_terms(as_text(explained)))
 
-    async def _query(self, flt: RuleFilter, *args: str | int | bytes) -> Sequence[object] | None:
+    async def _query(
+        self, flt: RuleFilter, *args: str | int | bytes, again: bool = True
+    ) -> Sequence[object] | None:
         try:
             reply: Sequence[object] = await command(
                 self.client, "FT.SEARCH", self.schema.index_name(flt.tenant), *args
             )
         except ResponseError as exc:
-            if is_missing_index(exc):
-                return None  # a tenant without rules has no index yet
-            raise
+            if not is_missing_index(exc):
+                raise
+            if again and await recreate_after_move(self.client, self.schema, flt.tenant):
+                return await self._query(flt, *args, again=False)
+            return None  # a tenant without rules has no index yet
         return reply
 
     async def known_jurisdictions(self, tenant: str) -> set[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from shared.events import IndexOutcome, RuleEvent, RuleUpsert
 from shared.memory.index import RuleIndexes
+from shared.memory.replication import replicated
 from shared.memory.schema import rule_fields
 from shared.redis import preload_scripts
 
@@ -108,8 +109,14 @@ return 1
 
 
 class RuleWriter:
-    def __init__(self, indexes: RuleIndexes) -> None:
+    def __init__(
+        self, indexes: RuleIndexes, *, wait_replicas: int = 0, wait_timeout_s: float = 2.0
+    ) -> None:
+        """``wait_replicas``: ``write`` returns once that many replicas hold the writes
+        (``replication.py``)."""
         self.indexes = indexes
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_s = wait_timeout_s
         self.client = indexes.client
         self.schema = indexes.schema
         self._apply = self.client.register_script(_APPLY)
@@ -150,4 +157,7 @@ class RuleWriter:
             else:
                 args.extend(("d", mode, staged))
             await self._apply(keys=keys, args=args, client=pipe)
-        return [bool(result) for result in await pipe.execute()]
+        applied = [bool(result) for result in await pipe.execute()]
+        await replicated(self.client, {e.target.tenant for e in events},
+                         replicas=self.wait_replicas, timeout_s=self.wait_timeout_s)  # fmt: skip
+        return applied

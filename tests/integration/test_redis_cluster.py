@@ -5,13 +5,18 @@ transactions work unchanged through the cluster client, and no tenant sees anoth
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from services.grading.datasets import ExamQuestion
 from services.grading.records import scoped_id
@@ -49,6 +54,23 @@ async def client(cluster: ValkeyCluster) -> AsyncIterator[aioredis.Redis]:
     await redis.initialize()
     yield redis
     await redis.aclose()
+
+
+T = TypeVar("T")
+
+
+async def retry_while_failing_over(call: Callable[[], Awaitable[T]], tries: int = 50) -> T:
+    for _ in range(tries - 1):
+        try:
+            return await call()
+        except (RedisError, OSError):
+            await asyncio.sleep(0.2)
+    return await call()
+
+
+def spread(i: int) -> bytes:
+    """A vector of its own (distinct similarities: one order of hits)."""
+    return np.random.default_rng(i).standard_normal(DIM).astype(np.float32).tobytes()
 
 
 def vector(i: int) -> bytes:
@@ -100,3 +122,64 @@ async def test_exam_jobs_keep_their_transactions_in_one_slot(client: aioredis.Re
     assert await store.active() == [scoped_id("acme", "j1"), scoped_id("globex", "j1")]
     assert await store.cancel(scoped_id("acme", "j1"))
     assert await store.active() == [scoped_id("globex", "j1")]
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[ValkeyCluster]:
+    formed = ValkeyCluster(tmp_path / "failover")
+    try:
+        formed.up()
+        yield formed
+    finally:
+        formed.down()
+
+
+async def test_a_primary_killed_loses_no_acknowledged_rule(own_cluster: ValkeyCluster) -> None:
+    settings = RedisSettings(url=own_cluster.url, cluster=True, key_prefix="t", wait_replicas=1)
+    client = make_redis(settings)
+    assert isinstance(client, aioredis.RedisCluster)
+    schema = RuleSchema("t", DIM, "test")
+    writer = RuleWriter(await open_indexes(client, schema), wait_replicas=1, wait_timeout_s=5)
+    tenant = "acme"
+    owner = client.get_node_from_key(hash_tag(tenant))
+    ids = [f"r{i}" for i in range(40)]
+    for i, rule_id in enumerate(ids):  # each acknowledged only once a replica holds it
+        upsert = events.RuleUpsert(rule=sample_rule(tenant=tenant, rule_id=rule_id, version=3))
+        assert await writer.write([upsert], {(tenant, rule_id): vector(i)}) == [True]
+    victim = next(n for n in own_cluster.nodes if n.port == owner.port)
+    pid = victim.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    own_cluster.wait_for_owner_change(hash_tag(tenant), owner.port, timeout_s=30)
+    # The same client, no restart: it follows the promoted replica.
+    versions = await retry_while_failing_over(
+        lambda: writer.applied_versions([(tenant, r) for r in ids])
+    )
+    assert versions == {(tenant, r): 3 for r in ids}
+    searcher = RuleSearcher(client, schema, ef_runtime=10)
+    hits = await searcher.search(vector(0), RuleFilter(tenant=tenant), k=40)
+    assert sorted(h.rule_id for h in hits) == sorted(ids)  # the replica kept its index
+    await client.aclose()
+
+
+async def test_a_migrated_tenant_stays_searchable_with_the_same_answers(
+    cluster: ValkeyCluster, client: aioredis.Redis
+) -> None:
+    assert isinstance(client, aioredis.RedisCluster)
+    schema = RuleSchema("m", DIM, "test")
+    writer = RuleWriter(await open_indexes(client, schema))
+    tenant = "migrant"
+    for i in range(12):
+        upsert = events.RuleUpsert(rule=sample_rule(tenant=tenant, rule_id=f"r{i}", version=1))
+        await writer.write([upsert], {(tenant, f"r{i}"): spread(i)})
+    searcher = RuleSearcher(client, schema, ef_runtime=50)
+    before = [h.rule_id for h in await searcher.search(spread(3), RuleFilter(tenant=tenant), k=5)]
+    owner = cluster.owner_port(hash_tag(tenant))
+    primaries = [n.port for n in cluster.nodes[: cluster.primaries]]
+    cluster.migrate_slot(hash_tag(tenant), next(p for p in primaries if p != owner))
+    # The same client follows the move; the new owner's copy of the index took the documents.
+    after = await retry_while_failing_over(
+        lambda: searcher.search(spread(3), RuleFilter(tenant=tenant), k=5)
+    )
+    assert [h.rule_id for h in after] == before  # distinct scores: one order
+    assert await writer.applied_versions([(tenant, "r0")]) == {(tenant, "r0"): 1}
