@@ -67,14 +67,21 @@ def up(
     redis_port: int | None = RedisPort,
     durable: bool | None = Durable,
     s3_port: int | None = S3Port,
+    redis_cluster: bool | None = typer.Option(
+        None,
+        "--redis-cluster/--single-redis",
+        help="A Redis Cluster of 3 primaries and 3 replicas (Valkey with the search modules) on "
+        "the Redis port and the five after it. Default: as last started, else one Redis.",
+    ),
     env: bool = typer.Option(
         False, "--env", help='Print only export lines: eval "$(alignstream stack up --env)".'
     ),
 ) -> None:
     """Start the servers (if not running) and wait until they are healthy."""
     stack = LocalStack.remembered(
-        state_dir, kafka_port=kafka_port, redis_port=redis_port, durable=durable, s3_port=s3_port
-    )
+        state_dir, kafka_port=kafka_port, redis_port=redis_port, durable=durable, s3_port=s3_port,
+        redis_cluster=redis_cluster,
+    )  # fmt: skip
     stack.up()  # StackError: one line and a hint (services/cli/failures.py)
     if env:
         for name, value in stack.environment().items():

@@ -41,11 +41,20 @@ class ValkeyCluster:
     state_dir: Path
     primaries: int = 3
     replicas_per_primary: int = 1
+    base_port: int | None = None
+    """The nodes' ports in a row from here (``stack up --redis-cluster``); None: free ones."""
 
     def __post_init__(self) -> None:
         count = self.primaries * (1 + self.replicas_per_primary)
-        self.nodes = [ValkeyServer(self.state_dir / f"node{i}", cluster_port(), cluster=True)
-                      for i in range(count)]  # fmt: skip
+        if self.base_port is not None and self.base_port + count - 1 + BUS_OFFSET > 65_535:
+            raise StackError(f"cluster ports from {self.base_port}: each node's bus port (its "
+                             f"port + {BUS_OFFSET}) must stay below 65,536")  # fmt: skip
+        ports = ([self.base_port + i for i in range(count)] if self.base_port is not None
+                 else [cluster_port() for _ in range(count)])  # fmt: skip
+        self.nodes = [ValkeyServer(self.state_dir / f"node{i}", port, cluster=True)
+                      for i, port in enumerate(ports)]  # fmt: skip
+        for i, node in enumerate(self.nodes):
+            node.name = f"redis-{i}"
 
     @property
     def url(self) -> str:
@@ -60,8 +69,13 @@ class ValkeyCluster:
             return client.execute_command(*args)
 
     def up(self, timeout_s: float = 60.0) -> None:
+        """Start the nodes; form the cluster unless they formed one before (their
+        ``nodes.conf`` keeps it across restarts)."""
         for node in self.nodes:
             node.start(timeout_s)
+        if int(self._do(self.nodes[0], "CLUSTER INFO").get("cluster_slots_assigned", 0)):
+            self._wait(self.healthy, timeout_s)
+            return
         first = self.nodes[0].port
         for node in self.nodes[1:]:
             self._do(node, "CLUSTER MEET", "127.0.0.1", first)

@@ -203,13 +203,22 @@ class LocalStack:
         kafka_port: int = DEFAULT_KAFKA_PORT,
         redis_port: int = DEFAULT_REDIS_PORT,
         s3_port: int | None = None,
+        redis_cluster: bool = False,
     ) -> None:
         """``s3_port``: make the broker durable, storing to SeaweedFS on this port and the seven
-        after it; ``None`` keeps the broker in memory."""
+        after it; ``None`` keeps the broker in memory. ``redis_cluster``: a Redis Cluster of 3
+        primaries and 3 replicas on ``redis_port`` and the five ports after it."""
+        from shared.devstack.cluster import ValkeyCluster  # it builds on ValkeyServer
+
         self.state_dir = state_dir
         self.s3 = SeaweedServer(state_dir, SeaweedPorts.from_base(s3_port)) if s3_port else None
         self.kafka = TansuServer(state_dir, kafka_port, storage=self.s3)
         self.redis = ValkeyServer(state_dir, redis_port)
+        self.redis_cluster = (
+            ValkeyCluster(state_dir / "redis-cluster", base_port=redis_port)
+            if redis_cluster
+            else None
+        )
 
     @classmethod
     def remembered(
@@ -220,6 +229,7 @@ class LocalStack:
         redis_port: int | None = None,
         durable: bool | None = None,
         s3_port: int | None = None,
+        redis_cluster: bool | None = None,
     ) -> LocalStack:
         """The stack of ``state_dir`` on the ports it was last started with (unless given), durable
         if it was (unless ``durable`` says otherwise)."""
@@ -231,6 +241,9 @@ class LocalStack:
             kafka_port=kafka_port or saved.get("kafka", DEFAULT_KAFKA_PORT),
             redis_port=redis_port or saved.get("redis", DEFAULT_REDIS_PORT),
             s3_port=(s3_port or saved.get("s3", DEFAULT_S3_PORT)) if durable else None,
+            redis_cluster=bool(saved.get("redis_cluster"))
+            if redis_cluster is None
+            else redis_cluster,
         )
 
     @property
@@ -240,7 +253,8 @@ class LocalStack:
     @property
     def servers(self) -> tuple[ManagedServer, ...]:
         """In start order: the broker's storage before the broker."""
-        return (*([self.s3] if self.s3 else []), self.kafka, self.redis)
+        redis = self.redis_cluster.nodes if self.redis_cluster else [self.redis]
+        return (*([self.s3] if self.s3 else []), self.kafka, *redis)
 
     def up(self, timeout_s: float = 60.0) -> list[ServerStatus]:
         was_durable = "s3" in _saved_ports(self.state_dir)
@@ -251,8 +265,12 @@ class LocalStack:
                              f"(alignstream stack down{where})")  # fmt: skip
         for server in self.servers:
             server.start(timeout_s)
+        if self.redis_cluster:
+            self.redis_cluster.up(timeout_s)  # formed once; its nodes remember it
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ports = {"kafka": self.kafka.port, "redis": self.redis.port}
+        if self.redis_cluster:
+            ports["redis_cluster"] = 1
         if self.s3:
             ports["s3"] = self.s3.port
         (self.state_dir / PORTS_FILE).write_text(json.dumps(ports), encoding="utf-8")
@@ -267,13 +285,17 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         """Environment variables that point the services at this stack."""
+        if self.redis_cluster:
+            return {"KAFKA_BOOTSTRAP": self.kafka.address, "REDIS_URL": self.redis_cluster.url,
+                    "ALIGNSTREAM_REDIS_CLUSTER": "true"}  # fmt: skip
         return {"KAFKA_BOOTSTRAP": self.kafka.address, "REDIS_URL": self.redis.address}
 
 
 def _saved_ports(state_dir: Path) -> dict[str, int]:
     with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
         loaded = json.loads((state_dir / PORTS_FILE).read_text(encoding="utf-8"))
-        return {k: int(v) for k, v in loaded.items() if k in ("kafka", "redis", "s3")}
+        return {k: int(v) for k, v in loaded.items()
+                if k in ("kafka", "redis", "s3", "redis_cluster")}  # fmt: skip
     return {}
 
 
