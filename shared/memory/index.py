@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -11,6 +12,7 @@ from redis.exceptions import ResponseError
 from shared.memory.layout import move_to_tagged_layout
 from shared.memory.schema import RuleSchema
 from shared.redis import (
+    as_text,
     command,
     index_ready,
     is_missing_index,
@@ -33,28 +35,50 @@ class RuleIndexes:
         self.schema = schema
         self._known: set[str] = set()
 
+    async def _names(self) -> list[str]:
+        """Every index of this prefix (physical names: FT._LIST lists no aliases)."""
+        names = (as_text(n) for n in await command(self.client, "FT._LIST"))
+        return [n for n in names if self.schema.tenant_of_index(n) is not None]
+
     async def tenants(self) -> list[str]:
         """Tenants that have an index."""
-        names = await command(self.client, "FT._LIST")
-        found = (self.schema.tenant_of_index(n.decode()) for n in names)
+        found = {self.schema.tenant_of_index(n) for n in await self._names()}
         return sorted(t for t in found if t is not None)
 
-    async def migrate(self) -> None:
-        """At startup: if the schema fingerprint changed, re-create every tenant's index.
+    async def migrate(self, *, timeout_s: float = 3600.0) -> None:
+        """At startup: if the schema fingerprint changed, upgrade every tenant's index
+        (``upgrade``: built beside the old one, swapped in by alias once complete).
 
-        Documents stay and are re-indexed by RediSearch; documents embedded by another model
+        Documents stay and are indexed again by RediSearch; documents embedded by another model
         (dimension change) need ``alignstream memory rebuild --drop``.
         """
         await wait_until_loaded(self.client)
         stored = await self.client.get(self.schema.meta_key)
-        tenants = await self.tenants()
+        names = await self._names()
+        tenants = sorted({t for n in names if (t := self.schema.tenant_of_index(n))})
         if stored != self.schema.fingerprint.encode():
             for tenant in tenants:
-                log.warning("rule index schema changed; re-creating", extra={"tenant": tenant})
-                await self._drop(tenant)
-                await self._create(tenant)
+                await self.upgrade(tenant, names, timeout_s=timeout_s)
             await self.client.set(self.schema.meta_key, self.schema.fingerprint)
         self._known = set(tenants)
+
+    async def upgrade(self, tenant: str, names: Sequence[str], *, timeout_s: float) -> None:
+        """The tenant's index of this schema, built beside its current one; the alias moves to
+        it once it covers every document, then the old one is dropped (documents stay). Pods of
+        either version search a complete index throughout the upgrade."""
+        new = self.schema.physical_index(tenant, self.schema.fingerprint)
+        old = [n for n in names if n != new and self.schema.tenant_of_index(n) == tenant]
+        log.warning("rule index schema changed; building the new index beside the old",
+                    extra={"tenant": tenant, "old": old})  # fmt: skip
+        await _create_physical(self.client, self.schema, tenant)
+        await _wait_indexed(self.client, new, timeout_s)
+        alias = self.schema.index_name(tenant)
+        if alias in old:  # an index under the alias' own name (made before aliases): it goes first
+            await _drop(self.client, alias)
+        await command(self.client, "FT.ALIASUPDATE", alias, new)
+        for name in old:
+            if name != alias:
+                await _drop(self.client, name)
 
     async def ensure(self, tenant: str) -> None:
         """Make sure the tenant's index exists (cheap after the first call)."""
@@ -69,14 +93,6 @@ class RuleIndexes:
     async def _create(self, tenant: str) -> None:
         await create_index(self.client, self.schema, tenant)
 
-    async def _drop(self, tenant: str) -> None:
-        """The tenant's index (its documents stay)."""
-        try:
-            await command(self.client, "FT.DROPINDEX", self.schema.index_name(tenant))
-        except ResponseError as exc:
-            if not is_missing_index(exc):
-                raise
-
     async def wait_ready(self, *, timeout_s: float = 600.0) -> None:
         """Block until Redis has loaded its data and every index covers all its documents, so a
         service never answers from a half-loaded index after a Redis restart."""
@@ -89,12 +105,36 @@ class RuleIndexes:
                 await asyncio.sleep(0.2)
 
 
-async def create_index(client: aioredis.Redis, schema: RuleSchema, tenant: str) -> None:
+async def _create_physical(client: aioredis.Redis, schema: RuleSchema, tenant: str) -> None:
     try:
         await command(client, "FT.CREATE", *schema.create_args(tenant))
     except ResponseError as exc:  # another replica created it first
         if "already exists" not in str(exc).lower():
             raise
+
+
+async def create_index(client: aioredis.Redis, schema: RuleSchema, tenant: str) -> None:
+    """The tenant's index of this schema, under its alias (idempotent: replicas race)."""
+    await _create_physical(client, schema, tenant)
+    new = schema.physical_index(tenant, schema.fingerprint)
+    await command(client, "FT.ALIASUPDATE", schema.index_name(tenant), new)
+
+
+async def _drop(client: aioredis.Redis, index: str) -> None:
+    """An index (its documents stay)."""
+    try:
+        await command(client, "FT.DROPINDEX", index)
+    except ResponseError as exc:
+        if not is_missing_index(exc):
+            raise
+
+
+async def _wait_indexed(client: aioredis.Redis, index: str, timeout_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await index_ready(client, index):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"rule index {index} not ready after {timeout_s}s")
+        await asyncio.sleep(0.05)
 
 
 async def recreate_after_move(
@@ -110,11 +150,7 @@ async def recreate_after_move(
         return False
     log.warning("rule index missing on the tenant's shard; re-creating", extra={"tenant": tenant})
     await create_index(client, schema, tenant)
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await index_ready(client, schema.index_name(tenant)):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"the rule index of {tenant} is not ready after {timeout_s}s")
-        await asyncio.sleep(0.05)
+    await _wait_indexed(client, schema.index_name(tenant), timeout_s)
     return True
 
 

@@ -57,13 +57,21 @@ class RuleKeys:
         return f"{self.prefix}:idx:rules:"
 
     def index_name(self, tenant: str) -> str:
-        """The tenant's search index; the tag in its name routes FT.* to the tenant's shard."""
+        """The name searches use: an alias of the tenant's current index (``physical_index``),
+        moved to a new one built beside it on an upgrade. The tag in it routes FT.* to the
+        tenant's shard."""
         return f"{self.index_prefix}{hash_tag(tenant)}"
 
+    def physical_index(self, tenant: str, fingerprint: str) -> str:
+        """The tenant's index of one schema version (``RuleSchema.fingerprint``)."""
+        return f"{self.index_name(tenant)}:{fingerprint}"
+
     def tenant_of_index(self, index: str) -> str | None:
+        """The tenant of an index of this prefix, by its alias or its physical name."""
         if not index.startswith(self.index_prefix):
             return None
-        return tenant_of_tag(index.removeprefix(self.index_prefix))
+        tag, _, _ = index.removeprefix(self.index_prefix).partition(":")
+        return tenant_of_tag(tag)
 
     @property
     def docs_pattern(self) -> str:

@@ -81,10 +81,11 @@ class RuleSchema(RuleKeys):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def create_args(self, tenant: str) -> list[str | int]:
-        """Arguments of FT.CREATE for one tenant's index."""
+        """Arguments of FT.CREATE for the tenant's index of this schema (``physical_index``)."""
         tag = ["TAG", "SEPARATOR", TAG_SEPARATOR]
         return [
-            self.index_name(tenant), "ON", "HASH", "PREFIX", 1, self.doc_prefix(tenant),
+            self.physical_index(tenant, self.fingerprint), "ON", "HASH",
+            "PREFIX", 1, self.doc_prefix(tenant),
             "LANGUAGE_FIELD", "language", "LANGUAGE", "english",
             "SCHEMA",
             "title", "TEXT", "WEIGHT", TITLE_WEIGHT,
