@@ -4,8 +4,10 @@ A key is ``ask_<key_id>_<secret>``, shown once when it is created. The store kee
 SHA-256 of the secret (256 random bits, so a fast hash is safe, as for GitHub and Stripe
 tokens), with the key's tenant, whether it may manage rules (``admin``), an optional default
 jurisdiction scope and request rate. Records are redis-om ``HashModel`` documents under the
-deployment prefix (``{prefix}:apikey:<key_id>``) with a RediSearch index on tenant, so a
-tenant's keys are listed without scanning. A revoked key stays listed (with when) and never
+deployment prefix (``{prefix}:{apikeys}:apikey:<key_id>``) with a RediSearch index on tenant, so
+a tenant's keys are listed without scanning. The ``{apikeys}`` hash tag keeps every record in one
+slot: on a Redis Cluster the index (which sees only its own node's keys) lives where they all
+are. A revoked key stays listed (with when) and never
 verifies again. Every presented key is hostile: its size and alphabet are checked before any
 lookup, and the secret is compared in constant time.
 """
@@ -20,12 +22,13 @@ import time
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from aredis_om import Field, HashModel, NotFoundError
 
 from shared.errors import Hinted
+from shared.memory.keys import RuleKeys
 from shared.redis import as_text, command
 from shared.settings import RedisSettings
 
@@ -94,7 +97,7 @@ class ApiKeys:
 
         class Meta:
             database = redis
-            global_key_prefix = key_prefix
+            global_key_prefix = RuleKeys(key_prefix).api_keys_prefix
             model_key_prefix = "apikey"
 
         def body(namespace: dict[str, Any]) -> None:
@@ -106,10 +109,12 @@ class ApiKeys:
     @classmethod
     def from_settings(cls, settings: RedisSettings) -> ApiKeys:
         """A store on its own connection (redis-om reads decoded strings)."""
-        client = aioredis.from_url(
-            settings.url.get_secret_value(), decode_responses=True, **settings.auth()
-        )
-        return cls(client, settings.key_prefix)
+        url = settings.url.get_secret_value()
+        if settings.cluster:
+            cluster = aioredis.RedisCluster.from_url(url, decode_responses=True, **settings.auth())
+            return cls(cast(aioredis.Redis, cluster), settings.key_prefix)
+        return cls(aioredis.from_url(url, decode_responses=True, **settings.auth()),
+                   settings.key_prefix)  # fmt: skip
 
     async def open(self) -> None:
         """Create the tenant index if it is missing (idempotent)."""

@@ -155,6 +155,12 @@ class RuleKeys:
         """The tenant's unfinished jobs of a kind (moved in the same transaction as the job)."""
         return f"{self.tenant(tenant, kind)}:active"
 
+    @property
+    def api_keys_prefix(self) -> str:
+        """Where API key records are (``shared/tenants.py``): under one tag of their own, so
+        that their index sees them all on a cluster."""
+        return f"{self.prefix}:{{apikeys}}"
+
     def job_tenants_key(self, kind: str) -> str:
         """Every tenant that ever had a job of a kind: where a restart looks for active jobs
         (a set of no tenant, only ever added to, so it needs no transaction with a job)."""

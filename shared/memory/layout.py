@@ -80,15 +80,22 @@ async def move_to_tagged_layout(client: aioredis.Redis, keys: RuleKeys) -> list[
     moved = 0
     for kind in JOB_KINDS:
         await _move_job_indexes(client, keys, kind)
+    old_api_keys = f"{keys.prefix}:apikey:"
     async for raw in client.scan_iter(match=f"{keys.prefix}:*", count=1000):
         old = as_text(raw)
-        new = tagged_name(keys, old)
+        if old.startswith(old_api_keys):  # -> under the tag of API keys (``api_keys_prefix``)
+            new: str | None = f"{keys.api_keys_prefix}:apikey:{old.removeprefix(old_api_keys)}"
+        else:
+            new = tagged_name(keys, old)
         if new is not None:
             await _rename(client, old, new)
             moved += 1
     tenants = []
     for name in await command(client, "FT._LIST"):
         index = as_text(name)
+        if index == f"{old_api_keys}index":  # re-created by ``ApiKeys.open`` under the tag
+            await command(client, "FT.DROPINDEX", index)
+            continue
         if index.startswith(keys.index_prefix) and keys.tenant_of_index(index) is None:
             try:
                 await command(client, "FT.DROPINDEX", index)  # documents stay (renamed above)

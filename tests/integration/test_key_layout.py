@@ -31,6 +31,7 @@ async def write_old_layout(client: aioredis.Redis, p: str, schema: RuleSchema) -
     await client.hset(f"{p}:exam:acme:job-1:meta", mapping={"status": "running"})
     await client.zadd(f"{p}:exam:jobs:acme", {"job-1": 1.0})
     await client.sadd(f"{p}:exam:active", "acme:job-1")
+    await client.hset(f"{p}:apikey:k1", mapping={"pk": "k1", "key_id": "k1", "tenant": "acme"})
 
 
 async def test_an_old_memory_moves_in_place(
@@ -53,6 +54,7 @@ async def test_an_old_memory_moves_in_place(
     exams = ExamStore(redis_client, p)
     assert await exams.active() == ["acme:job-1"]
     assert await redis_client.zrange(schema.jobs_key("exam", "acme"), 0, -1) == [b"job-1"]
+    assert await redis_client.hget(f"{p}:{{apikeys}}:apikey:k1", "tenant") == b"acme"
     old = [as_text(k) async for k in redis_client.scan_iter(match=f"{p}:*acme*")]
     assert all("{acme}" in k for k in old), old  # nothing left under a bare tenant
     # Once moved, a second start moves nothing and keeps every document.

@@ -31,6 +31,7 @@ from shared.memory.search import RuleSearcher
 from shared.memory.writer import RuleWriter
 from shared.redis import command, make_redis
 from shared.settings import RedisSettings
+from shared.tenants import ApiKeys
 from tests.samples import sample_rule
 
 DIM = 8
@@ -183,3 +184,17 @@ async def test_a_migrated_tenant_stays_searchable_with_the_same_answers(
     )
     assert [h.rule_id for h in after] == before  # distinct scores: one order
     assert await writer.applied_versions([(tenant, "r0")]) == {(tenant, "r0"): 1}
+
+
+async def test_api_keys_are_listed_and_verified_on_a_cluster(cluster: ValkeyCluster) -> None:
+    keys = ApiKeys.from_settings(RedisSettings(url=cluster.url, cluster=True, key_prefix="k"))
+    await keys.open()
+    try:
+        made = {t: (await keys.create(t))[0] for t in TENANTS}
+        for tenant, presented in made.items():  # records on one slot: the index sees them all
+            assert [k.tenant for k in await keys.of_tenant(tenant)] == [tenant]
+            verified = await keys.verify(presented)
+            assert verified is not None
+            assert verified.tenant == tenant
+    finally:
+        await keys.close()
