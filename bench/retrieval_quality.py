@@ -40,8 +40,9 @@ from shared.events import RulesTopicEvent
 from shared.kafka import ensure_topics
 from shared.memory.index import open_indexes
 from shared.memory.jurisdictions import JurisdictionMap, filter_values
+from shared.memory.labels import normalize_label
 from shared.memory.query import RuleFilter
-from shared.memory.schema import RuleSchema, normalize_label
+from shared.memory.schema import RuleSchema
 from shared.memory.search import Hit, RuleSearcher
 from shared.opo import (
     opo_rules,

@@ -28,6 +28,7 @@ from services.grading.datasets import load_exam
 from shared import events
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.index import RuleIndexes, open_indexes
+from shared.memory.labels import scope_values
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema, embedding_text
 from shared.memory.search import RuleSearcher
@@ -111,7 +112,7 @@ async def run(n: int, queries: int, env: dict[str, str]) -> dict[str, object]:
             flt = RuleFilter(
                 tenant=f"t{tenant}",
                 as_of=today,
-                jurisdictions=("region3",) if selective else None,
+                jurisdictions=scope_values(("region3",)) if selective else None,
             )
             t0 = time.perf_counter()
             hits = await searcher.search(query.tobytes(), flt, k=K)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.gateway.errors import forbidden
-from shared.memory.schema import normalize_label
+from shared.memory.labels import normalize_label
 from shared.tenants import ApiKey
 
 

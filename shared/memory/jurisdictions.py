@@ -25,7 +25,7 @@ from shared.events import (
     ancestors_or_self,
 )
 from shared.language import is_cjk
-from shared.memory.schema import normalize_label
+from shared.memory.labels import normalize_label
 
 MAX_NAME_CHARS = 255
 """Longer names in a request never match (and are reported cut to this length)."""

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from shared.events import GLOBAL_JURISDICTION, RuleDomain, RuleStatus, ancestors_or_self
-from shared.memory.schema import RETURN_FIELDS, day_number, tag_value
-
-_ESCAPED = frozenset(string.punctuation.replace("_", "") + string.whitespace)
-
-
-def escape_tag(value: str) -> str:
-    """A normalized TAG value in the query syntax: a backslash before ASCII punctuation and
-    whitespace only. RediSearch honours escapes only there; an escape before any other
-    character (``’``, ``·``, a CJK bracket) stays in the term, so such a value would never
-    match what was indexed."""
-    return "".join("\\" + ch if ch in _ESCAPED else ch for ch in tag_value(value))
+from shared.events import GLOBAL_JURISDICTION, RuleDomain, RuleStatus
+from shared.memory.labels import escape_tag, scope_values, tag_values
+from shared.memory.schema import RETURN_FIELDS, day_number
 
 
 def tag_clause(field_name: str, values: Iterable[str]) -> str:
@@ -33,8 +23,9 @@ class RuleFilter:
     tenant: str
     domains: tuple[RuleDomain, ...] = ()
     jurisdictions: tuple[str, ...] | None = None
-    """None: any. Otherwise rules of these jurisdictions, of their ancestors (``CN/山东`` for
-    ``CN/山东/济南``) and ``global``."""
+    """None: any. Otherwise the TAG values a rule's jurisdiction must be one of, final: the
+    scope's nodes, their ancestors and ``global`` (``labels.scope_values``; retrieval's
+    ``filter_values``). Locales and tags too are TAG values (``labels.tag_values``)."""
     locales: tuple[str, ...] = ()
     as_of: date | None = None
     """Only rules in force that day; None: no date filter."""
@@ -59,10 +50,7 @@ class RuleFilter:
         if self.domains:
             clauses.append(tag_clause("domain", [d.value for d in self.domains]))
         if self.jurisdictions is not None:
-            regions = [GLOBAL_JURISDICTION]
-            for value in self.jurisdictions:
-                regions.extend(ancestors_or_self(tag_value(value)))
-            clauses.append(tag_clause("jurisdiction", dict.fromkeys(regions)))
+            clauses.append(tag_clause("jurisdiction", self.jurisdictions or (GLOBAL_JURISDICTION,)))
         if self.locales:
             clauses.append(tag_clause("locale", self.locales))
         if self.tags:
@@ -98,8 +86,8 @@ class RuleSelection:
 
     def filter(self, tenant: str) -> RuleFilter:
         return RuleFilter(tenant=tenant, domains=self.domains, statuses=self.statuses,
-                          jurisdictions=self.scope or None, tags=self.tags,
-                          as_of=self.in_force)  # fmt: skip
+                          jurisdictions=scope_values(self.scope) if self.scope else None,
+                          tags=tag_values(self.tags), as_of=self.in_force)  # fmt: skip
 
 
 def knn_query_args(

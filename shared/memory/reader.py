@@ -11,13 +11,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shared.memory.keys import RuleKeys
+from shared.memory.labels import TAG_SEPARATOR
 from shared.memory.query import RuleFilter
 from shared.memory.schema import (
     ALWAYS_FROM,
     EPOCH,
     FOREVER_UNTIL,
     STAGED,
-    TAG_SEPARATOR,
 )
 from shared.memory.settling import as_served
 from shared.redis import as_text, command, is_missing_index

@@ -12,6 +12,7 @@ from datetime import date
 from shared.cache import Refreshing
 from shared.events import RetrievedRule, RuleScope, SearchedScope
 from shared.memory.jurisdictions import JurisdictionMap, filter_values
+from shared.memory.labels import tag_values
 from shared.memory.query import RuleFilter
 from shared.memory.search import Hit, RuleSearcher, order_hits, pack_to_budget
 from shared.memory.trees import JurisdictionStore
@@ -75,7 +76,7 @@ class RuleRetriever:
             tenant=tenant,
             domains=scope.domains,
             jurisdictions=filter_values(searched),
-            locales=scope.locales,
+            locales=tag_values(scope.locales),
             as_of=scope.as_of or today,
             change_set=scope.change_set,
         )

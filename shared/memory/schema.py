@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
 from shared.events import Rule
 from shared.language import language_of
 from shared.memory.keys import LAYOUT_VERSION, RuleKeys
-
-TAG_SEPARATOR = "|"
-"""Tag values may contain commas (``Beijing, CN``); ``|`` is stripped from values instead."""
+from shared.memory.labels import TAG_SEPARATOR, tag_value
 
 EPOCH = date(1970, 1, 1).toordinal()
 ALWAYS_FROM = -1
@@ -35,18 +32,6 @@ FOREVER_UNTIL = 10_000_000
 
 def day_number(day: date) -> int:
     return day.toordinal() - EPOCH
-
-
-def normalize_label(value: str) -> str:
-    """A label as it is indexed and queried: NFKC (full-width forms, compatibility characters)
-    and case-folded, so ``ÎLE-DE-FRANCE`` and ``île-de-france``, ``（`` and ``(``, are one
-    label at ingest, in queries and in inference alike."""
-    return unicodedata.normalize("NFKC", value).casefold().strip()
-
-
-def tag_value(value: str) -> str:
-    """A label as a TAG value: normalized, without the tag separator."""
-    return normalize_label(value).replace(TAG_SEPARATOR, "/")
 
 
 @dataclass(frozen=True, slots=True)

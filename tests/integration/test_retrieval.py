@@ -16,6 +16,7 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.index import RuleIndexes, open_indexes
+from shared.memory.labels import scope_values
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
 from shared.memory.search import RuleSearcher
@@ -122,7 +123,8 @@ async def test_jurisdiction_and_date_filters(
         return {h.rule_id for h in await searcher.search(vector, flt, k=10)}
 
     today = date(2026, 6, 1)
-    assert await ids(jurisdictions=("北京市",), as_of=today) == {"national", "beijing"}
+    beijing = scope_values(["北京市"])  # the filter's final values: 北京市 and global
+    assert await ids(jurisdictions=beijing, as_of=today) == {"national", "beijing"}
     assert await ids(as_of=today) == {"national", "beijing", "shanghai"}
     assert await ids(as_of=date(2019, 5, 1)) == {"national", "beijing", "shanghai", "old"}
     assert await ids(as_of=date(2031, 5, 1)) == {"national", "beijing", "shanghai", "future"}

@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from shared.events import RuleDomain
+from shared.memory.labels import scope_values
 from shared.memory.lexical import (
     LEXICAL_FIELDS,
     MAX_TERMS,
@@ -73,7 +74,7 @@ def test_query_language_follows_the_script() -> None:
 
 
 def test_text_query_is_an_or_of_terms_inside_the_filter() -> None:
-    flt = RuleFilter(tenant="t", domains=(RuleDomain.LAW,), jurisdictions=("CN/山东",))
+    flt = RuleFilter(tenant="t", domains=(RuleDomain.LAW,), jurisdictions=scope_values(["CN/山东"]))
     args = text_query_args(flt, ["电动", "孩子"], k=20, language="chinese")
     assert args[0] == (
         "@status:{active} @domain:{law} @jurisdiction:{global | cn | cn\\/山东} "

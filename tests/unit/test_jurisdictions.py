@@ -13,6 +13,7 @@ from shared.events import (
 )
 from shared.language import is_cjk
 from shared.memory.jurisdictions import JurisdictionMap, filter_values
+from shared.memory.labels import scope_values
 from shared.memory.query import RuleFilter
 
 
@@ -84,7 +85,7 @@ def test_names_resolve_to_nodes(name: str, node: str | None) -> None:
 
 def test_a_node_sees_its_ancestors_and_global_never_siblings() -> None:
     assert CN.searched(["cn/山东/济南"]) == ("global", "cn", "cn/山东", "cn/山东/济南")
-    expression = RuleFilter(tenant="t", jurisdictions=("CN/山东/济南",)).expression()
+    expression = RuleFilter(tenant="t", jurisdictions=scope_values(["CN/山东/济南"])).expression()
     assert "@jurisdiction:{global | cn | cn\\/山东 | cn\\/山东\\/济南}" in expression
     assert "青岛" not in expression
     assert RuleFilter(tenant="t", jurisdictions=()).expression().endswith("@jurisdiction:{global}")

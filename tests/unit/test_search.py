@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from shared.events import RuleDomain, RuleStatus
-from shared.memory.query import RuleFilter, RuleSelection, escape_tag, knn_query_args
+from shared.memory.labels import escape_tag, scope_values, tag_value, tag_values
+from shared.memory.query import RuleFilter, RuleSelection, knn_query_args
 from shared.memory.schema import FOREVER_UNTIL, RuleSchema, day_number
 from shared.memory.search import (
     Fusion,
@@ -37,7 +38,7 @@ def hit(rule_id: str, similarity: float, text: str = "text", priority: int = 0) 
      ("île-de-france", "île\\-de\\-france"), ("Straße", "strasse")],
 )  # fmt: skip
 def test_escape_tag(raw: str, escaped: str) -> None:
-    assert escape_tag(raw) == escaped
+    assert escape_tag(tag_value(raw)) == escaped  # normalized once (labels.py), then escaped
 
 
 EVERY_STATUS = "@status:{active | pending | inactive}"
@@ -60,8 +61,8 @@ def test_filter_with_every_clause() -> None:
     flt = RuleFilter(
         tenant="acme",
         domains=(RuleDomain.LAW,),
-        jurisdictions=("北京市", "global"),
-        locales=("zh-CN",),
+        jurisdictions=scope_values(["北京市", "global"]),
+        locales=tag_values(["zh-CN"]),
         as_of=date(1970, 1, 11),
     )
     assert flt.selective
@@ -190,7 +191,9 @@ def test_which_filters_are_selective(changes: dict[str, object], selective: bool
 
 def test_any_status_and_tags_in_the_expression() -> None:
     assert RuleFilter(tenant="t", statuses=()).expression() == EVERY_STATUS
-    flt = RuleFilter(tenant="t", statuses=(RuleStatus.INACTIVE,), tags=("Returns", "a b"))
+    flt = RuleFilter(
+        tenant="t", statuses=(RuleStatus.INACTIVE,), tags=tag_values(["Returns", "a b"])
+    )
     assert flt.expression() == "@status:{inactive} @tags:{returns | a\\ b}"
 
 
@@ -263,7 +266,9 @@ def test_a_listing_selects_any_status_and_scope_unless_named() -> None:
     assert RuleSelection().filter("t").expression() == EVERY_STATUS
     named = RuleSelection(scope=("EU",), statuses=(RuleStatus.ACTIVE,), tags=("returns",),
                           in_force=date(1970, 1, 11)).filter("t")  # fmt: skip
-    assert (named.tenant, named.jurisdictions, named.as_of) == ("t", ("EU",), date(1970, 1, 11))
+    # The scope's final TAG values, expanded once here: nothing downstream expands again.
+    assert named.jurisdictions == ("global", "eu")
+    assert (named.tenant, named.as_of) == ("t", date(1970, 1, 11))
     expected = ("@status:{active} @jurisdiction:{global | eu} @tags:{returns} "
                 "@eff_from:[-inf 10] @eff_until:[10 +inf]")  # fmt: skip
     assert named.expression() == expected
