@@ -14,7 +14,7 @@ own cost, so the ratio is a floor; with a real model it can only be closer to 1.
 ``audit_`` keys (target: ``audit_overhead_ratio`` >= 0.95) into
 ``bench/results/change_sets.json``, keeping the file's other keys.
 
-    python -m bench.audit_overhead [--requests 1000] [--rounds 10]
+    python -m bench.audit_overhead [--requests 600] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def start_ingest(kafka: KafkaSettings, redis_url: str, key_prefix: str) -> subpr
 async def rounds(
     args: argparse.Namespace, generation: GenerationService, pipeline: Pipeline, phase: int
 ) -> dict[str, float]:
-    """Alternating rounds (on, off / off, on): the median requests/s of each mode."""
+    """Alternating rounds (on, off / off, on): the median requests/s of each mode, and the
+    median of the rounds' paired ratios (``ratio``: on / off of the same round, so a drift of
+    the machine's speed over the run cancels; ``ratio_p25``/``ratio_p75`` show the spread)."""
     rates: dict[str, list[float]] = {"on": [], "off": []}
     for round_ in range(args.rounds):
         for mode in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
@@ -59,7 +61,11 @@ async def rounds(
             started = time.perf_counter()
             await pipeline.run(requests(args.requests, 8, offset=offset))
             rates[mode].append(args.requests / (time.perf_counter() - started))
-    return {mode: statistics.median(values) for mode, values in rates.items()}
+    ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {"on": statistics.median(rates["on"]), "off": statistics.median(rates["off"]),
+            "ratio": statistics.median(ratios), "ratio_p25": quartiles[0],
+            "ratio_p75": quartiles[2]}  # fmt: skip
 
 
 async def chained_count(kafka: KafkaSettings, expected: int) -> int:
@@ -101,9 +107,13 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
         "backend": "instant (FollowsItsSystemPrompt): the audit's own cost, no engine",
         "audit_on_requests_per_s": round(alone["on"], 1),
         "audit_off_requests_per_s": round(alone["off"], 1),
-        "audit_overhead_ratio": round(alone["on"] / alone["off"], 3),
-        "audit_overhead_ratio_with_chainer_beside": round(beside["on"] / beside["off"], 3),
-        "audit_chainer_beside_requests_per_s": {k: round(v, 1) for k, v in beside.items()},
+        "audit_overhead_ratio": round(alone["ratio"], 3),
+        "audit_overhead_ratio_p25_p75": [
+            round(alone["ratio_p25"], 3),
+            round(alone["ratio_p75"], 3),
+        ],
+        "audit_overhead_ratio_with_chainer_beside": round(beside["ratio"], 3),
+        "audit_chainer_beside_requests_per_s": {k: round(beside[k], 1) for k in ("on", "off")},
         "audit_records_expected": expected,
         "audit_records_chained": chained,
     }
@@ -111,7 +121,7 @@ async def run(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     with private_stack() as env:
