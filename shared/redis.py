@@ -28,7 +28,7 @@ async def command(client: aioredis.Redis, *args: object) -> Any:
     if isinstance(client, aioredis.RedisCluster):
         await client.initialize()  # the slot map (once; the client learns moves by itself)
         name = str(args[0]).upper()
-        if name == "FT._LIST":  # an index is on every primary (``RuleIndexes``): each name once
+        if name == "FT._LIST":  # each index is on its tenant's primary: ask them all
             listed = await on_every_primary(client, *args)
             return list(dict.fromkeys(index for names in listed for index in names))
         if name.startswith("FT.") and len(args) > 1:
@@ -126,6 +126,16 @@ async def index_ready(client: aioredis.Redis, index: str) -> bool:
     indexing = int(info.get(b"indexing", 0))
     percent = float(info.get(b"percent_indexed", 1))
     return indexing == 0 and percent >= 1.0
+
+
+async def drop_index(client: aioredis.Redis, index: str) -> None:
+    """Drop a search index, its documents kept; one already gone (another pod dropped it
+    first) is no error."""
+    try:
+        await command(client, "FT.DROPINDEX", index)
+    except ResponseError as exc:
+        if not is_missing_index(exc):
+            raise
 
 
 def is_missing_index(exc: Exception) -> bool:

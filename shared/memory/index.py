@@ -14,8 +14,8 @@ from shared.memory.schema import RuleSchema
 from shared.redis import (
     as_text,
     command,
+    drop_index,
     index_ready,
-    is_missing_index,
     wait_until_loaded,
 )
 
@@ -42,20 +42,22 @@ class RuleIndexes:
 
     async def tenants(self) -> list[str]:
         """Tenants that have an index."""
-        found = {self.schema.tenant_of_index(n) for n in await self._names()}
-        return sorted(t for t in found if t is not None)
+        return self._tenants_of(await self._names())
+
+    def _tenants_of(self, names: Sequence[str]) -> list[str]:
+        return sorted({t for n in names if (t := self.schema.tenant_of_index(n)) is not None})
 
     async def migrate(self, *, timeout_s: float = 3600.0) -> None:
         """At startup: if the schema fingerprint changed, upgrade every tenant's index
         (``upgrade``: built beside the old one, swapped in by alias once complete).
 
         Documents stay and are indexed again by RediSearch; documents embedded by another model
-        (dimension change) need ``alignstream memory rebuild --drop``.
+        (dimension change) need ``alignstream memory rebuild --drop``. Redis must have loaded
+        its data (``open_indexes`` waits for it first).
         """
-        await wait_until_loaded(self.client)
         stored = await self.client.get(self.schema.meta_key)
         names = await self._names()
-        tenants = sorted({t for n in names if (t := self.schema.tenant_of_index(n))})
+        tenants = self._tenants_of(names)
         if stored != self.schema.fingerprint.encode():
             for tenant in tenants:
                 await self.upgrade(tenant, names, timeout_s=timeout_s)
@@ -71,14 +73,14 @@ class RuleIndexes:
         log.warning("rule index schema changed; building the new index beside the old",
                     extra={"tenant": tenant, "old": old})  # fmt: skip
         await _create_physical(self.client, self.schema, tenant)
-        await _wait_indexed(self.client, new, timeout_s)
+        await _wait_indexed(self.client, new, _deadline(timeout_s))
         alias = self.schema.index_name(tenant)
         if alias in old:  # an index under the alias' own name (made before aliases): it goes first
-            await _drop(self.client, alias)
+            await drop_index(self.client, alias)
         await command(self.client, "FT.ALIASUPDATE", alias, new)
         for name in old:
             if name != alias:
-                await _drop(self.client, name)
+                await drop_index(self.client, name)
 
     async def ensure(self, tenant: str) -> None:
         """Make sure the tenant's index exists (cheap after the first call)."""
@@ -97,12 +99,9 @@ class RuleIndexes:
         """Block until Redis has loaded its data and every index covers all its documents, so a
         service never answers from a half-loaded index after a Redis restart."""
         await wait_until_loaded(self.client, timeout_s=timeout_s)
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        deadline = _deadline(timeout_s)
         for tenant in await self.tenants():
-            while not await index_ready(self.client, self.schema.index_name(tenant)):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(f"rule index of {tenant} not ready after {timeout_s}s")
-                await asyncio.sleep(0.2)
+            await _wait_indexed(self.client, self.schema.index_name(tenant), deadline)
 
 
 async def _create_physical(client: aioredis.Redis, schema: RuleSchema, tenant: str) -> None:
@@ -120,20 +119,15 @@ async def create_index(client: aioredis.Redis, schema: RuleSchema, tenant: str) 
     await command(client, "FT.ALIASUPDATE", schema.index_name(tenant), new)
 
 
-async def _drop(client: aioredis.Redis, index: str) -> None:
-    """An index (its documents stay)."""
-    try:
-        await command(client, "FT.DROPINDEX", index)
-    except ResponseError as exc:
-        if not is_missing_index(exc):
-            raise
+def _deadline(timeout_s: float) -> float:
+    return asyncio.get_running_loop().time() + timeout_s
 
 
-async def _wait_indexed(client: aioredis.Redis, index: str, timeout_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
+async def _wait_indexed(client: aioredis.Redis, index: str, deadline: float) -> None:
+    """Until the index covers every document; TimeoutError past ``deadline`` (loop time)."""
     while not await index_ready(client, index):
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"rule index {index} not ready after {timeout_s}s")
+            raise TimeoutError(f"rule index {index} is not ready in time")
         await asyncio.sleep(0.05)
 
 
@@ -150,7 +144,7 @@ async def recreate_after_move(
         return False
     log.warning("rule index missing on the tenant's shard; re-creating", extra={"tenant": tenant})
     await create_index(client, schema, tenant)
-    await _wait_indexed(client, schema.index_name(tenant), timeout_s)
+    await _wait_indexed(client, schema.index_name(tenant), _deadline(timeout_s))
     return True
 
 

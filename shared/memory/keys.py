@@ -20,8 +20,8 @@ CANDIDATE_MARK = "@"
 """Starts the part of a document key after the tenant's prefix when the document is staged."""
 
 LAYOUT_VERSION = 5
-"""Bump when a key's name changes: startup then finds no documents under the new names and
-``memory rebuild`` (the log is the source of truth) fills them. 5: hash tags."""
+"""Bump when a key's name changes, with a move of the old names in ``layout.py`` (run at
+start-up). 5: hash tags."""
 
 
 def hash_tag(tenant: str) -> str:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shared.memory.keys import LAYOUT_VERSION, RuleKeys, hash_tag
-from shared.redis import as_text, command
+from shared.redis import as_text, command, drop_index
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def layout_key(keys: RuleKeys) -> str:
 
 def tagged_name(keys: RuleKeys, key: str) -> str | None:
     """The layout-5 name of an old-layout key; None when it is no tenant's, or moved already.
-    (Job lists and active sets are moved apart: ``job_index_moves``.)"""
+    (Job lists and active sets are moved apart: ``_move_job_indexes``.)"""
     for kind in TENANT_KINDS:
         base = f"{keys.prefix}:{kind}:"
         if not key.startswith(base):
@@ -94,14 +94,10 @@ async def move_to_tagged_layout(client: aioredis.Redis, keys: RuleKeys) -> list[
     for name in await command(client, "FT._LIST"):
         index = as_text(name)
         if index == f"{old_api_keys}index":  # re-created by ``ApiKeys.open`` under the tag
-            await command(client, "FT.DROPINDEX", index)
+            await drop_index(client, index)
             continue
         if index.startswith(keys.index_prefix) and keys.tenant_of_index(index) is None:
-            try:
-                await command(client, "FT.DROPINDEX", index)  # documents stay (renamed above)
-            except ResponseError as exc:  # dropped by another pod first
-                if "unknown index" not in str(exc).lower():
-                    raise
+            await drop_index(client, index)  # documents stay (renamed above)
             tenants.append(index.removeprefix(keys.index_prefix))
     await client.set(layout_key(keys), LAYOUT_VERSION)
     if moved:
