@@ -145,10 +145,13 @@ class GatewayService(Service):
             chat=self.chat,
             rules=rules,
             rule_admin=RuleAdminApi(rules, lifecycle),
-            check=ApplicableCheck(self.embedder, retriever),
+            check=ApplicableCheck(self.embedder, retriever,
+                                  min_score=self.settings.check_min_score),  # fmt: skip
             default_strategy=self.settings.default_strategy,
             started=int(time.time()),
             ping_s=self.settings.sse_ping_s,
+            live=self.is_live,
+            ready=self.is_ready,
         )
         app: ASGIApp = build_app(gateway, max_body_bytes=self.settings.max_body_bytes)
         if self.tracing.enabled:  # each HTTP request starts (or continues) the trace

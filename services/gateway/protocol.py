@@ -315,6 +315,8 @@ class ApplicableRequest(Strict):
     top_k: int = Field(default=5, ge=1, le=100)
     token_budget: int = Field(default=1000, ge=1, le=32_000)
     min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Rules less similar to the text (cosine) are left out; omitted: the gateway's
+    ``check_min_score`` (0.15 by default, which leaves out unrelated rules); -1: none."""
 
 
 class ApplicableRule(BaseModel):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -23,6 +24,7 @@ from services.gateway.authenticated import Authenticated
 from services.gateway.caller import ERRORS, Caller
 from services.gateway.completions import ChatCompletions, StreamItem
 from services.gateway.errors import ApiError, error_response, invalid
+from services.gateway.health import Check, health_router
 from services.gateway.metrics import REQUESTS, SECONDS
 from services.gateway.protocol import (
     ChatCompletion,
@@ -48,6 +50,8 @@ class Gateway:
     default_strategy: Strategy
     started: int
     ping_s: float
+    live: Check
+    ready: Check
 
 
 class BodyLimit:
@@ -129,7 +133,7 @@ async def _events(first: StreamItem, rest: AsyncGenerator[StreamItem]) -> AsyncI
 
 
 def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
-    app = FastAPI(title="alignstream gateway", version="1",
+    app = FastAPIOffline(title="alignstream gateway", version="1",
                   description="OpenAI-compatible chat completions grounded in the tenant's "
                               "rules, the rules API and the check endpoint.")  # fmt: skip
 
@@ -164,6 +168,7 @@ def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
         first = await anext(chunks)  # errors before any text are plain HTTP errors
         return EventSourceResponse(_events(first, chunks), ping=gateway.ping_s)
 
+    app.include_router(health_router(gateway.live, gateway.ready))
     app.include_router(openai)
     app.include_router(rules_router(gateway.rules, gateway.rule_admin, gateway.check))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

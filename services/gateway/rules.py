@@ -163,9 +163,13 @@ class ApplicableCheck:
     shared by every tenant: a tenant has at most one text in it at a time (``FairSlots``), and
     each text is cut as retrieval cuts a question (``events.search_text``)."""
 
-    def __init__(self, embedder: Embedder, retriever: RuleRetriever) -> None:
+    def __init__(
+        self, embedder: Embedder, retriever: RuleRetriever, *, min_score: float | None = None
+    ) -> None:
         self.embedder = embedder
         self.retriever = retriever
+        self.min_score = min_score
+        """The threshold of a request that names none."""
         self.embedding = FairSlots(EMBEDDING_SLOTS, per_tenant=1)
 
     async def applicable(self, key: ApiKey, body: ApplicableRequest) -> ApplicableRules:
@@ -176,7 +180,8 @@ class ApplicableCheck:
             jurisdictions=jurisdictions,
             any_jurisdiction=any_jurisdiction, domains=tuple(body.domains),
             locales=tuple(body.locales), as_of=body.as_of, top_k=body.top_k,
-            token_budget=body.token_budget, min_score=body.min_score,
+            token_budget=body.token_budget,
+            min_score=self.min_score if body.min_score is None else body.min_score,
         )  # fmt: skip
         text = events.search_text(body.text)
         async with self.embedding.slot(key.tenant):

@@ -66,6 +66,11 @@ class GatewaySettings(ServiceSettings):
     """``?wait=true``: how long to wait for ingest's confirmation before 504."""
     sse_ping_s: float = Field(default=15.0, gt=0)
     """Streams send an SSE comment this often while waiting (proxies close idle streams)."""
+    check_min_score: float | None = Field(default=0.15, ge=-1.0, le=1.0)
+    """``POST /v1/rules/applicable`` without ``min_score``: rules less similar to the text than
+    this (cosine) are not returned as applicable. 0.15 suits the default USE embedder, whose
+    unrelated texts score about -0.05 to 0.12 and related ones 0.2 to 0.6; tune it for another
+    embedder. None: no threshold (every rule in scope, best first)."""
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     """The check endpoint searches the memory as retrieval does (same ``ALIGNSTREAM_RETRIEVAL_``
     options, the same embedder)."""

@@ -258,6 +258,25 @@ async def test_two_instances_share_the_broker_without_seeing_each_others_replies
             await client.close()
 
 
+async def test_health_and_docs_on_the_api_port_without_a_key_or_the_internet(
+    gateway: GatewayService,
+) -> None:
+    root = gateway.base_url.removesuffix("/v1")
+    async with httpx.AsyncClient(base_url=root, timeout=30) as http:
+        for path in ("/health", "/health/readiness"):
+            answer = await http.get(path)
+            assert (answer.status_code, answer.json()) == (200, {"status": "ok"}), path
+        page = (await http.get("/docs")).text
+        assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page)
+        assert any(a.endswith("swagger-ui-bundle.js") for a in assets), page
+        for asset in assets:  # every script, style and icon from this server: no CDN
+            assert asset.startswith("/"), asset
+            served = await http.get(asset)
+            assert served.status_code == 200, asset
+            assert len(served.content) > 1000, asset
+        assert "/openapi.json" in page
+
+
 async def test_rules_api_is_admin_only_tenant_scoped_and_the_check_endpoint_scores(
     gateway: GatewayService, keys: ApiKeys, reader: TopicReader
 ) -> None:
@@ -265,7 +284,8 @@ async def test_rules_api_is_admin_only_tenant_scoped_and_the_check_endpoint_scor
     user, _ = await keys.create("acme")
     other_admin, _ = await keys.create("globex", admin=True)
     await put_rule(gateway.base_url, admin, "refunds")
-    await put_rule(gateway.base_url, admin, "dress-code", text="Staff wear name badges at work.")
+    await put_rule(gateway.base_url, admin, "dress-code", text="Staff wear name badges at work.",
+                   title="Dress code")
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=30) as http:
         assert (await http.get("/rules", headers=auth(user))).status_code == 403
         assert (await http.put("/rules/x", json=RULE, headers=auth(user))).status_code == 403
@@ -306,7 +326,11 @@ async def test_rules_api_is_admin_only_tenant_scoped_and_the_check_endpoint_scor
         assert (await http.get("/rules/refunds", headers=auth(admin))).status_code == 404
         again = await http.delete("/rules/refunds", headers=auth(admin))
         assert again.status_code == 404
+        # What is left is unrelated: below the default threshold, listed only when asked.
         check = await http.post("/rules/applicable", headers=auth(user), json={"text": QUESTION})
+        assert check.json()["data"] == []
+        check = await http.post("/rules/applicable", headers=auth(user),
+                                json={"text": QUESTION, "min_score": -1})  # fmt: skip
         assert [r["rule_id"] for r in check.json()["data"]] == ["dress-code"]
         recreated = await put_rule(gateway.base_url, admin, "refunds")
         assert recreated["version"] == 3  # above the delete: not hidden by it
