@@ -15,6 +15,7 @@ from services.cli.changeset_exam import (
     show_evidence,
 )
 from services.cli.exam_generate import generate
+from services.cli.following import following
 from services.cli.groups import command_group
 from services.cli.params import set_name, tenant_id
 from services.cli.progress import console, errors, progress_bar
@@ -25,7 +26,6 @@ from services.grading.report import category_rows, export, pct
 from services.grading.settings import GradingSettings
 from shared import events
 from shared.client import AlignstreamClient
-from shared.errors import Hinted
 from shared.settings import KafkaSettings, RedisSettings
 from shared.strategies import by_name
 from shared.topics import EXAM_RESULTS
@@ -218,14 +218,7 @@ def run(
         async with AlignstreamClient(KafkaSettings()) as client:
             return await follow_job(client, job, timeout)
 
-    try:
-        result = asyncio.run(submit())
-    except TimeoutError as exc:
-        raise Hinted(
-            str(exc),
-            "is the grading service running (alignstream serve grading)? "
-            f"alignstream exam show {job.job_id} --tenant {tenant} shows what is done",
-        ) from exc
+    result = following("exam", job.job_id, tenant, submit())
     show_result(result)
     if candidate is not None and revision is not None:
         show_evidence(result, candidate, revision)

@@ -2,8 +2,9 @@
 
 The job runs in the grading service; the CLI stages its input files into the tenant's folder
 of the grading data root, publishes the job, shows its progress and its result. ``--detach``
-leaves at once (the job runs on); ``alignstream research show`` reads it back later, and
-submitting the same ``--job-id`` again resumes a stopped job from its checkpoints.
+(or Ctrl-C) leaves the job running; ``research show|list|cancel`` find it later by its id or
+the start of it, and submitting the same ``--job-id`` again resumes a stopped job from its
+checkpoints.
 """
 
 from __future__ import annotations
@@ -12,22 +13,21 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import typer
 from pydantic import JsonValue
-from rich.table import Table
+from rich.table import Column, Table
 
+from services.cli.following import following
 from services.cli.groups import command_group
-from services.cli.progress import console, progress_bar
+from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
-from services.grading.records import scoped_id
-from services.grading.research.store import ResearchStore
+from services.grading.queries import ResearchJobs
+from services.grading.research.store import ResearchRecord
 from services.grading.settings import GradingSettings
 from shared import events
 from shared.client import AlignstreamClient
 from shared.errors import Hinted
-from shared.redis import make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import RESEARCH_JOBS
 
@@ -75,14 +75,7 @@ def submit(
 
                 return await client.run_research(job, timeout_s=timeout_s, on_progress=on_progress)
 
-    try:
-        final = asyncio.run(run())
-    except TimeoutError as exc:
-        raise Hinted(
-            str(exc),
-            "is the grading service running (alignstream serve grading)? "
-            f"alignstream research show {job.job_id} --tenant {job.tenant} shows where it is",
-        ) from exc
+    final = following("research", job.job_id, job.tenant, run())
     if final is None:
         console.print(f"submitted; alignstream research show {job.job_id} --tenant {job.tenant}")
         return None
@@ -116,29 +109,20 @@ def copy_output(tenant: str, result: dict[str, JsonValue], out: Path | None) -> 
     console.print(f"written: {out}")
 
 
-async def _record(tenant: str, job_id: str) -> Any:
-    settings = RedisSettings()
-    client = make_redis(settings)
-    try:
-        return await ResearchStore(client, settings.key_prefix).get(scoped_id(tenant, job_id))
-    finally:
-        await client.aclose()
+async def _find(tenant: str, job_id: str) -> ResearchRecord:
+    async with ResearchJobs.connect(RedisSettings()) as jobs:
+        return await jobs.find(tenant, job_id)
 
 
 @app.command()
 def show(
-    job_id: str = typer.Argument(..., help="The job's id (printed when it was submitted)."),
-    tenant: str = typer.Option(...),
+    job_id: str = typer.Argument(..., help="The job's id (printed at submission), or its start."),
+    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
 ) -> None:
     """Where a research job is (stage, progress), or its result once it ended."""
-    record = asyncio.run(_record(tenant, job_id))
-    if record is None:
-        raise Hinted(
-            f"no research job {job_id} of tenant {tenant}",
-            "jobs are kept per tenant: check --tenant",
-        )
+    record = asyncio.run(_find(tenant, job_id))
     console.print(
-        f"{record.job.spec.method} job {job_id}: {record.status.value}, "
+        f"{record.job.spec.method} job {record.job.job_id}: {record.status.value}, "
         f"{record.stage} ({record.done}/{record.total})"
     )
     if record.error:
@@ -149,3 +133,47 @@ def show(
             shown = value if not isinstance(value, dict | list) else json.dumps(value)[:120]
             table.add_row(key, str(shown))
         console.print(table)
+
+
+async def _cancel(tenant: str, job_id: str) -> tuple[ResearchRecord, bool]:
+    async with ResearchJobs.connect(RedisSettings()) as jobs:
+        return await jobs.cancel(tenant, job_id)
+
+
+@app.command()
+def cancel(
+    job_id: str = typer.Argument(..., help="The job's id, or its start."),
+    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
+) -> None:
+    """Stop a running research job (its checkpoints and what it wrote so far are kept)."""
+    record, was_running = asyncio.run(_cancel(tenant, job_id))
+    if not was_running:
+        errors.print(f"job {record.job.job_id} of {tenant} is {record.status.value} already; "
+                     "nothing to cancel", markup=False)  # fmt: skip
+        raise typer.Exit(1)
+    console.print(f"job {record.job.job_id} cancelled at {record.stage or 'its start'} "
+                  f"({record.done}/{record.total}); the grading service stops it within "
+                  "seconds")  # fmt: skip
+
+
+async def _recent(tenant: str, limit: int) -> list[ResearchRecord]:
+    async with ResearchJobs.connect(RedisSettings()) as jobs:
+        return await jobs.recent(tenant, limit)
+
+
+@app.command("list")
+def list_jobs(
+    tenant: str = typer.Option(..., help="Whose jobs to list."),
+    limit: int = typer.Option(20, min=1, max=1000),
+) -> None:
+    """The tenant's newest research jobs."""
+    records = asyncio.run(_recent(tenant, limit))
+    if not records:
+        console.print(f"no research jobs of {tenant} yet")
+        return
+    table = Table(Column("job", no_wrap=True), "method", "status", "stage", "progress", "started")
+    for r in records:
+        started = r.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(r.job.job_id, r.job.spec.method, r.status.value, r.stage,
+                      f"{r.done}/{r.total}", started)  # fmt: skip
+    console.print(table)

@@ -137,6 +137,7 @@ class GatewayService(Service):
         rules = RulesApi(self.publish_rule, self.confirmations, reader,
                          wait_timeout_s=self.settings.rules_wait_timeout_s)  # fmt: skip
         lifecycle = RuleLifecycle(reader, RuleHistory(self._redis, prefix))
+        check = ApplicableCheck(self.embedder, retriever, min_score=self.settings.check_min_score)
         auth = Authenticator(self.keys, RateLimiter(self._redis, prefix),
                              cache_s=self.settings.key_cache_s,
                              default_rate_per_s=self.settings.default_rate_limit_per_s)  # fmt: skip
@@ -145,8 +146,7 @@ class GatewayService(Service):
             chat=self.chat,
             rules=rules,
             rule_admin=RuleAdminApi(rules, lifecycle),
-            check=ApplicableCheck(self.embedder, retriever,
-                                  min_score=self.settings.check_min_score),  # fmt: skip
+            check=check,
             default_strategy=self.settings.default_strategy,
             started=int(time.time()),
             ping_s=self.settings.sse_ping_s,

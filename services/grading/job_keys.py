@@ -49,3 +49,11 @@ class JobKeys:
             found += (as_text(m) for m in await redis.smembers(
                 self.keys.active_jobs_key(self.kind, tenant)))  # fmt: skip
         return sorted(found)
+
+    async def find(
+        self, redis: aioredis.Redis, tenant: str, prefix: str, *, limit: int = 10
+    ) -> list[str]:
+        """Ids of the tenant's jobs that start with ``prefix`` (a shortened id), newest first,
+        at most ``limit``."""
+        ids = [as_text(i) for i in await redis.zrevrange(self.jobs(tenant), 0, -1)]
+        return [i for i in ids if i.startswith(prefix)][:limit]

@@ -1,18 +1,38 @@
-"""Reading and ending exam jobs from outside the service (the CLI's ``exam show|cancel|list``):
-the same store the service writes, looked up by a job's id or the start of it."""
+"""Reading and ending jobs from outside the service (the CLI's ``exam show|cancel|list`` and
+``research show|cancel|list``): the same stores the service writes, a job looked up by its id or
+the start of it."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from services.grading.records import JobRecord, scoped_id
+from services.grading.research.store import ResearchRecord, ResearchStore
 from services.grading.results import exam_result
 from services.grading.store import ExamStore
 from shared import events
 from shared.errors import Hinted
 from shared.redis import make_redis
 from shared.settings import RedisSettings
+
+
+def _no_job(kind: str, tenant: str, job_id: str) -> Hinted:
+    return Hinted(f"tenant {tenant} has no {kind} job {job_id}",
+                  f"alignstream {kind} list --tenant {tenant}")  # fmt: skip
+
+
+async def resolve_id(
+    kind: str, tenant: str, job_id: str, find: Callable[[str, str], Awaitable[list[str]]]
+) -> str:
+    """The id of the tenant's job that ``job_id`` is, or is the only one to start with."""
+    matches = await find(tenant, job_id)
+    if job_id in matches or len(matches) == 1:
+        return job_id if job_id in matches else matches[0]
+    if matches:
+        raise Hinted(f"{job_id} matches several {kind} jobs of {tenant}: {', '.join(matches)}",
+                     "give more of the id")  # fmt: skip
+    raise _no_job(kind, tenant, job_id)
 
 
 class ExamJobs:
@@ -34,18 +54,12 @@ class ExamJobs:
         """The tenant's job whose id is, or is the only one to start with, ``job_id``;
         ``Hinted`` when none or several are."""
         record = await self.store.record_of(scoped_id(tenant, job_id))
-        if record is not None:
-            return record
-        matches = await self.store.find(tenant, job_id)
-        if len(matches) == 1:
-            record = await self.store.record_of(scoped_id(tenant, matches[0]))
-            if record is not None:
-                return record
-        if len(matches) > 1:
-            raise Hinted(f"{job_id} matches several jobs of {tenant}: {', '.join(matches)}",
-                         "give more of the id")  # fmt: skip
-        raise Hinted(f"tenant {tenant} has no exam job {job_id}",
-                     f"alignstream exam list --tenant {tenant}")  # fmt: skip
+        if record is None:
+            full = await resolve_id("exam", tenant, job_id, self.store.find)
+            record = await self.store.record_of(scoped_id(tenant, full))
+        if record is None:
+            raise _no_job("exam", tenant, job_id)
+        return record
 
     async def result(self, tenant: str, job_id: str) -> events.ExamResult:
         """The job's results so far (final once it is no longer running)."""
@@ -65,3 +79,39 @@ class ExamJobs:
 
     async def recent(self, tenant: str, limit: int) -> list[JobRecord]:
         return await self.store.recent(tenant, limit)
+
+
+class ResearchJobs:
+    """A tenant's research jobs in the store."""
+
+    def __init__(self, store: ResearchStore) -> None:
+        self.store = store
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, settings: RedisSettings) -> AsyncIterator[ResearchJobs]:
+        store = ResearchStore(make_redis(settings), settings.key_prefix)
+        try:
+            yield cls(store)
+        finally:
+            await store.redis.aclose()
+
+    async def find(self, tenant: str, job_id: str) -> ResearchRecord:
+        record = await self.store.get(scoped_id(tenant, job_id))
+        if record is None:
+            full = await resolve_id("research", tenant, job_id, self.store.find)
+            record = await self.store.get(scoped_id(tenant, full))
+        if record is None:
+            raise _no_job("research", tenant, job_id)
+        return record
+
+    async def cancel(self, tenant: str, job_id: str) -> tuple[ResearchRecord, bool]:
+        """Ask the job to stop: its record, and whether it was running."""
+        record = await self.find(tenant, job_id)
+        cancelled = await self.store.cancel(record.sid)
+        return (record, False) if cancelled is None else (cancelled, True)
+
+    async def recent(self, tenant: str, limit: int) -> list[ResearchRecord]:
+        ids = await self.store.find(tenant, "", limit=limit)
+        records = [await self.store.get(scoped_id(tenant, i)) for i in ids]
+        return [r for r in records if r is not None]

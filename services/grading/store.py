@@ -186,8 +186,7 @@ class ExamStore:
     async def find(self, tenant: str, prefix: str) -> list[str]:
         """Ids of the tenant's jobs that start with ``prefix`` (for ``exam show`` with a
         shortened id), at most 10."""
-        ids = [as_text(i) for i in await self.redis.zrevrange(self._jobs_key(tenant), 0, -1)]
-        return [i for i in ids if i.startswith(prefix)][:10]
+        return await self.keys.find(self.redis, tenant, prefix)
 
     # Work items -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from services.grading.research.store import ResearchStore
 from shared import events
 from shared.devstack.process import free_ports_in_a_row
 from shared.devstack.servers import free_port
@@ -127,3 +128,31 @@ def test_topics_create_strict_fails_on_partition_drift(cli_env: dict[str, str]) 
     lenient = alignstream("topics", "create", env=cli_env)
     assert lenient.returncode == 0  # reported, not fatal, without --strict
     assert "2 partitions, the spec says 6" in lenient.stderr
+
+
+async def test_research_jobs_listed_shown_by_prefix_and_cancelled(
+    redis_settings: RedisSettings, redis_client: aioredis.Redis, cli_env: dict[str, str]
+) -> None:
+    store = ResearchStore(redis_client, redis_settings.key_prefix)
+    spec = events.ConstitutionDiscoverSpec(prompts="p.txt")
+    job = events.ResearchJob(tenant="acme", spec=spec, job_id="disc-0001")
+    await store.create(job)
+    await store.create(events.ResearchJob(tenant="acme", spec=spec, job_id="disc-0002"))
+    listed = alignstream("research", "list", "--tenant", "acme", env=cli_env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.index("disc-0002") < listed.stdout.index("disc-0001")  # newest first
+    shown = alignstream("research", "show", "disc-0001", "--tenant", "acme", env=cli_env)
+    assert "constitution-discover job disc-0001: running" in shown.stdout
+    several = alignstream("research", "show", "disc", "--tenant", "acme", env=cli_env)
+    assert several.returncode == 1
+    assert "matches several research jobs" in several.stderr
+    other = alignstream("research", "show", "disc-0001", "--tenant", "globex", env=cli_env)
+    assert (other.returncode, "no research job" in other.stderr) == (1, True)
+    cancelled = alignstream("research", "cancel", "disc-0001", "--tenant", "acme", env=cli_env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancelled" in cancelled.stdout
+    record = await store.get(f"acme:{job.job_id}")
+    assert record is not None
+    assert record.status is events.JobStatus.CANCELLED
+    again = alignstream("research", "cancel", "disc-0001", "--tenant", "acme", env=cli_env)
+    assert (again.returncode, "already" in again.stderr) == (1, True)

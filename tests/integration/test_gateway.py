@@ -284,8 +284,13 @@ async def test_rules_api_is_admin_only_tenant_scoped_and_the_check_endpoint_scor
     user, _ = await keys.create("acme")
     other_admin, _ = await keys.create("globex", admin=True)
     await put_rule(gateway.base_url, admin, "refunds")
-    await put_rule(gateway.base_url, admin, "dress-code", text="Staff wear name badges at work.",
-                   title="Dress code")
+    await put_rule(
+        gateway.base_url,
+        admin,
+        "dress-code",
+        text="Staff wear name badges at work.",
+        title="Dress code",
+    )
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=30) as http:
         assert (await http.get("/rules", headers=auth(user))).status_code == 403
         assert (await http.put("/rules/x", json=RULE, headers=auth(user))).status_code == 403

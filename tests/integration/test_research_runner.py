@@ -1,6 +1,6 @@
 """The research runner on a real Redis: one replica runs a job (the lease), a stopped replica's
 job is taken over by another and resumed from its checkpoints, a failed job submitted again is
-retried, a finished one only has its end published again."""
+retried, a finished one only has its end published again, a cancelled one stops for good."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ class Steps:
         return {"steps": 3}
 
 
-def runner(store: ResearchStore, out: RecordingPublisher, steps: Steps) -> ResearchRunner:
+def runner(
+    store: ResearchStore, out: RecordingPublisher, steps: Steps, lease_ms: int = 60_000
+) -> ResearchRunner:
     def context(
         job: events.ResearchJob, report: Callable[[str, int, int], Awaitable[None]]
     ) -> JobContext:
@@ -66,7 +68,12 @@ def runner(store: ResearchStore, out: RecordingPublisher, steps: Steps) -> Resea
         )
 
     return ResearchRunner(
-        store, out, context, lease_ms=60_000, progress_interval_s=0.0, methods={SPEC.method: steps}
+        store,
+        out,
+        context,
+        lease_ms=lease_ms,
+        progress_interval_s=0.0,
+        methods={SPEC.method: steps},
     )
 
 
@@ -128,3 +135,34 @@ async def test_a_failed_job_submitted_again_is_retried_from_its_checkpoints(
     assert end.status is events.JobStatus.DONE
     assert steps.ran == [1, 2, 3]
     await one.stop()
+
+
+async def test_a_cancelled_job_stops_ends_cancelled_and_is_never_resumed(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    store = ResearchStore(redis_client, redis_settings.key_prefix)
+    steps, out = Steps(), RecordingPublisher()
+    one = runner(store, out, steps, lease_ms=300)  # checks for a cancel every 0.1 s
+    job = events.ResearchJob(tenant="acme", spec=SPEC)
+    await one.submit(job)
+    await asyncio.sleep(0.2)
+    assert steps.ran == [1]  # waiting at the gate before step 2
+    assert await store.find("acme", job.job_id[:6]) == [job.job_id]
+    assert await store.find("globex", job.job_id[:6]) == []
+    cancelled = await store.cancel(f"acme:{job.job_id}")
+    assert cancelled is not None
+    assert cancelled.status is events.JobStatus.CANCELLED
+    end = await finished(out, job)
+    assert end.status is events.JobStatus.CANCELLED
+    steps.gate.set()
+    await asyncio.sleep(0.1)
+    assert steps.ran == [1]  # step 2 never ran
+    assert await store.active() == []
+    record = await store.get(f"acme:{job.job_id}")
+    assert record is not None
+    assert (record.status, record.done) == (events.JobStatus.CANCELLED, 1)
+    assert await store.cancel(f"acme:{job.job_id}") is None  # ended: nothing to cancel
+    other = runner(store, RecordingPublisher(), Steps())
+    await other.submit(job)  # submitted again: its end is said again, nothing runs
+    await other.resume_all()
+    assert not other.tasks

@@ -82,6 +82,8 @@ class ResearchRunner:
         self.progress_interval_s = progress_interval_s
         self.owner = uuid.uuid4().hex
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
+        """Jobs whose task this runner cancelled because ``research cancel`` asked."""
 
     async def submit(self, job: events.ResearchJob) -> None:
         record = await self.store.create(job)
@@ -146,7 +148,8 @@ class ResearchRunner:
                 await self.store.save(record)
                 await self._publish(record, now - started)
 
-        heartbeat = asyncio.create_task(self._keep_lease(sid))
+        this = asyncio.current_task()
+        heartbeat = asyncio.create_task(self._keep_lease(sid, this))
         try:
             ctx = self.make_context(record.job, report)
             result = await self.methods[record.job.spec.method](ctx, record.job.spec)
@@ -161,10 +164,18 @@ class ResearchRunner:
             )
             log.info("research job done", extra={"job": sid})
         except asyncio.CancelledError:
-            # Stopped (shutdown): the job stays active; another replica, or this one after a
-            # restart, resumes it from its checkpoints.
-            await self.store.release_lease(sid, self.owner)
-            raise
+            if sid not in self._cancelled:
+                # Stopped (shutdown): the job stays active; another replica, or this one after
+                # a restart, resumes it from its checkpoints.
+                await self.store.release_lease(sid, self.owner)
+                raise
+            # ``research cancel``: the job ends here, its checkpoints kept.
+            self._cancelled.discard(sid)
+            if this is not None:
+                this.uncancel()
+            record = record.model_copy(update={"status": events.JobStatus.CANCELLED,
+                                               "finished_at": datetime.now(UTC)})  # fmt: skip
+            log.info("research job cancelled", extra={"job": sid})
         except (ResearchError, JudgeError) as exc:
             record = self._failed(record, str(exc))
         except Exception as exc:  # a bug or an outage: the job fails with the reason, once
@@ -189,11 +200,17 @@ class ResearchRunner:
             }
         )
 
-    async def _keep_lease(self, sid: str) -> None:
+    async def _keep_lease(self, sid: str, job: asyncio.Task[Any] | None) -> None:
+        """Renews the lease, and stops the job when ``research cancel`` asked (checked as
+        often: within a third of the lease)."""
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
             with contextlib.suppress(Exception):  # Redis away: try again; the lease may lapse
                 await self.store.renew_lease(sid, self.owner, self.lease_ms)
+                if job is not None and await self.store.cancel_requested(sid):
+                    self._cancelled.add(sid)
+                    job.cancel()
+                    return
 
     async def _publish(self, record: ResearchRecord, elapsed_s: float = 0.0) -> None:
         event = progress_event(record, elapsed_s)

@@ -4,8 +4,9 @@ checkpoints a method resumes from.
 Per job (``{prefix}:research:{{tenant}}:{job_id}:...``, ``job_keys.py``): ``record`` (JSON),
 ``lease`` (the id of the replica running it, expiring unless renewed), ``state`` (hash: the
 method's checkpoints, JSON per field) and ``seen`` (set: hashes of what was already written,
-e.g. preference pairs). The tenant's ``active`` set lists the store ids of its running jobs: a
-replica that starts resumes them.
+e.g. preference pairs), and ``cancel`` once ``research cancel`` asked it to stop. The tenant's
+``active`` set lists the store ids of its running jobs (a replica that starts resumes them);
+its ``jobs`` list (by start time) lets a shortened id name a job.
 """
 
 from __future__ import annotations
@@ -74,15 +75,46 @@ class ResearchStore:
             self._key(record.sid, "record"), record.model_dump_json(), nx=True
         )
         if created:
-            await self.redis.sadd(self.keys.active(record.sid), record.sid)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(self.keys.active(record.sid), record.sid)
+                pipe.zadd(self.keys.jobs(job.tenant), {job.job_id: record.started_at.timestamp()})
+                await pipe.execute()
             return record
         stored = await self.get(record.sid)
         assert stored is not None
         return stored
 
     async def get(self, sid: str) -> ResearchRecord | None:
-        raw = await self.redis.get(self._key(sid, "record"))
-        return None if raw is None else ResearchRecord.model_validate_json(raw)
+        """The job's record; a running job asked to stop reads as cancelled at once (its
+        runner writes the final record when it notices)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._key(sid, "record"))
+            pipe.exists(self._key(sid, "cancel"))
+            raw, cancelled = await pipe.execute()
+        if raw is None:
+            return None
+        record = ResearchRecord.model_validate_json(raw)
+        if cancelled and record.status is JobStatus.RUNNING:
+            return record.model_copy(update={"status": JobStatus.CANCELLED})
+        return record
+
+    async def find(self, tenant: str, prefix: str, *, limit: int = 10) -> list[str]:
+        return await self.keys.find(self.redis, tenant, prefix, limit=limit)
+
+    async def cancel(self, sid: str) -> ResearchRecord | None:
+        """Ask a running job to stop (no longer active: no replica resumes it); its record,
+        or None when it was not running."""
+        record = await self.get(sid)
+        if record is None or record.final:
+            return None
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(sid, "cancel"), 1)
+            pipe.srem(self.keys.active(sid), sid)
+            await pipe.execute()
+        return record.model_copy(update={"status": JobStatus.CANCELLED})
+
+    async def cancel_requested(self, sid: str) -> bool:
+        return bool(await self.redis.exists(self._key(sid, "cancel")))
 
     async def save(self, record: ResearchRecord) -> None:
         await self.redis.set(self._key(record.sid, "record"), record.model_dump_json())
