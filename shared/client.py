@@ -211,7 +211,7 @@ class AlignstreamClient:
         self,
         settings: KafkaSettings,
         *,
-        connect_timeout_s: float = 15.0,
+        connect_timeout_s: float = 5.0,
         live_lane_max_events: int = LIVE_LANE_MAX_EVENTS,
     ) -> None:
         self.settings = settings

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from services.cli.groups import command_group
-from services.cli.params import iso_date, tenant_id
+from services.cli.params import iso_date, tenant_id, tenant_option
 from services.cli.progress import console, errors
 from shared import events
 from shared.audit_chain import verify
@@ -44,7 +44,7 @@ def _write_parquet(links: list[events.AuditLink], out: Path) -> None:
 
 @app.command()
 def export(
-    tenant: str = typer.Option(..., help="Whose audit trail."),
+    tenant: str = tenant_option("Whose audit trail."),
     since: str | None = typer.Option(
         None, help="Only entries answered from this day (YYYY-MM-DD)."
     ),
@@ -81,7 +81,9 @@ def _links_of(file: Path) -> list[events.AuditLink]:
 
 @app.command("verify")
 def verify_chain(
-    tenant: str | None = typer.Option(None, help="Only this tenant's chain (default: every one)."),
+    tenant: str | None = tenant_option(
+        "Only this tenant's chain (default: every one).", required=False
+    ),
     file: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="A JSONL export to verify instead of the log."
     ),

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from services.cli.params import set_name, tenant_id
+from services.cli.params import set_name, tenant_id, tenant_option
 from services.cli.progress import console, errors
 from services.cli.rules import read_or_exit
 from services.cli.rules_admin import TENANT, TIMEOUT, publisher, rule_memory, snippet
@@ -64,7 +64,7 @@ async def _publish(
 def stage(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV rule file."),
     name: str = NAME,
-    tenant: str | None = typer.Option(None, help="Tenant for rows that name none."),
+    tenant: str | None = tenant_option("Tenant for rows that name none.", required=False),
     timeout: float = TIMEOUT,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Stage the valid rows."),
     last_wins: bool = typer.Option(False, "--last-wins", help="A rule twice: keep the last."),

@@ -8,7 +8,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from services.cli.params import set_name
+from services.cli.params import set_name, tenant_option
 from services.cli.progress import console
 from shared import events
 from shared.client import AlignstreamClient
@@ -48,7 +48,7 @@ def show_text(text: str) -> None:
 
 def chat(
     question: str,
-    tenant: str = typer.Option(..., help="Whose rules apply."),
+    tenant: str = tenant_option("Whose rules apply."),
     strategy: events.Strategy = typer.Option(events.Strategy.OPO),
     jurisdiction: list[str] = typer.Option([], help="Repeatable; global rules always apply."),
     max_tokens: int = typer.Option(256, min=1),

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from services.cli.groups import command_group
+from services.cli.params import tenant_option
 from services.cli.progress import console
 from services.cli.research import research_job, staged, submit
 from services.grading.report import pct
@@ -26,7 +27,7 @@ def discover_command(
     prompts: str = typer.Option(
         ..., help="Red-team prompts: one per line, or JSONL with prompt (local files are staged)."
     ),
-    tenant: str = typer.Option(..., help="Whose memory receives the principles."),
+    tenant: str = tenant_option("Whose memory receives the principles."),
     rounds: int | None = typer.Option(None, min=1, max=50, help="Most rounds (default 1)."),
     until_stable: bool = typer.Option(
         False,

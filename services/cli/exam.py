@@ -17,7 +17,7 @@ from services.cli.changeset_exam import (
 from services.cli.exam_generate import generate
 from services.cli.following import following
 from services.cli.groups import command_group
-from services.cli.params import set_name, tenant_id
+from services.cli.params import set_name, tenant_id, tenant_option
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.queries import ExamJobs
@@ -149,7 +149,7 @@ def run(
         help="Exam CSV or JSONL: a local file (copied into the tenant's folder of the grading "
         "data root, ALIGNSTREAM_GRADING_DATA_ROOT), or a name inside that folder.",
     ),
-    tenant: str = typer.Option(..., help="Whose rule memory the OPO strategy searches."),
+    tenant: str = tenant_option("Whose rule memory the OPO strategy searches."),
     strategy: str | None = typer.Option(
         None,
         help="Comma-separated: base, opo, oracle, drpo. Default: base,opo (opo with --candidate).",
@@ -235,7 +235,7 @@ async def _job_result(tenant: str, job_id: str) -> events.ExamResult:
 @app.command()
 def show(
     job_id: str = typer.Argument(..., help="The job's id, or its start (see `exam list`)."),
-    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
+    tenant: str = tenant_option("The tenant the job belongs to."),
     out: Path | None = typer.Option(None, help="Write result.json, result.md, result.png here."),
 ) -> None:
     """Results of one job so far (from Redis)."""
@@ -259,7 +259,7 @@ async def _cancel(tenant: str, job_id: str) -> tuple[str, events.ExamResult | No
 @app.command()
 def cancel(
     job_id: str = typer.Argument(..., help="The job's id, or its start (see exam list)."),
-    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
+    tenant: str = tenant_option("The tenant the job belongs to."),
 ) -> None:
     """Stop a running job: no more questions are sent, the answers so far are kept."""
     status, result = asyncio.run(_cancel(tenant, job_id))
@@ -277,7 +277,7 @@ async def _recent(tenant: str, limit: int) -> list[JobRecord]:
 
 @app.command("list")
 def list_jobs(
-    tenant: str = typer.Option(..., help="Whose jobs to list."),
+    tenant: str = tenant_option("Whose jobs to list."),
     limit: int = typer.Option(20, min=1),
 ) -> None:
     """The tenant's newest exam jobs."""

@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from services.cli.params import tenant_option
 from services.cli.progress import console
 from services.cli.research import copy_output, research_job, staged, submit
 from shared import events
 
 
 def generate(
-    tenant: str = typer.Option(..., help="Whose rules to write questions about."),
+    tenant: str = tenant_option("Whose rules to write questions about."),
     out: Path = typer.Option(..., help="The exam CSV to write (OPO format + source_rules)."),
     count: int = typer.Option(20, min=1, help="Rules to sample (one question each)."),
     examples: str | None = typer.Option(

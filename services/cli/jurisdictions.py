@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from services.cli.groups import command_group
+from services.cli.params import tenant_option
 from services.cli.progress import console
 from services.cli.rules import publish_events
 from shared.events import JurisdictionTree
@@ -59,7 +60,7 @@ def read_tree_file(path: Path, *, tenant: str, version: int | None = None) -> Ju
 @app.command()
 def publish(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Tree as JSON."),
-    tenant: str = typer.Option(..., help="Whose tree it is."),
+    tenant: str = tenant_option("Whose tree it is."),
     version: int | None = typer.Option(None, min=1, help="Default: the file's, else now (ms)."),
     wait: bool = typer.Option(False, help="Wait until retrieval can use it."),
     timeout: float = typer.Option(120.0, help="Seconds to wait with --wait."),
@@ -76,7 +77,7 @@ def publish(
 
 
 @app.command()
-def show(tenant: str = typer.Option(..., help="Whose tree to show.")) -> None:
+def show(tenant: str = tenant_option("Whose tree to show.")) -> None:
     """The tenant's stored tree (as retrieval uses it)."""
 
     async def read() -> JurisdictionTree | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -35,6 +36,16 @@ def iso_date(value: str | None, option: str) -> date | None:
 def tenant_id(value: str, option: str = "--tenant") -> str:
     """A tenant id as the services accept it (checked before anything is read or published)."""
     return _checked(_TENANT, value, "a tenant id: letters, digits, '_' and '-', e.g. acme", option)
+
+
+def _checked_tenant(value: str | None) -> str | None:
+    return None if value is None else tenant_id(value)
+
+
+def tenant_option(help: str, *, required: bool = True) -> Any:
+    """A ``--tenant`` option whose value is checked as it is read (before anything loads)."""
+    return typer.Option(... if required else None, "--tenant", help=help,
+                        callback=_checked_tenant)  # fmt: skip
 
 
 def set_name(value: str, option: str = "NAME") -> str:

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 
 from services.cli.groups import command_group
+from services.cli.params import tenant_option
 from services.cli.progress import console
 from services.cli.research import copy_output, research_job, staged, submit
 from shared import events
@@ -27,10 +28,11 @@ app = command_group("DRPO prompt sets (system prompt + in-context examples).")
 async def store_prompt_set(prompt_set: PromptSet, redis: RedisSettings, owner: str) -> None:
     """Embed the examples' queries with the configured embedder (the one retrieval uses) and
     store the set for ``owner`` (a tenant, or ``SHARED``)."""
-    embedder = make_embedder(EmbedderSettings())
-    await embedder.start()
     client = make_redis(redis)
+    embedder = make_embedder(EmbedderSettings())
     try:
+        await client.ping()  # a wrong REDIS_URL fails now, not after the model has loaded
+        await embedder.start()
         vectors = await embedder.embed([e.query for e in prompt_set.examples])
         await PromptSetStore(client, redis.key_prefix).put(
             prompt_set, vectors, embedder.name, owner=owner
@@ -47,8 +49,8 @@ def load(
         None, exists=True, dir_okay=False, help="DRPO's {query: answer} JSON examples."
     ),
     name: str = typer.Option(DEFAULT_SET, help="Set name (requests pick it by name)."),
-    tenant: str | None = typer.Option(
-        None, help="The tenant whose requests may use the set; omit for a shared set."
+    tenant: str | None = tenant_option(
+        "The tenant whose requests may use the set; omit for a shared set.", required=False
     ),
 ) -> None:
     """Store a prompt set, e.g. --system ../shared/data/drpo/prompts/mistral-7b-instruct-v0.1.txt
@@ -76,7 +78,7 @@ def _tenant(value: str) -> str:
 
 @app.command("list")
 def list_sets(
-    tenant: str | None = typer.Option(None, help="Also the sets of this tenant."),
+    tenant: str | None = tenant_option("Also the sets of this tenant.", required=False),
 ) -> None:
     """Prompt sets in Redis: the shared ones, and a tenant's own with --tenant."""
     owners = [SHARED] if tenant is None else [SHARED, _tenant(tenant)]
@@ -111,7 +113,7 @@ def optimize(
         help="Seed query files (repeat): DRPO's alpaca/LIMA JSON, mal_train.txt, "
         "or JSONL with prompt; local files are staged into the grading data root.",
     ),
-    tenant: str = typer.Option(..., help="Whose prompt sets the search reads and writes."),
+    tenant: str = tenant_option("Whose prompt sets the search reads and writes."),
     start_set: str = typer.Option(DEFAULT_SET, help="The prompt set the search starts from."),
     output_set: str = typer.Option("drpo-optimized", help="Load the best prompt set as this."),
     beam: int = typer.Option(2, min=1, max=8),

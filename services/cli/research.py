@@ -20,6 +20,7 @@ from rich.table import Column, Table
 
 from services.cli.following import following
 from services.cli.groups import command_group
+from services.cli.params import tenant_option
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.queries import ResearchJobs
@@ -117,7 +118,7 @@ async def _find(tenant: str, job_id: str) -> ResearchRecord:
 @app.command()
 def show(
     job_id: str = typer.Argument(..., help="The job's id (printed at submission), or its start."),
-    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
+    tenant: str = tenant_option("The tenant the job belongs to."),
 ) -> None:
     """Where a research job is (stage, progress), or its result once it ended."""
     record = asyncio.run(_find(tenant, job_id))
@@ -143,7 +144,7 @@ async def _cancel(tenant: str, job_id: str) -> tuple[ResearchRecord, bool]:
 @app.command()
 def cancel(
     job_id: str = typer.Argument(..., help="The job's id, or its start."),
-    tenant: str = typer.Option(..., help="The tenant the job belongs to."),
+    tenant: str = tenant_option("The tenant the job belongs to."),
 ) -> None:
     """Stop a running research job (its checkpoints and what it wrote so far are kept)."""
     record, was_running = asyncio.run(_cancel(tenant, job_id))
@@ -163,7 +164,7 @@ async def _recent(tenant: str, limit: int) -> list[ResearchRecord]:
 
 @app.command("list")
 def list_jobs(
-    tenant: str = typer.Option(..., help="Whose jobs to list."),
+    tenant: str = tenant_option("Whose jobs to list."),
     limit: int = typer.Option(20, min=1, max=1000),
 ) -> None:
     """The tenant's newest research jobs."""

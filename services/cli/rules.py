@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from services.cli.groups import command_group
-from services.cli.params import iso_date
+from services.cli.params import iso_date, tenant_option
 from services.cli.progress import console, errors, percentile, progress_bar
 from services.ingest.rulefiles import read_rule_file
 from services.retrieval.settings import RetrievalSettings
@@ -23,12 +23,15 @@ from shared.client import AlignstreamClient
 from shared.embedders import make_embedder
 from shared.events import RulesTopicEvent
 from shared.memory.jurisdictions import JurisdictionMap
+from shared.memory.keys import RuleKeys
+from shared.memory.query import RuleFilter
+from shared.memory.reader import RuleReader
 from shared.memory.retriever import Retrieved, RuleRetriever
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
-from shared.settings import KafkaSettings
+from shared.settings import KafkaSettings, RedisSettings
 
 app = command_group(
     "Publish, list, search, roll back and (de)activate rules; show their history; stage, "
@@ -65,7 +68,7 @@ async def publish_events(rule_events: list[RulesTopicEvent], wait: bool, timeout
 @app.command()
 def publish(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV file."),
-    tenant: str | None = typer.Option(None, help="Tenant for rows that name none."),
+    tenant: str | None = tenant_option("Tenant for rows that name none.", required=False),
     wait: bool = typer.Option(False, help="Wait until every event is servable."),
     timeout: float = typer.Option(120.0, help="Seconds to wait with --wait."),
     skip_invalid: bool = typer.Option(
@@ -109,10 +112,11 @@ async def searching() -> AsyncIterator[Search]:
     """Exactly what retrieval does for a request: its settings, scope inference, fusion and
     budget (the embedder is loaded once for every search of the block)."""
     settings = RetrievalSettings()
-    embedder = make_embedder(settings.embedder)
-    await embedder.start()
     client = make_redis(settings.redis)
+    embedder = make_embedder(settings.embedder)
     try:
+        await client.ping()  # a wrong REDIS_URL fails now, not after the model has loaded
+        await embedder.start()
         schema = RuleSchema(settings.redis.key_prefix, embedder.dim, embedder.name)
         searcher = settings.searcher(client, schema)
         trees = JurisdictionStore(client, settings.redis.key_prefix)
@@ -129,9 +133,21 @@ async def searching() -> AsyncIterator[Search]:
         await embedder.close()
 
 
-async def _search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved:
+async def _search(tenant: str, query: str, scope: events.RuleScope) -> tuple[Retrieved, int]:
+    """What retrieval finds, and (when it found nothing) how many rules the tenant has."""
     async with searching() as search:
-        return await search(tenant, query, scope)
+        found = await search(tenant, query, scope)
+    return found, (1 if found.candidates else await _rule_total(tenant))
+
+
+async def _rule_total(tenant: str) -> int:
+    settings = RedisSettings()
+    client = make_redis(settings)
+    try:
+        reader = RuleReader(client, RuleKeys(settings.key_prefix))
+        return (await reader.select(RuleFilter(tenant=tenant), limit=1))[1]
+    finally:
+        await client.aclose()
 
 
 def _rank(rank: int | None) -> str:
@@ -170,7 +186,7 @@ def _show(found: Retrieved, explain: bool) -> None:
 @app.command()
 def search(
     query: str,
-    tenant: str = typer.Option(..., help="Whose rules to search."),
+    tenant: str = tenant_option("Whose rules to search."),
     domain: list[events.RuleDomain] = typer.Option([], help="Repeatable."),
     jurisdiction: list[str] = typer.Option(
         [],
@@ -184,6 +200,9 @@ def search(
     explain: bool = typer.Option(False, help="Every candidate with its vector and lexical rank."),
 ) -> None:
     """What retrieval would ground a request in: same scope, fusion and budget."""
+    if not query.strip():
+        raise typer.BadParameter("the question is empty: give the text to search with",
+                                 param_hint="QUERY")  # fmt: skip
     scope = events.RuleScope(
         domains=tuple(domain),
         jurisdictions=tuple(jurisdiction),
@@ -193,13 +212,18 @@ def search(
         top_k=k,
         token_budget=budget,
     )
-    _show(asyncio.run(_search(tenant, query, scope)), explain)
+    found, total = asyncio.run(_search(tenant, query, scope))
+    if total == 0:
+        errors.print(f"tenant {tenant} has no rules in the memory; publish some first: "
+                     f"alignstream rules publish FILE --tenant {tenant}", markup=False)  # fmt: skip
+        raise typer.Exit(1)
+    _show(found, explain)
 
 
 @app.command("import-opo")
 def import_opo(
     file: Path = typer.Argument(..., exists=True, help="law_principles.jsonl or similar."),
-    tenant: str = typer.Option(..., help="Tenant that will own the rules."),
+    tenant: str = tenant_option("Tenant that will own the rules."),
     domain: events.RuleDomain = typer.Option(events.RuleDomain.LAW),
     provinces: Path | None = typer.Option(
         None,

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import typer
 from rich.table import Table
 
-from services.cli.params import iso_date, rule_id, tenant_id
+from services.cli.params import iso_date, rule_id, tenant_id, tenant_option
 from services.cli.progress import console, errors
 from services.cli.rules import publish_events
 from shared import events
@@ -25,7 +25,7 @@ from shared.memory.reader import RuleReader, StoredRule
 from shared.redis import make_redis
 from shared.settings import RedisSettings
 
-TENANT = typer.Option(..., "--tenant", help="Whose rules.")
+TENANT = tenant_option("Whose rules.")
 
 
 def publisher() -> str:

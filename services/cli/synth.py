@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from services.cli.groups import command_group
+from services.cli.params import tenant_option
 from services.cli.progress import console
 from services.cli.research import copy_output, research_job, staged, submit
 from shared import events
@@ -20,7 +21,7 @@ def course_correction(
     input: str = typer.Option(
         ..., "--input", help="PKU-SafeRLHF JSONL (prompt, response_0/1, is_response_0/1_safe)."
     ),
-    tenant: str = typer.Option(..., help="The tenant the requests are asked as."),
+    tenant: str = tenant_option("The tenant the requests are asked as."),
     corrections: int = typer.Option(4, min=1, max=16, help="Cuts of the harmful response."),
     min_words: int = typer.Option(80, min=1, help="Use harmful responses longer than this."),
     limit: int | None = typer.Option(None, min=1, help="Use the first N usable requests."),

@@ -12,6 +12,7 @@ import typer
 from rich.table import Column, Table
 
 from services.cli.groups import command_group
+from services.cli.params import tenant_option
 from services.cli.progress import console
 from shared.settings import RedisSettings
 from shared.tenants import ApiKey, ApiKeys
@@ -35,7 +36,7 @@ def _with_keys(work: Callable[[ApiKeys], Awaitable[T]]) -> T:
 
 @app.command("create-key")
 def create_key(
-    tenant: str = typer.Option(..., help="The tenant the key speaks for."),
+    tenant: str = tenant_option("The tenant the key speaks for."),
     admin: bool = typer.Option(False, help="May also change the tenant's rules (/v1/rules)."),
     label: str = typer.Option("", help="A note to recognise the key by."),
     scope: str = typer.Option("", help="Default jurisdictions, comma-separated (tree nodes)."),
@@ -54,7 +55,9 @@ def create_key(
 
 
 @app.command("keys")
-def list_keys(tenant: str | None = typer.Option(None, help="Only this tenant's keys.")) -> None:
+def list_keys(
+    tenant: str | None = tenant_option("Only this tenant's keys.", required=False),
+) -> None:
     """The API keys (never their secrets), revoked ones included."""
     found = _with_keys(lambda keys: keys.of_tenant(tenant))
     table = Table("tenant", "admin", "scope", "rate/s", "label", "created", "revoked")
@@ -70,7 +73,7 @@ def list_keys(tenant: str | None = typer.Option(None, help="Only this tenant's k
 @app.command()
 def revoke(
     key_id: str = typer.Argument(..., help="The key's id (see `tenants keys`)."),
-    tenant: str | None = typer.Option(None, help="Refuse unless the key is this tenant's."),
+    tenant: str | None = tenant_option("Refuse unless the key is this tenant's.", required=False),
 ) -> None:
     """Revoke a key: it never verifies again (it stays listed, with when)."""
     key: ApiKey = _with_keys(lambda keys: keys.revoke(key_id, tenant=tenant))

@@ -88,14 +88,15 @@ async def rebuild(
     progress: Callable[[int, int], None] | None = None,
 ) -> RebuildReport:
     """Replay the rule topic into Redis; ``progress(done, total)`` is called per batch."""
-    await embedder.start()
-    schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
-    report = RebuildReport()
-    rules = rule_records(kafka)
-    if drop:
-        report.dropped_keys = await drop_memory(redis_settings, schema)
     client = make_redis(redis_settings)
     try:
+        await client.ping()  # a wrong REDIS_URL fails now, not after the model has loaded
+        await embedder.start()
+        schema = RuleSchema(redis_settings.key_prefix, embedder.dim, embedder.name)
+        report = RebuildReport()
+        rules = rule_records(kafka)
+        if drop:
+            report.dropped_keys = await drop_memory(redis_settings, schema)
         trees = JurisdictionStore(client, redis_settings.key_prefix)
         ingestor = RuleIngestor(RuleWriter(await open_indexes(client, schema)), embedder, trees)
         history = RuleHistory(client, redis_settings.key_prefix)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import numpy as np
+
 from shared.embedders import Embedder
 from shared.embedders.base import Vectors
 
@@ -41,3 +43,23 @@ class PacedEmbedder:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class CountingEmbedder:
+    """Zero vectors of ``dim``; counts its starts, so a test can tell whether a command
+    loaded its model (and when)."""
+
+    name = "counting"
+
+    def __init__(self, dim: int = 8) -> None:
+        self.dim = dim
+        self.starts = 0
+
+    async def start(self) -> None:
+        self.starts += 1
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        return np.zeros((len(texts), self.dim), dtype=np.float32)
+
+    async def close(self) -> None:
+        pass

@@ -156,3 +156,15 @@ async def test_research_jobs_listed_shown_by_prefix_and_cancelled(
     assert record.status is events.JobStatus.CANCELLED
     again = alignstream("research", "cancel", "disc-0001", "--tenant", "acme", env=cli_env)
     assert (again.returncode, "already" in again.stderr) == (1, True)
+
+
+def test_search_says_what_is_wrong_with_its_input(cli_env: dict[str, str]) -> None:
+    blank = alignstream("rules", "search", "   ", "--tenant", "acme", env=cli_env)
+    assert (blank.returncode, "the question is empty" in blank.stderr) == (2, True)
+    bad = alignstream("rules", "search", "refunds?", "--tenant", "bad tenant", env=cli_env)
+    assert bad.returncode == 2
+    assert "'bad tenant' is not a tenant id" in bad.stderr
+    empty = alignstream("rules", "search", "refunds?", "--tenant", "nobody", env=cli_env)
+    assert empty.returncode == 1
+    assert "tenant nobody has no rules in the memory" in empty.stderr
+    assert "alignstream rules publish FILE --tenant nobody" in empty.stderr
