@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from shared.devstack.servers import DEFAULT_STATE_DIR, StackError
 from shared.errors import Hinted, unreachable_hint
 from shared.topic_checks import TopicMisconfigured
+from shared.validation_text import describe
 
 DEBUG_HINT = "run again with --debug for the traceback"
 
@@ -24,11 +25,12 @@ class Failure:
 
 def _validation(exc: ValidationError) -> Failure:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or exc.title
+    problem = describe(first, skip=())
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     value = first.get("input")
     shown = f" (got {value!r:.60})" if isinstance(value, str | int | float) else ""
-    return Failure(f"invalid {where}: {first['msg']}{shown}{more}", "see --help for the format")
+    return Failure(f"invalid {problem.where or exc.title}: {problem.text}{shown}{more}",
+                   "see --help for the format")  # fmt: skip
 
 
 def explain(exc: BaseException) -> Failure:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.gateway.protocol import ErrorBody, ErrorDetail
 from shared.events import ErrorKind
+from shared.validation_text import Problem, describe
 
 
 class ApiError(Exception):
@@ -39,11 +40,9 @@ def error_response(error: ApiError) -> JSONResponse:
 
 def invalid(errors: Sequence[Mapping[str, Any]]) -> ApiError:
     """400 for pydantic's validation errors (of a body, or of an event built from one): the
-    first one's dotted path (without FastAPI's leading ``body``) and message."""
-    first = errors[0] if errors else {"loc": (), "msg": "invalid body"}
-    where = ".".join(str(p) for p in first["loc"] if p != "body")
-    message = f"{where}: {first['msg']}" if where else str(first["msg"])
-    return ApiError(400, message, param=where or None)
+    first one's dotted path (without FastAPI's leading ``body``) and what it must be."""
+    problem = describe(errors[0]) if errors else Problem("", "invalid body")
+    return ApiError(400, problem.line(), param=problem.where or None)
 
 
 def unauthorized() -> ApiError:
