@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from services.grading.datasets import DatasetError, ExamQuestion, dataset_path
+from services.grading.judge.client import NO_JUDGE_FIX
 from services.grading.records import scoped_id
 from services.grading.results import exam_result
 from services.grading.scheduler import Scheduler
@@ -43,7 +44,9 @@ class Jobs:
     def questions(self, job: events.ExamJob) -> tuple[str, tuple[ExamQuestion, ...]]:
         task = TASKS[job.task]
         if task.needs_judge and self.judge is None:
-            raise DatasetError(f"{job.task} jobs need a judge (ALIGNSTREAM_JUDGE_BASE_URL)")
+            raise DatasetError(
+                f"{job.task} jobs need a judge, and the grading service has none: {NO_JUDGE_FIX}"
+            )
         path = dataset_path(self.scheduler.settings.data_root, job.tenant, job.dataset)
         try:
             return task.questions(path, job)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from services.grading.datasets import COMPLIANCE_OPENER, DatasetError, load_course_correction
+from services.grading.judge.client import Judge, JudgeError, JudgeSettings
 from services.grading.judge.prompts import COURSE_CORRECTION, HARMFUL_ANSWER, parse_verdict
 from shared.testing.judge import keyword_verdict
 
@@ -74,3 +76,11 @@ def test_course_correction_rejects_other_files(tmp_path: Path) -> None:
     bad.write_text('{"question": "not c2"}\n')
     with pytest.raises(DatasetError, match=r"x.jsonl:1: not a C2-EVAL row"):
         load_course_correction(bad, (10,))
+
+
+def test_a_missing_judge_is_said_to_belong_to_the_grading_service() -> None:
+    with pytest.raises(JudgeError) as raised:
+        Judge(JudgeSettings(base_url=None), aioredis.Redis(), "test")
+    assert "grading service" in str(raised.value)
+    assert "ALIGNSTREAM_JUDGE_BASE_URL" in str(raised.value)
+    assert "restart it" in str(raised.value)

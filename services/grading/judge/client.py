@@ -36,6 +36,13 @@ JUDGE_CALLS = Counter(
 )
 
 
+NO_JUDGE_FIX = (
+    "set ALIGNSTREAM_JUDGE_BASE_URL (and _MODEL, _API_KEY) in the grading service's environment "
+    "and restart it (the CLI's environment does not reach the service)"
+)
+"""What to do when a job needs a judge and the grading service has none."""
+
+
 class JudgeSettings(OpenAIEndpoint):
     """The judge model (``ALIGNSTREAM_JUDGE_``): any OpenAI-compatible chat endpoint; no
     ``base_url``: no judge (jobs that need one fail with a clear error)."""
@@ -72,7 +79,7 @@ class Judge:
         *, role: str = "judge",
     ) -> None:  # fmt: skip
         if settings.base_url is None:
-            raise JudgeError("no judge configured (ALIGNSTREAM_JUDGE_BASE_URL)")
+            raise JudgeError("the grading service has no judge: " + NO_JUDGE_FIX)
         self.settings = settings
         self.redis = redis
         self.prefix = f"{key_prefix}:{role}"

@@ -12,7 +12,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from pydantic import JsonValue
 
-from services.grading.judge.client import Judge
+from services.grading.judge.client import NO_JUDGE_FIX, Judge
 from services.grading.research.store import ResearchStore
 from shared import events
 from shared.embedders import Embedder
@@ -122,7 +122,9 @@ class JobContext:
 
     def need_judge(self) -> Judge:
         if self.judge is None:
-            raise ResearchError("this job needs a judge (ALIGNSTREAM_JUDGE_BASE_URL)")
+            raise ResearchError(
+                "this job needs a judge, and the grading service has none: " + NO_JUDGE_FIX
+            )
         return self.judge
 
     def need_optimizer(self) -> Judge:
