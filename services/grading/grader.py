@@ -91,6 +91,7 @@ def _from_reply(
         grounded_in=response.grounded_in,
         latency_ms=response.timings.total_ms,
         attempts=attempts,
+        model=response.model[:512],
     )
 
 

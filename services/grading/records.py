@@ -91,6 +91,9 @@ class ExamAnswer(Contract):
     grounded_in: tuple[RuleRef, ...] = ()
     latency_ms: float = 0.0
     attempts: int = 1
+    model: Annotated[str, StringConstraints(max_length=512)] = ""
+    """The model that answered, as generation names it ('' for an error, or answers stored
+    before it was kept)."""
     aspect_scores: dict[str, int] = Field(default_factory=dict)
     """Aspects task: the judge's 1-5 score per aspect it chose for the query."""
     reward: float | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import combinations
@@ -163,6 +163,12 @@ def compare_strategies(
     return tuple(comparisons)
 
 
+def answered_by(answers: Sequence[ExamAnswer]) -> str | None:
+    """The models that answered (a job naming none gets the service's), most answers first."""
+    counts = Counter(a.model for a in answers if a.model)
+    return ", ".join(name for name, _ in counts.most_common()) or None
+
+
 def exam_result(record: JobRecord, answers: Sequence[ExamAnswer], *, final: bool) -> ExamResult:
     """The job's result event: final when every item is answered (or the job failed)."""
     job = record.job
@@ -174,7 +180,7 @@ def exam_result(record: JobRecord, answers: Sequence[ExamAnswer], *, final: bool
         task=job.task,
         dataset=record.dataset_name,
         backend=job.backend,
-        model=job.model,
+        model=job.model or answered_by(answers),
         status=record.status,
         error=record.error,
         total_questions=record.total_questions,

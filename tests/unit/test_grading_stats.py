@@ -162,3 +162,13 @@ def test_wilson_boundaries() -> None:
     assert wilson_interval(0, 5)[1] == pytest.approx(0.4345, abs=1e-4)
     with pytest.raises(ValueError, match="between 0 and trials"):
         wilson_interval(-1, 4)
+
+
+def test_a_result_names_the_model_that_answered_when_the_job_named_none() -> None:
+    from services.grading.results import answered_by
+
+    ok = AnswerOutcome.CORRECT
+    answers = [_answer(f"q{i}", Strategy.BASE, ok).model_copy(update={"model": m})
+               for i, m in enumerate(["smollm2", "smollm2", "qwen", ""])]  # fmt: skip
+    assert answered_by(answers) == "smollm2, qwen"
+    assert answered_by([_answer("q1", Strategy.BASE, AnswerOutcome.ERROR)]) is None
