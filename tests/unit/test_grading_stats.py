@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from services.grading.records import ExamAnswer
-from services.grading.results import compare_strategies, score_strategies
+from services.grading.results import answered_by, compare_strategies, score_strategies
 from services.grading.stats import Z95, mcnemar_exact, mean_interval, percentile, wilson_interval
 from shared.events import AnswerOutcome, Strategy
 
@@ -165,8 +165,6 @@ def test_wilson_boundaries() -> None:
 
 
 def test_a_result_names_the_model_that_answered_when_the_job_named_none() -> None:
-    from services.grading.results import answered_by
-
     ok = AnswerOutcome.CORRECT
     answers = [_answer(f"q{i}", Strategy.BASE, ok).model_copy(update={"model": m})
                for i, m in enumerate(["smollm2", "smollm2", "qwen", ""])]  # fmt: skip
