@@ -23,7 +23,7 @@ from pathlib import Path
 from services.cli.demo_rules import DEMO_EXAM, QUESTIONS, REFUNDS_UPDATE, SAMPLE_RULES
 from services.cli.demo_view import answer_panel, grounding_panel
 from services.cli.exam import follow_job, show_result
-from services.cli.progress import console
+from services.cli.progress import console, waiting_for
 from services.generation.app import GenerationService
 from services.generation.models import smollm2
 from services.generation.settings import GenerationSettings
@@ -80,10 +80,10 @@ async def _ask(
         for request in requests:
             console.print(grounding_panel(grounded[request.request_id]))
         if not generation.done():
-            with console.status("the model is loading (the CPU engine takes about 40 s)"):
+            async with waiting_for("waiting for the generation service to load the model"):
                 await asyncio.shield(generation)
         generation.result()  # a failed start surfaces here
-        with console.status(f"generating {len(requests)} answers in one batch"):
+        async with waiting_for(f"generating {len(requests)} answers in one batch"):
             responses = await tail.collect(
                 events.ChatResponse.model_validate_json,
                 lambda r: r.request_id,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -15,6 +20,27 @@ from rich.progress import (
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 """Errors and hints: on stderr, so output piped elsewhere stays clean."""
+
+
+@contextlib.asynccontextmanager
+async def waiting_for(what: str) -> AsyncIterator[None]:
+    """A spinner that says what the command waits for and for how long so far (no guess at
+    how long it will take: that depends on the machine)."""
+    started = time.monotonic()
+    with console.status(f"{what} (0 s)") as status:
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                status.update(f"{what} ({time.monotonic() - started:.0f} s)")
+
+        ticker = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
 
 
 def progress_bar() -> Progress:

@@ -6,6 +6,7 @@ find the same servers without repeating them.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -89,8 +90,11 @@ def up(
         return
     _print(stack)
     if (stack.kafka.port, stack.redis.port) != (DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT):
+        again = (
+            "" if state_dir == DEFAULT_STATE_DIR else f" --state-dir {shlex.quote(str(state_dir))}"
+        )
         errors.print("other ports than the defaults: point the commands at them with "
-                     'eval "$(alignstream stack up --env)"')  # fmt: skip
+                     f'eval "$(alignstream stack up{again} --env)"', markup=False)  # fmt: skip
 
 
 @app.command()

@@ -38,6 +38,8 @@ def test_stack_up_status_down(tmp_path: Path) -> None:
     try:
         up = alignstream("stack", "up", *ports)
         assert up.returncode == 0, up.stderr + up.stdout
+        # The hint names this state folder: without it, --env would read the default one.
+        assert f'eval "$(alignstream stack up --state-dir {tmp_path} --env)"' in up.stderr
         status = alignstream("stack", "status", *ports)
         assert status.returncode == 0
         assert status.stdout.count("yes") == 4  # two servers, running and healthy

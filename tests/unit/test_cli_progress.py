@@ -1,0 +1,26 @@
+"""Spinners say what they wait for and how long it has taken so far, not a guess."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+from rich.console import Console
+
+from services.cli import progress
+
+
+def test_waiting_for_shows_the_elapsed_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=screen, force_terminal=True, width=120))
+
+    async def wait() -> None:
+        async with progress.waiting_for("waiting for the model"):
+            await asyncio.sleep(2.3)
+
+    asyncio.run(wait())
+    shown = screen.getvalue()
+    assert "waiting for the model (0 s)" in shown
+    assert "waiting for the model (2 s)" in shown
+    assert "about" not in shown
