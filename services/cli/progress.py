@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -17,7 +20,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console()
+PIPED_WIDTH = 400
+"""Output to a file or a pipe: as wide as this, so no table is cut (Rich would assume 80)."""
+
+
+def _width(stream: TextIO) -> int | None:
+    """None (the terminal's own width, or ``COLUMNS``) on a terminal; else ``PIPED_WIDTH``."""
+    if os.environ.get("COLUMNS") or stream.isatty():
+        return None
+    return PIPED_WIDTH
+
+
+console = Console(width=_width(sys.stdout))
 errors = Console(stderr=True, soft_wrap=True)
 """Errors and hints: on stderr, so output piped elsewhere stays clean."""
 
