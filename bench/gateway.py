@@ -33,12 +33,13 @@ import aiohttp
 
 from bench.common import percentiles, private_stack, service_process, write_result
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient
 from shared.devstack.servers import free_port
 from shared.devstack.tiny_model import build_tiny_model
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, RedisSettings
 from shared.tenants import ApiKeys
+from shared.topic_tail import TopicTail
 from shared.topics import CHAT_REQUESTS, client_replies_spec
 
 TENANT = "bench"

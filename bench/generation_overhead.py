@@ -27,11 +27,12 @@ from services.generation.backends.vllm_engine import VllmEngineBackend
 from services.generation.prompts import build_prompt
 from services.generation.settings import GenerationSettings, VllmSettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail, collect_responses
+from shared.client import AlignstreamClient
 from shared.devstack.tiny_model import build_tiny_model
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, ObservabilitySettings
 from shared.testing.backends import FollowsItsSystemPrompt
+from shared.topic_tail import TopicTail, collect_responses
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
 

@@ -52,7 +52,7 @@ TARGETS: dict[str, Target] = {
     ),
     # Ingest's guards and the memory's versioned writes.
     "shared/guards.py": Target(("tests/unit/test_guards.py",)),
-    "services/ingest/rulefiles.py": Target(
+    "shared/rulefiles.py": Target(
         ("tests/unit/test_rulefiles.py", "tests/unit/test_rule_file_strictness.py")
     ),
     "shared/memory/writer.py": Target(("tests/unit/test_memory_plan.py", SECOND_LINES)),

@@ -26,10 +26,11 @@ from bench.common import private_stack, write_result
 from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings, OpenAISettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient
 from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings, ObservabilitySettings
 from shared.testing.openai_server import ChatCompletionServer
+from shared.topic_tail import TopicTail
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
 

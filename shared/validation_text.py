@@ -62,7 +62,7 @@ def _text(kind: str, msg: str, ctx: Mapping[str, Any], where: str) -> str:
         last = where.rsplit(".", 1)[-1]
         if last in OWNED_BY_THE_KEY:
             return f"leave '{last}' out: the API key decides it"
-        return "is not a field of this request"
+        return "is not a known field"
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return "must be a whole number"
     if kind in ("float_parsing", "float_type"):

@@ -35,10 +35,11 @@ from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.service import Service
 from shared.settings import KafkaSettings, ObservabilitySettings
+from shared.topic_tail import TopicTail
 from shared.topics import CHAT_RESPONSES
 
 MAX_TOKENS = 32

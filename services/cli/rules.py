@@ -16,7 +16,6 @@ from rich.table import Table
 from services.cli.groups import command_group
 from services.cli.params import iso_date, tenant_option
 from services.cli.progress import console, errors, percentile, progress_bar
-from services.ingest.rulefiles import read_rule_file
 from services.retrieval.settings import RetrievalSettings
 from shared import events
 from shared.client import AlignstreamClient
@@ -31,6 +30,7 @@ from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
+from shared.rulefiles import read_rule_file
 from shared.settings import KafkaSettings, RedisSettings
 
 app = command_group(

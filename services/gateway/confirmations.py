@@ -12,8 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from shared import events
-from shared.client import TopicTail
 from shared.settings import KafkaSettings
+from shared.topic_tail import TopicTail
 from shared.topics import RULES_INDEXED
 
 log = logging.getLogger(__name__)

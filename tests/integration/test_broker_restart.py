@@ -24,13 +24,14 @@ from aiokafka.structs import RecordMetadata
 from services.grading.records import scoped_id
 from services.grading.store import ExamStore
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient
 from shared.devstack.seaweed import SeaweedPorts, SeaweedServer
 from shared.devstack.servers import TansuServer, free_port
 from shared.kafka import ensure_topics
 from shared.memory.schema import RuleSchema
 from shared.redis import as_text
 from shared.settings import KafkaSettings, RedisSettings
+from shared.topic_tail import TopicTail
 from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS
 from tests.integration.helpers import FastModel, ServiceProcess, rule_versions, service_env
 

@@ -15,12 +15,13 @@ from services.grading.asking import request_id_for
 from services.grading.records import item_of, scoped_id
 from services.retrieval.app import RetrievalService
 from shared import events
-from shared.client import AlignstreamClient, TopicTail, collect_replies
+from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.memory.schema import RuleSchema
 from shared.prompt_sets import SHARED, PromptSet, PromptSetStore
 from shared.settings import KafkaSettings, RedisSettings
 from shared.testing.topics import TopicReader
+from shared.topic_tail import TopicTail, collect_replies
 from shared.topics import CHAT_RESPONSES, EXAM_ANSWERS, EXAM_JOBS
 from tests.integration.test_retrieval import question, write_rules
 from tests.samples import sample_rule

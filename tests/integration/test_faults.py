@@ -18,10 +18,11 @@ import redis.asyncio as aioredis
 from services.grading.records import scoped_id
 from services.grading.store import ExamStore
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient
 from shared.memory.schema import RuleSchema
 from shared.redis import as_text
 from shared.settings import KafkaSettings, RedisSettings
+from shared.topic_tail import TopicTail
 from shared.topics import CHAT_RESPONSES
 from tests.integration.helpers import (
     FastModel,

@@ -20,10 +20,11 @@ from services.grading.app import GradingService
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
-from shared.client import AlignstreamClient, TopicTail, collect_responses
+from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings
 from shared.testing.backends import ScriptedBackend
 from shared.testing.topics import TopicReader
+from shared.topic_tail import TopicTail, collect_responses
 from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES, RULES_EVENTS, RULES_INDEXED
 from tests.fuzz import CONSUMED, bad_messages, draw_examples
 from tests.samples import sample_rule

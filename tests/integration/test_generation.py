@@ -21,9 +21,10 @@ from services.generation.settings import GenerationSettings
 from services.ingest.app import AUDIT_RECORD
 from services.retrieval.app import RetrievalService
 from shared import events
-from shared.client import AlignstreamClient, TopicTail
+from shared.client import AlignstreamClient
 from shared.testing.backends import ScriptedBackend
 from shared.testing.topics import TopicReader
+from shared.topic_tail import TopicTail
 from shared.topics import AUDIT_ENTRIES, CHAT_GROUNDED, CHAT_RESPONSES, EXAM_ANSWERS
 
 

@@ -24,7 +24,7 @@ from services.ingest.settings import IngestSettings
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail, collect_responses
+from shared.client import AlignstreamClient
 from shared.devstack.servers import TansuServer, ValkeyServer, free_port
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.kafka import ensure_topics
@@ -32,6 +32,7 @@ from shared.memory.schema import RuleSchema
 from shared.redis import as_text, make_redis
 from shared.settings import KafkaSettings, RedisSettings
 from shared.testing.backends import ScriptedBackend
+from shared.topic_tail import TopicTail, collect_responses
 from shared.topics import CHAT_RESPONSES
 from tests.integration.helpers import send_paced
 from tests.samples import sample_rule

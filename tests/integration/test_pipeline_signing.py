@@ -20,12 +20,13 @@ from services.generation.settings import GenerationSettings
 from services.retrieval.app import RetrievalService
 from services.retrieval.settings import RetrievalSettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail, collect_replies
+from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
 from shared.settings import KafkaSettings
 from shared.signing import RecordSigner
 from shared.tenants import ApiKeys
 from shared.testing.topics import TopicReader
+from shared.topic_tail import TopicTail, collect_replies
 from shared.topics import CHAT_REQUESTS, CHAT_RESPONSES
 from tests.integration.gateway_stack import EchoBackend, gateway_opener
 

@@ -29,11 +29,12 @@ from services.grading.app import GradingService
 from services.ingest.app import IngestService
 from services.retrieval.app import RetrievalService
 from shared import events
-from shared.client import AlignstreamClient, TopicTail, collect_replies
+from shared.client import AlignstreamClient
 from shared.kafka import admin_client
 from shared.settings import KafkaSettings
 from shared.testing.backends import ScriptedBackend
 from shared.testing.topics import TopicReader
+from shared.topic_tail import TopicTail, collect_replies
 from shared.topics import (
     CHAT_GROUNDED,
     CHAT_REQUESTS,

@@ -16,8 +16,9 @@ from prometheus_client import REGISTRY
 from services.generation.app import GenerationService
 from services.generation.settings import GenerationSettings, OpenAISettings
 from shared import events
-from shared.client import AlignstreamClient, TopicTail, collect_responses
+from shared.client import AlignstreamClient
 from shared.testing.openai_server import ChatCompletionServer
+from shared.topic_tail import TopicTail, collect_responses
 from shared.topics import CHAT_GROUNDED, CHAT_RESPONSES
 
 REQUESTS = 200

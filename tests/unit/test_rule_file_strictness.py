@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.ingest.rulefiles import read_rule_file
 from shared import events
+from shared.rulefiles import read_rule_file
 
 HEADER = "rule_id,text\n"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from services.ingest.rulefiles import read_rule_file
 from shared import events
 from shared.memory.jurisdictions import JurisdictionMap
 from shared.opo import opo_rules, opo_tree, rule_id_for, split_location, split_principle
+from shared.rulefiles import read_rule_file
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

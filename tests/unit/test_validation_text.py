@@ -36,7 +36,7 @@ def test_dates_name_their_format_and_a_tenant_field_is_explained() -> None:
     tenant = invalid(errors_of(RuleBody, {"text": "x", "tenant": "globex"}))
     assert tenant.detail.message == "tenant: leave 'tenant' out: the API key decides it"
     other = invalid(errors_of(RuleBody, {"text": "x", "colour": "red"}))
-    assert other.detail.message == "colour: is not a field of this request"
+    assert other.detail.message == "colour: is not a known field"
 
 
 def test_patterns_and_bounds_in_words() -> None:

@@ -29,6 +29,7 @@ from pydantic_core import ErrorDetails
 from shared import events
 from shared.events import RuleEvent
 from shared.jsonl import parse_json_line
+from shared.validation_text import describe
 
 CSV_COLUMNS = frozenset(events.Rule.model_fields) - {"v"}
 REQUIRED_CSV_COLUMNS = ("rule_id", "text")
@@ -139,11 +140,11 @@ def _event(data: dict[str, Any], tenant: str | None, version: int) -> RuleEvent:
 
 
 def _problem(error: ErrorDetails) -> str:
-    where = ".".join(str(p) for p in error["loc"] if p not in ("rule", "rule.upsert")) or "row"
-    if error["type"] == "string_too_long" and where == "text":
+    problem = describe(error, skip=("rule", "rule.upsert"))
+    if error["type"] == "string_too_long" and problem.where == "text":
         return (f"text: over {events.MAX_RULE_TEXT_CHARS:,} characters; split it into several "
                 "rules (one per article or section)")  # fmt: skip
-    return f"{where}: {error['msg']}"
+    return f"{problem.where or 'row'}: {problem.text}"
 
 
 def read_rule_file(
