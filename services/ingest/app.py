@@ -51,7 +51,8 @@ class IngestService(RuleMemoryService):
     metrics = (RULES_APPLIED, EVENT_TO_SERVABLE, EMBED_BATCH, EMBED_SECONDS, PROMOTES)
 
     def __init__(self, settings: IngestSettings, embedder: Embedder | None = None) -> None:
-        super().__init__(settings, embedder or make_embedder(settings.embedder))
+        super().__init__(settings, embedder or make_embedder(settings.embedder),
+                         memory_ready_timeout_s=settings.memory_ready_timeout_s)  # fmt: skip
         self.settings: IngestSettings = settings
         rule_events = rule_records(settings.kafka, max_records=settings.batch_max,
                                    batch_timeout_ms=settings.batch_wait_ms)  # fmt: skip

@@ -13,6 +13,9 @@ class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ALIGNSTREAM_INGEST_", extra="ignore")
 
     group_id: str = "alignstream-ingest"
+    memory_ready_timeout_s: float = Field(default=600.0, gt=0)
+    """At start-up, how long to wait for Redis to load its data and the indexes to catch up
+    (a large memory after a Redis restart); the chart derives it from the start-up probe."""
     batch_max: int = Field(default=256, ge=1)
     """Most rule events taken (and embedded) together. Each batch ends with a tail in which the
     embedder waits (the last write, the confirmations, the commit, decoding the next batch):

@@ -41,7 +41,8 @@ class RetrievalService(RuleMemoryService):
     metrics = (SEARCH_SECONDS, SEARCH_RETRIES, RETRIEVAL_SECONDS, HITS, UNRESOLVED, SCOPES)
 
     def __init__(self, settings: RetrievalSettings, embedder: Embedder | None = None) -> None:
-        super().__init__(settings, embedder or make_embedder(settings.embedder))
+        super().__init__(settings, embedder or make_embedder(settings.embedder),
+                         memory_ready_timeout_s=settings.memory_ready_timeout_s)  # fmt: skip
         self.settings: RetrievalSettings = settings
         self.grounding: Grounding | None = None
         self._memory_checked = True

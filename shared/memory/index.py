@@ -148,13 +148,18 @@ async def recreate_after_move(
     return True
 
 
-async def open_indexes(client: aioredis.Redis, schema: RuleSchema) -> RuleIndexes:
-    """Migrate if needed and wait until every index is ready: what services do at startup."""
+async def open_indexes(
+    client: aioredis.Redis, schema: RuleSchema, *, ready_timeout_s: float = 600.0
+) -> RuleIndexes:
+    """Migrate if needed and wait until every index is ready: what services do at startup.
+    Redis loading its data and the indexes catching up share ``ready_timeout_s`` (a chart's
+    start-up probe must allow it: ``memory_ready_timeout_s``)."""
     indexes = RuleIndexes(client, schema)
-    await wait_until_loaded(client)
+    deadline = _deadline(ready_timeout_s)
+    await wait_until_loaded(client, timeout_s=ready_timeout_s)
     moved = await move_to_tagged_layout(client, schema)
     await indexes.migrate()
     for tenant in moved:  # re-created under their new names (they index the renamed documents)
         await indexes.ensure(tenant)
-    await indexes.wait_ready()
+    await indexes.wait_ready(timeout_s=max(1.0, deadline - asyncio.get_running_loop().time()))
     return indexes

@@ -14,16 +14,27 @@ class RuleMemoryService(Service):
     """Starts the embedder, connects Redis and opens (migrates, waits for) the rule indexes
     before consuming; closes both after."""
 
-    def __init__(self, settings: ServiceSettings, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: ServiceSettings, embedder: Embedder, *, memory_ready_timeout_s: float
+    ) -> None:
         super().__init__(settings)
         self.embedder = embedder
+        self.memory_ready_timeout_s = memory_ready_timeout_s
+        """How long start-up waits for Redis to load and the indexes to catch up."""
         self.indexes: RuleIndexes | None = None
 
     async def on_start(self) -> None:
-        await self.embedder.start()
         redis = self.settings.redis
+        client = make_redis(redis)
+        try:  # the memory first: a wrong REDIS_URL fails before the model loads
+            await client.ping()
+        except Exception:
+            await client.aclose()
+            raise
+        await self.embedder.start()
         schema = RuleSchema(redis.key_prefix, self.embedder.dim, self.embedder.name)
-        self.indexes = await open_indexes(make_redis(redis), schema)
+        self.indexes = await open_indexes(client, schema,
+                                          ready_timeout_s=self.memory_ready_timeout_s)  # fmt: skip
 
     def running_indexes(self) -> RuleIndexes:
         """The rule indexes of a started service."""

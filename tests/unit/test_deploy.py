@@ -163,10 +163,9 @@ def test_external_kafka_and_redis_use_secrets_and_deploy_nothing_stateful() -> N
             env["ALIGNSTREAM_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
             == "alignstream-kafka"
         )
-        assert (
-            env["ALIGNSTREAM_OPENAI_API_KEY"]["valueFrom"]["secretKeyRef"]["name"]
-            == "alignstream-openai"
-        )
+        for key in ("ALIGNSTREAM_OPENAI_API_KEY", "ALIGNSTREAM_EMBEDDER_API_KEY"):
+            assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "alignstream-openai",
+                                                             "key": "api-key"}  # fmt: skip
         assert env["ALIGNSTREAM_KAFKA_RULE_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
             "name": "alignstream-rule-signing",
             "key": "signing-key",
@@ -458,3 +457,42 @@ def test_consumers_on_apache_kafka_poll_slowly_and_a_polling_broker_can_be_tuned
     data = tansu["rel-alignstream-settings"]["data"]
     assert data["ALIGNSTREAM_KAFKA_FETCH_MAX_WAIT_MS"] == "10"
     assert data["ALIGNSTREAM_KAFKA_CHAT_FETCH_MAX_WAIT_MS"] == "10"
+
+
+def test_the_shared_model_claim_is_filled_before_generation_starts() -> None:
+    jobs = of_kind(render(None, "gpu.yaml"), "Job")
+    fill = jobs["rel-alignstream-model-fill"]
+    assert fill["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    pod = fill["spec"]["template"]["spec"]
+    (box,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in box["env"]}
+    generation = container(of_kind(render(None, "gpu.yaml"), "Deployment")[
+        "rel-alignstream-generation"])  # fmt: skip
+    generation_env = {e["name"]: e.get("value") for e in generation["env"]}
+    # The same cache layout and snapshot generation reads offline.
+    assert env["HF_HOME"] == generation_env["HF_HOME"] == "/models"
+    assert env["MODEL"] == generation_env["ALIGNSTREAM_VLLM_MODEL"]
+    assert {"name": "models", "mountPath": "/models"} in box["volumeMounts"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
+              if "persistentVolumeClaim" in v]  # fmt: skip
+    assert claims == ["model-weights-rox"]
+    assert "rel-alignstream-model-fill" not in of_kind(render(), "Job")  # off by default
+    with pytest.raises(helm.HelmError, match=r"fill needs modelCache\.existingClaim"):
+        render({"services": {"generation": {"modelCache": {"fill": {"enabled": True}}}}})
+
+
+def test_every_documented_helm_install_waits_longer_than_the_chart_needs() -> None:
+    """Helm's default 5 minutes is shorter than the topics Job's deadline and generation's
+    start-up: every install the READMEs show sets a --timeout that covers both."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    needed_s = max(values["topicsJob"]["deadlineSeconds"],
+                   values["services"]["generation"]["startupFailureThreshold"] * 10)  # fmt: skip
+    installs = []
+    for readme in (ROOT / "README.md", ROOT / "deploy" / "helm" / "README.md"):
+        installs += [line for line in readme.read_text().splitlines()
+                     if line.startswith("helm install")]  # fmt: skip
+    assert len(installs) >= 4
+    for line in installs:
+        timeout = re.search(r"--timeout (\d+)m", line)
+        assert timeout is not None, line
+        assert int(timeout.group(1)) * 60 >= needed_s, line

@@ -230,14 +230,18 @@ def test_grace_periods_cover_each_services_shutdown_and_its_requests() -> None:
             render({"services": {name: {"shutdownTimeoutSeconds": 60}}})
 
 
-def test_start_up_budgets_cover_retrievals_wait_for_the_rule_memory() -> None:
-    retrieval = container(of_kind(render(), "Deployment")["rel-alignstream-retrieval"])
-    wait = float(env_of(retrieval)["ALIGNSTREAM_RETRIEVAL_MEMORY_READY_TIMEOUT_S"]["value"])
-    budget = retrieval["startupProbe"]["failureThreshold"] * retrieval["startupProbe"][
+@pytest.mark.parametrize("name", ["ingest", "retrieval"])
+def test_start_up_budgets_cover_the_wait_for_the_rule_memory(name: str) -> None:
+    service = container(of_kind(render(), "Deployment")[f"rel-alignstream-{name}"])
+    wait = float(env_of(service)[f"ALIGNSTREAM_{name.upper()}_MEMORY_READY_TIMEOUT_S"]["value"])
+    budget = service["startupProbe"]["failureThreshold"] * service["startupProbe"][
         "periodSeconds"]  # fmt: skip
     assert wait >= 600  # the service's default
     assert budget >= wait + 60
-    assert retrieval["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert service["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    smaller = render({"services": {name: {"startupFailureThreshold": 20}}})
+    shrunk = container(of_kind(smaller, "Deployment")[f"rel-alignstream-{name}"])
+    assert env_of(shrunk)[f"ALIGNSTREAM_{name.upper()}_MEMORY_READY_TIMEOUT_S"]["value"] == "140"
 
 
 def test_the_topics_job_has_a_deadline_and_fails_on_partition_drift() -> None:
