@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.jsonl import json_objects
+from shared.validation_text import describe
 
 LETTERS = string.ascii_uppercase
 MAX_QUESTIONS = 100_000
@@ -136,8 +137,7 @@ def load_exam(
         try:
             questions.append(ExamQuestion.model_validate(row))
         except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}"
-                                for e in exc.errors())  # fmt: skip
+            problem = "; ".join(describe(e, skip=()).line() or "row" for e in exc.errors())
             raise DatasetError(f"{shown}:{line}: {problem}") from None
         if len(questions) > MAX_QUESTIONS:
             raise DatasetError(f"{shown}: more than {MAX_QUESTIONS} questions")
