@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 from pydantic import JsonValue
@@ -24,7 +26,6 @@ from services.cli.params import tenant_option
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.queries import ResearchJobs
-from services.grading.research.store import ResearchRecord
 from services.grading.settings import GradingSettings
 from shared import events
 from shared.client import AlignstreamClient
@@ -32,6 +33,7 @@ from shared.errors import Hinted
 from shared.settings import KafkaSettings, RedisSettings
 from shared.topics import RESEARCH_JOBS
 
+T = TypeVar("T")
 app = command_group("Research jobs (DRPO, C2-SYN, IterAlign) run by the grading service.")
 
 
@@ -110,9 +112,12 @@ def copy_output(tenant: str, result: dict[str, JsonValue], out: Path | None) -> 
     console.print(f"written: {out}")
 
 
-async def _find(tenant: str, job_id: str) -> ResearchRecord:
-    async with ResearchJobs.connect(RedisSettings()) as jobs:
-        return await jobs.find(tenant, job_id)
+def _with_jobs(use: Callable[[ResearchJobs], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with ResearchJobs.connect(RedisSettings()) as jobs:
+            return await use(jobs)
+
+    return asyncio.run(run())
 
 
 @app.command()
@@ -121,7 +126,7 @@ def show(
     tenant: str = tenant_option("The tenant the job belongs to."),
 ) -> None:
     """Where a research job is (stage, progress), or its result once it ended."""
-    record = asyncio.run(_find(tenant, job_id))
+    record = _with_jobs(lambda jobs: jobs.find(tenant, job_id))
     console.print(
         f"{record.job.spec.method} job {record.job.job_id}: {record.status.value}, "
         f"{record.stage} ({record.done}/{record.total})"
@@ -136,18 +141,13 @@ def show(
         console.print(table)
 
 
-async def _cancel(tenant: str, job_id: str) -> tuple[ResearchRecord, bool]:
-    async with ResearchJobs.connect(RedisSettings()) as jobs:
-        return await jobs.cancel(tenant, job_id)
-
-
 @app.command()
 def cancel(
     job_id: str = typer.Argument(..., help="The job's id, or its start."),
     tenant: str = tenant_option("The tenant the job belongs to."),
 ) -> None:
     """Stop a running research job (its checkpoints and what it wrote so far are kept)."""
-    record, was_running = asyncio.run(_cancel(tenant, job_id))
+    record, was_running = _with_jobs(lambda jobs: jobs.cancel(tenant, job_id))
     if not was_running:
         errors.print(f"job {record.job.job_id} of {tenant} is {record.status.value} already; "
                      "nothing to cancel", markup=False)  # fmt: skip
@@ -157,18 +157,13 @@ def cancel(
                   "seconds")  # fmt: skip
 
 
-async def _recent(tenant: str, limit: int) -> list[ResearchRecord]:
-    async with ResearchJobs.connect(RedisSettings()) as jobs:
-        return await jobs.recent(tenant, limit)
-
-
 @app.command("list")
 def list_jobs(
     tenant: str = tenant_option("Whose jobs to list."),
     limit: int = typer.Option(20, min=1, max=1000),
 ) -> None:
     """The tenant's newest research jobs."""
-    records = asyncio.run(_recent(tenant, limit))
+    records = _with_jobs(lambda jobs: jobs.recent(tenant, limit))
     if not records:
         console.print(f"no research jobs of {tenant} yet")
         return

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio as aioredis
 
 from services.grading.records import JobRecord, scoped_id
 from services.grading.research.store import ResearchRecord, ResearchStore
@@ -15,6 +18,8 @@ from shared import events
 from shared.errors import Hinted
 from shared.redis import make_redis
 from shared.settings import RedisSettings
+
+R = TypeVar("R")
 
 
 def _no_job(kind: str, tenant: str, job_id: str) -> Hinted:
@@ -35,6 +40,31 @@ async def resolve_id(
     raise _no_job(kind, tenant, job_id)
 
 
+async def find_job(
+    kind: str,
+    tenant: str,
+    job_id: str,
+    get: Callable[[str], Awaitable[R | None]],
+    find: Callable[[str, str], Awaitable[list[str]]],
+) -> R:
+    """The record of the tenant's job ``job_id`` names: its id, or the start of only one."""
+    record = await get(scoped_id(tenant, job_id))
+    if record is None:
+        record = await get(scoped_id(tenant, await resolve_id(kind, tenant, job_id, find)))
+    if record is None:
+        raise _no_job(kind, tenant, job_id)
+    return record
+
+
+@contextlib.asynccontextmanager
+async def _client(settings: RedisSettings) -> AsyncIterator[aioredis.Redis]:
+    client = make_redis(settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 class ExamJobs:
     """A tenant's exam jobs in the store."""
 
@@ -44,22 +74,13 @@ class ExamJobs:
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(cls, settings: RedisSettings) -> AsyncIterator[ExamJobs]:
-        store = ExamStore(make_redis(settings), settings.key_prefix)
-        try:
-            yield cls(store)
-        finally:
-            await store.redis.aclose()
+        async with _client(settings) as client:
+            yield cls(ExamStore(client, settings.key_prefix))
 
     async def find(self, tenant: str, job_id: str) -> JobRecord:
         """The tenant's job whose id is, or is the only one to start with, ``job_id``;
         ``Hinted`` when none or several are."""
-        record = await self.store.record_of(scoped_id(tenant, job_id))
-        if record is None:
-            full = await resolve_id("exam", tenant, job_id, self.store.find)
-            record = await self.store.record_of(scoped_id(tenant, full))
-        if record is None:
-            raise _no_job("exam", tenant, job_id)
-        return record
+        return await find_job("exam", tenant, job_id, self.store.record_of, self.store.find)
 
     async def result(self, tenant: str, job_id: str) -> events.ExamResult:
         """The job's results so far (final once it is no longer running)."""
@@ -90,20 +111,11 @@ class ResearchJobs:
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(cls, settings: RedisSettings) -> AsyncIterator[ResearchJobs]:
-        store = ResearchStore(make_redis(settings), settings.key_prefix)
-        try:
-            yield cls(store)
-        finally:
-            await store.redis.aclose()
+        async with _client(settings) as client:
+            yield cls(ResearchStore(client, settings.key_prefix))
 
     async def find(self, tenant: str, job_id: str) -> ResearchRecord:
-        record = await self.store.get(scoped_id(tenant, job_id))
-        if record is None:
-            full = await resolve_id("research", tenant, job_id, self.store.find)
-            record = await self.store.get(scoped_id(tenant, full))
-        if record is None:
-            raise _no_job("research", tenant, job_id)
-        return record
+        return await find_job("research", tenant, job_id, self.store.get, self.store.find)
 
     async def cancel(self, tenant: str, job_id: str) -> tuple[ResearchRecord, bool]:
         """Ask the job to stop: its record, and whether it was running."""
