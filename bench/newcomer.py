@@ -1,11 +1,14 @@
-"""The newcomer's path, timed: ``bootstrap.sh`` on a fresh clone (warm pip cache), then
-``alignstream demo`` as a person runs it (its own local stack, the default model).
+"""The newcomer's path, timed on a fresh clone: ``bootstrap.sh`` (warm pip cache), then
+``alignstream demo`` as a person runs it (its own local stack, the default model), then every
+README example that reads the project's files (``bench/readme_examples.py``).
 
 Writes ``bench/results/newcomer.json``: ``bootstrap_s``, ``demo_s``, ``demo_lines`` (lines the
 demo prints at 120 columns), ``demo_answers`` and ``demo_nonempty_answers`` (answers with at least
-one word). Targets: ``demo_s`` <= 120 and every answer non-empty.
+one word), ``readme_examples_total`` and ``readme_examples_run`` (those that need no judge; the
+others counted in ``readme_examples_needing_a_judge``). Targets: ``demo_s`` <= 120, every answer
+non-empty, every example run.
 
-    python -m bench.newcomer [--skip-bootstrap]
+    python -m bench.newcomer [--skip-bootstrap]   # --skip-bootstrap: this checkout, as it is
 """
 
 from __future__ import annotations
@@ -21,33 +24,32 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import readme_examples
 from bench.common import write_result
 
 ROOT = Path(__file__).parents[1]
 DEMO_TARGET_S = 120.0
 
 
-def time_bootstrap() -> float:
+def time_bootstrap(clone: Path) -> float:
     """A fresh clone of this checkout (committed files only) and its bootstrap."""
-    with tempfile.TemporaryDirectory() as folder:
-        clone = Path(folder) / "alignstream"
-        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        started = time.perf_counter()
-        subprocess.run(["./scripts/bootstrap.sh"], cwd=clone, check=True)
-        return time.perf_counter() - started
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    started = time.perf_counter()
+    subprocess.run(["./scripts/bootstrap.sh"], cwd=clone, check=True)
+    return time.perf_counter() - started
 
 
-def time_demo() -> dict[str, Any]:
+def time_demo(checkout: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "answers.json"
         state = Path(folder) / "stack"  # a stack of its own, started and stopped by the demo
         env = {**os.environ, "COLUMNS": "120", "TERM": "dumb"}
         env.pop("KAFKA_BOOTSTRAP", None)
         env.pop("REDIS_URL", None)
-        command = [str(ROOT / ".venv/bin/alignstream"), "demo", "--state-dir", str(state),
+        command = [str(checkout / ".venv/bin/alignstream"), "demo", "--state-dir", str(state),
                    "--record", str(record)]  # fmt: skip
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
             sys.stderr.write(done.stdout + done.stderr)
@@ -69,9 +71,13 @@ def main() -> None:
     parser.add_argument("--skip-bootstrap", action="store_true")
     args = parser.parse_args()
     result: dict[str, Any] = {}
-    if not args.skip_bootstrap and shutil.which("git"):
-        result["bootstrap_s"] = round(time_bootstrap(), 1)
-    result.update(time_demo())
+    with tempfile.TemporaryDirectory() as folder:
+        checkout = ROOT
+        if not args.skip_bootstrap and shutil.which("git"):
+            checkout = Path(folder) / "alignstream"
+            result["bootstrap_s"] = round(time_bootstrap(checkout), 1)
+        result.update(time_demo(checkout))
+        result.update(readme_examples.run(checkout))
     result["demo_target_s"] = DEMO_TARGET_S
     result["demo_within_target"] = result["demo_s"] <= DEMO_TARGET_S
     result["all_answers_nonempty"] = result["demo_nonempty_answers"] == result["demo_answers"]
