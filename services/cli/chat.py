@@ -9,10 +9,11 @@ from rich.panel import Panel
 from rich.table import Table
 
 from services.cli.params import set_name, tenant_option
-from services.cli.progress import console
+from services.cli.progress import console, errors
 from shared import events
 from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings
+from shared.strategies import spec_of
 
 
 def show_answer(response: events.ChatResponse, *, with_text: bool = True) -> None:
@@ -62,6 +63,8 @@ def chat(
     ),
 ) -> None:
     """Publish a question to the chat topic, wait for the answer and print it with its rules."""
+    if not question.strip():
+        raise typer.BadParameter("the question is empty", param_hint="QUESTION")
     change_set = None if candidate is None else set_name(candidate, "--candidate")
     request = events.ChatRequest(
         tenant=tenant,
@@ -87,3 +90,8 @@ def chat(
     show_answer(response, with_text=not stream)
     if not response.ok:
         raise typer.Exit(1)
+    if spec_of(response.strategy).searches and not response.grounded_in:
+        where = ", ".join(response.searched_scope.searched) if response.searched_scope else "-"
+        errors.print(f"no rule of tenant {tenant} applied (scope searched: {where}): the answer "
+                     "is the model's own. alignstream rules list --tenant "
+                     f"{tenant} shows what its memory holds", markup=False)  # fmt: skip

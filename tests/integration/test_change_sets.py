@@ -106,6 +106,10 @@ async def test_stage_exam_gate_and_promote(
         )  # fmt: skip
         asked = await alignstream_cli(cli_env, "chat", "How long may I return a product?",
                                       "--tenant", "acme", "--candidate", "q3")  # fmt: skip
+        unknown = await alignstream_cli(cli_env, "chat", "How long may I return a product?",
+                                        "--tenant", "nobody")  # fmt: skip
+    assert unknown[0] == 0, unknown[1]
+    assert "no rule of tenant nobody applied" in unknown[1]  # said, not silently ungrounded
     assert asked[0] == 0, asked[1]
     lines = asked[1].splitlines()
     grounded = [[c.strip() for c in line.split("│")] for line in lines

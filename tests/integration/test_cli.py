@@ -160,7 +160,9 @@ async def test_research_jobs_listed_shown_by_prefix_and_cancelled(
     assert (again.returncode, "already" in again.stderr) == (1, True)
 
 
-def test_search_says_what_is_wrong_with_its_input(cli_env: dict[str, str]) -> None:
+def test_search_and_chat_say_what_is_wrong_with_their_input(cli_env: dict[str, str]) -> None:
+    silent = alignstream("chat", "  ", "--tenant", "acme", env=cli_env)
+    assert (silent.returncode, "the question is empty" in silent.stderr) == (2, True)
     blank = alignstream("rules", "search", "   ", "--tenant", "acme", env=cli_env)
     assert (blank.returncode, "the question is empty" in blank.stderr) == (2, True)
     bad = alignstream("rules", "search", "refunds?", "--tenant", "bad tenant", env=cli_env)
