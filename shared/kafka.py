@@ -205,7 +205,7 @@ async def ensure_topics(
                     [
                         NewTopic(
                             names(spec),
-                            settings.partitions_override or spec.partitions,
+                            settings.partitions_of(spec),
                             settings.replication_factor,
                             topic_configs=spec.configs,
                         )

@@ -8,12 +8,12 @@ conventional short names.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.topics import TopicNames
+from shared.topics import MAX_PARTITIONS, TopicNames, TopicSpec, all_topics
 
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_REDIS = "redis://127.0.0.1:16379/0"
@@ -35,6 +35,12 @@ class KafkaSettings(BaseSettings):
     """Prepended to every topic name (several environments on one cluster)."""
     partitions_override: int | None = Field(default=None, ge=1)
     """Create every topic with this many partitions (small local setups)."""
+    partitions: dict[str, Annotated[int, Field(ge=1, le=MAX_PARTITIONS)]] = Field(
+        default_factory=dict, max_length=64
+    )
+    """Per topic (its name without the prefix), the partitions it is created with and checked
+    against, over ``shared/topics.py``'s default: JSON, e.g.
+    ``ALIGNSTREAM_KAFKA_PARTITIONS='{"chat.grounded": 48}'`` (the chart's ``kafka.partitions``)."""
     replication_factor: int = Field(default=1, ge=1)
     fetch_max_wait_ms: int = Field(default=10, ge=0)
     """How long a fetch may wait for data; bounds end-to-end latency on brokers whose fetch is
@@ -75,6 +81,19 @@ class KafkaSettings(BaseSettings):
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    @field_validator("partitions")
+    @classmethod
+    def _known_topics(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - {spec.name for spec in all_topics()})
+        if unknown:
+            raise ValueError(f"no such topic: {', '.join(unknown)} (alignstream topics list)")
+        return value
+
+    def partitions_of(self, spec: TopicSpec) -> int:
+        """The partitions ``spec``'s topic is created with and checked against: this topic's
+        setting, else the override of every topic, else the spec's default."""
+        return self.partitions.get(spec.name) or self.partitions_override or spec.partitions
 
     def fetch_wait_ms(self, *, chat_path: bool) -> int:
         """The fetch wait of a consumer: the chat path's for a hop every answer waits for."""

@@ -53,10 +53,11 @@ def problems_of(
     if state is None:
         return [TopicProblem(name, "missing (alignstream topics create)", critical=False)]
     found: list[TopicProblem] = []
-    wanted = settings.partitions_override or spec.partitions
+    wanted = settings.partitions_of(spec)
     if state.partitions != wanted:
-        found.append(TopicProblem(name, f"{state.partitions} partitions, the spec says {wanted}",
-                                  critical=False))  # fmt: skip
+        fix = " (alignstream topics grow adds them)" if state.partitions < wanted else ""
+        found.append(TopicProblem(name, f"{state.partitions} partitions, the spec says {wanted}"
+                                  + fix, critical=False))  # fmt: skip
     if state.cleanup_policy is not None and state.cleanup_policy != spec.cleanup_policy:
         found.append(TopicProblem(
             name,

@@ -3,6 +3,11 @@
 Topics are created explicitly at startup (``shared.kafka.ensure_topics``); nothing relies on broker
 auto-creation (whose defaults differ between brokers). A deployment-wide prefix lets several
 environments, or test sessions, share one cluster.
+
+Partitions bound how many instances of a consumer group do work: the chat path (retrieval reads
+``chat.requests``, generation ``chat.grounded``: one partition per GPU pod at most) is sized for a
+fleet of 24 generation pods. A deployment sets its own per topic (``KafkaSettings.partitions``,
+the chart's ``kafka.partitions``); growing a live topic: ``alignstream topics grow``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any, Literal
 from shared import events
 
 DLQ_SUFFIX = ".dlq"
+MAX_PARTITIONS = 1024
+"""The most partitions a topic may be given (a setting's bound, not a broker's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +99,7 @@ CHAT_REQUESTS = TopicSpec(
     "chat.requests",
     key="tenant:conversation_id",
     value=events.ChatRequest,
-    partitions=6,
+    partitions=24,
     retention_ms=7 * DAY_MS,
     description="questions from clients and exam jobs",
 )
@@ -100,7 +107,7 @@ CHAT_GROUNDED = TopicSpec(
     "chat.grounded",
     key="tenant:conversation_id",
     value=events.GroundedRequest,
-    partitions=6,
+    partitions=24,
     retention_ms=DAY_MS,
     description="requests with their retrieved rules, for generation",
 )
@@ -108,7 +115,7 @@ CHAT_RESPONSES = TopicSpec(
     "chat.responses",
     key="tenant:request_id",
     value=events.ChatResponse,
-    partitions=6,
+    partitions=12,
     retention_ms=7 * DAY_MS,
     description="default reply topic of chat requests",
 )
@@ -116,7 +123,7 @@ CHAT_TOKENS = TopicSpec(
     "chat.tokens",
     key="tenant:request_id",
     value=events.ChatToken,
-    partitions=6,
+    partitions=12,
     retention_ms=DAY_MS,
     description="answer text as it is generated, for requests that ask to stream",
 )
@@ -140,7 +147,7 @@ EXAM_ANSWERS = TopicSpec(
     "exam.answers",
     key="tenant:request_id",
     value=events.ChatResponse,
-    partitions=6,
+    partitions=12,
     retention_ms=7 * DAY_MS,
     description="reply topic of exam questions",
 )

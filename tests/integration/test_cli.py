@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,23 @@ def test_topics_create_strict_fails_on_partition_drift(cli_env: dict[str, str]) 
     lenient = alignstream("topics", "create", env=cli_env)
     assert lenient.returncode == 0  # reported, not fatal, without --strict
     assert "2 partitions, the spec says 6" in lenient.stderr
+    # One topic given more partitions in the settings: listed and checked with them, its growth
+    # planned. Tansu has no CreatePartitions API: the command says so and what to do instead.
+    wider = {**as_created, "ALIGNSTREAM_KAFKA_PARTITIONS": '{"chat.requests": 3}'}
+    listed = alignstream("topics", "list", env=wider)
+    assert re.search(r"chat\.requests\s*│[^│]*│\s*3\s*│", listed.stdout), listed.stdout
+    checked = alignstream("topics", "check", env=wider)
+    assert checked.returncode == 1
+    assert "chat.requests: 2 partitions, the spec says 3 (alignstream topics grow" in checked.stderr
+    planned = alignstream("topics", "grow", "--dry-run", env=wider)
+    assert "chat.requests: would grow from 2 to 3 partitions" in planned.stdout, planned.stderr
+    grown = alignstream("topics", "grow", env=wider)
+    if grown.returncode != 0:  # a broker without CreatePartitions (Tansu)
+        assert "cannot add partitions" in grown.stderr
+        assert "kafka-topics.sh --alter" in grown.stderr
+    else:  # a broker that grows topics (Apache Kafka): the set matches again
+        assert "chat.requests: grown from 2 to 3 partitions" in grown.stdout
+        assert alignstream("topics", "check", env=wider).returncode == 0
 
 
 async def test_research_jobs_listed_shown_by_prefix_and_cancelled(

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from shared.settings import KafkaSettings
+from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS, EXAM_ANSWERS, TOPICS
 from tests.requirements import require_module
 from tests.unit.chart import (
     CHART,
@@ -202,7 +203,9 @@ def test_autoscaling_objects_only_when_enabled_and_capped_at_partitions() -> Non
         f"rel-alignstream-{n}" for n in ("ingest", "retrieval", "grading", "generation")
     }
     retrieval = scaled["rel-alignstream-retrieval"]["spec"]
-    assert retrieval["maxReplicaCount"] == 6  # asked for 12; chat.requests has 6 partitions
+    assert retrieval["maxReplicaCount"] == 12  # asked for 12 (chat.requests has 24 partitions)
+    # No maxReplicas: the input topic's partitions (files/topics.yaml, from shared/topics.py).
+    assert scaled["rel-alignstream-grading"]["spec"]["maxReplicaCount"] == EXAM_ANSWERS.partitions
     (kafka,) = retrieval["triggers"]
     assert kafka["metadata"]["topic"] == "chat.requests"
     assert kafka["metadata"]["consumerGroup"] == "alignstream-retrieval"
@@ -228,6 +231,30 @@ def test_autoscaling_objects_only_when_enabled_and_capped_at_partitions() -> Non
     dashboard = of_kind(docs, "ConfigMap")["rel-alignstream-dashboard"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["alignstream.json"])["uid"] == "alignstream"
+
+
+def test_partitions_are_one_table_for_topics_services_and_scalers() -> None:
+    """The chart's defaults are shared/topics.py's (files/topics.yaml, generated); a value set
+    overrides one topic for the topics Job, the services and the autoscaler that reads it."""
+    committed = yaml.safe_load((CHART / "files" / "topics.yaml").read_text())["partitions"]
+    assert committed == {spec.name: spec.partitions for spec in TOPICS}
+    grown = {"kafka": {"partitions": {"chat.grounded": 48, "exam.answers": 2}}}
+    scaling = {"generation": {"autoscaling": {"enabled": True, "maxReplicas": 64},
+                              "modelCache": {"existingClaim": "weights-rox"}},
+               "grading": {"autoscaling": {"enabled": True}}}  # fmt: skip
+    docs = render({**grown, "services": scaling})
+    scaled = of_kind(docs, "ScaledObject")
+    assert scaled["rel-alignstream-generation"]["spec"]["maxReplicaCount"] == 48
+    assert scaled["rel-alignstream-grading"]["spec"]["maxReplicaCount"] == 2
+    settings = of_kind(docs, "ConfigMap")["rel-alignstream-settings"]["data"]
+    as_set = KafkaSettings(partitions=json.loads(settings["ALIGNSTREAM_KAFKA_PARTITIONS"]))
+    assert as_set.partitions_of(CHAT_GROUNDED) == 48
+    assert as_set.partitions_of(CHAT_REQUESTS) == CHAT_REQUESTS.partitions
+    (job,) = of_kind(docs, "Job").values()
+    env = {e["name"]: e.get("value") for e in container(job)["env"]}
+    assert json.loads(env["ALIGNSTREAM_KAFKA_PARTITIONS"]) == grown["kafka"]["partitions"]
+    with pytest.raises(helm.HelmError, match=r"no topic chat\.unknown"):
+        render({"kafka": {"partitions": {"chat.unknown": 3}}})
 
 
 def test_topic_prefix_and_group_overrides_reach_the_scalers() -> None:
@@ -275,13 +302,17 @@ def test_every_value_is_documented() -> None:
 def test_scaler_inputs_match_the_topic_registry() -> None:
     from shared import topics
 
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-    block = helpers.split('define "alignstream.inputs"')[1].split("{{- end -}}")[0]
-    inputs = yaml.safe_load(block.split("-}}", 1)[1])
     consumed = {"ingest": topics.RULES_EVENTS, "retrieval": topics.CHAT_REQUESTS,
                 "grading": topics.EXAM_ANSWERS, "generation": topics.CHAT_GROUNDED}  # fmt: skip
-    assert inputs == {name: {"topic": spec.name, "partitions": spec.partitions}
-                      for name, spec in consumed.items()}  # fmt: skip
+    unbounded = {"enabled": True, "maxReplicas": 1000}
+    services: dict[str, Any] = {name: {"autoscaling": unbounded} for name in consumed}
+    services["generation"]["modelCache"] = {"existingClaim": "weights-rox"}
+    docs = render({"services": services})
+    for name, spec in consumed.items():
+        scaler = of_kind(docs, "ScaledObject")[f"rel-alignstream-{name}"]["spec"]
+        kafka = next(t for t in scaler["triggers"] if t["type"] == "kafka")
+        assert kafka["metadata"]["topic"] == spec.name, name
+        assert scaler["maxReplicaCount"] == spec.partitions, name
 
 
 def test_dashboard_queries_only_metrics_the_services_export() -> None:

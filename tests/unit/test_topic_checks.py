@@ -11,14 +11,15 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from shared import topic_checks
 from shared.settings import KafkaSettings
 from shared.topic_checks import TopicMisconfigured, TopicProblem, TopicState, problems_of
-from shared.topics import CHAT_REQUESTS, RULES_EVENTS
+from shared.topic_growth import plan_growth
+from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS, RULES_EVENTS
 
 
 def test_an_auto_created_rules_topic_is_critical() -> None:
     # What a broker's auto-creation gives: its default partitions, cleanup.policy=delete.
     found = problems_of(RULES_EVENTS, "rules.events", TopicState(4, "delete"), KafkaSettings())
     assert [(str(p), p.critical) for p in found] == [
-        ("rules.events: 4 partitions, the spec says 6", False),
+        ("rules.events: 4 partitions, the spec says 6 (alignstream topics grow adds them)", False),
         ("rules.events: cleanup.policy=delete, the spec says compact", True),
     ]
 
@@ -27,7 +28,20 @@ def test_a_topic_as_specified_has_no_problem_and_an_unreported_policy_is_not_gue
     settings = KafkaSettings()
     assert problems_of(RULES_EVENTS, "rules.events", TopicState(6, "compact"), settings) == []
     assert problems_of(RULES_EVENTS, "rules.events", TopicState(6, None), settings) == []
-    assert problems_of(CHAT_REQUESTS, "x", TopicState(6, "delete"), settings) == []
+    assert problems_of(CHAT_REQUESTS, "x", TopicState(CHAT_REQUESTS.partitions, "delete"),
+                       settings) == []  # fmt: skip
+
+
+def test_a_topics_own_setting_wins_and_growth_is_planned_from_it() -> None:
+    settings = KafkaSettings(partitions={"chat.requests": 48}, partitions_override=2)
+    assert settings.partitions_of(CHAT_REQUESTS) == 48
+    assert settings.partitions_of(RULES_EVENTS) == 2  # the override of every other topic
+    states = {"chat.requests": 24, "rules.events": 4, "chat.grounded": 2}
+    plan = plan_growth(settings, states, [CHAT_REQUESTS, RULES_EVENTS, CHAT_GROUNDED])
+    assert [(g.topic, g.had, g.wanted, g.grows) for g in plan] == [
+        ("chat.requests", 24, 48, True), ("rules.events", 4, 2, False)]  # fmt: skip
+    with pytest.raises(ValueError, match=r"no such topic: chat\.unknown"):
+        KafkaSettings(partitions={"chat.unknown": 3})
 
 
 def test_partitions_follow_the_override_and_missing_topics_are_named() -> None:
