@@ -28,6 +28,7 @@ from faststream.security import (
 
 from shared.errors import KafkaUnreachable
 from shared.settings import KafkaSettings
+from shared.topic_replication import replication_factor
 from shared.topics import TopicNames, TopicSpec, all_topics
 
 log = logging.getLogger(__name__)
@@ -201,12 +202,13 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [spec for spec in wanted if names(spec) not in existing]
             if missing:
+                copies = await replication_factor(admin, settings)
                 response = await admin.create_topics(
                     [
                         NewTopic(
                             names(spec),
                             settings.partitions_of(spec),
-                            settings.replication_factor,
+                            copies,
                             topic_configs=spec.configs,
                         )
                         for spec in missing

@@ -41,7 +41,9 @@ class KafkaSettings(BaseSettings):
     """Per topic (its name without the prefix), the partitions it is created with and checked
     against, over ``shared/topics.py``'s default: JSON, e.g.
     ``ALIGNSTREAM_KAFKA_PARTITIONS='{"chat.grounded": 48}'`` (the chart's ``kafka.partitions``)."""
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    """Copies of each topic created. None: the broker's ``default.replication.factor``, or as
+    many as the cluster has brokers, up to 3 (``shared/topic_replication.py``)."""
     fetch_max_wait_ms: int = Field(default=10, ge=0)
     """How long a fetch may wait for data; bounds end-to-end latency on brokers whose fetch is
     not woken by new data (Tansu)."""

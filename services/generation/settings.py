@@ -38,6 +38,8 @@ class VllmSettings(BaseSettings):
     """Unset: the model's own context length (its config)."""
     max_num_seqs: int = Field(default=256, ge=1)
     """Most sequences the engine batches together."""
+    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
+    """GPUs one engine splits the model over (the chart sets the pod's ``gpu.count``)."""
     seed: int = 0
 
 

@@ -45,6 +45,9 @@ def test_gpu_defaults_and_explicit_settings_win() -> None:
         False,
         0.9,
     )
+    assert gpu["tensor_parallel_size"] == 1
+    assert engine_options(VllmSettings(tensor_parallel_size=4), GPU, "m")[
+        "tensor_parallel_size"] == 4  # fmt: skip
     chosen = VllmSettings(dtype="bfloat16", enforce_eager=False, max_model_len=1024,
                           kv_cache_gib=0.5)  # fmt: skip
     cpu = engine_options(chosen, CPU, "m")

@@ -257,6 +257,26 @@ def test_partitions_are_one_table_for_topics_services_and_scalers() -> None:
         render({"kafka": {"partitions": {"chat.unknown": 3}}})
 
 
+def test_managed_kafka_gets_the_brokers_replication_and_gpus_split_the_model() -> None:
+    bundled = of_kind(render(), "ConfigMap")["rel-alignstream-settings"]["data"]
+    assert bundled["ALIGNSTREAM_KAFKA_REPLICATION_FACTOR"] == "1"  # the single bundled broker
+    external = {"kafka": {"deploy": False, "bootstrap": "b-1:9092"},
+                "redis": {"existingSecret": "r"}}  # fmt: skip
+    docs = render(external)
+    data = of_kind(docs, "ConfigMap")["rel-alignstream-settings"]["data"]
+    assert "ALIGNSTREAM_KAFKA_REPLICATION_FACTOR" not in data  # the broker's default
+    (job,) = of_kind(docs, "Job").values()
+    assert "ALIGNSTREAM_KAFKA_REPLICATION_FACTOR" not in {e["name"] for e in container(job)["env"]}
+    with pytest.raises(helm.HelmError, match="replicationFactor=1 with an external Kafka"):
+        render({**external, "topicsJob": {"replicationFactor": 1}})
+    chosen = of_kind(render(None, "external.yaml"), "ConfigMap")["rel-alignstream-settings"]
+    assert chosen["data"]["ALIGNSTREAM_KAFKA_REPLICATION_FACTOR"] == "3"
+    two = render({"services": {"generation": {"gpu": {"count": 2}}}})
+    env = {e["name"]: e.get("value") for e in container(
+        of_kind(two, "Deployment")["rel-alignstream-generation"])["env"]}  # fmt: skip
+    assert env["ALIGNSTREAM_VLLM_TENSOR_PARALLEL_SIZE"] == "2"
+
+
 def test_topic_prefix_and_group_overrides_reach_the_scalers() -> None:
     docs = render({"kafka": {"topicPrefix": "staging."}, "services": {"ingest": {
         "env": {"ALIGNSTREAM_INGEST_GROUP_ID": "ingest-v2"}}}}, "autoscaling.yaml")  # fmt: skip

@@ -54,12 +54,12 @@ def test_jsonl_with_list_or_dict_options() -> None:
     ("content", "suffix", "message"),
     [
         ("id,question,A,B,answer\n1,Q?,x,y,C\n", ".csv",
-         ":2: row: Value error, answer 'C' is not one of AB"),
+         ":2: answer 'C' is not one of AB"),  # no pydantic phrasing
         ("id,question,answer\n1,Q?,A\n", ".csv", ":1: header needs"),
         ('{"id": "1", "question": "Q?", "options": ["x", "y"], "answer": "A"}\n{oops\n', ".jsonl",
          ":2: invalid JSON"),
         ('{"id": "1", "question": "Q?", "options": ["x"], "answer": "A"}\n', ".jsonl",
-         ":1: row: Value error, options: at least 2 needed"),
+         ":1: options: at least 2 needed"),
         ("id,question,A,B,answer\n1,Q?,x,y,A\n1,Q2?,x,y,B\n", ".csv", "duplicate question ids"),
         ("id,question,A,B,answer\n", ".csv", "no questions"),
     ],

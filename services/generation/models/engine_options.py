@@ -67,6 +67,7 @@ def engine_options(settings: VllmSettings, device: Device, model: str) -> dict[s
         "enforce_eager": cpu if settings.enforce_eager is None else settings.enforce_eager,
         "max_model_len": settings.max_model_len,
         "max_num_seqs": settings.max_num_seqs,
+        "tensor_parallel_size": settings.tensor_parallel_size,
         "seed": settings.seed,
         "use_tqdm_on_load": False,  # a progress bar in a service's log is noise
     }

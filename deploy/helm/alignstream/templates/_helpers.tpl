@@ -123,3 +123,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* Copies of each created topic: the value; unset, 1 on the bundled single broker and
+     nothing on an external cluster (the services then take the broker's default). An explicit
+     value below 3 on an external cluster is refused. */}}
+{{- define "alignstream.replicationFactor" -}}
+{{- $rf := .Values.topicsJob.replicationFactor -}}
+{{- if and (not .Values.kafka.deploy) $rf (lt (int $rf) 3) -}}
+{{- fail (printf "topicsJob.replicationFactor=%v with an external Kafka: managed clusters refuse or cannot acknowledge fewer than 3 copies; leave it empty for the broker's default" $rf) -}}
+{{- end -}}
+{{- if $rf -}}{{ $rf }}{{- else if .Values.kafka.deploy -}}1{{- end -}}
+{{- end -}}
