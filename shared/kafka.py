@@ -157,13 +157,15 @@ async def undecoded(message: StreamMessage[Any]) -> Any:
 
 
 def consumer_options(
-    settings: KafkaSettings, *, group_id: str, chat_path: bool = False
+    settings: KafkaSettings, *, group_id: str, topic: str, chat_path: bool = False
 ) -> dict[str, Any]:
     """Subscriber keyword arguments shared by every service's consumers (``chat_path``: one of
-    the hops every answer waits for)."""
+    the hops every answer waits for; ``topic``: names the consumer's static membership)."""
+    instance = f"{settings.group_instance}.{topic}" if settings.group_instance else None
     return {
         "decoder": undecoded,
         "group_id": group_id,
+        "group_instance_id": instance,
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": settings.fetch_wait_ms(chat_path=chat_path),
         "session_timeout_ms": settings.session_timeout_ms,

@@ -211,6 +211,7 @@ class Service:
             **consumer_options(
                 self.settings.kafka,
                 group_id=subscription.group_id or self.settings.group_id,
+                topic=spec.name,
                 chat_path=subscription.chat_path,
             ),
         )

@@ -55,6 +55,11 @@ class KafkaSettings(BaseSettings):
     cores: 0.84 of the raw engine instead of 0.90) and overload Tansu's ``s3://`` engine (its
     pipeline stalled under load). On Apache Kafka a fetch returns as soon as data arrives:
     raise both there (the chart and the compose file do)."""
+    group_instance: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
+    """Static group membership (KIP-345): this instance's stable name (the chart: the pod's
+    name). Each consumer joins as ``<group_instance>.<topic>``; a restart within the session
+    timeout then gets its partitions back without a rebalance of the group. None: dynamic
+    membership (every restart rebalances)."""
     session_timeout_ms: int = Field(default=10_000, ge=100)
     heartbeat_interval_ms: int = Field(default=3_000, ge=50)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)

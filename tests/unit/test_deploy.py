@@ -271,6 +271,13 @@ def test_managed_kafka_gets_the_brokers_replication_and_gpus_split_the_model() -
         render({**external, "topicsJob": {"replicationFactor": 1}})
     chosen = of_kind(render(None, "external.yaml"), "ConfigMap")["rel-alignstream-settings"]
     assert chosen["data"]["ALIGNSTREAM_KAFKA_REPLICATION_FACTOR"] == "3"
+    static = of_kind(render({"kafka": {"staticMembership": True}}), "Deployment")
+    for name in ("ingest", "retrieval", "generation", "grading"):
+        env = {e["name"]: e for e in container(static[f"rel-alignstream-{name}"])["env"]}
+        assert env["ALIGNSTREAM_KAFKA_GROUP_INSTANCE"]["valueFrom"] == {
+            "fieldRef": {"fieldPath": "metadata.name"}}  # fmt: skip
+    plain = container(of_kind(render(), "Deployment")["rel-alignstream-ingest"])
+    assert "ALIGNSTREAM_KAFKA_GROUP_INSTANCE" not in {e["name"] for e in plain["env"]}
     two = render({"services": {"generation": {"gpu": {"count": 2}}}})
     env = {e["name"]: e.get("value") for e in container(
         of_kind(two, "Deployment")["rel-alignstream-generation"])["env"]}  # fmt: skip

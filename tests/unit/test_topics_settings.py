@@ -52,12 +52,23 @@ def test_explicit_values_win_over_defaults() -> None:
 
 def test_consumer_options_carry_the_timeouts() -> None:
     options = consumer_options(
-        KafkaSettings(session_timeout_ms=1000, heartbeat_interval_ms=200), group_id="g"
-    )
+        KafkaSettings(session_timeout_ms=1000, heartbeat_interval_ms=200), group_id="g",
+        topic="chat.requests",
+    )  # fmt: skip
     assert options["group_id"] == "g"
     assert options["session_timeout_ms"] == 1000
     assert options["heartbeat_interval_ms"] == 200
     assert options["auto_offset_reset"] == "earliest"
+    assert options["group_instance_id"] is None  # dynamic membership unless named
+
+
+def test_a_named_instance_joins_each_group_statically_once_per_topic() -> None:
+    settings = KafkaSettings(group_instance="generation-7f9c")
+    ids = {consumer_options(settings, group_id="g", topic=t)["group_instance_id"]
+           for t in ("chat.grounded", "chat.cancels")}  # fmt: skip
+    assert ids == {"generation-7f9c.chat.grounded", "generation-7f9c.chat.cancels"}
+    with pytest.raises(ValueError, match="group_instance"):
+        KafkaSettings(group_instance="bad name")
 
 
 def test_security_mapping() -> None:
