@@ -4,7 +4,8 @@
 - ``rules``: rule upserts, deletes, jurisdiction trees and their confirmations;
 - ``changesets``: candidate versions staged under a name, promoted or discarded at once;
 - ``rule_log``: everything the rule log carries;
-- ``chat``: requests, grounded requests, responses and streamed pieces;
+- ``chat``: requests and grounded requests; ``chat_replies``: responses, streamed pieces and
+  cancels;
 - ``exams``: exam jobs and results;
 - ``research``: research jobs (DRPO, C2-SYN, IterAlign) and their progress;
 - ``audit``: one entry per answered request, and its tenant's hash chain;
@@ -50,15 +51,9 @@ from shared.events.changesets import (
 )
 from shared.events.chat import (
     MAX_QUERY_CHARS,
-    CancelReason,
-    ChatCancel,
     ChatMessage,
     ChatRequest,
-    ChatResponse,
-    ChatToken,
     Citation,
-    ErrorInfo,
-    ErrorKind,
     GenerationParams,
     GroundedRequest,
     IclExample,
@@ -69,9 +64,17 @@ from shared.events.chat import (
     RuleScope,
     SearchedScope,
     Strategy,
+    search_text,
+)
+from shared.events.chat_replies import (
+    CancelReason,
+    ChatCancel,
+    ChatResponse,
+    ChatToken,
+    ErrorInfo,
+    ErrorKind,
     Timings,
     Usage,
-    search_text,
 )
 from shared.events.dead_letters import (
     DeadLetter,
