@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from services.cli.changesets import open_sets
-from services.cli.progress import console
+from services.cli.progress import console, waiting_for
 from services.cli.rules import searching
 from services.grading.report import pct
 from shared import events
@@ -57,7 +57,7 @@ def replay_requests(tenant: str, name: str, window: str) -> None:
     candidate_revision(tenant, name)
 
     async def run() -> ReplayReport:
-        with console.status("reading the audit log"):
+        with waiting_for("reading the audit log"):
             read = await read_audit_log(KafkaSettings())
         entries = [link.entry for link in read.of(tenant, since)]
         async with searching() as search:

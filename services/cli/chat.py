@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from services.cli.params import set_name, tenant_option
-from services.cli.progress import console, errors
+from services.cli.progress import console, errors, waiting_for
 from shared import events
 from shared.client import AlignstreamClient
 from shared.settings import KafkaSettings
@@ -81,7 +81,7 @@ def chat(
                 answer = await client.ask_streaming(request, show_text, timeout_s=timeout)
                 console.print()
                 return answer
-            with console.status("waiting for the answer: retrieval, then generation"):
+            with waiting_for("waiting for the answer: retrieval, then generation"):
                 answers = await client.ask([request], timeout_s=timeout)
         return answers[request.request_id]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from services.cli.progress import console
+from services.cli.progress import console, waiting_for
 from services.cli.quiet import stderr_to
 from shared.devstack.servers import DEFAULT_STATE_DIR, LocalStack
 from shared.logging import configure_logging
@@ -37,7 +37,7 @@ def demo(
         configure_logging("demo", level="INFO", json_lines=False)
         stack = LocalStack.remembered(state_dir)
         already_running = all(s.healthy for s in stack.status())
-        with console.status("starting the local stack: a Kafka-protocol broker and Redis"):
+        with waiting_for("starting the local stack: a Kafka-protocol broker and Redis"):
             stack.up()
         from services.cli.demo_run import run_demo
 

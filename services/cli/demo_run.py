@@ -81,10 +81,10 @@ async def _ask(
         for request in requests:
             console.print(grounding_panel(grounded[request.request_id]))
         if not generation.done():
-            async with waiting_for("waiting for the generation service to load the model"):
+            with waiting_for("waiting for the generation service to load the model"):
                 await asyncio.shield(generation)
         generation.result()  # a failed start surfaces here
-        async with waiting_for(f"generating {len(requests)} answers in one batch"):
+        with waiting_for(f"generating {len(requests)} answers in one batch"):
             responses = await tail.collect(
                 events.ChatResponse.model_validate_json,
                 lambda r: r.request_id,

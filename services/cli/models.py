@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from services.cli.groups import command_group
-from services.cli.progress import console
+from services.cli.progress import console, waiting_for
 from services.cli.quiet import stderr_to
 from services.generation.models import smollm2
 
@@ -29,7 +29,7 @@ def prepare(
         return
     log = folder.parent / "prepare.log"  # the converter's progress bars and notices
     with (
-        console.status(f"converting {smollm2.GGUF_NAME} into {folder} (about 30 s)"),
+        waiting_for(f"converting {smollm2.GGUF_NAME} into {folder}"),
         stderr_to(log),
     ):
         smollm2.prepare(folder)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import TextIO
 
 from rich.console import Console
@@ -36,25 +36,26 @@ errors = Console(stderr=True, soft_wrap=True)
 """Errors and hints: on stderr, so output piped elsewhere stays clean."""
 
 
-@contextlib.asynccontextmanager
-async def waiting_for(what: str) -> AsyncIterator[None]:
+@contextlib.contextmanager
+def waiting_for(what: str) -> Iterator[None]:
     """A spinner that says what the command waits for and for how long so far (no guess at
-    how long it will take: that depends on the machine)."""
+    how long it will take: that depends on the machine). A thread counts the seconds, so the
+    work may block (a conversion) or await (a request)."""
     started = time.monotonic()
+    done = threading.Event()
     with console.status(f"{what} (0 s)") as status:
 
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(1.0)
+        def tick() -> None:
+            while not done.wait(1.0):
                 status.update(f"{what} ({time.monotonic() - started:.0f} s)")
 
-        ticker = asyncio.create_task(tick())
+        ticker = threading.Thread(target=tick, name="spinner", daemon=True)
+        ticker.start()
         try:
             yield
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            done.set()
+            ticker.join()
 
 
 def progress_bar() -> Progress:
