@@ -12,24 +12,22 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client.registry import Collector
-from pydantic import TypeAdapter
 
 from shared.consumers import InputConsumers
-from shared.dlq import Check, DeadLetters, Inbox, Record, read_record
+from shared.dlq import DeadLetters, Inbox, records_of
 from shared.events import Event, encode, key_bytes
 from shared.http import HealthServer
 from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
 from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
 from shared.settings import ServiceSettings
 from shared.signing import PipelineSignatures
+from shared.subscription import Batch, Subscription
 from shared.topic_checks import require_compacted_rules
 from shared.topics import TopicNames, TopicSpec
 from shared.tracing import Tracing
@@ -40,41 +38,12 @@ T = TypeVar("T")
 Key = str | bytes | None
 Delivery = Awaitable[Any]
 """A message handed to the producer; awaiting it waits for the broker's acknowledgement."""
-Handler = Callable[[KafkaMessage], Awaitable[None]]
+Handler = Callable[[Batch[Any]], Awaitable[None]]
 Headers = Sequence[Mapping[str, str]] | None
 """One set of headers per record (signatures are added to those of signed topics)."""
 PHASE_FLOOR_S = 5.0
 """Each shutdown phase gets at least this, even when the drain used the budget (the chart's
 grace periods add 30 s to the budget: the three later phases' floors and a margin)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription(Generic[T]):
-    """One consumed topic: what its records decode to and how they are fetched and acked."""
-
-    topic: TopicSpec
-    adapter: TypeAdapter[T]
-    max_records: int
-    batch_timeout_ms: int | None = None
-    """How long a fetch waits to fill a batch; None: FastStream's default."""
-    ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR
-    """``MANUAL``: the handler commits offsets itself (generation, behind finished work)."""
-    authenticate: Callable[[Record], None] | None = None
-    checks: tuple[Check[T], ...] = ()
-    group_id: str | None = None
-    """The consumer group; None: the service's (``group_id`` setting). A topic only one
-    instance reads (a gateway's replies) takes a group of that instance alone."""
-    pause_on_drain: bool = True
-    """Stop fetching when the service starts draining (inputs: the work in flight finishes,
-    no new work is taken). False for what the drain itself waits on (a gateway's replies)."""
-    chat_path: bool = False
-    """A hop every answer waits for: fetched with ``chat_fetch_max_wait_ms``."""
-
-    def read(self, record: Record, *, max_bytes: int) -> T:
-        """A record's message after every check the subscriber applies; ``PoisonMessage``
-        when it would be dead-lettered (e.g. a rebuild reads the rule log this way)."""
-        return read_record(record, self.adapter, max_bytes=max_bytes,
-                           authenticate=self.authenticate, checks=self.checks)  # fmt: skip
 
 
 class Publisher(Protocol):
@@ -188,7 +157,9 @@ class Service:
         async def handle(message: KafkaMessage) -> None:
             with timer.time():
                 try:
-                    await handler(message)
+                    raw = message.raw_message
+                    opened = await inbox.open_batch(raw) if subscription.decoded else []
+                    await handler(Batch(records_of(raw), opened, message.consumer))
                 except Exception:
                     if on_failure is not None:
                         on_failure()

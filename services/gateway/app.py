@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import uvicorn
 from aiokafka.structs import RecordMetadata
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp
 
@@ -46,8 +45,9 @@ from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
 from shared.memory.watermark import Watermark
 from shared.redis import make_redis
-from shared.service import Service, Subscription
+from shared.service import Service
 from shared.signing import RecordSigner
+from shared.subscription import Batch, Subscription
 from shared.tenants import ApiKeys
 from shared.topics import (
     CHAT_CANCELS,
@@ -219,8 +219,8 @@ class GatewayService(Service):
                 landed = {sent.partition: sent.offset + 1}
         return landed
 
-    async def on_replies(self, message: KafkaMessage) -> None:
-        for _, reply in await self.inbox.open_batch(message.raw_message):
+    async def on_replies(self, batch: Batch[events.ChatResponse]) -> None:
+        for reply in batch.events:
             if not self.waiters.dispatch(reply):
                 UNMATCHED.inc()
 

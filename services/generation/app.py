@@ -20,7 +20,6 @@ from typing import cast
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream import AckPolicy
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.trace import Span
 from prometheus_client import Gauge, Histogram
 from pydantic import TypeAdapter
@@ -41,13 +40,14 @@ from services.generation.serving import (
 )
 from services.generation.settings import GenerationSettings
 from shared import events
-from shared.dlq import DeadLetterFailed, Record, records_of
+from shared.dlq import DeadLetterFailed, Record
 from shared.events.base import new_id
 from shared.fairness import FairSlots
 from shared.guards import grounded_reply_guard
 from shared.kafka import admin_client
 from shared.metrics import LATENCY_BUCKETS_S
-from shared.service import Service, Subscription
+from shared.service import Service
+from shared.subscription import Batch, Subscription
 from shared.topics import AUDIT_ENTRIES, CHAT_CANCELS, CHAT_GROUNDED, CHAT_TOKENS, REPLY_TOPICS
 
 IN_FLIGHT = Gauge("alignstream_generation_in_flight", "Generations running now.")
@@ -79,6 +79,7 @@ class GenerationService(Service):
             ack_policy=AckPolicy.MANUAL,  # committed by the committer, behind finished work
             checks=(grounded_reply_guard(self.topics),),
             chat_path=True,
+            decoded=False,  # opened one by one: a dead letter that fails holds its offset
         )
         self.inbox = self.subscribe(grounded, self.on_grounded)
         # Every instance reads every cancel (a group of its own): any of them may hold the
@@ -130,11 +131,11 @@ class GenerationService(Service):
     async def is_live(self) -> bool:
         return self.serving.alive()
 
-    async def on_grounded(self, message: KafkaMessage) -> None:
+    async def on_grounded(self, batch: Batch[events.GroundedRequest]) -> None:
         # FastStream types the consumer as its own protocol; it is aiokafka's, which commits
         # explicit offsets.
-        consumer = cast(Commits, message.consumer)
-        for record in records_of(message.raw_message):
+        consumer = cast(Commits, batch.consumer)
+        for record in batch.records:
             partition = TopicPartition(record.topic, record.partition or 0)
             self.committer.consumed(consumer, partition, record.offset or 0)
             try:
@@ -154,8 +155,8 @@ class GenerationService(Service):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def on_cancels(self, message: KafkaMessage) -> None:
-        for _, cancel in await self.cancel_inbox.open_batch(message.raw_message):
+    async def on_cancels(self, batch: Batch[events.ChatCancel]) -> None:
+        for cancel in batch.events:
             self.cancellations.cancel(cancel)
 
     async def _open(self, record: Record) -> events.GroundedRequest | None:

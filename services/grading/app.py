@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from services.grading.candidates import CandidateEvidence
@@ -39,7 +38,8 @@ from shared import events
 from shared.dlq import PoisonMessage
 from shared.embedders import Embedder
 from shared.redis import make_redis
-from shared.service import Service, Subscription
+from shared.service import Service
+from shared.subscription import Batch, Subscription
 from shared.topics import (
     CHAT_REQUESTS,
     EXAM_ANSWERS,
@@ -156,23 +156,23 @@ class GradingService(Service):
     def _store(self) -> ExamStore:
         return self._core().store
 
-    async def on_jobs(self, message: KafkaMessage) -> None:
+    async def on_jobs(self, batch: Batch[events.ExamJob]) -> None:
         # Redis or the broker failing raises: the batch is redelivered after the back-off
         # (starting a job twice resumes it).
-        for _, job in await self.jobs_inbox.open_batch(message.raw_message):
+        for job in batch.events:
             await self._core().jobs.start(job)
 
-    async def on_research(self, message: KafkaMessage) -> None:
+    async def on_research(self, batch: Batch[events.ResearchJob]) -> None:
         # Submitting a job seen before resumes it (or republishes its end): redelivery is safe.
-        for _, job in await self.research_inbox.open_batch(message.raw_message):
-            await self._core().research.runner.submit(job)
+        for research_job in batch.events:
+            await self._core().research.runner.submit(research_job)
 
-    async def on_answers(self, message: KafkaMessage) -> None:
+    async def on_answers(self, batch: Batch[events.ChatResponse]) -> None:
         # Grading is idempotent: a redelivered batch changes only what was missed.
         replies = self._core().replies
         checked = []
         records: dict[str, JobRecord | None] = {}  # each job's record read once per batch
-        for record, response in await self.answers_inbox.open_batch(message.raw_message):
+        for record, response in batch.opened:
             try:
                 checked.append((await replies.target(response, records), response))
             except PoisonMessage as exc:

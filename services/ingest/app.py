@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Annotated
 
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import Field, TypeAdapter
 
 from services.ingest.audit_chainer import AuditChainer
@@ -26,7 +25,6 @@ from services.ingest.locks import RuleLocks
 from services.ingest.records import rule_records
 from services.ingest.settings import IngestSettings
 from shared import events
-from shared.dlq import Inbox
 from shared.embedders import Embedder, make_embedder
 from shared.events import IndexOutcome, RuleEvent
 from shared.memory.changesets import ChangeSetStore, PromoteResult
@@ -35,8 +33,9 @@ from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.watermark import MemoryWatermark, raw_watermark
 from shared.memory.writer import RuleWriter
-from shared.service import Delivery, Subscription
+from shared.service import Delivery
 from shared.signing import RecordSigner
+from shared.subscription import Batch, Subscription
 from shared.topics import AUDIT_ENTRIES, AUDIT_LOG, RULES_EVENTS, RULES_INDEXED, RULES_LIVE
 
 APPLIED, STALE = IndexOutcome.APPLIED, IndexOutcome.STALE
@@ -106,27 +105,25 @@ class IngestService(RuleMemoryService):
         assert self._history is not None, "service not started"
         return self._history
 
-    async def on_rule_events(self, message: KafkaMessage) -> None:
-        await self._apply_records(self.inbox, message)
+    async def on_rule_events(self, batch: Batch[events.RulesTopicEvent]) -> None:
+        await self._apply_records(batch)
         # Past every record of the batch, dead-lettered ones included (they are done with).
-        await self.watermark.advance(raw_watermark(message.raw_message))
+        await self.watermark.advance(raw_watermark(batch.records))
 
-    async def on_audit_entries(self, message: KafkaMessage) -> None:
+    async def on_audit_entries(self, batch: Batch[events.AuditBatch]) -> None:
         assert self.chainer is not None, "service not started"
-        for record, item in await self.audit_inbox.open_batch(message.raw_message):
+        for record, item in batch.opened:
             await self.chainer.chain_record(record, item)
 
     async def _publish_link(self, link: events.AuditLink) -> None:
         await asyncio.gather(*await self.enqueue_all(self.topics(AUDIT_LOG), [link]))
 
-    async def on_live_events(self, message: KafkaMessage) -> None:
-        await self._apply_records(self.live_inbox, message)
+    async def on_live_events(self, batch: Batch[events.RulesTopicEvent]) -> None:
+        await self._apply_records(batch)
 
-    async def _apply_records(
-        self, inbox: Inbox[events.RulesTopicEvent], message: KafkaMessage
-    ) -> None:
+    async def _apply_records(self, batch: Batch[events.RulesTopicEvent]) -> None:
         # Redis or the embedder failing raises: the batch is redelivered after the back-off.
-        opened = await inbox.open_batch(message.raw_message)
+        opened = batch.opened
         if opened:
             # Recorded first: a version applied is always in the history (a crash between the
             # two records it again on redelivery, which adds nothing).

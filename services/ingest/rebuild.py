@@ -33,9 +33,9 @@ from shared.memory.trees import JurisdictionStore
 from shared.memory.writer import RuleWriter
 from shared.redis import as_text, make_redis
 from shared.replay import TopicReplay
-from shared.service import Subscription
 from shared.settings import KafkaSettings, RedisSettings
 from shared.signing import RecordSigner
+from shared.subscription import Subscription
 from shared.topics import RULES_EVENTS
 
 REPLAY_MAX_BYTES = 1 << 24

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from shared import events
 from shared.guards import rule_key_guard
-from shared.service import Subscription
 from shared.settings import KafkaSettings
 from shared.signing import RecordSigner
+from shared.subscription import Subscription
 from shared.topics import RULES_EVENTS, TopicSpec
 
 

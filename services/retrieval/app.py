@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from services.retrieval.grounding import (
@@ -29,7 +28,7 @@ from shared.memory.trees import JurisdictionStore
 from shared.memory.watermark import MemoryWatermark
 from shared.metrics import UNPUBLISHABLE
 from shared.prompt_sets import PromptSetStore
-from shared.service import Subscription
+from shared.subscription import Batch, Subscription
 from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS, CHAT_RESPONSES
 
 ChatRequestAdapter: TypeAdapter[events.ChatRequest] = TypeAdapter(events.ChatRequest)
@@ -79,9 +78,9 @@ class RetrievalService(RuleMemoryService):
         watermark = MemoryWatermark(client, settings.redis.key_prefix)
         self.grounding = Grounding(self.embedder, retriever, prompt_sets, settings, watermark)
 
-    async def on_chat_requests(self, message: KafkaMessage) -> None:
+    async def on_chat_requests(self, batch: Batch[events.ChatRequest]) -> None:
         received_at = datetime.now(UTC)
-        opened = await self.inbox.open_batch(message.raw_message)
+        opened = batch.opened
         if not opened:
             return
         await self.memory_ready()
