@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from services.cli.groups import command_group
-from services.cli.params import iso_date, tenant_id, tenant_option
+from services.cli.params import iso_date, tenant_option
 from services.cli.progress import console, errors
 from shared import events
 from shared.audit_chain import verify
@@ -53,7 +53,6 @@ def export(
 ) -> None:
     """Write the tenant's chained audit records, in sequence order (with --since: a fragment of
     the chain, verified with ``audit verify --file F --partial``)."""
-    tenant = tenant_id(tenant)
     read = asyncio.run(read_audit_log(KafkaSettings()))
     links = sorted(read.of(tenant, _since(since)), key=lambda link: link.seq)
     if format == "parquet":
@@ -91,13 +90,13 @@ def verify_chain(
 ) -> None:
     """Check each tenant's hash chain: a removed, altered or reordered record is reported, and
     the command exits 1."""
-    who = tenant_id(tenant) if tenant is not None else None
     if file is not None:
         links, rejected = _links_of(file), 0
     else:
         read = asyncio.run(read_audit_log(KafkaSettings()))
         links, rejected = read.links, read.rejected
-    report = verify((link for link in links if who is None or link.tenant == who), partial=partial)
+    report = verify((link for link in links if tenant is None or link.tenant == tenant),
+                    partial=partial)  # fmt: skip
     table = Table("tenant", "records")
     for name, last in report.tenants.items():
         table.add_row(name, str(last))

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from services.cli.params import set_name, tenant_id, tenant_option
+from services.cli.params import set_name, tenant_option
 from services.cli.progress import console, errors
 from services.cli.rules import read_or_exit
 from services.cli.rules_admin import TENANT, TIMEOUT, publisher, rule_memory, snippet
@@ -90,7 +90,6 @@ def stage(
 
 def changes(tenant: str = TENANT) -> None:
     """The tenant's change sets: state, revision, rules, and the exam evidence kept."""
-    tenant = tenant_id(tenant)
 
     async def read() -> list[ChangeSetInfo]:
         async with open_sets() as sets:
@@ -111,7 +110,7 @@ def changes(tenant: str = TENANT) -> None:
 
 def diff(name: str = typer.Argument(..., help="The change set."), tenant: str = TENANT) -> None:
     """What promoting the set would change: each rule's live version and the staged one."""
-    name, tenant = set_name(name), tenant_id(tenant)
+    name = set_name(name)
 
     async def read() -> list[tuple[events.RuleUpsert | events.RuleDelete, events.Rule | None]]:
         async with open_sets() as sets:
@@ -181,7 +180,7 @@ def promote(
 ) -> None:
     """Make every staged version of the set live for the tenant, at once (one event). With
     --require, a gate that fails publishes nothing."""
-    name, tenant = set_name(name), tenant_id(tenant)
+    name = set_name(name)
     gate = Gate.parse(require) if require is not None else None
 
     async def read() -> ChangeSetInfo:
@@ -215,7 +214,7 @@ def discard(
     timeout: float = TIMEOUT,
 ) -> None:
     """Drop the set's staged versions; the live rules stay as they are."""
-    name, tenant = set_name(name), tenant_id(tenant)
+    name = set_name(name)
     event = events.ChangeSetDiscard(tenant=tenant, name=name, publisher=publisher())
     (confirmed,) = asyncio.run(_publish([event], timeout))
     if confirmed.outcome is IndexOutcome.REFUSED:

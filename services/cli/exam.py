@@ -17,7 +17,7 @@ from services.cli.changeset_exam import (
 from services.cli.exam_generate import generate
 from services.cli.following import following
 from services.cli.groups import command_group
-from services.cli.params import set_name, tenant_id, tenant_option
+from services.cli.params import set_name, tenant_option
 from services.cli.progress import console, errors, progress_bar
 from services.grading.datasets import stage_dataset
 from services.grading.queries import ExamJobs
@@ -189,7 +189,7 @@ def run(
     if replay is not None:
         if candidate is None:
             raise typer.BadParameter("--replay needs --candidate NAME", param_hint="--replay")
-        replay_requests(tenant_id(tenant), set_name(candidate), replay)
+        replay_requests(tenant, set_name(candidate), replay)
         return
     if dataset is None:
         raise typer.BadParameter("give the exam file (or --candidate NAME --replay FROM..TO)",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,10 +20,9 @@ from services.cli.progress import console, errors, percentile, progress_bar
 from services.retrieval.settings import RetrievalSettings
 from shared import events
 from shared.client import AlignstreamClient
-from shared.embedders import make_embedder
+from shared.embedders import Embedder, make_embedder
 from shared.events import RulesTopicEvent
 from shared.memory.jurisdictions import JurisdictionMap
-from shared.memory.keys import RuleKeys
 from shared.memory.query import RuleFilter
 from shared.memory.reader import RuleReader
 from shared.memory.retriever import Retrieved, RuleRetriever
@@ -31,7 +31,7 @@ from shared.memory.trees import JurisdictionStore
 from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
 from shared.redis import make_redis
 from shared.rulefiles import read_rule_file
-from shared.settings import KafkaSettings, RedisSettings
+from shared.settings import KafkaSettings
 
 app = command_group(
     "Publish, list, search, roll back and (de)activate rules; show their history; stage, "
@@ -103,12 +103,25 @@ def read_or_exit(
     return parsed.events
 
 
-Search = Callable[[str, str, events.RuleScope], Awaitable[Retrieved]]
-"""``search(tenant, query, scope)``: what retrieval would ground a request in."""
+@dataclass(frozen=True, slots=True)
+class MemorySearch:
+    """``search(tenant, query, scope)``: what retrieval would ground a request in."""
+
+    embedder: Embedder
+    retriever: RuleRetriever
+    reader: RuleReader
+
+    async def __call__(self, tenant: str, query: str, scope: events.RuleScope) -> Retrieved:
+        vector = (await self.embedder.embed([query]))[0].tobytes()
+        today = datetime.now(UTC).date()
+        return await self.retriever.retrieve(tenant, scope, query, vector, today=today)
+
+    async def has_rules(self, tenant: str) -> bool:
+        return (await self.reader.select(RuleFilter(tenant=tenant), limit=1))[1] > 0
 
 
 @contextlib.asynccontextmanager
-async def searching() -> AsyncIterator[Search]:
+async def searching() -> AsyncIterator[MemorySearch]:
     """Exactly what retrieval does for a request: its settings, scope inference, fusion and
     budget (the embedder is loaded once for every search of the block)."""
     settings = RetrievalSettings()
@@ -121,33 +134,18 @@ async def searching() -> AsyncIterator[Search]:
         searcher = settings.searcher(client, schema)
         trees = JurisdictionStore(client, settings.redis.key_prefix)
         retriever = RuleRetriever(searcher, trees, settings.retrieval_options())
-
-        async def search(tenant: str, query: str, scope: events.RuleScope) -> Retrieved:
-            vector = (await embedder.embed([query]))[0].tobytes()
-            today = datetime.now(UTC).date()
-            return await retriever.retrieve(tenant, scope, query, vector, today=today)
-
-        yield search
+        yield MemorySearch(embedder, retriever, RuleReader(client, schema))
     finally:
         await client.aclose()
         await embedder.close()
 
 
-async def _search(tenant: str, query: str, scope: events.RuleScope) -> tuple[Retrieved, int]:
-    """What retrieval finds, and (when it found nothing) how many rules the tenant has."""
+async def _search(tenant: str, query: str, scope: events.RuleScope) -> tuple[Retrieved, bool]:
+    """What retrieval finds, and whether the tenant has any rule at all (asked only when
+    nothing was found)."""
     async with searching() as search:
         found = await search(tenant, query, scope)
-    return found, (1 if found.candidates else await _rule_total(tenant))
-
-
-async def _rule_total(tenant: str) -> int:
-    settings = RedisSettings()
-    client = make_redis(settings)
-    try:
-        reader = RuleReader(client, RuleKeys(settings.key_prefix))
-        return (await reader.select(RuleFilter(tenant=tenant), limit=1))[1]
-    finally:
-        await client.aclose()
+        return found, bool(found.candidates) or await search.has_rules(tenant)
 
 
 def _rank(rank: int | None) -> str:
@@ -212,8 +210,8 @@ def search(
         top_k=k,
         token_budget=budget,
     )
-    found, total = asyncio.run(_search(tenant, query, scope))
-    if total == 0:
+    found, has_rules = asyncio.run(_search(tenant, query, scope))
+    if not has_rules:
         errors.print(f"tenant {tenant} has no rules in the memory; publish some first: "
                      f"alignstream rules publish FILE --tenant {tenant}", markup=False)  # fmt: skip
         raise typer.Exit(1)

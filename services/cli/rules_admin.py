@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import typer
 from rich.table import Table
 
-from services.cli.params import iso_date, rule_id, tenant_id, tenant_option
+from services.cli.params import iso_date, rule_id, tenant_option
 from services.cli.progress import console, errors
 from services.cli.rules import publish_events
 from shared import events
@@ -66,7 +66,7 @@ def list_rules(
     """The tenant's rules that match every filter given, in rule id order, a page at a time."""
     selection = RuleSelection(tuple(scope), tuple(domain), tuple(status), tuple(tag),
                               in_force=iso_date(in_force, "--in-force"))  # fmt: skip
-    flt = selection.filter(tenant_id(tenant))
+    flt = selection.filter(tenant)
 
     async def select() -> tuple[list[StoredRule], int]:
         async with rule_memory() as memory:
@@ -86,7 +86,7 @@ def list_rules(
 
 def show(rule: str = typer.Argument(..., help="Rule id."), tenant: str = TENANT) -> None:
     """One rule as the memory serves it now, with its live version."""
-    rule, tenant = rule_id(rule), tenant_id(tenant)
+    rule = rule_id(rule)
 
     async def read() -> tuple[events.Rule | None, int, int]:
         async with rule_memory() as memory:
@@ -115,7 +115,7 @@ def history(
 ) -> None:
     """Every version of a rule, newest first: when it was published, by whom, how it was signed,
     and which one is live."""
-    rule, tenant = rule_id(rule), tenant_id(tenant)
+    rule = rule_id(rule)
 
     async def read() -> tuple[list[HistoryEntry], int]:
         async with rule_memory() as memory:
@@ -163,7 +163,7 @@ def rollback(
     timeout: float = TIMEOUT,
 ) -> None:
     """Publish an old version's content as the rule's next version."""
-    rule, tenant = rule_id(rule), tenant_id(tenant)
+    rule = rule_id(rule)
 
     async def build(memory: RuleLifecycle) -> list[events.RuleUpsert]:
         return [await memory.rollback(tenant, rule, to, publisher=publisher())]
@@ -174,7 +174,7 @@ def rollback(
 
 def _set_status(rules: list[str], tenant: str, status: events.RuleStatus, wait: bool,
                 timeout: float) -> None:  # fmt: skip
-    ids, tenant = [rule_id(r) for r in rules], tenant_id(tenant)
+    ids = [rule_id(r) for r in rules]
 
     async def build(memory: RuleLifecycle) -> list[events.RuleUpsert]:
         found = [await memory.with_status(tenant, r, status, publisher=publisher()) for r in ids]

@@ -50,10 +50,12 @@ class JobKeys:
                 self.keys.active_jobs_key(self.kind, tenant)))  # fmt: skip
         return sorted(found)
 
-    async def find(
-        self, redis: aioredis.Redis, tenant: str, prefix: str, *, limit: int = 10
-    ) -> list[str]:
+    async def newest(self, redis: aioredis.Redis, tenant: str, limit: int) -> list[str]:
+        """Ids of the tenant's newest ``limit`` jobs, newest first."""
+        return [as_text(i) for i in await redis.zrevrange(self.jobs(tenant), 0, limit - 1)]
+
+    async def find(self, redis: aioredis.Redis, tenant: str, prefix: str) -> list[str]:
         """Ids of the tenant's jobs that start with ``prefix`` (a shortened id), newest first,
-        at most ``limit``."""
+        at most 10."""
         ids = [as_text(i) for i in await redis.zrevrange(self.jobs(tenant), 0, -1)]
-        return [i for i in ids if i.startswith(prefix)][:limit]
+        return [i for i in ids if i.startswith(prefix)][:10]

@@ -22,24 +22,6 @@ from shared.settings import RedisSettings
 R = TypeVar("R")
 
 
-def _no_job(kind: str, tenant: str, job_id: str) -> Hinted:
-    return Hinted(f"tenant {tenant} has no {kind} job {job_id}",
-                  f"alignstream {kind} list --tenant {tenant}")  # fmt: skip
-
-
-async def resolve_id(
-    kind: str, tenant: str, job_id: str, find: Callable[[str, str], Awaitable[list[str]]]
-) -> str:
-    """The id of the tenant's job that ``job_id`` is, or is the only one to start with."""
-    matches = await find(tenant, job_id)
-    if job_id in matches or len(matches) == 1:
-        return job_id if job_id in matches else matches[0]
-    if matches:
-        raise Hinted(f"{job_id} matches several {kind} jobs of {tenant}: {', '.join(matches)}",
-                     "give more of the id")  # fmt: skip
-    raise _no_job(kind, tenant, job_id)
-
-
 async def find_job(
     kind: str,
     tenant: str,
@@ -47,12 +29,19 @@ async def find_job(
     get: Callable[[str], Awaitable[R | None]],
     find: Callable[[str, str], Awaitable[list[str]]],
 ) -> R:
-    """The record of the tenant's job ``job_id`` names: its id, or the start of only one."""
+    """The record of the tenant's job whose id is ``job_id``, or the only one to start with it;
+    ``Hinted`` when none or several are."""
     record = await get(scoped_id(tenant, job_id))
+    if record is not None:
+        return record
+    matches = await find(tenant, job_id)
+    if len(matches) > 1:
+        raise Hinted(f"{job_id} matches several {kind} jobs of {tenant}: {', '.join(matches)}",
+                     "give more of the id")  # fmt: skip
+    record = await get(scoped_id(tenant, matches[0])) if matches else None
     if record is None:
-        record = await get(scoped_id(tenant, await resolve_id(kind, tenant, job_id, find)))
-    if record is None:
-        raise _no_job(kind, tenant, job_id)
+        raise Hinted(f"tenant {tenant} has no {kind} job {job_id}",
+                     f"alignstream {kind} list --tenant {tenant}")  # fmt: skip
     return record
 
 
@@ -124,6 +113,4 @@ class ResearchJobs:
         return (record, False) if cancelled is None else (cancelled, True)
 
     async def recent(self, tenant: str, limit: int) -> list[ResearchRecord]:
-        ids = await self.store.find(tenant, "", limit=limit)
-        records = [await self.store.get(scoped_id(tenant, i)) for i in ids]
-        return [r for r in records if r is not None]
+        return await self.store.recent(tenant, limit)

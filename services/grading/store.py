@@ -179,8 +179,8 @@ class ExamStore:
 
     async def recent(self, tenant: str, limit: int = 50) -> list[JobRecord]:
         """The tenant's newest jobs first."""
-        ids = await self.redis.zrevrange(self._jobs_key(tenant), 0, limit - 1)
-        records = [await self.record_of(scoped_id(tenant, as_text(i))) for i in ids]
+        ids = await self.keys.newest(self.redis, tenant, limit)
+        records = [await self.record_of(scoped_id(tenant, i)) for i in ids]
         return [r for r in records if r is not None]
 
     async def find(self, tenant: str, prefix: str) -> list[str]:

@@ -98,8 +98,14 @@ class ResearchStore:
             return record.model_copy(update={"status": JobStatus.CANCELLED})
         return record
 
-    async def find(self, tenant: str, prefix: str, *, limit: int = 10) -> list[str]:
-        return await self.keys.find(self.redis, tenant, prefix, limit=limit)
+    async def recent(self, tenant: str, limit: int) -> list[ResearchRecord]:
+        """The tenant's newest jobs first."""
+        ids = await self.keys.newest(self.redis, tenant, limit)
+        records = [await self.get(scoped_id(tenant, i)) for i in ids]
+        return [r for r in records if r is not None]
+
+    async def find(self, tenant: str, prefix: str) -> list[str]:
+        return await self.keys.find(self.redis, tenant, prefix)
 
     async def cancel(self, sid: str) -> ResearchRecord | None:
         """Ask a running job to stop (no longer active: no replica resumes it); its record,
