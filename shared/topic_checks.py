@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin.config_resource import ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from shared.kafka import admin_client
+from shared.kafka_configs import config_values
 from shared.settings import KafkaSettings
 from shared.topics import RULES_EVENTS, TopicSpec, all_topics
 
@@ -87,19 +88,11 @@ async def _cleanup_policies(admin: AIOKafkaAdminClient, names: list[str]) -> dic
     """Each topic's reported cleanup.policy. A principal without DescribeConfigs rights (or a
     broker that does not answer it) leaves them unreported: a check never stops a service for
     what it cannot see."""
-    resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
     try:
-        responses = await admin.describe_configs(resources)
+        return await config_values(admin, ConfigResourceType.TOPIC, names, "cleanup.policy")
     except KafkaError as exc:
         log.warning("topic configs not readable", extra={"error": str(exc)})
         return {}
-    policies: dict[str, str] = {}
-    for response in responses:
-        for code, _message, _type, topic, entries in response.resources:
-            for entry in entries if code == 0 else ():
-                if entry[0] == "cleanup.policy":
-                    policies[topic] = entry[1]
-    return policies
 
 
 async def check_topics(

@@ -11,9 +11,10 @@ import logging
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin.config_resource import ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from shared.kafka_configs import config_values
 from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -26,18 +27,13 @@ def _node_ids(cluster: dict[str, Any]) -> list[int]:
 
 
 async def _reported_default(admin: AIOKafkaAdminClient, node: int) -> int | None:
-    resource = ConfigResource(ConfigResourceType.BROKER, str(node), {DEFAULT_KEY: None})
     try:
-        responses = await admin.describe_configs([resource])
+        found = await config_values(admin, ConfigResourceType.BROKER, [str(node)], DEFAULT_KEY)
     except KafkaError as exc:  # no DescribeConfigs right, or a broker that does not answer it
         log.info("broker configs not readable", extra={"error": str(exc)})
         return None
-    for response in responses:
-        for code, _message, _type, _name, entries in response.resources:
-            for entry in entries if code == 0 else ():
-                if entry[0] == DEFAULT_KEY and str(entry[1]).isdigit():
-                    return int(entry[1])
-    return None
+    value = found.get(str(node), "")
+    return int(value) if value.isdigit() else None
 
 
 async def replication_factor(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> int:

@@ -133,9 +133,9 @@ async def _events(first: StreamItem, rest: AsyncGenerator[StreamItem]) -> AsyncI
 
 
 def build_app(gateway: Gateway, *, max_body_bytes: int) -> FastAPI:
-    app = FastAPIOffline(title="alignstream gateway", version="1",
-                  description="OpenAI-compatible chat completions grounded in the tenant's "
-                              "rules, the rules API and the check endpoint.")  # fmt: skip
+    description = ("OpenAI-compatible chat completions grounded in the tenant's rules, the "
+                   "rules API and the check endpoint.")  # fmt: skip
+    app = FastAPIOffline(title="alignstream gateway", version="1", description=description)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
