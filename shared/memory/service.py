@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from shared.embedders import Embedder
 from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.schema import RuleSchema
-from shared.redis import make_redis
+from shared.redis import make_redis, wait_until_loaded
 from shared.service import Service
 from shared.settings import ServiceSettings
 
@@ -26,15 +28,16 @@ class RuleMemoryService(Service):
     async def on_start(self) -> None:
         redis = self.settings.redis
         client = make_redis(redis)
-        try:  # the memory first: a wrong REDIS_URL fails before the model loads
-            await client.ping()
+        deadline = time.monotonic() + self.memory_ready_timeout_s  # one budget for the memory
+        try:  # the memory first (waiting for it, as a service must), then the model
+            await wait_until_loaded(client, timeout_s=self.memory_ready_timeout_s)
         except Exception:
             await client.aclose()
             raise
         await self.embedder.start()
         schema = RuleSchema(redis.key_prefix, self.embedder.dim, self.embedder.name)
-        self.indexes = await open_indexes(client, schema,
-                                          ready_timeout_s=self.memory_ready_timeout_s)  # fmt: skip
+        left = max(1.0, deadline - time.monotonic())
+        self.indexes = await open_indexes(client, schema, ready_timeout_s=left)
 
     def running_indexes(self) -> RuleIndexes:
         """The rule indexes of a started service."""
