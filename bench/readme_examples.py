@@ -10,20 +10,20 @@ tested with a scripted judge (tests/integration/test_research_jobs.py and the li
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import re
 import shlex
-import signal
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from shared.devstack.process import free_port
+from tests.integration.helpers import ServiceProcess
 from tests.integration.test_readme import readme_commands
 
 ROOT = Path(__file__).parents[1]
@@ -52,37 +52,19 @@ def examples() -> tuple[list[str], list[str]]:
     return [c for c in found if c not in judged], judged
 
 
-def _ready(port: int) -> bool:
-    url = f"http://127.0.0.1:{port}/readyz"
-    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
-        return bool(answer.status == 200)
-    return False
-
-
 @contextlib.contextmanager
 def services(checkout: Path, env: dict[str, str], logs: Path) -> Iterator[None]:
     """The pipeline's services as a person starts them, each until it answers /readyz."""
-    started: list[subprocess.Popen[bytes]] = []
+    started = [ServiceProcess(name, env, logs / f"{name}.log", checkout=checkout)
+               for name in SERVICES]  # fmt: skip
     try:
-        for name in SERVICES:
-            port = free_port()
-            log = (logs / f"{name}.log").open("wb")
-            command = [str(checkout / ".venv/bin/alignstream"), "serve", name]
-            own = {**env, "ALIGNSTREAM_HTTP_PORT": str(port)}
-            started.append(subprocess.Popen(command, cwd=checkout, env=own, stdout=log,
-                                            stderr=log))  # fmt: skip
-            deadline = time.monotonic() + 600
-            while not _ready(port):
-                if started[-1].poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{name} did not start: see {logs / (name + '.log')}")
-                time.sleep(1)
+        for service in started:
+            service.start()
+            asyncio.run(service.ready(timeout_s=600))
         yield
     finally:
-        for process in started:
-            process.send_signal(signal.SIGTERM)
-        for process in started:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=180)
+        for service in started:
+            service.stop()
 
 
 def run(checkout: Path) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def _bounds(kind: str, ctx: Mapping[str, Any]) -> str | None:
 def _text(kind: str, msg: str, ctx: Mapping[str, Any], where: str) -> str:
     if kind == "string_pattern_mismatch":
         return f"must be {PATTERNS.get(str(ctx.get('pattern')), 'in the documented form')}"
-    if kind.startswith("date_") or kind == "date_type":
+    if kind.startswith("date_"):
         return "must be a date written YYYY-MM-DD, e.g. 2026-01-31"
     if kind.startswith("datetime_"):
         return "must be a date and time in ISO 8601, e.g. 2026-01-31T09:30:00Z"

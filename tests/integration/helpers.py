@@ -37,11 +37,19 @@ class ServiceProcess:
     output goes to ``log`` (appended across restarts)."""
 
     def __init__(
-        self, name: str, env: dict[str, str], log: Path, *, wrapper: Sequence[str] = ()
+        self,
+        name: str,
+        env: dict[str, str],
+        log: Path,
+        *,
+        wrapper: Sequence[str] = (),
+        checkout: Path | None = None,
     ) -> None:
         self.name = name
         self.wrapper = list(wrapper)
         """A command the service runs under (e.g. tests/integration/read_only_root.sh)."""
+        self.checkout = checkout
+        """Another checkout to run the service from, with its own .venv (None: this one)."""
         self.port = free_port()
         self.env = {**os.environ, **env, "ALIGNSTREAM_HTTP_HOST": "127.0.0.1",
                     "ALIGNSTREAM_HTTP_PORT": str(self.port)}  # fmt: skip
@@ -49,10 +57,12 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [*self.wrapper, sys.executable, "-m", "services.cli", "serve", self.name]
+        root = self.checkout or Path(__file__).parents[2]
+        python = str(root / ".venv/bin/python") if self.checkout else sys.executable
+        command = [*self.wrapper, python, "-m", "services.cli", "serve", self.name]
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, env=self.env, cwd=Path(__file__).parents[2],
-                                            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            self.process = subprocess.Popen(command, env=self.env, cwd=root, stdout=out,
+                                            stderr=subprocess.STDOUT)  # fmt: skip
 
     async def ready(self, timeout_s: float = 90.0) -> float:
         """Wait until ``/readyz`` answers 200; return the seconds it took."""
