@@ -4,6 +4,7 @@ that ended while the service runs leaves a pod that looks up and does nothing)."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,13 +45,18 @@ class DrainListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafk
 
     inputs: InputConsumers
     watched: list[_Watched] = field(default_factory=list)
+    revoked_hook: Callable[[set[Any]], Awaitable[Any]] | None = None
+    assigned_hook: Callable[[set[Any]], None] | None = None
 
     # Coroutines: FastStream runs a plain listener method in a worker thread, where aiokafka
     # cannot pause (it needs the event loop).
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
+        if self.revoked_hook is not None and revoked:
+            await self.revoked_hook(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.assigned_hook is not None and assigned:
+            self.assigned_hook(set(assigned))
         if self.inputs.draining and assigned:
             for watched in self.watched:
                 watched.pause(assigned)
@@ -61,9 +67,15 @@ class InputConsumers:
         self._watched: list[_Watched] = []
         self.draining = False
 
-    def listener(self) -> DrainListener:
-        """The rebalance listener of the next subscriber ``add`` registers."""
-        return DrainListener(self)
+    def listener(
+        self,
+        *,
+        on_revoked: Callable[[set[Any]], Awaitable[Any]] | None = None,
+        on_assigned: Callable[[set[Any]], None] | None = None,
+    ) -> DrainListener:
+        """The rebalance listener of the next subscriber ``add`` registers (with the
+        subscription's own rebalance hooks)."""
+        return DrainListener(self, revoked_hook=on_revoked, assigned_hook=on_assigned)
 
     def add(
         self,

@@ -170,7 +170,8 @@ class Service:
         fetch: dict[str, Any] = {"max_records": subscription.max_records}
         if subscription.batch_timeout_ms is not None:
             fetch["batch_timeout_ms"] = subscription.batch_timeout_ms
-        listener = self.inputs.listener()
+        listener = self.inputs.listener(on_revoked=subscription.on_revoked,
+                                        on_assigned=subscription.on_assigned)  # fmt: skip
         subscriber = self.broker.subscriber(
             self.topics(spec),
             listener=listener,

@@ -9,7 +9,7 @@ behind finished work (generation) takes the records undecoded and opens them one
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -59,6 +59,11 @@ class Subscription(Generic[T]):
     """A hop every answer waits for: fetched with ``chat_fetch_max_wait_ms``."""
     decoded: bool = True
     """False: the handler opens the records itself, one by one (``Batch.opened`` is empty)."""
+    on_revoked: Callable[[set[Any]], Awaitable[Any]] | None = None
+    """Runs when the group takes partitions away, before it hands them to another member (the
+    rebalance waits for it: generation finishes or aborts the work of those partitions)."""
+    on_assigned: Callable[[set[Any]], None] | None = None
+    """Runs when the group hands this member partitions (again)."""
 
     def read(self, record: Record, *, max_bytes: int) -> T:
         """A record's message after every check the subscriber applies; ``PoisonMessage``

@@ -30,6 +30,7 @@ from services.generation.cancels import CANCELLED, Cancellations
 from services.generation.committer import Commits, OrderedCommitter
 from services.generation.delivery import ResponseDelivery
 from services.generation.reply_topics import ReplyTopics
+from services.generation.revocation import REVOCATION_SECONDS, REVOKED, PartitionWork
 from services.generation.serving import (
     ERRORS,
     TOKENS,
@@ -64,13 +65,18 @@ CancelAdapter: TypeAdapter[events.ChatCancel] = TypeAdapter(events.ChatCancel)
 class GenerationService(Service):
     name = "generation"
     settings_class = GenerationSettings
-    metrics = (IN_FLIGHT, QUEUE_WAIT, TTFT, TOKENS, TOKENS_PER_S, ERRORS, CANCELLED)
+    metrics = (IN_FLIGHT, QUEUE_WAIT, TTFT, TOKENS, TOKENS_PER_S, ERRORS, CANCELLED, REVOKED,
+               REVOCATION_SECONDS)  # fmt: skip
 
     def __init__(
         self, settings: GenerationSettings, backend: GenerationBackend | None = None
     ) -> None:
         super().__init__(settings)
         self.settings: GenerationSettings = settings
+        self.committer = OrderedCommitter()
+        self.work: PartitionWork[TopicPartition] = PartitionWork(
+            settings.revoke_grace_s, settings.revoke_delivery_bound_s, self.committer.settle
+        )
         grounded = Subscription(
             CHAT_GROUNDED,
             GroundedAdapter,
@@ -80,6 +86,8 @@ class GenerationService(Service):
             checks=(grounded_reply_guard(self.topics),),
             chat_path=True,
             decoded=False,  # opened one by one: a dead letter that fails holds its offset
+            on_revoked=self.work.revoke,  # finish or abort, never both (``revocation.py``)
+            on_assigned=self.work.assigned,
         )
         self.inbox = self.subscribe(grounded, self.on_grounded)
         # Every instance reads every cancel (a group of its own): any of them may hold the
@@ -103,7 +111,6 @@ class GenerationService(Service):
                                          lambda: self.stopping, reply_topics, audit)  # fmt: skip
         self.serving = Serving(backend or make_backend(settings), settings,
                                self.delivery.publish_token)  # fmt: skip
-        self.committer = OrderedCommitter()
         shared_cap = max(1, int(settings.max_in_flight * settings.tenant_share))
         self.slots = FairSlots(settings.max_in_flight, settings.max_in_flight_per_tenant,
                                shared_cap=shared_cap)  # fmt: skip
@@ -137,6 +144,8 @@ class GenerationService(Service):
         consumer = cast(Commits, batch.consumer)
         for record in batch.records:
             partition = TopicPartition(record.topic, record.partition or 0)
+            if not self.work.accepts(partition):
+                continue  # revoked since fetched: its next owner reads it
             self.committer.consumed(consumer, partition, record.offset or 0)
             try:
                 grounded = await self._open(record)
@@ -151,7 +160,12 @@ class GenerationService(Service):
                             "alignstream.strategy": grounded.request.strategy.value},
             )  # fmt: skip
             await self._window.acquire()  # backpressure: queue_max requests wait already
+            if not self.work.accepts(partition):  # revoked while waiting
+                self._window.release()
+                span.end()
+                continue
             task = asyncio.create_task(self._serve(grounded, record, partition, span))
+            self.work.track(partition, task)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -184,6 +198,8 @@ class GenerationService(Service):
             else:
                 response = await self._answer(grounded, span)
                 traced_response(span, response)
+                if not self.work.may_deliver():
+                    return  # revoked: aborted, its next owner answers it
                 answering = self.serving.answering(grounded.request)
                 done = await self.delivery.deliver(answering, record, response,
                                                    headers=self.tracing.headers(span))  # fmt: skip
@@ -214,6 +230,8 @@ class GenerationService(Service):
         request = grounded.request
         queued = time.perf_counter()
         async with self.slots.slot(request.tenant):
+            if not self.work.may_generate():
+                raise asyncio.CancelledError  # revoked while queued: its next owner answers it
             waited = time.perf_counter() - queued
             QUEUE_WAIT.observe(waited)
             span.set_attribute("alignstream.queue_wait_ms", waited * 1000)

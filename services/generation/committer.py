@@ -47,11 +47,22 @@ class OrderedCommitter:
         if self._committing.locked():
             return  # the commit in flight takes it next
         async with self._committing:
-            while self._due:
-                due, self._due = self._due, {}
-                try:
-                    await self._consumer.commit(due)
-                except Exception:  # rebalanced away: the new owner redelivers
-                    log.warning("offset commit failed", extra={"partitions": [str(p) for p in due]})
-                    for revoked in due:
-                        self._offsets.forget(revoked)
+            await self._commit_due()
+
+    async def settle(self, partitions: set[TopicPartition]) -> None:
+        """Commit everything finished, then forget ``partitions``: they are being revoked, and
+        their next owner starts from what is committed now."""
+        async with self._committing:
+            await self._commit_due()
+        for revoked in partitions:
+            self._offsets.forget(revoked)
+
+    async def _commit_due(self) -> None:
+        while self._due and self._consumer is not None:
+            due, self._due = self._due, {}
+            try:
+                await self._consumer.commit(due)
+            except Exception:  # rebalanced away: the new owner redelivers
+                log.warning("offset commit failed", extra={"partitions": [str(p) for p in due]})
+                for revoked in due:
+                    self._offsets.forget(revoked)

@@ -88,6 +88,14 @@ class GenerationSettings(ServiceSettings):
     takes a slot)."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """A generation slower than this is cancelled and answered with a timeout error."""
+    revoke_grace_s: float = Field(default=5.0, ge=0)
+    """When the group takes a partition away (a scale step, a restart), how long a request of
+    it that is generating may take to finish here; later it is aborted and its next owner
+    answers it. The whole group waits for this during the rebalance (every member: aiokafka
+    rebalances eagerly), so it trades a shorter pause against generations thrown away."""
+    revoke_delivery_bound_s: float = Field(default=10.0, gt=0)
+    """How long a revocation waits for answers being published (retried through an outage);
+    one still unpublished then may be answered again by the next owner (counted)."""
     shutdown_timeout_s: float = Field(default=150.0, gt=0)
     """The shutdown's budget: the drain lets generations in flight finish (up to
     ``request_timeout_s``), then the broker stop and the engine's close."""
