@@ -12,7 +12,7 @@ applied version (the copy that comes second is confirmed ``stale``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 from pydantic import Field, TypeAdapter
@@ -32,7 +32,7 @@ from shared.memory.history import RuleHistory, history_entries
 from shared.memory.service import RuleMemoryService
 from shared.memory.trees import JurisdictionStore
 from shared.memory.watermark import MemoryWatermark, raw_watermark
-from shared.memory.writer import RuleWriter
+from shared.memory.writer import RuleWriter, WriteResult
 from shared.service import Delivery
 from shared.signing import RecordSigner
 from shared.subscription import Batch, Subscription
@@ -202,12 +202,17 @@ class IngestService(RuleMemoryService):
                 confirmed.update(confirmations)
                 deliveries.extend(await self.enqueue_all(topic, confirmations.values()))
 
-            async def confirm_written(written: Sequence[RuleEvent], changed: set[Slot]) -> None:
-                await send({id(e): confirm(e, APPLIED if e.target.slot in changed else STALE)
+            async def confirm_written(
+                written: Sequence[RuleEvent], results: Mapping[Slot, WriteResult]
+            ) -> None:
+                await send({id(e): confirm(e, APPLIED if results[e.target.slot] else STALE,
+                                           copy=results[e.target.slot] is WriteResult.ALREADY)
                             for e in written})  # fmt: skip
 
             outcomes = await self.ingestor.run(prepared, on_written=confirm_written)
-            await send({id(e): confirm(e, o) for e, o in zip(batch, outcomes, strict=True)
+            copies = prepared.plan.copies
+            await send({id(e): confirm(e, o, copy=e.event_id in copies)
+                        for e, o in zip(batch, outcomes, strict=True)
                         if id(e) not in confirmed})  # fmt: skip
             await asyncio.gather(*deliveries)
         return [confirmed[id(e)] for e in batch]

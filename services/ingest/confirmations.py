@@ -10,7 +10,8 @@ from shared.metrics import LATENCY_BUCKETS_S
 
 RULES_APPLIED = Counter(
     "alignstream_rules_indexed_total",
-    "Rule events processed by ingest, by operation and outcome (applied or stale).",
+    "Rule events processed by ingest, by operation and outcome (applied; copy: applied already "
+    "by another copy of the event, the other lane's or another instance's; stale).",
     ["op", "outcome"],
 )
 EVENT_TO_SERVABLE = Histogram(
@@ -21,8 +22,14 @@ EVENT_TO_SERVABLE = Histogram(
 
 
 def confirm(
-    event: events.RulesTopicEvent, outcome: events.IndexOutcome, conflicts: tuple[str, ...] = ()
+    event: events.RulesTopicEvent,
+    outcome: events.IndexOutcome,
+    conflicts: tuple[str, ...] = (),
+    *,
+    copy: bool = False,
 ) -> events.RuleIndexed:
+    """``copy``: the event's version was applied by another copy of it (confirmed applied, as
+    the edit is servable; counted apart, and not timed again)."""
     tenant, rule_id, version = event.target
     change_set = event.name if isinstance(event, events.ChangeSetEvent) else None
     confirmation = events.RuleIndexed(
@@ -36,7 +43,7 @@ def confirm(
         source_event_id=event.event_id,
         event_created_at=event.created_at,
     )
-    RULES_APPLIED.labels(event.op, outcome.value).inc()
-    if outcome is events.IndexOutcome.APPLIED:
+    RULES_APPLIED.labels(event.op, "copy" if copy else outcome.value).inc()
+    if outcome is events.IndexOutcome.APPLIED and not copy:
         EVENT_TO_SERVABLE.observe(confirmation.latency_ms / 1000.0)
     return confirmation

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Histogram
@@ -12,7 +12,7 @@ from shared.embedders import Embedder
 from shared.events import IndexOutcome, JurisdictionTree, MemoryEvent, RuleEvent, RuleUpsert
 from shared.memory.schema import embedding_text
 from shared.memory.trees import JurisdictionStore
-from shared.memory.writer import Plan, RuleWriter, plan
+from shared.memory.writer import Plan, RuleWriter, WriteResult, plan
 from shared.metrics import LATENCY_BUCKETS_S
 
 EMBED_BATCH = Histogram(
@@ -28,9 +28,10 @@ EMBED_SECONDS = Histogram(
 Slot = tuple[str, str]
 """A rule: ``(tenant, rule_id)``."""
 
-OnWritten = Callable[[Sequence[RuleEvent], set[Slot]], Awaitable[None]]
-"""Called as each write lands, with the events written and the rules it changed (the others
-lost a race to a newer version): their outcomes are final."""
+OnWritten = Callable[[Sequence[RuleEvent], Mapping[Slot, WriteResult]], Awaitable[None]]
+"""Called as each write lands, with the events written and what the write did with each rule
+(written, already written by another copy of the event, or stale: it lost a race to a newer
+version): their outcomes are final."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,8 @@ class RuleIngestor:
         self.chunk_size = chunk_size
 
     async def apply(self, batch: list[MemoryEvent], *, restore: bool = False) -> list[IndexOutcome]:
-        """Apply a batch in order; the outcome of each event (APPLIED only if it changed Redis).
+        """Apply a batch in order; the outcome of each event (APPLIED when its version is now
+        in Redis: written, or already by another copy of it).
         ``restore`` (a rebuild after ``--drop``): rewrite the documents of applied versions.
         Jurisdiction trees replace the tenant's tree when newer."""
         return await self.run(await self.prepare(batch, restore=restore))
@@ -80,8 +82,9 @@ class RuleIngestor:
     async def prepare(self, batch: list[MemoryEvent], *, restore: bool = False) -> PreparedBatch:
         """Read the rules' applied versions and choose the writes (nothing is written yet)."""
         rules = [e for e in batch if not isinstance(e, JurisdictionTree)]
-        applied = await self.writer.applied_versions([e.target.slot for e in rules])
-        return PreparedBatch(batch, rules, plan(rules, applied, restore=restore), restore)
+        applied, applied_by = await self.writer.applied([e.target.slot for e in rules])
+        chosen = plan(rules, applied, restore=restore, applied_by=applied_by)
+        return PreparedBatch(batch, rules, chosen, restore)
 
     async def run(
         self, prepared: PreparedBatch, *, on_written: OnWritten | None = None
@@ -102,7 +105,7 @@ class RuleIngestor:
         self, prepared: PreparedBatch, on_written: OnWritten | None
     ) -> list[IndexOutcome]:
         chosen, restore = prepared.plan, prepared.restore
-        changed: set[Slot] = set()
+        results: dict[Slot, WriteResult] = {}
         deletes = [e for e in chosen.writes.values() if not isinstance(e, RuleUpsert)]
         # Each rule is written at most once per batch, so chunks may be written in any order.
         writing = asyncio.create_task(self._write(deletes, {}, restore, on_written))
@@ -110,13 +113,15 @@ class RuleIngestor:
         for start, end in chunk_bounds(len(upserts), self.chunk_size):
             chunk = upserts[start:end]
             vectors = await self._embed(chunk)
-            changed |= await writing
+            results |= await writing
             writing = asyncio.create_task(self._write(chunk, vectors, restore, on_written))
-        changed |= await writing
+        results |= await writing
+        # A written event's outcome is its write's; the others' the plan's (stale, or applied
+        # already by another copy of the event).
         return [
-            IndexOutcome.APPLIED
-            if outcome is IndexOutcome.APPLIED and event.target.slot in changed
-            else IndexOutcome.STALE
+            (IndexOutcome.APPLIED if results[event.target.slot] else IndexOutcome.STALE)
+            if chosen.writes.get(event.target.slot) is event
+            else outcome
             for event, outcome in zip(prepared.rules, chosen.outcomes, strict=True)
         ]
 
@@ -135,14 +140,14 @@ class RuleIngestor:
         vectors: dict[Slot, bytes],
         restore: bool,
         on_written: OnWritten | None,
-    ) -> set[Slot]:
+    ) -> dict[Slot, WriteResult]:
         if not writes:
-            return set()
-        results = await self.writer.write(writes, vectors, restore=restore)
-        changed = {e.target.slot for e, ok in zip(writes, results, strict=True) if ok}
+            return {}
+        written = await self.writer.write(writes, vectors, restore=restore)
+        results = {e.target.slot: r for e, r in zip(writes, written, strict=True)}
         if on_written is not None:
-            await on_written(writes, changed)
-        return changed
+            await on_written(writes, results)
+        return results
 
 
 def chunk_bounds(count: int, size: int) -> list[tuple[int, int]]:

@@ -123,10 +123,13 @@ async def rebuild(
                     await history.record(history_entries(opened, signer))
                     memory = [e for _, e in opened if not isinstance(e, ChangeSetEvent)]
                     sets = [e for _, e in opened if isinstance(e, ChangeSetEvent)]
-                    outcomes = await ingestor.apply(memory, restore=drop)
+                    prepared = await ingestor.prepare(memory, restore=drop)
+                    outcomes = await ingestor.run(prepared)
                     outcomes += [o for o, _ in await change_sets.apply(sets, settle)]
-                    report.applied += outcomes.count(IndexOutcome.APPLIED)
-                    report.stale += outcomes.count(IndexOutcome.STALE)
+                    # An event whose version it applied before is unchanged, not applied again.
+                    again = len(prepared.plan.copies)
+                    report.applied += outcomes.count(IndexOutcome.APPLIED) - again
+                    report.stale += outcomes.count(IndexOutcome.STALE) + again
                 if progress is not None:
                     progress(report.events, max(replay.total, report.events))
     finally:

@@ -249,9 +249,11 @@ sets, ``shared/events/rule_log.py``)."""
 
 class IndexOutcome(StrEnum):
     APPLIED = "applied"
-    """The event changed the memory."""
+    """The event's version is in the memory, servable: this copy of the event wrote it, or
+    another copy of the same event did (the fast lane's and the log's, read by any instance)."""
     STALE = "stale"
-    """A newer or equal version was already applied; nothing changed (replay, out of order)."""
+    """A newer version, or this version from another event, was already applied; nothing
+    changed (replay, out of order)."""
     REFUSED = "refused"
     """A change set's event that cannot apply, and changed nothing: a stage into a set already
     promoted or discarded, a promote of a set that changed since its revision, or one that

@@ -107,6 +107,12 @@ class RuleKeys:
     def versions_key(self, tenant: str) -> str:
         return self.tenant(tenant, "ruleversions")
 
+    def applied_by_key(self, tenant: str) -> str:
+        """Which event applied each rule's ledger version (``rule_id`` -> event id): another
+        copy of that event (the other lane, another ingest instance) is confirmed applied, not
+        stale, whichever copy wrote it."""
+        return self.tenant(tenant, "appliedby")
+
     def history_key(self, tenant: str, rule_id: str) -> str:
         """Every version of a rule (``shared/memory/history.py``)."""
         return f"{self.tenant(tenant, 'history')}:{rule_id}"

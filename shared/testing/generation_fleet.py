@@ -65,43 +65,70 @@ class FleetOutcome:
 
 
 class GenerationFleet:
-    """Instances of one generation group (same settings), a steady load and the counts."""
+    """Instances ("pods") of one generation group, a steady load and the counts. With
+    ``static_membership`` each pod joins under its own stable name, kept across its restarts
+    (the chart's ``kafka.staticMembership``: the pod's name)."""
 
-    def __init__(self, settings: GenerationSettings, *, generate_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        settings: GenerationSettings,
+        *,
+        generate_s: float = 0.5,
+        static_membership: bool = False,
+    ) -> None:
         self.settings = settings
         self.generate_s = generate_s
+        self.static_membership = static_membership
         self.completed: Counter[str] = Counter()
         self.answers: Counter[str] = Counter()
         self.instances: list[GenerationService] = []
         self.backends: list[CountingBackend] = []
         self._questions: dict[str, str] = {}  # request id -> question
+        self._sent_at: dict[str, float] = {}
+        self._answered_at: dict[str, float] = {}
         self._client: AlignstreamClient | None = None
-        self._tail: TopicTail | None = None
         self._exits = contextlib.AsyncExitStack()
+        self._reader: asyncio.Task[None] | None = None
+        self._last_answer = 0.0
 
     async def __aenter__(self) -> GenerationFleet:
         await ensure_topics(self.settings.kafka)
         self._client = await self._exits.enter_async_context(AlignstreamClient(self.settings.kafka))
         topic = self.settings.kafka.topics(CHAT_RESPONSES)
-        self._tail = await self._exits.enter_async_context(TopicTail(self.settings.kafka, topic))
+        tail = await self._exits.enter_async_context(TopicTail(self.settings.kafka, topic))
+        self._reader = asyncio.create_task(self._read_answers(tail))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await asyncio.gather(*(instance.stop() for instance in self.instances))
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
         await self._exits.aclose()
 
+    def _pod(self, slot: int) -> GenerationService:
+        backend = CountingBackend(self.completed, self.generate_s)
+        self.backends.append(backend)
+        settings = self.settings
+        if self.static_membership:
+            kafka = settings.kafka.model_copy(update={"group_instance": f"pod-{slot}"})
+            settings = settings.model_copy(update={"kafka": kafka})
+        return GenerationService(settings, backend=backend)
+
     async def scale_to(self, count: int) -> None:
-        """Start instances (they join the group together) or stop the newest (each drains)."""
-        joining: list[GenerationService] = []
-        while len(self.instances) + len(joining) < count:
-            backend = CountingBackend(self.completed, self.generate_s)
-            self.backends.append(backend)
-            joining.append(GenerationService(self.settings, backend=backend))
+        """Start pods (they join the group together) or stop the newest (each drains)."""
+        joining = [self._pod(slot) for slot in range(len(self.instances), count)]
         await asyncio.gather(*(instance.start() for instance in joining))
         self.instances += joining
         leaving = self.instances[count:]
         self.instances = self.instances[:count]
         await asyncio.gather(*(instance.stop() for instance in leaving))
+
+    async def restart(self, slot: int) -> None:
+        """A pod restarted: it drains and stops, and comes back under the same name."""
+        await self.instances[slot].stop()
+        self.instances[slot] = self._pod(slot)
+        await self.instances[slot].start()
 
     async def load(self, rate_per_s: float, seconds: float) -> None:
         """Publish requests at ``rate_per_s`` for ``seconds``."""
@@ -110,24 +137,34 @@ class GenerationFleet:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             item = grounded_request(f"q{len(self._questions)}")
-            self._questions[item.request.request_id] = item.request.messages[-1].content
+            request_id = item.request.request_id
+            self._questions[request_id] = item.request.messages[-1].content
+            self._sent_at[request_id] = time.monotonic()
             await self._client.send(CHAT_GROUNDED, item)
             await asyncio.sleep(interval)
         await self._client.flush()
 
-    async def settle(self, timeout_s: float = 60.0, quiet_s: float = 2.0) -> FleetOutcome:
-        """Read answers until every request has one and nothing more arrived for ``quiet_s``."""
-        assert self._tail is not None
-        deadline = time.monotonic() + timeout_s
-        last = time.monotonic()
-        while time.monotonic() < deadline:
-            for value in await self._tail.values(timeout_ms=200):
+    async def _read_answers(self, tail: TopicTail) -> None:
+        while True:
+            for value in await tail.values(timeout_ms=200):
                 response = events.ChatResponse.model_validate_json(value)
                 if response.request_id in self._questions:
                     self.answers[response.request_id] += 1
-                    last = time.monotonic()
-            if len(self.answers) == len(self._questions) and time.monotonic() - last > quiet_s:
+                    self._last_answer = time.monotonic()
+                    self._answered_at.setdefault(response.request_id, time.monotonic())
+
+    def latencies_s(self) -> list[float]:
+        """From sent to first answer, for every answered request."""
+        return [at - self._sent_at[rid] for rid, at in self._answered_at.items()]
+
+    async def settle(self, timeout_s: float = 60.0, quiet_s: float = 2.0) -> FleetOutcome:
+        """Wait until every request has an answer and nothing more arrived for ``quiet_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            quiet = time.monotonic() - self._last_answer > quiet_s
+            if len(self.answers) == len(self._questions) and quiet:
                 break
+            await asyncio.sleep(0.1)
         questions = set(self._questions.values())
         return FleetOutcome(
             sent=len(self._questions),

@@ -28,7 +28,7 @@ from shared.memory.keys import hash_tag
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
 from shared.memory.search import RuleSearcher
-from shared.memory.writer import RuleWriter
+from shared.memory.writer import RuleWriter, WriteResult
 from shared.redis import command, make_redis
 from shared.settings import RedisSettings
 from shared.tenants import ApiKeys
@@ -36,6 +36,8 @@ from tests.samples import sample_rule
 
 DIM = 8
 TENANTS = ("acme", "globex", "initech", "umbrella", "hooli", "stark")
+
+WRITTEN, STALE = WriteResult.WRITTEN, WriteResult.STALE
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +92,9 @@ async def test_tenants_spread_over_shards_and_stay_apart(client: aioredis.Redis)
         text = f"{tenant} refunds within {i} days."
         rule = sample_rule(tenant=tenant, rule_id="refunds", version=2, text=text)
         upsert = events.RuleUpsert(rule=rule)
-        assert await writer.write([upsert], {(tenant, "refunds"): vector(i)}) == [True]
-        assert await writer.write([upsert], {(tenant, "refunds"): vector(i)}) == [False]  # ledger
+        assert await writer.write([upsert], {(tenant, "refunds"): vector(i)}) == [WRITTEN]
+        again = await writer.write([upsert], {(tenant, "refunds"): vector(i)})
+        assert again == [WriteResult.ALREADY]  # the ledger knows the event: nothing written
     # Each index lives on its tenant's shard and holds that tenant's document only.
     assert sorted(await writer.indexes.tenants()) == sorted(TENANTS)
     searcher = RuleSearcher(client, schema, ef_runtime=10)
@@ -146,7 +149,7 @@ async def test_a_primary_killed_loses_no_acknowledged_rule(own_cluster: ValkeyCl
     ids = [f"r{i}" for i in range(40)]
     for i, rule_id in enumerate(ids):  # each acknowledged only once a replica holds it
         upsert = events.RuleUpsert(rule=sample_rule(tenant=tenant, rule_id=rule_id, version=3))
-        assert await writer.write([upsert], {(tenant, rule_id): vector(i)}) == [True]
+        assert await writer.write([upsert], {(tenant, rule_id): vector(i)}) == [WRITTEN]
     victim = next(n for n in own_cluster.nodes if n.port == owner.port)
     pid = victim.pid()
     assert pid is not None

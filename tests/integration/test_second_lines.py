@@ -19,12 +19,14 @@ from shared.memory.index import RuleIndexes, open_indexes
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RuleSchema
 from shared.memory.search import RuleSearcher
-from shared.memory.writer import RuleWriter
+from shared.memory.writer import RuleWriter, WriteResult
 from shared.redis import command
 from shared.settings import RedisSettings
 from tests.samples import sample_rule
 
 VECTOR = np.ones(8, dtype=np.float32).tobytes()
+
+WRITTEN, STALE = WriteResult.WRITTEN, WriteResult.STALE
 
 
 async def writer_for(client: aioredis.Redis, settings: RedisSettings) -> RuleWriter:
@@ -52,22 +54,25 @@ async def test_the_lua_guard_alone_keeps_the_newest_version(
 ) -> None:
     writer = await writer_for(redis_client, redis_settings)
     vectors = {("acme", "r"): VECTOR}
-    assert await writer.write([up(2, "v2")], vectors) == [True]
-    # Older and equal versions change nothing: not the document, not the ledger.
-    assert await writer.write([up(1, "v1"), up(2, "v2 again")], vectors) == [False, False]
+    first = up(2, "v2")
+    assert await writer.write([first], vectors) == [WRITTEN]
+    # Older and equal versions change nothing: not the document, not the ledger. A copy of the
+    # event that wrote the version (the other lane's, another instance's) is told it is in.
+    assert await writer.write([up(1, "v1"), up(2, "v2 again")], vectors) == [STALE, STALE]
+    assert await writer.write([first], vectors) == [WriteResult.ALREADY]
     doc = await document(writer)
     assert (doc[b"version"], doc[b"text"]) == (b"2", b"v2")
     assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 2}
     # An older delete does not remove the newer rule; a newer one does.
-    assert await writer.write([delete(1)], {}) == [False]
+    assert await writer.write([delete(1)], {}) == [STALE]
     assert await document(writer)
-    assert await writer.write([delete(3)], {}) == [True]
+    assert await writer.write([delete(3)], {}) == [WRITTEN]
     assert await document(writer) == {}
     # A late upsert older than the delete cannot resurrect the rule.
-    assert await writer.write([up(2, "v2 late")], vectors) == [False]
+    assert await writer.write([up(2, "v2 late")], vectors) == [STALE]
     assert await document(writer) == {}
     assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 3}
-    assert await writer.write([up(4, "v4")], vectors) == [True]
+    assert await writer.write([up(4, "v4")], vectors) == [WRITTEN]
     assert (await document(writer))[b"text"] == b"v4"
 
 
@@ -76,7 +81,7 @@ async def test_a_new_tenants_first_rule_is_written_and_searchable(
 ) -> None:
     writer = await writer_for(redis_client, redis_settings)
     assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 0}
-    assert await writer.write([up(1, "v1")], {("acme", "r"): VECTOR}) == [True]
+    assert await writer.write([up(1, "v1")], {("acme", "r"): VECTOR}) == [WRITTEN]
     assert await writer.applied_versions([("acme", "r")]) == {("acme", "r"): 1}
     # The tenant's index was created before its first document: the rule is indexed.
     info = await command(redis_client, "FT.INFO", writer.schema.index_name("acme"))
@@ -90,23 +95,23 @@ async def test_restore_writes_only_the_applied_version_of_a_live_rule(
 ) -> None:
     writer = await writer_for(redis_client, redis_settings)
     vectors = {("acme", "r"): VECTOR}
-    assert await writer.write([up(2, "v2")], vectors) == [True]
+    assert await writer.write([up(2, "v2")], vectors) == [WRITTEN]
     await writer.client.delete(writer.schema.doc_key("acme", "r"))  # what --drop does
     # Outside restore mode the applied version is never written again.
-    assert await writer.write([up(2, "v2")], vectors) == [False]
+    assert await writer.write([up(2, "v2")], vectors) == [STALE]
     assert await document(writer) == {}
     # An older record (compacted in, replayed) is refused; the applied version comes back once.
-    assert await writer.write([up(1, "v1")], vectors, restore=True) == [False]
-    assert await writer.write([up(2, "v2")], vectors, restore=True) == [True]
-    assert await writer.write([up(2, "v2")], vectors, restore=True) == [False]
+    assert await writer.write([up(1, "v1")], vectors, restore=True) == [STALE]
+    assert await writer.write([up(2, "v2")], vectors, restore=True) == [WRITTEN]
+    assert await writer.write([up(2, "v2")], vectors, restore=True) == [STALE]
     assert (await document(writer))[b"text"] == b"v2"
     # A deleted rule stays deleted: neither its old upsert nor its delete rewrites anything.
-    assert await writer.write([delete(5)], {}) == [True]
-    assert await writer.write([up(2, "v2")], vectors, restore=True) == [False]
-    assert await writer.write([delete(5)], {}, restore=True) == [False]
+    assert await writer.write([delete(5)], {}) == [WRITTEN]
+    assert await writer.write([up(2, "v2")], vectors, restore=True) == [STALE]
+    assert await writer.write([delete(5)], {}, restore=True) == [STALE]
     assert await document(writer) == {}
     # An upsert carrying the delete's version is not the applied operation.
-    assert await writer.write([up(5, "forged")], vectors, restore=True) == [False]
+    assert await writer.write([up(5, "forged")], vectors, restore=True) == [STALE]
     assert await document(writer) == {}
 
 

@@ -73,3 +73,17 @@ def test_an_older_version_is_stale_and_restore_still_takes_a_newer_one() -> None
     assert plan([up("a", 1)], {("acme", "a"): 2}).outcomes == [STALE]
     assert plan([up("a", 1)], {("acme", "a"): 2}, restore=True).outcomes == [STALE]
     assert plan([up("a", 3)], {("acme", "a"): 2}, restore=True).outcomes == [APPLIED]
+
+
+def test_a_copy_of_the_event_that_applied_a_version_is_applied_without_a_write() -> None:
+    """The fast lane's and the log's copies of one edit, read by different ingest instances:
+    whichever comes second is told the edit is in, and nothing is written twice."""
+    edit = RuleUpsert(rule=sample_rule(rule_id="r", version=3))
+    other = RuleUpsert(rule=sample_rule(rule_id="r", version=3, text="Another text."))
+    slot = ("acme", "r")
+    chosen = plan([edit, other], {slot: 3}, applied_by={slot: edit.event_id})
+    assert chosen.writes == {}
+    assert chosen.outcomes == [IndexOutcome.APPLIED, IndexOutcome.STALE]
+    assert chosen.copies == {edit.event_id}
+    # Without the ledger's event ids an equal version is stale, as before.
+    assert plan([edit], {slot: 3}).outcomes == [IndexOutcome.STALE]
