@@ -1,5 +1,5 @@
 """Several ingest instances and two copies of every edit (the fast lane's and the log's), in any
-interleaving, on the real Redis: a copy is confirmed ``stale`` exactly when a newer version is
+interleaving, on the real Redis: a copy is confirmed ``stale`` only when a newer version is
 already in the memory. So a client is never told ``stale`` for its own newest edit, whichever
 instance reads whichever copy first (the issue's ``stale_own_edit``)."""
 
@@ -40,7 +40,7 @@ def interleavings(draw: st.DrawFn) -> tuple[int, list[int], list[int]]:
 
 @pytest.mark.timeout(300)
 @pytest.mark.usefixtures("redis_client")  # drops this test's keys and indexes afterwards
-def test_a_copy_is_stale_exactly_when_a_newer_version_is_in(redis_settings: RedisSettings) -> None:
+def test_a_copy_is_stale_only_when_a_newer_version_is_in(redis_settings: RedisSettings) -> None:
     @settings(max_examples=40, deadline=None, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
     @given(interleavings())
@@ -73,9 +73,12 @@ async def _check(
             (outcome,) = await ingestor.run(prepared[copy])
             in_memory = (await writer.applied_versions([("acme", "r")]))[("acme", "r")]
             edit = copy_of[copy].rule.version
-            assert (outcome is events.IndexOutcome.STALE) == (in_memory > edit), (
-                f"copy {copy} of version {edit} confirmed {outcome} with {in_memory} in memory"
-            )
+            # Stale only when a newer version is in (an applied confirmation may still arrive
+            # after a newer write: it was in, and a later one superseded it).
+            if outcome is events.IndexOutcome.STALE:
+                assert in_memory > edit, f"copy {copy} of version {edit} stale, {in_memory} in"
+            else:
+                assert in_memory >= edit
         final = await writer.applied_versions([("acme", "r")])
         assert final[("acme", "r")] == edits  # the newest version is the one kept
     finally:
