@@ -74,6 +74,15 @@ def up(
         help="A Redis Cluster of 3 primaries and 3 replicas (Valkey with the search modules) on "
         "the Redis port and the five after it. Default: as last started, else one Redis.",
     ),
+    brokers: int | None = typer.Option(
+        None,
+        "--brokers",
+        min=1,
+        max=9,
+        help="Tansu brokers sharing the durable store, behind one address on the Kafka port "
+        "(the brokers on the ports after it); implies --durable. Default: as last started, "
+        "else 1.",
+    ),
     env: bool = typer.Option(
         False, "--env", help='Print only export lines: eval "$(alignstream stack up --env)".'
     ),
@@ -81,7 +90,7 @@ def up(
     """Start the servers (if not running) and wait until they are healthy."""
     stack = LocalStack.remembered(
         state_dir, kafka_port=kafka_port, redis_port=redis_port, durable=durable, s3_port=s3_port,
-        redis_cluster=redis_cluster,
+        redis_cluster=redis_cluster, brokers=brokers,
     )  # fmt: skip
     stack.up()  # StackError: one line and a hint (services/cli/failures.py)
     if env:

@@ -9,7 +9,6 @@ whose PID file this stack wrote. Production uses Apache Kafka and Redis Stack (c
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import json
@@ -22,10 +21,9 @@ from pathlib import Path
 
 import redis
 
+from shared.devstack.front import BrokerFrontServer, kafka_answers
 from shared.devstack.process import ManagedServer, ServerStatus, StackError, free_port
 from shared.devstack.seaweed import BUCKET, SeaweedPorts, SeaweedServer
-from shared.kafka import ensure_topics
-from shared.settings import KafkaSettings
 
 __all__ = [
     "DEFAULT_KAFKA_PORT", "DEFAULT_REDIS_PORT", "DEFAULT_S3_PORT", "DEFAULT_STATE_DIR",
@@ -69,9 +67,21 @@ class TansuServer(ManagedServer):
 
     name = "kafka"
 
-    def __init__(self, state_dir: Path, port: int, *, storage: SeaweedServer | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int,
+        *,
+        storage: SeaweedServer | None = None,
+        front_port: int | None = None,
+        name: str = "kafka",
+    ) -> None:
+        """``front_port``: one of several brokers sharing ``storage`` behind a front
+        (``front.py``), which is the address it advertises."""
         super().__init__(state_dir, port)
         self.storage = storage
+        self.front_port = front_port
+        self.name = name
 
     @property
     def address(self) -> str:
@@ -83,24 +93,19 @@ class TansuServer(ManagedServer):
 
     def spawn(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.front_port}" if self.front_port else url
         self.launch(
             [str(tansu_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", self.storage_engine],
+             "--advertised-listener-url", advertised, "--storage-engine", self.storage_engine],
             env=self.storage.broker_environment() if self.storage else None,
         )  # fmt: skip
 
     def healthy(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                pass
-        except OSError:
+        if self.front_port:  # its metadata names the front: the stack checks through the front
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return True
             return False
-        settings = KafkaSettings(bootstrap=self.address)
-        try:
-            asyncio.run(ensure_topics(settings, [], timeout_s=2.0))
-        except Exception:
-            return False
-        return True
+        return kafka_answers(self.port)
 
 
 class ValkeyServer(ManagedServer):
@@ -204,15 +209,32 @@ class LocalStack:
         redis_port: int = DEFAULT_REDIS_PORT,
         s3_port: int | None = None,
         redis_cluster: bool = False,
+        brokers: int = 1,
     ) -> None:
         """``s3_port``: make the broker durable, storing to SeaweedFS on this port and the seven
         after it; ``None`` keeps the broker in memory. ``redis_cluster``: a Redis Cluster of 3
-        primaries and 3 replicas on ``redis_port`` and the five ports after it."""
+        primaries and 3 replicas on ``redis_port`` and the five ports after it. ``brokers`` > 1:
+        that many Tansu brokers sharing the durable store, on the ports after ``kafka_port``,
+        behind a front on ``kafka_port`` (``front.py``: what a Service does in Kubernetes)."""
         from shared.devstack.cluster import ValkeyCluster  # it builds on ValkeyServer
 
+        if brokers > 1 and not s3_port:
+            raise StackError("several brokers share a durable store: add --durable")
         self.state_dir = state_dir
         self.s3 = SeaweedServer(state_dir, SeaweedPorts.from_base(s3_port)) if s3_port else None
-        self.kafka = TansuServer(state_dir, kafka_port, storage=self.s3)
+        self.brokers = (
+            [TansuServer(state_dir, kafka_port + 1 + i, storage=self.s3, front_port=kafka_port,
+                         name=f"kafka-{i + 1}") for i in range(brokers)]
+            if brokers > 1
+            else [TansuServer(state_dir, kafka_port, storage=self.s3)]
+        )  # fmt: skip
+        self.front = (
+            BrokerFrontServer(state_dir, kafka_port, [b.port for b in self.brokers])
+            if brokers > 1
+            else None
+        )
+        self.kafka: ManagedServer = self.front or self.brokers[0]
+        """What clients connect to: the broker, or the front of several."""
         self.redis = ValkeyServer(state_dir, redis_port)
         self.redis_cluster = (
             ValkeyCluster(state_dir / "redis-cluster", base_port=redis_port)
@@ -230,12 +252,14 @@ class LocalStack:
         durable: bool | None = None,
         s3_port: int | None = None,
         redis_cluster: bool | None = None,
+        brokers: int | None = None,
     ) -> LocalStack:
         """The stack of ``state_dir`` on the ports it was last started with (unless given), durable
-        if it was (unless ``durable`` says otherwise)."""
+        if it was (unless ``durable`` says otherwise), with as many brokers as it had."""
         saved = _saved_ports(state_dir)
+        brokers = brokers or saved.get("brokers", 1)
         if durable is None:
-            durable = "s3" in saved
+            durable = "s3" in saved or brokers > 1
         return cls(
             state_dir,
             kafka_port=kafka_port or saved.get("kafka", DEFAULT_KAFKA_PORT),
@@ -244,6 +268,7 @@ class LocalStack:
             redis_cluster=bool(saved.get("redis_cluster"))
             if redis_cluster is None
             else redis_cluster,
+            brokers=brokers,
         )
 
     @property
@@ -254,14 +279,20 @@ class LocalStack:
     def servers(self) -> tuple[ManagedServer, ...]:
         """In start order: the broker's storage before the broker."""
         redis = self.redis_cluster.nodes if self.redis_cluster else [self.redis]
-        return (*([self.s3] if self.s3 else []), self.kafka, *redis)
+        front = [self.front] if self.front else []
+        return (*([self.s3] if self.s3 else []), *self.brokers, *front, *redis)
 
     def up(self, timeout_s: float = 60.0) -> list[ServerStatus]:
-        was_durable = "s3" in _saved_ports(self.state_dir)
-        if self.kafka.status().running and was_durable != self.durable:
+        saved = _saved_ports(self.state_dir)
+        was_durable, had_brokers = "s3" in saved, saved.get("brokers", 1)
+        if self.kafka.status().running and (was_durable, had_brokers) != (
+            self.durable,
+            len(self.brokers),
+        ):
             running = "durable" if was_durable else "in-memory"
+            many = f", {had_brokers} brokers" if had_brokers > 1 else ""
             where = "" if self.state_dir == DEFAULT_STATE_DIR else f" --state-dir {self.state_dir}"
-            raise StackError(f"the broker already runs {running}: stop the stack first "
+            raise StackError(f"the broker already runs {running}{many}: stop the stack first "
                              f"(alignstream stack down{where})")  # fmt: skip
         for server in self.servers:
             server.start(timeout_s)
@@ -271,6 +302,8 @@ class LocalStack:
         ports = {"kafka": self.kafka.port, "redis": self.redis.port}
         if self.redis_cluster:
             ports["redis_cluster"] = 1
+        if self.front:
+            ports["brokers"] = len(self.brokers)
         if self.s3:
             ports["s3"] = self.s3.port
         (self.state_dir / PORTS_FILE).write_text(json.dumps(ports), encoding="utf-8")
@@ -295,7 +328,7 @@ def _saved_ports(state_dir: Path) -> dict[str, int]:
     with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
         loaded = json.loads((state_dir / PORTS_FILE).read_text(encoding="utf-8"))
         return {k: int(v) for k, v in loaded.items()
-                if k in ("kafka", "redis", "s3", "redis_cluster")}  # fmt: skip
+                if k in ("kafka", "redis", "s3", "redis_cluster", "brokers")}  # fmt: skip
     return {}
 
 
