@@ -55,7 +55,8 @@ def service_acls() -> dict[str, list[Acl]]:
             # Every consumer group of the principal starts with its name (``alignstream-ingest``,
             # ``alignstream-ingest-live``, generation's per-instance cancel groups, ...).
             acls[principal].add(Acl("group", f"alignstream-{principal}", "prefixed", "Read"))
-    # The gateway creates its own reply topic, and removes it when it stops.
+    # The gateway creates its own reply topic, removes it when it stops, and removes those of
+    # instances that died without doing so (``services/gateway/reply_janitor.py``).
     for verb in ("Create", "Delete"):
         acls["gateway"].add(Acl("topic", CLIENT_REPLY_PREFIX, "prefixed", verb))
     return {principal: sorted(found) for principal, found in sorted(acls.items())}

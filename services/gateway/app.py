@@ -5,7 +5,8 @@ Requests go to ``chat.requests`` naming this instance's own reply topic ``replie
 which one subscriber (a consumer group of this instance alone) reads and hands to the open
 requests (``ReplyWaiters``); several instances share the broker and never see each other's
 replies. Shutdown drains: the listener closes, open requests finish (up to the request
-timeout), then the broker stops and the instance's reply topic is deleted.
+timeout), then the broker stops and the instance's reply topic is deleted (one left by an
+instance that died is deleted by the others: ``reply_janitor.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from services.gateway.http_limits import bounded_http
 from services.gateway.metrics import FAMILIES, UNMATCHED
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.replies import REPLY, ReplyWaiters
+from services.gateway.reply_janitor import ReplyTopicJanitor
 from services.gateway.routes import Gateway, build_app
 from services.gateway.rule_admin import RuleAdminApi
 from services.gateway.rules import ApplicableCheck, RulesApi
@@ -38,6 +40,7 @@ from shared import events
 from shared.embedders import Embedder, make_embedder
 from shared.kafka import admin_client, ensure_topics
 from shared.memory.history import RuleHistory
+from shared.memory.keys import RuleKeys
 from shared.memory.lifecycle import RuleLifecycle
 from shared.memory.reader import RuleReader
 from shared.memory.retriever import RuleRetriever
@@ -108,6 +111,10 @@ class GatewayService(Service):
             request_timeout_s=settings.request_timeout_s,
         )
         self._redis = make_redis(settings.redis)
+        self.janitor = ReplyTopicJanitor(self._redis, RuleKeys(settings.redis.key_prefix),
+                                         self.reply_topic, self._delete_topics,
+                                         lease_s=settings.reply_lease_s,
+                                         sweep_every_s=settings.reply_sweep_every_s)  # fmt: skip
         self.server: _Server | None = None
         self._serving: asyncio.Task[None] | None = None
 
@@ -124,6 +131,7 @@ class GatewayService(Service):
         return f"http://{self.settings.host}:{self.port}/v1"
 
     async def on_start(self) -> None:
+        await self.janitor.register()  # before the topic exists: no sweep takes it for dead
         await ensure_topics(self.settings.kafka, [self.replies_spec])
         await self.keys.open()
         await self.embedder.start()
@@ -172,6 +180,7 @@ class GatewayService(Service):
                 raise RuntimeError(f"the gateway could not listen on port {self.settings.port}")
             await asyncio.sleep(0.01)
         log.info("gateway listening", extra={"url": self.base_url, "replies": self.reply_topic})
+        self.janitor.start()
 
     async def on_draining(self) -> None:
         # Stop accepting; requests still open are answered (the subscriber still runs).
@@ -183,9 +192,15 @@ class GatewayService(Service):
     async def on_stop(self) -> None:
         await self.confirmations.stop()
         await self.embedder.close()
+        await self.janitor.stop()
         await self.keys.close()
+        try:  # instances come and go: their reply topics should not pile up
+            await self._delete_topics([self.reply_topic])
+            await self.janitor.release()
+        except Exception:  # left to the other instances' sweep; never fatal to a shutdown
+            log.warning("could not delete the reply topic", exc_info=True,
+                        extra={"topic": self.reply_topic})  # fmt: skip
         await self._redis.aclose()
-        await self._delete_reply_topic()
 
     async def is_ready(self) -> bool:
         return await super().is_ready() and self.server is not None and self.server.started
@@ -224,14 +239,10 @@ class GatewayService(Service):
             if not self.waiters.dispatch(reply):
                 UNMATCHED.inc()
 
-    async def _delete_reply_topic(self) -> None:
-        """Instances come and go; their reply topics should not pile up in the cluster."""
+    async def _delete_topics(self, topics: list[str]) -> None:
         admin = admin_client(self.settings.kafka)
         try:
             await admin.start()
-            await admin.delete_topics([self.reply_topic])
-        except Exception:  # left for its retention; never fatal to a shutdown
-            log.warning("could not delete the reply topic", exc_info=True,
-                        extra={"topic": self.reply_topic})  # fmt: skip
+            await admin.delete_topics(topics)
         finally:
             await admin.close()

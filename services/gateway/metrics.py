@@ -39,4 +39,9 @@ RULE_CHANGES = Counter(
     "alignstream_gateway_rule_changes_total", "Rule events published by the rules API.", ["op"]
 )
 
-FAMILIES = (IN_FLIGHT, REQUESTS, SECONDS, OUTCOMES, UNMATCHED, REFUSED, CANCELS, RULE_CHANGES)
+REPLY_TOPICS_SWEPT = Counter(
+    "alignstream_gateway_reply_topics_swept_total",
+    "Reply topics of gateway instances that stopped without deleting them, deleted by a sweep.",
+)
+FAMILIES = (IN_FLIGHT, REQUESTS, SECONDS, OUTCOMES, UNMATCHED, REFUSED, CANCELS, RULE_CHANGES,
+            REPLY_TOPICS_SWEPT)  # fmt: skip

@@ -33,6 +33,10 @@ class GatewaySettings(ServiceSettings):
     instance: str = Field(default_factory=default_instance)
     """This instance's name: its reply topic is ``replies.<instance>`` (the chart sets the pod
     name). Deleted on a clean shutdown."""
+    reply_lease_s: float = Field(default=90.0, ge=1.0)
+    """How long this instance's reply topic outlives it when it dies without deleting it: the
+    other instances' next sweep (every ``reply_sweep_every_s``) then deletes it."""
+    reply_sweep_every_s: float = Field(default=300.0, ge=1.0)
     max_in_flight: int = Field(default=256, ge=1, le=100_000)
     """Chat requests open at once on this instance; beyond, 429 (the HPA scales on this
     gauge)."""

@@ -129,6 +129,12 @@ class ManagedServer:
         tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
         raise StackError(f"{self.name} did not become healthy on {self.address}:\n{tail}")
 
+    def kill(self) -> None:
+        """kill -9 (a crash: fault tests)."""
+        pid = self.pid()
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         pid = self.pid()
         if pid is not None and pid_alive(pid):

@@ -171,3 +171,15 @@ class RuleKeys:
         """Every tenant that ever had a job of a kind: where a restart looks for active jobs
         (a set of no tenant, only ever added to, so it needs no transaction with a job)."""
         return f"{self.prefix}:{kind}:tenants"
+
+    # -- gateway instances ------------------------------------------------------------------
+
+    @property
+    def reply_topics_key(self) -> str:
+        """The reply topics gateway instances created (a set of no tenant): the only topics a
+        sweep may delete, so a client's own ``replies.<name>`` topic is never touched."""
+        return f"{self.prefix}:gateway:reply-topics"
+
+    def reply_topic_lease_key(self, topic: str) -> str:
+        """Present (with a TTL its gateway keeps renewing) while the topic's instance runs."""
+        return f"{self.prefix}:gateway:lease:{topic}"

@@ -237,23 +237,23 @@ async def test_in_flight_bound_timeout_and_a_client_that_leaves(
         assert late.status_code == 504  # nothing streamed yet: still a plain HTTP error
 
 
-async def test_two_instances_share_the_broker_without_seeing_each_others_replies(
+async def test_three_instances_share_the_broker_without_seeing_each_others_replies(
     open_gateway: OpenGateway, pipeline: None, keys: ApiKeys
 ) -> None:
     user, _ = await keys.create("acme")
-    async with open_gateway() as one, open_gateway() as two:
-        assert one.reply_topic != two.reply_topic
+    async with open_gateway() as one, open_gateway() as two, open_gateway() as three:
+        gateways = (one, two, three)
+        assert len({g.reply_topic for g in gateways}) == 3  # unique instance ids by default
         clients = [openai.AsyncOpenAI(base_url=g.base_url, api_key=user, max_retries=0)
-                   for g in (one, two)]  # fmt: skip
+                   for g in gateways]  # fmt: skip
         answers = await asyncio.gather(*(
-            clients[i % 2].chat.completions.create(
+            clients[i % 3].chat.completions.create(
                 model="alignstream:base", messages=[{"role": "user", "content": f"question {i}"}])
             for i in range(12)
         ))  # fmt: skip
         for i, answer in enumerate(answers):  # each its own answer, whichever instance
             assert f" question {i} " in (answer.choices[0].message.content or "")
-        assert one.waiters.unmatched == 0
-        assert two.waiters.unmatched == 0
+        assert [g.waiters.unmatched for g in gateways] == [0, 0, 0]
         for client in clients:
             await client.close()
 

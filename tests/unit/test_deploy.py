@@ -378,6 +378,9 @@ def test_compose_file_follows_the_compose_spec() -> None:
     gpu = services["generation"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert (gpu["driver"], gpu["capabilities"]) == ("nvidia", ["gpu"])
     assert services["generation"]["profiles"] == ["gpu"]
+    # Replicas of the gateway (--scale) name themselves: a fixed name would share one reply
+    # topic and consumer group, and each would lose the other's answers.
+    assert "ALIGNSTREAM_GATEWAY_INSTANCE" not in services["gateway"]["environment"]
     assert services["generation-cpu"]["profiles"] == ["cpu"]
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = {t.split(":")[0] for job in scrape["scrape_configs"]
