@@ -95,29 +95,25 @@ class PartitionWork(Generic[P]):
     def may_generate(self) -> bool:
         """The current request got its slot: True to generate, False when its partition was
         revoked meanwhile (abort: the next owner answers it)."""
-        request = self._current()
-        if request is None:
-            return True
-        if request.partition in self._closing:
-            return False
-        request.phase = Phase.GENERATING
-        return True
+        return self._advance(Phase.GENERATING, unless_in=self._closing)
 
     def may_deliver(self) -> bool:
         """The current request has its answer: True to publish it (it then counts as
         delivering and a revocation waits for it), False when its partition was revoked and the
         grace ran out (abort)."""
-        request = self._current()
-        if request is None:
-            return True
-        if request.partition in self._revoked:
-            return False
-        request.phase = Phase.DELIVERING
-        return True
+        return self._advance(Phase.DELIVERING, unless_in=self._revoked)
 
-    def _current(self) -> _Request[P] | None:
+    def _advance(self, phase: Phase, *, unless_in: set[P]) -> bool:
+        """Move the current request (the calling task's) to ``phase`` unless its partition is
+        in ``unless_in``; checked and marked with no await between (no revocation can slip in)."""
         task = asyncio.current_task()
-        return self._requests.get(task) if task is not None else None
+        request = self._requests.get(task) if task is not None else None
+        if request is None:  # not a tracked request (tests, direct calls): nothing to guard
+            return True
+        if request.partition in unless_in:
+            return False
+        request.phase = phase
+        return True
 
     def assigned(self, partitions: Iterable[P]) -> None:
         held = set(partitions)
