@@ -4,11 +4,18 @@ that ended while the service runs leaves a pod that looks up and does nothing)."
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiokafka import ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from shared.dlq import Record
+
+log = logging.getLogger(__name__)
 
 
 class Pausable(Protocol):
@@ -39,20 +46,68 @@ class _Watched:
 
 @dataclass(slots=True)
 class DrainListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """Keeps a draining consumer paused across a rebalance: a rolling update starts the new
-    pod while the old one drains, and the partitions the group then hands the old one would
-    otherwise be fetched from again."""
+    """One subscriber's rebalance listener.
+
+    On revocation, before the group hands the partitions to another member: a subscription with
+    a hook of its own runs it (generation: finish or abort the work of those partitions); any
+    other waits up to ``settle_s`` for the batch its handler is working on and commits what the
+    handler finished, so the next owner starts after it (FastStream commits only after the
+    handler returns, by then for a generation the group no longer has: the next owner would do
+    that batch again). Only offsets of handled batches are committed, never a fetched position.
+
+    On assignment: keeps a draining consumer paused across a rebalance (a rolling update starts
+    the new pod while the old one drains, and the partitions the group then hands the old one
+    would otherwise be fetched from again)."""
 
     inputs: InputConsumers
     watched: list[_Watched] = field(default_factory=list)
     revoked_hook: Callable[[set[Any]], Awaitable[Any]] | None = None
     assigned_hook: Callable[[set[Any]], None] | None = None
+    settle_s: float = 10.0
+    _busy: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _handled: dict[Any, int] = field(default_factory=dict)
+    """Per partition, one past the last offset a handler finished (not committed yet)."""
+
+    @contextlib.contextmanager
+    def handling(self, records: Sequence[Record]) -> Iterator[None]:
+        """Around one batch's handler: a revocation waits for it; once it returned, its offsets
+        are the ones a revocation commits."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+            for record in records:
+                partition = TopicPartition(record.topic, record.partition or 0)
+                offset = (record.offset or 0) + 1
+                self._handled[partition] = max(offset, self._handled.get(partition, 0))
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
 
     # Coroutines: FastStream runs a plain listener method in a worker thread, where aiokafka
     # cannot pause (it needs the event loop).
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        if self.revoked_hook is not None and revoked:
+        if not revoked:
+            return
+        if self.revoked_hook is not None:
             await self.revoked_hook(set(revoked))
+            return
+        if self._busy:
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=self.settle_s)
+            except TimeoutError:  # left uncommitted: the next owner handles the batch again
+                log.warning("a batch still running at revocation", extra={"after_s": self.settle_s})
+        due = {p: self._handled.pop(p) for p in set(revoked) if p in self._handled}
+        consumer: Commits | None = next(
+            (getattr(w.subscriber, "consumer", None) for w in self.watched), None
+        )
+        if due and consumer is not None:
+            try:
+                await consumer.commit(due)
+            except Exception:  # the group moved on already: the next owner redoes the batch
+                log.warning("commit at revocation failed", exc_info=True)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         if self.assigned_hook is not None and assigned:
@@ -60,6 +115,10 @@ class DrainListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafk
         if self.inputs.draining and assigned:
             for watched in self.watched:
                 watched.pause(assigned)
+
+
+class Commits(Protocol):
+    async def commit(self, offsets: dict[Any, int]) -> None: ...
 
 
 class InputConsumers:
@@ -72,10 +131,12 @@ class InputConsumers:
         *,
         on_revoked: Callable[[set[Any]], Awaitable[Any]] | None = None,
         on_assigned: Callable[[set[Any]], None] | None = None,
+        settle_s: float = 10.0,
     ) -> DrainListener:
         """The rebalance listener of the next subscriber ``add`` registers (with the
         subscription's own rebalance hooks)."""
-        return DrainListener(self, revoked_hook=on_revoked, assigned_hook=on_assigned)
+        return DrainListener(self, revoked_hook=on_revoked, assigned_hook=on_assigned,
+                             settle_s=settle_s)  # fmt: skip
 
     def add(
         self,

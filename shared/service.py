@@ -158,8 +158,10 @@ class Service:
             with timer.time():
                 try:
                     raw = message.raw_message
-                    opened = await inbox.open_batch(raw) if subscription.decoded else []
-                    await handler(Batch(records_of(raw), opened, message.consumer))
+                    records = records_of(raw)
+                    with listener.handling(records):  # a revocation waits for the batch
+                        opened = await inbox.open_batch(raw) if subscription.decoded else []
+                        await handler(Batch(records, opened, message.consumer))
                 except Exception:
                     if on_failure is not None:
                         on_failure()
@@ -170,8 +172,12 @@ class Service:
         fetch: dict[str, Any] = {"max_records": subscription.max_records}
         if subscription.batch_timeout_ms is not None:
             fetch["batch_timeout_ms"] = subscription.batch_timeout_ms
+        # A revocation waits for the batch in hand at most half a session: a broker may end
+        # the session of a member that does not rejoin within it (Tansu does).
+        settle_s = self.settings.kafka.session_timeout_ms / 2000
         listener = self.inputs.listener(on_revoked=subscription.on_revoked,
-                                        on_assigned=subscription.on_assigned)  # fmt: skip
+                                        on_assigned=subscription.on_assigned,
+                                        settle_s=settle_s)  # fmt: skip
         subscriber = self.broker.subscriber(
             self.topics(spec),
             listener=listener,

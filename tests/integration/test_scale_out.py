@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from typing import Any
 
 from services.generation.settings import GenerationSettings
 from services.ingest.settings import IngestSettings
+from services.retrieval.app import RetrievalService
+from services.retrieval.settings import RetrievalSettings
+from shared import events
+from shared.client import AlignstreamClient
 from shared.embedders.use import UniversalSentenceEncoder
+from shared.kafka import ensure_topics
 from shared.settings import KafkaSettings
-from shared.testing.generation_fleet import GenerationFleet
+from shared.testing.embedders import PacedEmbedder
+from shared.testing.generation_fleet import GenerationFleet, grounded_request
 from shared.testing.ingest_fleet import own_edit_outcomes
+from shared.topic_tail import TopicTail
+from shared.topics import CHAT_GROUNDED, CHAT_REQUESTS
 
 
 def wide(kafka: KafkaSettings, prefix: str) -> KafkaSettings:
@@ -52,3 +62,52 @@ async def test_three_ingest_instances_never_call_a_clients_own_edit_stale(
     settings = ingest_settings.model_copy(update={"kafka": wide(ingest_settings.kafka, prefix)})
     outcomes = await own_edit_outcomes(settings, use_embedder, instances=3, edits=24)
     assert outcomes == {"applied": 24}
+
+
+async def test_retrieval_scaled_1_3_1_under_load_grounds_each_request_once(
+    retrieval_settings: RetrievalSettings, use_embedder: UniversalSentenceEncoder, prefix: str
+) -> None:
+    """A batch in hand when the group takes its partition is finished and committed before the
+    next owner starts (shared/consumers.py): no request is grounded twice or lost."""
+    # A session long enough for a batch in hand to finish within the revocation (the suite's
+    # 1 s would end it: Tansu evicts a member that does not heartbeat through a rebalance).
+    kafka = wide(retrieval_settings.kafka, prefix).model_copy(
+        update={"session_timeout_ms": 8000, "heartbeat_interval_ms": 300}
+    )
+    settings = retrieval_settings.model_copy(update={"kafka": kafka})
+    embedder = PacedEmbedder(use_embedder, 0.05)  # a batch in hand takes seconds
+    await ensure_topics(settings.kafka)
+    grounded: Counter[str] = Counter()
+    sent: list[str] = []
+    async with (
+        AlignstreamClient(settings.kafka) as client,
+        TopicTail(settings.kafka, settings.kafka.topics(CHAT_GROUNDED)) as tail,
+        RetrievalService(settings, embedder=embedder),
+    ):
+
+        async def load(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                request = grounded_request(f"question {len(sent)}").request
+                sent.append(request.request_id)
+                await client.send(CHAT_REQUESTS, request)
+                await asyncio.sleep(0.02)
+            await client.flush()
+
+        sending = asyncio.create_task(load(10))
+        await asyncio.sleep(2)
+        joining = [RetrievalService(settings, embedder=embedder) for _ in range(2)]
+        await asyncio.gather(*(service.start() for service in joining))
+        await asyncio.sleep(4)
+        await asyncio.gather(*(service.stop() for service in joining))
+        await sending
+        deadline, last = time.monotonic() + 60, time.monotonic()
+        while time.monotonic() < deadline and (
+            len(grounded) < len(sent) or time.monotonic() - last < 2  # repeats come late
+        ):
+            for value in await tail.values(timeout_ms=200):
+                grounded[events.GroundedRequest.model_validate_json(value).request.request_id] += 1
+                last = time.monotonic()
+    assert len(sent) > 200
+    assert set(grounded) == set(sent)  # none lost
+    assert [rid for rid, n in grounded.items() if n > 1] == []  # none grounded twice
