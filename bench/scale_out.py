@@ -134,8 +134,8 @@ def _broker_kill(messages: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="alignstream-brokers-") as state:
         stack = LocalStack(Path(state), kafka_port=free_ports_in_a_row(4), redis_port=free_port(),
                            s3_port=free_ports_in_a_row(8), brokers=3)  # fmt: skip
-        stack.up()
         try:
+            stack.up()
             kills = {messages // 3: stack.brokers[0].kill, 2 * messages // 3: stack.brokers[1].kill}
             outcome = asyncio.run(produce_through_kills(stack.kafka.address, kills,
                                                         messages=messages))  # fmt: skip

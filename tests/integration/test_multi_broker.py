@@ -17,8 +17,8 @@ from shared.testing.broker_kill import produce_through_kills
 async def test_killing_brokers_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None:
     stack = LocalStack(tmp_path, kafka_port=free_ports_in_a_row(4), redis_port=free_port(),
                        s3_port=free_ports_in_a_row(8), brokers=3)  # fmt: skip
-    await asyncio.to_thread(stack.up)  # its health checks run an event loop of their own
     try:
+        await asyncio.to_thread(stack.up)  # its health checks run an event loop of their own
         assert len({b.pid() for b in stack.brokers}) == 3
 
         first, second = stack.brokers[0].kill, stack.brokers[1].kill
