@@ -5,6 +5,11 @@ Order, as in OPO's grading: a letter at the very start of the reply; then explic
 in OPO); then the only option letter that stands
 alone in the reply; then the only option *text* the reply quotes (labels such as Taboo/Normal/
 Expected). Anything else is unparseable (None), counted as invalid, never guessed.
+
+Forms OPO's patterns misread, handled here: a letter written in lowercase ("b", "答案是c", "the
+answer is d.") where no English word can be meant; two letters given as one answer ("A、B",
+"答案是A或B", "A and C") are no single choice (None); a letter that begins a name ("A公司",
+"B市") is not an option.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ _PHRASES = (
 
 _ARTICLE = re.compile(r"A\s+(?!(?:is|was|would|should|and|or|nor|but)\b)[a-z]")
 """English "A" used as the article, not as option A."""
+_SEPARATOR = r"(?:$|[\s.．。:：)）\]】、,，*])"
+"""What may follow an option letter that is the answer itself."""
+_OR_ANOTHER = r"\s*(?:、|,|，|/|或|和|与|及|\bor\b|\band\b|&)\s*[(（]?\s*{L}(?![A-Za-z])"
+"""A second letter given with the first: two answers, no single choice."""
+_NAME = re.compile(r"[\u4e00-\u9fff](?<![项选])")
+"""A CJK character right after a letter: "A公司", "B市" (but "A项", "B选项" name options)."""
 
 
 def extract_choice(text: str, options: Mapping[str, str]) -> str | None:
@@ -38,25 +49,37 @@ def extract_choice(text: str, options: Mapping[str, str]) -> str | None:
     reply = text.strip()
     letter_class = f"[{re.escape(letters)}]"
     letter_only = f"(?-i:{letter_class})"  # "a" in "an answer" is not option A
+    lower = f"(?-i:[{re.escape(letters.lower())}])"
+    # A lowercase letter counts where no English word can be meant: alone, or before
+    # punctuation ("b", "b.", "(c)"), never before a space ("a person").
+    lower_alone = rf"{lower}(?=$|[.．:：)）\]】、,，*。])"
+    either = f"(?:{letter_only}|{lower_alone})"
+    another = _OR_ANOTHER.format(L=either)
+
+    def chosen(match: re.Match[str]) -> str | None:
+        """The letter of ``match`` (group 1), None when a second letter follows it."""
+        if re.match(another, reply[match.end(1) :], re.IGNORECASE):
+            return None
+        return match.group(1).upper()
 
     # 1. The reply starts with the letter: "B", "B.", "(B)", "B、...", "**B**", "C is right"
-    #    (not "A项错误" nor the article in "A person should...").
-    start = re.match(rf"^[\s*(\[（【]*({letter_class})(?:$|[\s.．:：)）\]】、,，*])", reply)
+    #    (not "A项错误" nor the article in "A person should..."; "A、B" is two answers).
+    start = re.match(rf"^[\s*(\[（【]*({letter_class}(?={_SEPARATOR})|{lower_alone})", reply)
     if start and not _ARTICLE.match(reply, start.start(1)):
-        return start.group(1)
+        return chosen(start)
     # 2. An explicit answer phrase; the last one in the reply wins, as in OPO (a reply that
-    #    corrects itself ends with its final answer).
+    #    corrects itself ends with its final answer). "答案是A或B" chooses nothing.
     hits = []
     for pattern in _PHRASES:
-        for match in re.finditer(pattern.format(L=letter_only), reply, re.IGNORECASE | re.M):
-            hits.append((match.start(), match.group(1)))
+        for match in re.finditer(pattern.format(L=either), reply, re.IGNORECASE | re.M):
+            hits.append((match.start(), match))
     if hits:
-        return max(hits)[1]
-    # 3. Exactly one option letter standing alone (not inside a word).
+        return chosen(max(hits, key=lambda hit: hit[0])[1])
+    # 3. Exactly one option letter standing alone (not inside a word, not a name's start).
     alone = {
         m.group(0)
         for m in re.finditer(rf"(?<![A-Za-z]){letter_class}(?![A-Za-z])", reply)
-        if not _ARTICLE.match(reply, m.start())
+        if not _ARTICLE.match(reply, m.start()) and not _NAME.match(reply, m.end())
     }
     if len(alone) == 1:
         return alone.pop()
@@ -74,10 +97,16 @@ def extract_choice(text: str, options: Mapping[str, str]) -> str | None:
 def choice_from_logprobs(
     logprobs: Mapping[str, float] | None, letters: Sequence[str]
 ) -> str | None:
-    """The most likely option letter as the first token (OPO's scoring of open models)."""
+    """The most likely option letter as the first token (OPO's scoring of open models). A
+    letter's tokens are its spellings: "B", " B", "b" and " b" (a model that answers in
+    lowercase, or after a space, chose that letter too); the likeliest spelling counts."""
     if not logprobs:
         return None
-    scored = {letter: logprobs[letter] for letter in letters if letter in logprobs}
+    scored: dict[str, float] = {}
+    for token, logprob in logprobs.items():
+        letter = token.strip().upper()
+        if letter in letters and logprob > scored.get(letter, float("-inf")):
+            scored[letter] = logprob
     if not scored:
         return None
     return max(scored, key=lambda letter: scored[letter])

@@ -45,6 +45,22 @@ CASES = [
     ("It is Taboo to laugh at a funeral.", SOCIAL, "A"),
     ("Normal or Taboo, hard to say.", SOCIAL, None),
     ("B. Normal", SOCIAL, "B"),
+    # forms OPO's patterns misread (issue 37)
+    ("b", ABCD, "B"),  # lowercase
+    ("c。", ABCD, "C"),
+    ("答案是d", ABCD, "D"),
+    ("The answer is b.", EN, "B"),
+    ("(a) 7 days", EN, "A"),
+    ("a person should follow the 30 days rule.", EN, "B"),  # "a" the article, not an answer
+    ("A、B", ABCD, None),  # two answers are no single choice
+    ("A,C", ABCD, None),
+    ("A, a customer may return it within 7 days.", EN, "A"),  # "a" the article again
+    ("答案是A或B", ABCD, None),
+    ("答案是A或B。重新考虑后，答案是B。", ABCD, "B"),  # the last phrase settles it
+    ("The answer is A or C.", EN, None),
+    ("A公司应当在7日内退款，因此选B。", ABCD, "B"),  # "A公司" is a company, not option A
+    ("A公司的做法符合规定。", ABCD, None),  # a name and no option
+    ("B市的规定适用于本案。", ABCD, None),  # a city, not option B
 ]
 
 
@@ -58,3 +74,10 @@ def test_choice_from_logprobs_takes_the_most_likely_option_letter() -> None:
     assert choice_from_logprobs(logprobs, ("A", "B", "C")) == "B"
     assert choice_from_logprobs({"X": -0.1}, ("A", "B")) is None
     assert choice_from_logprobs(None, ("A", "B")) is None
+
+
+def test_every_spelling_of_a_letter_counts_in_logprob_scoring() -> None:
+    """A model that answers "b" or " B" chose B: the likeliest spelling of each letter counts."""
+    logprobs = {"A": -1.5, " b": -0.4, "B": -2.0, "c": -0.9, "The": -0.1}
+    assert choice_from_logprobs(logprobs, ("A", "B", "C")) == "B"
+    assert choice_from_logprobs({" a": -0.2, "B": -0.3}, ("A", "B")) == "A"
