@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from services.generation.models import smollm2
+from services.generation.models import smollm2, split_gguf
+from services.generation.models.split_gguf import SPLIT_MODELS
 from services.generation.settings import VllmSettings
 
 GIB = 1 << 30
@@ -47,6 +48,12 @@ def detect_device() -> Device:
 
 def resolve_model(settings: VllmSettings) -> str:
     """The configured model, or the default one (converted now if it is not yet)."""
+    if settings.model in SPLIT_MODELS:  # an opt-in benchmark model, by its name
+        split = SPLIT_MODELS[settings.model]
+        if not split_gguf.is_prepared(split):
+            hint = f"alignstream models prepare {split.key}"
+            raise smollm2.ModelUnavailable(f"{split.key} is not prepared", hint=hint)
+        return str(split.folder)
     if settings.model:
         looks_like_path = settings.model.startswith((".", "/", "~"))
         if looks_like_path and not Path(settings.model).expanduser().is_dir():

