@@ -74,8 +74,11 @@ class GenerationService(Service):
         super().__init__(settings)
         self.settings: GenerationSettings = settings
         self.committer = OrderedCommitter()
+        # At most half a session: a broker may end the session of a member that does not
+        # rejoin within it (Tansu does), and its commits then fail.
+        grace_s = min(settings.revoke_grace_s, settings.kafka.session_timeout_ms / 2000)
         self.work: PartitionWork[TopicPartition] = PartitionWork(
-            settings.revoke_grace_s, settings.revoke_delivery_bound_s, self.committer.settle
+            grace_s, settings.revoke_delivery_bound_s, self.committer.settle
         )
         grounded = Subscription(
             CHAT_GROUNDED,

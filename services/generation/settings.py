@@ -92,7 +92,8 @@ class GenerationSettings(ServiceSettings):
     """When the group takes a partition away (a scale step, a restart), how long a request of
     it that is generating may take to finish here; later it is aborted and its next owner
     answers it. The whole group waits for this during the rebalance (every member: aiokafka
-    rebalances eagerly), so it trades a shorter pause against generations thrown away."""
+    rebalances eagerly), so it trades a shorter pause against generations thrown away. At
+    most half of ``session.timeout.ms`` is used."""
     revoke_delivery_bound_s: float = Field(default=10.0, gt=0)
     """How long a revocation waits for answers being published (retried through an outage);
     one still unpublished then may be answered again by the next owner (counted)."""
