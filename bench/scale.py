@@ -3,8 +3,8 @@ product's own write path (the versioned Lua write, the tenant's HNSW index live)
 its own, so that a restart can be timed.
 
 Synthetic on purpose (a million embedded rules would take hours here): vectors are 512-dim unit
-vectors drawn around 2,000 centroids (clustered like real embeddings, which uniform noise is
-not); texts are OPO's A-Law articles repeated, so full text sees a law corpus's vocabulary.
+vectors with a low intrinsic dimension, as real embeddings have (``synthetic_vectors``); texts are
+OPO's A-Law articles repeated, so full text sees a law corpus's vocabulary.
 Queries are stored vectors with noise added (a question near a rule) and A-Law's questions.
 
 Measured: insert rate, memory per rule (INFO used_memory delta), vector search p50/p99 at
@@ -49,24 +49,32 @@ from shared.redis import command, index_ready, make_redis
 from shared.settings import RedisSettings
 
 DIM = 512
+LATENT = 16
 K = 5
 TENANT = "one"
 CHUNK = 1000
 
 
-def clustered_vectors(n: int, seed: int = 7) -> npt.NDArray[np.float32]:
+def synthetic_vectors(n: int, seed: int = 7) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any]]:
+    """``n`` unit vectors with a low intrinsic dimension, as real embeddings have: points of a
+    16-dim space projected into 512 dims, plus a little noise (isotropic noise in all 512 dims
+    makes every neighbour a near-tie, which no real embedder does; measured: recall@5 0.54 at
+    EF_RUNTIME 100 on such data). Also returns the projection, for the queries."""
     rng = np.random.default_rng(seed)
-    centroids = rng.standard_normal((2000, DIM)).astype(np.float32)
-    vectors = centroids[rng.integers(0, len(centroids), n)]
-    vectors += 0.6 * rng.standard_normal((n, DIM)).astype(np.float32)
+    projection = rng.standard_normal((LATENT, DIM)).astype(np.float32)
+    latent = rng.standard_normal((n, LATENT)).astype(np.float32)
+    vectors = latent @ projection + 0.5 * rng.standard_normal((n, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
+    return vectors, projection
 
 
 def noisy(vectors: npt.NDArray[np.float32], picks: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+    """Questions near rules: stored vectors moved a little (a fifth of their length)."""
     rng = np.random.default_rng(11)
-    queries = vectors[picks] + 0.5 * rng.standard_normal((len(picks), DIM)).astype(np.float32)
-    normalized: npt.NDArray[Any] = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    moved = vectors[picks] + 0.2 * rng.standard_normal((len(picks), DIM)).astype(np.float32) / (
+        DIM**0.5
+    )
+    normalized: npt.NDArray[Any] = moved / np.linalg.norm(moved, axis=1, keepdims=True)
     return normalized.astype(np.float32)
 
 
@@ -159,7 +167,7 @@ async def float16_what_if(
 
 async def measure(server: ValkeyServer, n: int, queries_n: int) -> dict[str, Any]:
     settings = RedisSettings(url=server.address, key_prefix="scalebench")
-    vectors = clustered_vectors(n)
+    vectors, _ = synthetic_vectors(n)
     queries = noisy(vectors, np.random.default_rng(5).integers(0, n, queries_n))
     client = make_redis(settings)
     try:
@@ -188,7 +196,7 @@ async def measure(server: ValkeyServer, n: int, queries_n: int) -> dict[str, Any
     return {
         "scale_rules": n,
         "scale_queries": queries_n,
-        "scale_vectors": f"synthetic: {DIM}-dim unit vectors around 2,000 centroids",
+        "scale_vectors": f"synthetic: {LATENT}-dim latent points projected to {DIM} dims",
         "scale_insert_rules_per_s": round(rate, 1),
         "scale_memory_bytes_per_rule": round(per_rule),
         "scale_search_ms": vector["ms"],
