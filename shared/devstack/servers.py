@@ -76,8 +76,7 @@ class TansuServer(ManagedServer):
         front_port: int | None = None,
         name: str = "kafka",
     ) -> None:
-        """``front_port``: one of several brokers sharing ``storage`` behind a front
-        (``front.py``), which is the address it advertises."""
+        """``front_port``: one of several brokers on ``storage``, advertising the front."""
         super().__init__(state_dir, port)
         self.storage = storage
         self.front_port = front_port
