@@ -14,8 +14,9 @@ from pathlib import Path
 
 import typer
 
-from services.cli.progress import console, waiting_for
+from services.cli.progress import console, errors, waiting_for
 from services.cli.quiet import stderr_to
+from services.generation.models.split_gguf import SPLIT_MODELS
 from shared.devstack.servers import DEFAULT_STATE_DIR, LocalStack
 from shared.logging import configure_logging
 from shared.settings import KafkaSettings
@@ -28,9 +29,17 @@ def demo(
     state_dir: Path = typer.Option(DEFAULT_STATE_DIR, help="Local stack state."),
     log_file: Path = typer.Option(DEMO_LOG, help="Where engine and library logs go."),
     record: Path | None = typer.Option(None, hidden=True, help="Write the answers as JSON."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="A benchmark model (qwen2.5-coder-0.5b or -1.5b, after "
+        "`alignstream models prepare NAME`) or a model folder. Default: SmolLM2-135M-Instruct.",
+    ),
 ) -> None:
     """Run the pipeline end to end on the local stack with sample rules and questions."""
     started = time.perf_counter()
+    if model in SPLIT_MODELS:
+        errors.print(SPLIT_MODELS[model].notice, markup=False)
     # vLLM's start-up notices go to the log file with everything else on stderr.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
     with stderr_to(log_file):
@@ -42,7 +51,7 @@ def demo(
         from services.cli.demo_run import run_demo
 
         try:
-            answers = asyncio.run(run_demo(KafkaSettings(bootstrap=stack.kafka.address)))
+            answers = asyncio.run(run_demo(KafkaSettings(bootstrap=stack.kafka.address), model))
         finally:
             if not keep_stack and not already_running:
                 stack.down()

