@@ -118,6 +118,8 @@ class DrainListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafk
 
 
 class Commits(Protocol):
+    """The part of a Kafka consumer that commits explicit offsets (aiokafka's)."""
+
     async def commit(self, offsets: dict[Any, int]) -> None: ...
 
 

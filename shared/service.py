@@ -172,12 +172,9 @@ class Service:
         fetch: dict[str, Any] = {"max_records": subscription.max_records}
         if subscription.batch_timeout_ms is not None:
             fetch["batch_timeout_ms"] = subscription.batch_timeout_ms
-        # A revocation waits for the batch in hand at most half a session: a broker may end
-        # the session of a member that does not rejoin within it (Tansu does).
-        settle_s = self.settings.kafka.session_timeout_ms / 2000
         listener = self.inputs.listener(on_revoked=subscription.on_revoked,
                                         on_assigned=subscription.on_assigned,
-                                        settle_s=settle_s)  # fmt: skip
+                                        settle_s=self.settings.kafka.revocation_wait_s)  # fmt: skip
         subscriber = self.broker.subscriber(
             self.topics(spec),
             listener=listener,

@@ -86,6 +86,13 @@ class KafkaSettings(BaseSettings):
     """Also accepted when verifying, while the pipeline key is being rotated."""
 
     @property
+    def revocation_wait_s(self) -> float:
+        """The longest a consumer may hold up a rebalance finishing its work: half a session
+        (a broker may end the session of a member that does not rejoin within it; Tansu does,
+        and the member's commits then fail)."""
+        return self.session_timeout_ms / 2000
+
+    @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
 

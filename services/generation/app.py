@@ -27,7 +27,7 @@ from pydantic import TypeAdapter
 from services.generation.backends.base import GenerationBackend
 from services.generation.backends.factory import make_backend
 from services.generation.cancels import CANCELLED, Cancellations
-from services.generation.committer import Commits, OrderedCommitter
+from services.generation.committer import OrderedCommitter
 from services.generation.delivery import ResponseDelivery
 from services.generation.reply_topics import ReplyTopics
 from services.generation.revocation import REVOCATION_SECONDS, REVOKED, PartitionWork
@@ -41,6 +41,7 @@ from services.generation.serving import (
 )
 from services.generation.settings import GenerationSettings
 from shared import events
+from shared.consumers import Commits
 from shared.dlq import DeadLetterFailed, Record
 from shared.events.base import new_id
 from shared.fairness import FairSlots
@@ -74,9 +75,7 @@ class GenerationService(Service):
         super().__init__(settings)
         self.settings: GenerationSettings = settings
         self.committer = OrderedCommitter()
-        # At most half a session: a broker may end the session of a member that does not
-        # rejoin within it (Tansu does), and its commits then fail.
-        grace_s = min(settings.revoke_grace_s, settings.kafka.session_timeout_ms / 2000)
+        grace_s = min(settings.revoke_grace_s, settings.kafka.revocation_wait_s)
         self.work: PartitionWork[TopicPartition] = PartitionWork(
             grace_s, settings.revoke_delivery_bound_s, self.committer.settle
         )

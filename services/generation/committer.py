@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
 
 from aiokafka import TopicPartition
 
 from services.generation.inflight import OffsetTracker
+from shared.consumers import Commits
 
 log = logging.getLogger(__name__)
-
-
-class Commits(Protocol):
-    """The part of a Kafka consumer the committer uses."""
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
 
 class OrderedCommitter:
