@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import re
 import shutil
@@ -31,6 +32,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.broker_probe import Stall, broker_stalls, overlaps
 from bench.common import percentiles, private_stack, service_process, synthetic_rules, write_result
 from bench.noisy_tenant import (
     Behaviour,
@@ -102,15 +104,51 @@ async def forged_answers(kafka: KafkaSettings, redis: RedisSettings, root: Path)
     return {"forged_answers_published": len(questions), "forged_answers_accepted": accepted}
 
 
+def _lag_over(ports: dict[str, int], seconds: float) -> dict[str, float]:
+    """Each service's event-loop lag samples so far that were later than ``seconds`` (count
+    and bucket from one scrape, so they agree)."""
+    name = "alignstream_event_loop_lag_seconds"
+    over: dict[str, float] = {}
+    for service, port in ports.items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            lines = reply.read().decode().splitlines()
+        total = sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                    if line.startswith(f"{name}_count"))  # fmt: skip
+        within = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith(f"{name}_bucket") and f'le="{seconds}"' in line
+        )
+        over[service] = total - within
+    return over
+
+
+def _clear_of(raw: list[dict[str, float]], stalls: list[Stall]) -> list[float]:
+    """The chat latencies (client side) of the answers no broker stall overlapped."""
+    kept = []
+    for timings in raw:
+        took_ms = timings["gateway_ms"] + timings["outside_gateway_ms"]
+        if not overlaps((timings["at"] - took_ms / 1000, timings["at"]), stalls):
+            kept.append(took_ms)
+    return kept
+
+
+def _stall_summary(stalls: list[Stall]) -> dict[str, float]:
+    lengths = [end - start for start, end in stalls]
+    return {"count": len(stalls), "longest_s": round(max(lengths, default=0.0), 3)}
+
+
 async def scenarios(base_url: str, keys: dict[str, str], kafka: KafkaSettings,
-                    quiet_requests: int) -> dict[str, Any]:  # fmt: skip
+                    quiet_requests: int, only: set[str],
+                    ports: dict[str, int]) -> dict[str, Any]:  # fmt: skip
     timeout = aiohttp.ClientTimeout(total=300)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         quiet = Http(session, base_url, keys["quiet"])
         noisy = [Http(session, base_url, keys[k]) for k in ("noisy_a", "noisy_b")]
         await quiet_traffic(quiet, 6, with_check=True)  # warm-up
-        alone = await quiet_traffic(quiet, quiet_requests, with_check=True)
+        with broker_stalls(kafka.bootstrap) as alone_stalls:
+            alone = await quiet_traffic(quiet, quiet_requests, with_check=True)
         sent: Counter[str] = Counter()
         behaviours: dict[str, Behaviour] = {
             "slow_requests": slow_requests(noisy),
@@ -119,15 +157,23 @@ async def scenarios(base_url: str, keys: dict[str, str], kafka: KafkaSettings,
             "unpublishable_replies": unpublishable_replies(kafka, NOISY, sent),
         }
         alone_p99 = percentiles(alone["chat_ms"])["p99"]
+        alone_clear_p99 = percentiles(_clear_of(alone["raw"], alone_stalls))["p99"]
         alone_check_p99 = percentiles(alone["check_ms"])["p99"]
         results: dict[str, Any] = {}
         for name, behaviour in behaviours.items():
+            if only and name not in only:
+                continue
             for http in noisy:
                 http.statuses.clear()
             stop = asyncio.Event()
             noise = asyncio.create_task(behaviour(stop))
             await asyncio.sleep(3)  # the noise is at full strength
-            measured = await quiet_traffic(quiet, quiet_requests, with_check=name == "big_texts")
+            lagged = _lag_over(ports, 0.1)
+            with broker_stalls(kafka.bootstrap) as stalls:
+                measured = await quiet_traffic(quiet, quiet_requests,
+                                               with_check=name == "big_texts")  # fmt: skip
+            lagged = {s: n - lagged[s] for s, n in _lag_over(ports, 0.1).items()}
+            clear = percentiles(_clear_of(measured["raw"], stalls))
             stop.set()
             await noise
             await asyncio.sleep(2)  # what the noise left running drains
@@ -141,13 +187,26 @@ async def scenarios(base_url: str, keys: dict[str, str], kafka: KafkaSettings,
                     name: percentiles(values) for name, values in measured["pipeline"].items()
                 },
                 "noisy_statuses": {str(k): v for http in noisy for k, v in http.statuses.items()},
+                # Samples (every 50 ms) in which a service's event loop ran 100 ms+ late.
+                "event_loop_lag_over_100ms": lagged,
+                # Hops of the broker probe slower than 300 ms, and the quiet tenant's answers
+                # that did not overlap one (against the same alone).
+                "broker_stalls": _stall_summary(stalls),
+                "quiet_tenant_p99_ratio_clear_of_broker_stalls": round(
+                    clear["p99"] / alone_clear_p99, 3
+                ),
+                "quiet_chat_ms_clear_of_broker_stalls": clear,
             }
+            if only:  # a diagnostic run: every request's timings
+                results[name]["raw"] = measured["raw"]
             if measured["check_ms"]:
                 check = percentiles(measured["check_ms"])
                 results[name]["quiet_check_ms"] = check
                 results[name]["quiet_check_p99_ratio"] = round(check["p99"] / alone_check_p99, 3)
-        results["unpublishable_replies"]["noisy_requests_published"] = sent["requests"]
+        if "unpublishable_replies" in results:
+            results["unpublishable_replies"]["noisy_requests_published"] = sent["requests"]
         return {"alone": {"chat_ms": percentiles(alone["chat_ms"]),
+                          "broker_stalls": _stall_summary(alone_stalls),
                           "check_ms": percentiles(alone["check_ms"]),
                           "pipeline_ms": {n: percentiles(v)
                                           for n, v in alone["pipeline"].items()}},
@@ -219,15 +278,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quiet-requests", type=int, default=60)
     parser.add_argument("--model", default=None, help="default: the tiny random-weight model")
+    parser.add_argument("--only", action="append", default=[], metavar="SCENARIO",
+                        help="run only these scenarios (repeatable), skip the forgery and burst "
+                             "checks, and print the result instead of writing it")  # fmt: skip
     args = parser.parse_args()
+    only = set(args.only)
     model = args.model or str(build_tiny_model(Path(".alignstream/models/tiny-chat")))
     port, retrieval_port = free_port(), free_port()
+    ports = {name: free_port() for name in ("generation", "gateway")}
+    ports["retrieval"] = retrieval_port
     with private_stack() as env, tempfile.TemporaryDirectory() as exams:
         kafka = KafkaSettings(bootstrap=env["KAFKA_BOOTSTRAP"])
         redis = RedisSettings(url=env["REDIS_URL"])
         asyncio.run(ensure_topics(kafka))
         keys = asyncio.run(make_keys(redis))
-        forged = asyncio.run(forged_answers(kafka, redis, Path(exams)))
+        forged = {} if only else asyncio.run(forged_answers(kafka, redis, Path(exams)))
         engine = {"ALIGNSTREAM_VLLM_MODEL": model, "ALIGNSTREAM_VLLM_DTYPE": "float32",
                   "ALIGNSTREAM_VLLM_ENFORCE_EAGER": "true",
                   "ALIGNSTREAM_VLLM_MAX_MODEL_LEN": "1024", "ALIGNSTREAM_VLLM_KV_CACHE_GIB": "1",
@@ -240,13 +305,18 @@ def main() -> None:
             service_process("retrieval", {**env, "ALIGNSTREAM_HTTP_PORT": str(retrieval_port)}),
         ):
             asyncio.run(load_rules(kafka, 500))
-            burst_result = asyncio.run(burst(kafka, retrieval_port))
+            burst_result = {} if only else asyncio.run(burst(kafka, retrieval_port))
             with (
-                service_process("generation", {**env, **engine}),
-                service_process("gateway", {**env, **gateway}),
+                service_process(
+                    "generation",
+                    {**env, **engine, "ALIGNSTREAM_HTTP_PORT": str(ports["generation"])},
+                ),
+                service_process(
+                    "gateway", {**env, **gateway, "ALIGNSTREAM_HTTP_PORT": str(ports["gateway"])}
+                ),
             ):
                 measured = asyncio.run(scenarios(f"http://127.0.0.1:{port}/v1", keys, kafka,
-                                                 args.quiet_requests))  # fmt: skip
+                                                 args.quiet_requests, only, ports))  # fmt: skip
     ratios = {name: s["quiet_tenant_p99_ratio"] for name, s in measured["scenarios"].items()}
     result = {
         "model": re.sub(r".*/", "", model),
@@ -262,7 +332,10 @@ def main() -> None:
         },
         **measured,
     }
-    write_result("fairness", result)
+    if only:
+        print(json.dumps(result, indent=1))
+    else:
+        write_result("fairness", result)
 
 
 if __name__ == "__main__":

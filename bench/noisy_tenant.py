@@ -48,10 +48,17 @@ class Http:
         body = {"model": model, "max_tokens": max_tokens, "temperature": 0,
                 "messages": [{"role": "user", "content": text}]}  # fmt: skip
         url = f"{self.base_url}/chat/completions"
+        started = time.perf_counter()
         async with self.session.post(url, json=body, headers=self._headers()) as reply:
             payload = await reply.json() if reply.status == 200 else await reply.read()
         if isinstance(payload, dict):
-            self.timings.append(payload["alignstream"]["timings"])
+            timings = payload["alignstream"]["timings"]
+            # The time outside the gateway's own measure: the client, HTTP, the event loops.
+            timings["at"] = time.time()  # wall clock: lined up with the broker probe
+            timings["outside_gateway_ms"] = (time.perf_counter() - started) * 1000 - timings[
+                "gateway_ms"
+            ]
+            self.timings.append(timings)
         return await self._counted(reply)
 
     async def check(self, text: str) -> int:
@@ -95,9 +102,23 @@ async def quiet_traffic(http: Http, requests: int, *, with_check: bool) -> dict[
 
     http.timings.clear()
     await asyncio.gather(client(), client())
-    parts = ("queue_ms", "ttft_ms", "generation_ms", "total_ms")
+    parts = (
+        "queue_ms",
+        "ttft_ms",
+        "generation_ms",
+        "total_ms",
+        "delivery_ms",
+        "gateway_ms",
+        "outside_gateway_ms",
+    )
     pipeline = {name: [t[name] or 0.0 for t in http.timings] for name in parts}
-    return {"chat_ms": chat_ms, "check_ms": check_ms, "failed": failed, "pipeline": pipeline}
+    return {
+        "chat_ms": chat_ms,
+        "check_ms": check_ms,
+        "failed": failed,
+        "pipeline": pipeline,
+        "raw": list(http.timings),
+    }
 
 
 Behaviour = Callable[[asyncio.Event], Coroutine[Any, Any, None]]

@@ -69,6 +69,12 @@ HANDLER_SECONDS = Histogram(
     ["service", "topic"],
     buckets=LATENCY_BUCKETS_S,
 )
+EVENT_LOOP_LAG = Histogram(
+    "alignstream_event_loop_lag_seconds",
+    "How much later than asked the event loop woke a sleeping task (sampled every 50 ms).",
+    ["service"],
+    buckets=LATENCY_BUCKETS_S,
+)
 SERVICE_UP = Gauge(
     "alignstream_service_ready",
     "1 when the service is started and ready.",
@@ -83,6 +89,7 @@ SHARED_FAMILIES: tuple[Collector, ...] = (
     UNPUBLISHABLE,
     PROCESSING_RETRIES,
     HANDLER_SECONDS,
+    EVENT_LOOP_LAG,
     SERVICE_UP,
 )
 """Families every service exports, told apart by their ``service`` label."""

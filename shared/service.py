@@ -24,6 +24,7 @@ from shared.dlq import DeadLetters, Inbox, records_of
 from shared.events import Event, encode, key_bytes
 from shared.http import HealthServer
 from shared.kafka import OversizedMessage, consumer_options, ensure_topics, make_broker
+from shared.loop_lag import LoopLag
 from shared.metrics import HANDLER_SECONDS, SERVICE_UP, service_registry
 from shared.settings import ServiceSettings
 from shared.signing import PipelineSignatures
@@ -97,6 +98,7 @@ class Service:
         self.tracing = Tracing(self.name, settings.observability)
         self.signatures = PipelineSignatures(settings.kafka)
         self.inputs = InputConsumers()
+        self.loop_lag = LoopLag(self.name)
         self._started = False
         self._stopping = False
 
@@ -264,6 +266,7 @@ class Service:
         await self.broker.start()
         await self.health.start()
         await self.on_running()
+        self.loop_lag.start()
         self._started = True
         SERVICE_UP.labels(self.name).set(1)
         log.info("service started", extra={"service": self.name, "http_port": self.health.port})
@@ -287,6 +290,7 @@ class Service:
         await self._bounded("stopping the broker", self.broker.stop(), deadline)
         await self._bounded("closing", self.on_stop(), deadline)
         await self._bounded("exporting traces", self.tracing.close(), deadline)
+        await self.loop_lag.stop()
         await self.health.stop()
         log.info("service stopped", extra={"service": self.name})
 

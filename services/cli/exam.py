@@ -62,12 +62,16 @@ def show_result(result: events.ExamResult) -> None:
         show_aspects(result)
         return
     if result.comparisons:
-        paired = Table("comparison", "pairs", "delta pp", "only treatment right",
+        paired = Table("comparison", "pairs", "delta pp", "95% CI pp", "only treatment right",
                        "only baseline right", "p (McNemar)")  # fmt: skip
         for c in result.comparisons:
+            low, high = c.delta_ci_low, c.delta_ci_high
+            interval = (
+                "-" if low is None or high is None else f"{100 * low:+.1f} to {100 * high:+.1f}"
+            )
             paired.add_row(f"{c.treatment.value} vs {c.baseline.value}", str(c.pairs),
-                           f"{100 * c.delta:+.1f}", str(c.treatment_only), str(c.baseline_only),
-                           f"{c.p_value:.3g}")  # fmt: skip
+                           f"{100 * c.delta:+.1f}", interval, str(c.treatment_only),
+                           str(c.baseline_only), f"{c.p_value:.3g}")  # fmt: skip
         console.print(paired)
     if result.task is events.ExamTask.COURSE_CORRECTION:
         show_corr_at_k(result)

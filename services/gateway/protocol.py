@@ -141,6 +141,9 @@ class ChatCompletionRequest(Strict):
 class AlignstreamTimings(Timings):
     gateway_ms: float = 0.0
     """From the HTTP request's arrival to the answer (as this gateway saw it)."""
+    delivery_ms: float = 0.0
+    """From the response's creation (where it was generated) to this gateway's answer: the
+    publish, the reply topic and this gateway's reading of it (clocks of two hosts)."""
 
 
 class AlignstreamResult(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -181,7 +182,9 @@ def _finish_reason(response: events.ChatResponse) -> str:
 
 
 def result_of(response: events.ChatResponse, gateway_ms: float) -> AlignstreamResult:
-    timings = AlignstreamTimings(**response.timings.model_dump(), gateway_ms=gateway_ms)
+    delivery_ms = (datetime.now(UTC) - response.created_at).total_seconds() * 1000
+    timings = AlignstreamTimings(**response.timings.model_dump(), gateway_ms=gateway_ms,
+                                 delivery_ms=max(0.0, delivery_ms))  # fmt: skip
     return AlignstreamResult(request_id=response.request_id, strategy=response.strategy,
                              grounded_in=list(response.grounded_in),
                              cited=list(response.cited),

@@ -149,6 +149,10 @@ def compare_strategies(
             continue
         base_only = sum(correct[baseline][q] and not correct[treatment][q] for q in paired)
         treat_only = sum(correct[treatment][q] and not correct[baseline][q] for q in paired)
+        # The per-question differences (+1, 0, -1): their mean is the delta, and their t
+        # interval the paired 95% interval of it.
+        diffs = [float(correct[treatment][q]) - float(correct[baseline][q]) for q in paired]
+        _, low, high = mean_interval(diffs)
         comparisons.append(
             PairedComparison(
                 baseline=baseline,
@@ -158,6 +162,8 @@ def compare_strategies(
                 treatment_only=treat_only,
                 baseline_only=base_only,
                 p_value=mcnemar_exact(base_only, treat_only),
+                delta_ci_low=low,
+                delta_ci_high=high,
             )
         )
     return tuple(comparisons)

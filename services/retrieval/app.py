@@ -17,6 +17,7 @@ from services.retrieval.grounding import (
     oversized_response,
     traced_grounding,
 )
+from services.retrieval.ordering import lightest_tenant_first
 from services.retrieval.settings import RetrievalSettings
 from shared import events
 from shared.embedders import Embedder, make_embedder
@@ -91,10 +92,12 @@ class RetrievalService(RuleMemoryService):
                                                "alignstream.strategy": request.strategy.value})
                  for r, request in opened]  # fmt: skip
         try:
-            grounded = await self.grounding.ground([request for _, request in opened], received_at)
-            for span, item in zip(spans, grounded, strict=True):
-                traced_grounding(span, item)
-            await self.publish_grounded(grounded, [self.tracing.headers(s) for s in spans])
+            for group in lightest_tenant_first([request for _, request in opened]):
+                grounded = await self.grounding.ground([opened[i][1] for i in group], received_at)
+                for i, item in zip(group, grounded, strict=True):
+                    traced_grounding(spans[i], item)
+                headers = [self.tracing.headers(spans[i]) for i in group]
+                await self.publish_grounded(grounded, headers)
         finally:
             for span in spans:
                 span.end()

@@ -85,6 +85,12 @@ def test_scores_and_paired_comparison() -> None:
     assert (comparison.treatment_only, comparison.baseline_only) == (2, 1)
     assert comparison.delta == pytest.approx(0.25)
     assert comparison.p_value == pytest.approx(mcnemar_exact(1, 2))
+    # the paired interval: the t interval of the per-question differences (+1, +1, 0, -1)
+    _, low, high = mean_interval([1.0, 1.0, 0.0, -1.0])
+    assert (comparison.delta_ci_low, comparison.delta_ci_high) == pytest.approx((low, high))
+    assert comparison.delta_ci_low is not None
+    assert comparison.delta_ci_high is not None
+    assert comparison.delta_ci_low < comparison.delta < comparison.delta_ci_high
 
 
 def test_a_result_reports_a_bounded_number_of_categories() -> None:
