@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import private_stack, service_process, write_result
+from bench.common import RESULTS, private_stack, service_process, write_result
 from services.grading.datasets import stage_dataset
 from shared import events
 from shared.client import AlignstreamClient
@@ -146,6 +147,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--gpu", action="store_true", help="on a lent GPU: the engine's defaults")
     parser.add_argument("--out", default="alignment_effect")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the other models of an earlier run with the same --limit in "
+                             "the result file (a run per model on a slow machine)")  # fmt: skip
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in MODELS]
@@ -153,7 +157,9 @@ def main() -> None:
         parser.error(f"unknown model {unknown[0]!r}; known: {', '.join(MODELS)}")
     exams = [e for e in args.exams.split(",") if e]
     scorings = [s for s in args.scoring.split(",") if s]
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = kept_models(args.out, args.limit) if args.keep else {}
+    for model in models:
+        results.pop(model, None)
 
     def save() -> None:
         write_result(args.out, {
@@ -185,6 +191,16 @@ def main() -> None:
                     asyncio.run(grade(kafka, staged, args.limit, scorings, model, graded, save))
                 graded["elapsed_s"] = round(time.perf_counter() - started, 1)
                 save()
+
+
+def kept_models(out: str, limit: int) -> dict[str, Any]:
+    """The models of an earlier run into the same file with the same sample size."""
+    path = RESULTS / f"{out}.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    if earlier.get("limit_per_exam") != limit:
+        return {}
+    models: dict[str, Any] = earlier.get("models", {})
+    return models
 
 
 async def publish(kafka: KafkaSettings, data: Path) -> None:

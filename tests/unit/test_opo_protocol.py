@@ -141,6 +141,25 @@ def test_opo_prompt_joins_rules_unfenced_within_the_budget() -> None:
     assert [r.rule_id for r in prompt.cited] == ["a", "b"]  # the third would reach 48 >= 40
 
 
+def test_the_oracle_keeps_every_article_whatever_the_budget() -> None:
+    """The budget limits retrieved rules; the oracle's are the question's own principle."""
+    articles = tuple(_rule(f"a{i}", f"条例第{i}条", "一" * 30) for i in range(3))
+    request = events.ChatRequest(
+        tenant="t", protocol="opo", strategy=events.Strategy.ORACLE,
+        messages=(events.ChatMessage(role=events.Role.USER, content="问题？\nA. x\nB. y"),),
+        scope=events.RuleScope(token_budget=40), oracle_rules=articles,
+        params=events.GenerationParams(option_letters=("A", "B")),
+    )  # fmt: skip
+    grounded = events.GroundedRequest(request=request, rules=articles, received_at=NOW)
+    prompt = build_prompt(grounded, count_tokens=len)  # 3 x 35 tokens, over the 40 budget
+    assert [r.rule_id for r in prompt.cited] == ["a0", "a1", "a2"]
+    assert all(f"条例第{i}条" in prompt.messages[-1]["content"] for i in range(3))
+    # the same rules retrieved (OPO strategy) are cut to what fits
+    searched = request.model_copy(update={"strategy": events.Strategy.OPO, "oracle_rules": ()})
+    retrieved = grounded.model_copy(update={"request": searched})
+    assert [r.rule_id for r in build_prompt(retrieved, count_tokens=len).cited] == ["a0"]
+
+
 def test_opo_budget_keeps_rules_while_the_running_count_stays_under_the_budget() -> None:
     five, four = _rule("a", "", "x" * 5), _rule("b", "", "y" * 4)
     assert [r.rule_id for r in opo_budget([five, four], 10, len)] == ["a", "b"]  # 9 < 10

@@ -10,7 +10,7 @@ from services.generation.prompts.fencing import DEFAULT, Neutralizer
 from shared.events import GroundedRequest, RetrievedRule, Role
 from shared.language import language_of
 from shared.prompt_sets import PromptSet
-from shared.strategies import Rendering, spec_of
+from shared.strategies import Rendering, RulesFrom, spec_of
 from shared.tokens import HeuristicTokenCounter
 
 MCQ_SYSTEM = {
@@ -56,7 +56,10 @@ def build_prompt(
     spec = spec_of(request.strategy)
     rules = tuple(grounded.rules) if spec.uses_rules else ()
     opo_protocol = request.protocol == "opo"
-    if opo_protocol:
+    if opo_protocol and spec.rules is not RulesFrom.REQUEST:
+        # OPO's budget limits what retrieval found (``limit_length`` over the retrieved
+        # texts); the oracle's articles are the question's own principle and stay whole
+        # (budgeted, 18 A-Law and 94 professional-morality prompts lost articles, two all).
         count = count_tokens or HeuristicTokenCounter().count
         rules = opo.opo_budget(rules, request.scope.token_budget, count)
 
