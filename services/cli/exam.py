@@ -185,7 +185,9 @@ def run(
     ),
     k: str = typer.Option("10,20,30,40,50,60,70,80", help="course-correction: prefill words."),
     protocol: str = typer.Option(
-        "auto", help="opo (OPO's paper protocol), default, or auto: opo for OPO's five files."
+        "auto",
+        help="opo (OPO's paper protocol), opo-exact (also OPO's prompt joining and "
+        "repetition penalty; the vLLM engine only), default, or auto: opo for OPO's five files.",
     ),
 ) -> None:
     """Submit an exam job (or a C2-EVAL course-correction job), show its progress, then its
@@ -204,8 +206,8 @@ def run(
         candidate, revision = set_name(candidate), candidate_revision(tenant, candidate)
         strategies = (*(s for s in strategies if s not in CANDIDATE_ARMS), *CANDIDATE_ARMS)
     prefill_words = tuple(int(n) for n in k.split(",") if n.strip())
-    if protocol not in ("auto", "default", "opo"):
-        raise typer.BadParameter("protocol must be auto, default or opo")
+    if protocol not in ("auto", "default", "opo", "opo-exact"):
+        raise typer.BadParameter("protocol must be auto, default, opo or opo-exact")
     local = Path(dataset)
     if local.is_file():  # the grading service reads only its data root: put the file there
         dataset = stage_dataset(GradingSettings().data_root, tenant, local)

@@ -177,6 +177,7 @@ class Serving:
                         continue_final=prompt.continue_final,
                         stop=prompt.stop,
                         on_text=stream.add if stream is not None else None,
+                        joined=prompt.joined,
                     )
                 ),
                 timeout=self.settings.request_timeout_s,

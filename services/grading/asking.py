@@ -9,7 +9,7 @@ from services.grading.datasets import ExamQuestion
 from services.grading.opo_protocol import OPO_TOP_K, opo_mode, oracle_articles, protocol_of
 from services.grading.records import WorkItem, item_of
 from services.grading.tasks import TASKS
-from shared.events import ChatRequest, ExamJob, RetrievedRule, Strategy
+from shared.events import ChatRequest, ExamJob, RetrievedRule, Strategy, is_opo
 from shared.strategies import RulesFrom, spec_of
 
 JOB_KEY, ITEM_KEY = "exam_job", "exam_item"
@@ -35,7 +35,7 @@ def exam_request(
     protocol = protocol_of(job)
     spec = spec_of(strategy)
     scope = job.scope
-    if spec.searches and protocol == "opo":
+    if spec.searches and is_opo(protocol):
         # OPO filters by location for law only; morality rules apply everywhere.
         law = opo_mode(job.dataset) == "law"
         where = (question.location,) if law and question.location else ()
@@ -51,7 +51,7 @@ def exam_request(
         scope = scope.model_copy(update={"change_set": job.candidate})
     oracle: tuple[RetrievedRule, ...] = ()
     if spec.rules is RulesFrom.REQUEST and question.principle:
-        if protocol == "opo":
+        if is_opo(protocol):
             oracle = oracle_articles(question.principle, question.question_id)
         else:
             oracle = (RetrievedRule(rule_id=f"principle.{question.question_id}", version=1,

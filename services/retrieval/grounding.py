@@ -171,7 +171,7 @@ class Grounding:
         self, request: events.ChatRequest, vector: bytes
     ) -> tuple[tuple[events.RetrievedRule, ...], events.SearchedScope]:
         scope = request.scope
-        if request.protocol == "opo":
+        if events.is_opo(request.protocol):
             # Generation applies OPO's budget with the model's own tokenizer: send it enough
             # to choose from (the estimate here may count fewer tokens than the model does).
             budget = min(scope.token_budget * OPO_BUDGET_SLACK, 32_000)

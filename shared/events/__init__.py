@@ -51,6 +51,7 @@ from shared.events.changesets import (
 )
 from shared.events.chat import (
     MAX_QUERY_CHARS,
+    OPO_REPETITION_PENALTY,
     ChatMessage,
     ChatRequest,
     Citation,
@@ -64,6 +65,7 @@ from shared.events.chat import (
     RuleScope,
     SearchedScope,
     Strategy,
+    is_opo,
     search_text,
 )
 from shared.events.chat_replies import (
@@ -162,6 +164,7 @@ __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_RULE_TEXT_CHARS",
     "MAX_RULE_VERSION",
+    "OPO_REPETITION_PENALTY",
     "RULES_TOPIC_EVENT",
     "RULE_EVENT",
     "SCHEMA_VERSION",
@@ -241,6 +244,7 @@ __all__ = [
     "changeset_key",
     "encode",
     "entries_of",
+    "is_opo",
     "jurisdictions_key",
     "key_bytes",
     "new_id",

@@ -67,8 +67,18 @@ class Strategy(StrEnum):
         return cls.BASE if value == "none" else None
 
 
-PromptProtocol = Literal["default", "opo"]
-"""How a request is put to the model: alignstream's prompts, or OPO's paper protocol."""
+PromptProtocol = Literal["default", "opo", "opo-exact"]
+"""How a request is put to the model: alignstream's prompts, or OPO's paper protocol;
+``opo-exact`` also as OPO's code puts it to open models: system and user text joined with a
+newline and no chat template, a repetition penalty of 1.1 (the vLLM engine only)."""
+
+OPO_REPETITION_PENALTY = 1.1
+"""OPO's generation config for open models."""
+
+
+def is_opo(protocol: PromptProtocol) -> bool:
+    """OPO's prompts, rules, budget and scoring (either way of putting them to the model)."""
+    return protocol in ("opo", "opo-exact")
 
 
 class RuleScope(Contract):
@@ -104,6 +114,9 @@ class GenerationParams(Contract):
     stop: tuple[str, ...] = ()
     option_letters: tuple[str, ...] = ()
     """Multiple choice: score these letters from logprobs (e.g. ``("A","B","C","D")``)."""
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=2.0)
+    """Over 1.0: tokens already in the prompt or answer are made less likely (vLLM's and
+    transformers' meaning; OPO used 1.1)."""
     constrain_to_options: bool = False
     """The first token may only be one of ``option_letters`` (OPO's scoring of open models:
     the argmax over the option letters' logits, so never invalid)."""

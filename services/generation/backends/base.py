@@ -19,6 +19,8 @@ class GenerationInput:
     stop: tuple[str, ...] = ()
     on_text: Callable[[str], None] | None = None
     """Called with each new piece of text as it is generated (streaming requests)."""
+    joined: bool = False
+    """The prompt is the messages' texts joined by newlines, no chat template (opo-exact)."""
 
 
 @dataclass(slots=True)

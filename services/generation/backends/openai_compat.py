@@ -14,6 +14,7 @@ from services.generation.backends.base import (
     GenerationOutput,
     option_logprobs,
 )
+from services.generation.prompts.opo import JOINED_TEMPLATE
 from services.generation.settings import OpenAISettings
 
 
@@ -39,6 +40,10 @@ class OpenAIBackend:
         extra: dict[str, Any] = {}
         if request.continue_final:
             extra = {"continue_final_message": True, "add_generation_prompt": False}
+        if request.joined:  # opo-exact: exact on vLLM servers, which render the prompt
+            extra |= {"chat_template": JOINED_TEMPLATE, "add_generation_prompt": False}
+        if params.repetition_penalty != 1.0:
+            extra["repetition_penalty"] = params.repetition_penalty
         bias = self.logit_bias(params.option_letters) if params.constrain_to_options else {}
         started = time.perf_counter()
         ttft: float | None = None

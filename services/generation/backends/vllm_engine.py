@@ -22,6 +22,7 @@ from services.generation.models import smollm2
 from services.generation.models.engine_logging import quiet_engine_logs
 from services.generation.models.engine_options import detect_device, engine_options, resolve_model
 from services.generation.prompts.fencing import control_tokens
+from services.generation.prompts.opo import joined_text
 from services.generation.settings import VllmSettings
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,10 @@ class VllmEngineBackend:
         return [self._tokenizer.encode(letter, add_special_tokens=False)[0] for letter in letters]
 
     def render(self, request: GenerationInput) -> str:
-        """The prompt text: the model's chat template over the messages."""
+        """The prompt text: the model's chat template over the messages (opo-exact: their
+        texts joined, as OPO's code prompts open models)."""
+        if request.joined:
+            return joined_text(request.messages)
         text: str = self._tokenizer.apply_chat_template(
             list(request.messages),
             tokenize=False,
@@ -98,6 +102,7 @@ class VllmEngineBackend:
             temperature=params.temperature,
             top_p=params.top_p,
             seed=params.seed,
+            repetition_penalty=params.repetition_penalty,
             stop=list(request.stop) or None,
             logprobs=TOP_LOGPROBS if params.option_letters else None,
             # OPO: the answer is the argmax over the option letters' logits.

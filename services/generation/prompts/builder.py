@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from services.generation.prompts import drpo, opo
 from services.generation.prompts.fencing import DEFAULT, Neutralizer
-from shared.events import GroundedRequest, RetrievedRule, Role
+from shared.events import GroundedRequest, RetrievedRule, Role, is_opo
 from shared.language import language_of
 from shared.prompt_sets import PromptSet
 from shared.strategies import Rendering, RulesFrom, spec_of
@@ -32,6 +32,9 @@ class ChatPrompt:
     """The rules placed in the prompt: what the answer may cite."""
     finish: Callable[[str], str] = str
     """Turns the model's text into the answer (DRPO: its ``<START>``/``<END>`` removed)."""
+    joined: bool = False
+    """Put to the model as the messages' texts joined by newlines, with no chat template
+    (``opo-exact``: how OPO's code prompts open models)."""
 
 
 def build_prompt(
@@ -55,7 +58,7 @@ def build_prompt(
     language = language_of(question)
     spec = spec_of(request.strategy)
     rules = tuple(grounded.rules) if spec.uses_rules else ()
-    opo_protocol = request.protocol == "opo"
+    opo_protocol = is_opo(request.protocol)
     if opo_protocol and spec.rules is not RulesFrom.REQUEST:
         # OPO's budget limits what retrieval found (``limit_length`` over the retrieved
         # texts); the oracle's articles are the question's own principle and stay whole
@@ -83,7 +86,10 @@ def build_prompt(
     elif spec.rendering is not Rendering.RAW:
         template = opo.template_for(language)
         if opo_protocol:
-            content = opo.render_opo_user_turn(question, rules, template, neutralize)
+            # opo-exact: the oracle's articles with the principle's own ":" (as OPO's data).
+            exact_oracle = request.protocol == "opo-exact" and spec.rules is RulesFrom.REQUEST
+            colon = ":" if exact_oracle else "："
+            content = opo.render_opo_user_turn(question, rules, template, neutralize, colon)
         else:
             content = opo.render_user_turn(
                 question, rules, template, fenced=fence_rules, neutralizer=neutralize
@@ -102,6 +108,7 @@ def build_prompt(
         stop=tuple(dict.fromkeys((*request.params.stop, *stop))),
         cited=rules,
         finish=drpo.strip_markers if spec.uses_prompt_set else str,
+        joined=request.protocol == "opo-exact",
     )
 
 

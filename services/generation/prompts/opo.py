@@ -46,9 +46,24 @@ def template_for(language: str) -> OpoTemplate:
     return ZH if language == "zh" else EN
 
 
-def opo_rule_text(rule: RetrievedRule) -> str:
-    """A rule as OPO's corpus writes it: the law's name and article, then the text."""
-    return f"{rule.title}：{rule.text}" if rule.title else rule.text
+JOINED_TEMPLATE = (
+    "{% for message in messages %}{{ message['content'] }}"
+    "{% if not loop.last %}{{ '\\n' }}{% endif %}{% endfor %}"
+)
+"""A chat template that joins the messages' texts with newlines and adds nothing else: OPO's
+``system + "\\n" + user`` for a server that renders prompts itself (a vLLM server takes it as
+``chat_template``)."""
+
+
+def joined_text(messages: Sequence[dict[str, str]]) -> str:
+    """What ``JOINED_TEMPLATE`` renders."""
+    return "\n".join(message["content"] for message in messages)
+
+
+def opo_rule_text(rule: RetrievedRule, colon: str = "：") -> str:
+    """A rule as OPO's corpus writes it: the law's name and article, then the text (an
+    oracle principle, as OPO's data writes it, has ``:`` there)."""
+    return f"{rule.title}{colon}{rule.text}" if rule.title else rule.text
 
 
 def opo_budget(
@@ -67,12 +82,16 @@ def opo_budget(
 
 
 def render_opo_user_turn(
-    question: str, rules: Sequence[RetrievedRule], template: OpoTemplate, neutralizer: Neutralizer
+    question: str,
+    rules: Sequence[RetrievedRule],
+    template: OpoTemplate,
+    neutralizer: Neutralizer,
+    colon: str = "：",
 ) -> str:
     """OPO's user turn verbatim: the rule texts concatenated with nothing between them."""
     if not rules:
         return template.without_rules.format(question=question)
-    joined = "".join(neutralizer(opo_rule_text(rule)) for rule in rules)
+    joined = "".join(neutralizer(opo_rule_text(rule, colon)) for rule in rules)
     return template.with_rules.format(rules=joined, question=question)
 
 

@@ -12,6 +12,7 @@ from services.grading.opo_protocol import opo_mode, protocol_of, system_prompt
 from services.grading.records import ExamAnswer
 from services.grading.tasks.base import Asking, BoundedJudge, Reply
 from shared.events import (
+    OPO_REPETITION_PENALTY,
     ChatMessage,
     ExamJob,
     ExamTask,
@@ -20,6 +21,7 @@ from shared.events import (
     Role,
     Scoring,
     Strategy,
+    is_opo,
 )
 
 
@@ -40,12 +42,13 @@ class MultipleChoice:
             temperature=0.0,
             seed=job.seed,
             option_letters=question.letters,
-            constrain_to_options=by_letter and protocol == "opo",
+            constrain_to_options=by_letter and is_opo(protocol),
+            repetition_penalty=OPO_REPETITION_PENALTY if protocol == "opo-exact" else 1.0,
         )
         messages: tuple[ChatMessage, ...] = (
             ChatMessage(role=Role.USER, content=question.prompt_text()),
         )
-        if protocol == "opo":
+        if is_opo(protocol):
             system = system_prompt(opo_mode(job.dataset), len(question.letters))
             messages = (ChatMessage(role=Role.SYSTEM, content=system), *messages)
         return Asking(messages, params, protocol=protocol)
@@ -62,7 +65,7 @@ def check_oracle(job: ExamJob, questions: Sequence[ExamQuestion], dataset: str) 
     if Strategy.ORACLE not in job.strategies:
         return
     missing = sum(1 for q in questions if not q.principle)
-    if missing == len(questions) or (missing and protocol_of(job) == "opo"):
+    if missing == len(questions) or (missing and is_opo(protocol_of(job))):
         raise DatasetError(
             f"{dataset}: the oracle strategy needs each question's principle (the rules it "
             f"tests); {missing} of {len(questions)} questions have none. Drop 'oracle' from "
