@@ -116,11 +116,13 @@ class RuleIngestor:
             results |= await writing
             writing = asyncio.create_task(self._write(chunk, vectors, restore, on_written))
         results |= await writing
-        # A written event's outcome is its write's; the others' the plan's (stale, or applied
-        # already by another copy of the event).
+        # A written event's outcome is its write's, and so is that of a copy of it in the same
+        # batch (a redelivery); the others' the plan's (stale, or applied already by another
+        # copy of the event).
         return [
             (IndexOutcome.APPLIED if results[event.target.slot] else IndexOutcome.STALE)
-            if chosen.writes.get(event.target.slot) is event
+            if (written := chosen.writes.get(event.target.slot)) is not None
+            and written.event_id == event.event_id
             else outcome
             for event, outcome in zip(prepared.rules, chosen.outcomes, strict=True)
         ]

@@ -81,6 +81,8 @@ def plan(
             writes[key] = event
         if not wins and version == current and applied_by.get(key) == event.event_id:
             copies.add(event.event_id)
+        elif not wins and key in writes and writes[key].event_id == event.event_id:
+            copies.add(event.event_id)  # a redelivery in the same batch: the write's copy
         applied_here = wins or event.event_id in copies
         outcomes.append(IndexOutcome.APPLIED if applied_here else IndexOutcome.STALE)
     return Plan(writes, outcomes, frozenset(copies))

@@ -33,9 +33,11 @@ def test_versions_already_applied_are_stale() -> None:
     assert plan([up("a", 3)], {("acme", "a"): 2}).outcomes == [APPLIED]
 
 
-def test_duplicate_of_the_newest_counts_once() -> None:
+def test_duplicate_of_the_newest_is_written_once() -> None:
     event = up("a", 2)
-    assert plan([event, event], {}).outcomes == [APPLIED, STALE]
+    chosen = plan([event, event], {})
+    assert list(chosen.writes.values()) == [event]
+    assert chosen.outcomes == [APPLIED, APPLIED]  # the second: a copy of the write
 
 
 def test_delete_competes_by_version_and_needs_no_embedding() -> None:
@@ -87,3 +89,17 @@ def test_a_copy_of_the_event_that_applied_a_version_is_applied_without_a_write()
     assert chosen.copies == {edit.event_id}
     # Without the ledger's event ids an equal version is stale, as before.
     assert plan([edit], {slot: 3}).outcomes == [IndexOutcome.STALE]
+
+
+def test_a_redelivery_in_the_same_batch_is_a_copy_of_the_write() -> None:
+    """The same event twice in one batch (a redelivery) is confirmed as it would be in two
+    batches: the second is a copy of the event that wrote the version, not stale."""
+    newer, older = up("a", 5), up("a", 4)
+    again = newer.model_copy()  # decoded again: another object, the same event id
+    chosen = plan([newer, older, again], {})
+    assert chosen.outcomes == [APPLIED, STALE, APPLIED]
+    assert chosen.writes[("acme", "a")] is newer
+    assert chosen.copies == {newer.event_id}
+    # a different event of the same version is no copy
+    rival = up("a", 5)
+    assert plan([newer, rival], {}).outcomes == [APPLIED, STALE]
