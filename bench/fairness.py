@@ -110,16 +110,9 @@ def _lag_over(ports: dict[str, int], seconds: float) -> dict[str, float]:
     name = "alignstream_event_loop_lag_seconds"
     over: dict[str, float] = {}
     for service, port in ports.items():
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-            lines = reply.read().decode().splitlines()
-        total = sum(float(line.rsplit(" ", 1)[1]) for line in lines
-                    if line.startswith(f"{name}_count"))  # fmt: skip
-        within = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in lines
-            if line.startswith(f"{name}_bucket") and f'le="{seconds}"' in line
-        )
-        over[service] = total - within
+        lines = _scrape(port)
+        within = _summed(lines, f"{name}_bucket", le=str(seconds))
+        over[service] = _summed(lines, f"{name}_count") - within
     return over
 
 
@@ -219,14 +212,23 @@ def _hog(seconds: float) -> None:
         pass
 
 
-def _metric(port: int, name: str, **labels: str) -> float:
+def _scrape(port: int) -> list[str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+        text: str = reply.read().decode()
+    return text.splitlines()
+
+
+def _summed(lines: list[str], name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` (and its suffixed series) with ``labels``."""
     total = 0.0
-    for line in text.splitlines():
+    for line in lines:
         if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def _metric(port: int, name: str, **labels: str) -> float:
+    return _summed(_scrape(port), name, **labels)
 
 
 async def burst(kafka: KafkaSettings, metrics_port: int) -> dict[str, Any]:

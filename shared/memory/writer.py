@@ -79,10 +79,12 @@ def plan(
         wins = version == newest[key] and newer and key not in writes
         if wins:
             writes[key] = event
-        if not wins and version == current and applied_by.get(key) == event.event_id:
+        # A copy of the event that applied this version (before this batch), or of the one
+        # this batch writes (a redelivery in the same batch).
+        applied_copy = version == current and applied_by.get(key) == event.event_id
+        written_copy = key in writes and writes[key].event_id == event.event_id
+        if not wins and (applied_copy or written_copy):
             copies.add(event.event_id)
-        elif not wins and key in writes and writes[key].event_id == event.event_id:
-            copies.add(event.event_id)  # a redelivery in the same batch: the write's copy
         applied_here = wins or event.event_id in copies
         outcomes.append(IndexOutcome.APPLIED if applied_here else IndexOutcome.STALE)
     return Plan(writes, outcomes, frozenset(copies))
