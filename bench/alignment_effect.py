@@ -34,7 +34,7 @@ from shared import events
 from shared.client import AlignstreamClient
 from shared.kafka import ensure_topics
 from shared.memory.jurisdictions import JurisdictionMap
-from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
+from shared.opo import opo_rules, opo_tree, organizations_of, read_jsonl, read_province2laws
 from shared.settings import KafkaSettings
 
 TENANT = "opo"
@@ -55,12 +55,14 @@ MODELS = {"smollm2": None, "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b",
 
 def memory_events(data: Path) -> list[Any]:
     """The jurisdiction tree, OPO's law articles and its company-morality principles."""
-    tree = opo_tree(read_province2laws(data / "province2laws.json"), tenant=TENANT)
+    principles = read_jsonl(data / "morality_principles.jsonl")
+    tree = opo_tree(read_province2laws(data / "province2laws.json"), tenant=TENANT,
+                    organizations=organizations_of(principles))  # fmt: skip
     places = JurisdictionMap.from_tree(tree)
     law = opo_rules(read_jsonl(data / "law_principles.jsonl"), tenant=TENANT,
                     domain=events.RuleDomain.LAW, tree=places)  # fmt: skip
-    morality = opo_rules(read_jsonl(data / "morality_principles.jsonl"), tenant=TENANT,
-                         domain=events.RuleDomain.MORALITY)  # fmt: skip
+    morality = opo_rules(principles, tenant=TENANT, domain=events.RuleDomain.MORALITY,
+                         tree=places)  # fmt: skip
     return [tree, *(events.RuleUpsert(rule=rule) for rule in (*law, *morality))]
 
 

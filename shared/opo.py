@@ -4,7 +4,8 @@
 A principle looks like ``<law name>规定:<第X条:text> <第Y条:text>``; each article becomes one
 rule with the law's name as title. ``province2laws.json`` (national laws, then each province's
 cities) becomes the tenant's jurisdiction tree: ``CN`` (national law; the default scope),
-``CN/山东``, ``CN/山东/济南``, with the names questions use (山东省, 济南市, 内蒙古自治区). A
+``CN/山东``, ``CN/山东/济南``, with the names questions use (山东省, 济南市, 内蒙古自治区), and
+the organizations of the morality corpus as nodes of their own (``Vertiv公司``). A
 row's ``location`` (``山东济南``, ``河北``, empty for national) resolves to its node, so a
 question about a city sees the city's, the province's and the national laws.
 """
@@ -15,6 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Literal
 
 from shared.events import (
     GLOBAL_JURISDICTION,
@@ -28,6 +30,7 @@ from shared.memory.jurisdictions import JurisdictionMap
 _HEADER = re.compile(r"^\s*(?P<law>.+?)规定[:：]\s*")
 _ARTICLE = re.compile(r"<\s*(?P<article>第[^:：<>]{1,16}条)[:：]")
 _UNSAFE_ID = re.compile(r"[^\w.:\-]+")
+_ORGANIZATION = re.compile(r"[^/|\s][^/|]{0,127}")
 
 
 def split_principle(principle: str) -> tuple[str, list[tuple[str, str]]]:
@@ -73,10 +76,18 @@ def _city_aliases(city: str) -> tuple[str, ...]:
 
 
 def opo_tree(
-    province2laws: Mapping[str, object], *, tenant: str, version: int = 1, country: str = "CN"
+    province2laws: Mapping[str, object],
+    *,
+    tenant: str,
+    version: int = 1,
+    country: str = "CN",
+    unplaced: Literal["default", "tree"] = "tree",
+    organizations: Iterable[str] = (),
 ) -> JurisdictionTree:
-    """The jurisdiction tree of OPO's ``province2laws.json``; the country is the default scope
-    (a question that names no province sees national law)."""
+    """The jurisdiction tree of OPO's ``province2laws.json``; the country is the default scope.
+    A question that names no place searches the whole tree by default (``unplaced``): under
+    the national scope alone every local law is out of its reach (measured on A-Law with the
+    places taken out: ``bench.retrieval_quality``, ``no_place``)."""
     nodes = [JurisdictionNode(path=country, aliases=(NATIONAL, "中国"))]
     for province, cities in province2laws.items():
         if province == NATIONAL:
@@ -90,8 +101,21 @@ def opo_tree(
                         path=f"{country}/{province}/{city}", aliases=_city_aliases(city)
                     )
                 )
+    # A company's or an association's code of conduct applies within it, as a province's law
+    # does there: each is a node of its own beside the country (a question that names it
+    # searches its principles).
+    known = {node.path.casefold() for node in nodes}
+    for name in dict.fromkeys(o.strip() for o in organizations):
+        if name and name.casefold() not in known and _ORGANIZATION.fullmatch(name):
+            known.add(name.casefold())
+            nodes.append(JurisdictionNode(path=name))
     return JurisdictionTree(tenant=tenant, version=version, nodes=tuple(nodes),
-                            default_scope=(country,))  # fmt: skip
+                            default_scope=(country,), unplaced=unplaced)  # fmt: skip
+
+
+def organizations_of(rows: Iterable[dict[str, str]]) -> list[str]:
+    """The organizations of OPO's morality corpus (its ``location`` column: ``Vertiv公司``)."""
+    return sorted({row.get("location", "").strip() for row in rows} - {"", NATIONAL})
 
 
 def split_location(

@@ -16,6 +16,7 @@ SCOPE_SOURCES = {
     "default": "the tenant's default scope",
     "global": "no place given: global rules only",
     "any": "every jurisdiction",
+    "tree": "no place given: the tenant's whole tree",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from shared.memory.reader import RuleReader
 from shared.memory.retriever import Retrieved, RuleRetriever
 from shared.memory.schema import RuleSchema
 from shared.memory.trees import JurisdictionStore
-from shared.opo import opo_rules, opo_tree, read_jsonl, read_province2laws
+from shared.opo import opo_rules, opo_tree, organizations_of, read_jsonl, read_province2laws
 from shared.redis import make_redis
 from shared.rulefiles import read_rule_file
 from shared.settings import KafkaSettings
@@ -158,7 +159,8 @@ def _short(text: str) -> str:
 
 def _show(found: Retrieved, explain: bool) -> None:
     scope = found.scope
-    where = "every jurisdiction" if scope.source == "any" else ", ".join(scope.searched)
+    every = scope.source in ("any", "tree")
+    where = "every jurisdiction" if every else ", ".join(scope.searched)
     console.print(f"scope ({scope.source}): {where}")
     if scope.unresolved:
         console.print(f"[yellow]not in the tenant's tree:[/] {', '.join(scope.unresolved)}")
@@ -218,6 +220,11 @@ def search(
     _show(found, explain)
 
 
+class Unplaced(enum.StrEnum):
+    TREE = "tree"
+    DEFAULT = "default"
+
+
 @app.command("import-opo")
 def import_opo(
     file: Path = typer.Argument(..., exists=True, help="law_principles.jsonl or similar."),
@@ -231,18 +238,27 @@ def import_opo(
         "provinces, cities) and file each rule under its node.",
     ),
     country: str = typer.Option("CN", help="Root node of the tree (national law)."),
+    unplaced: Unplaced = typer.Option(
+        Unplaced.TREE,
+        help="A question that names no place: search the whole tree, or the national scope "
+        "only (default).",
+    ),
     version: int = typer.Option(1, min=1),
     out: Path | None = typer.Option(None, help="Write rule events as JSONL instead."),
     wait: bool = typer.Option(False, help="With publishing: wait until servable."),
 ) -> None:
-    """Convert an OPO principle corpus (one rule per article) and publish it (or write JSONL)."""
+    """Convert an OPO principle corpus (one rule per article) and publish it (or write JSONL).
+    A morality corpus with ``--provinces``: its organizations become nodes of the tree too."""
+    rows = read_jsonl(file)
     tree = None
     if provinces is not None:
+        organizations = organizations_of(rows) if domain is events.RuleDomain.MORALITY else ()
         tree = opo_tree(read_province2laws(provinces), tenant=tenant, version=version,
-                        country=country)  # fmt: skip
+                        country=country, unplaced=unplaced.value,
+                        organizations=organizations)  # fmt: skip
     rules = list(
         opo_rules(
-            read_jsonl(file),
+            rows,
             tenant=tenant,
             domain=domain,
             version=version,
@@ -253,7 +269,8 @@ def import_opo(
     rule_events: list[RulesTopicEvent] = [events.RuleUpsert(rule=rule) for rule in rules]
     if tree is not None:
         rule_events.insert(0, tree)
-        console.print(f"jurisdiction tree: {len(tree.nodes)} nodes, default scope {country}")
+        console.print(f"jurisdiction tree: {len(tree.nodes)} nodes, default scope {country}, "
+                      f"questions without a place search: {unplaced.value}")  # fmt: skip
     console.print(f"{len(rules)} rules from {file}")
     if out is not None:
         with out.open("w", encoding="utf-8") as handle:

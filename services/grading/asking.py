@@ -9,7 +9,8 @@ from services.grading.datasets import ExamQuestion
 from services.grading.opo_protocol import OPO_TOP_K, opo_mode, oracle_articles, protocol_of
 from services.grading.records import WorkItem, item_of
 from services.grading.tasks import TASKS
-from shared.events import ChatRequest, ExamJob, RetrievedRule, Strategy, is_opo
+from shared.events import ChatRequest, ExamJob, RetrievedRule, RuleDomain, Strategy, is_opo
+from shared.opo import NATIONAL
 from shared.strategies import RulesFrom, spec_of
 
 JOB_KEY, ITEM_KEY = "exam_job", "exam_item"
@@ -36,10 +37,15 @@ def exam_request(
     spec = spec_of(strategy)
     scope = job.scope
     if spec.searches and is_opo(protocol):
-        # OPO filters by location for law only; morality rules apply everywhere.
+        # OPO searches its law corpus under the question's location (an empty one is national
+        # law, 全国) and its morality corpus everywhere; ``opo`` scopes a morality question to
+        # the organization it names (inferred from its text, as a place is).
         law = opo_mode(job.dataset) == "law"
-        where = (question.location,) if law and question.location else ()
-        scope = scope.model_copy(update={"jurisdictions": where, "any_jurisdiction": not law,
+        where = (question.location or NATIONAL,) if law else ()
+        everywhere = not law and protocol == "opo-exact"
+        domain = RuleDomain.LAW if law else RuleDomain.MORALITY
+        scope = scope.model_copy(update={"jurisdictions": where, "any_jurisdiction": everywhere,
+                                         "domains": (domain,),
                                          "top_k": max(scope.top_k, OPO_TOP_K)})  # fmt: skip
     elif spec.searches and question.location:
         scope = scope.model_copy(

@@ -167,9 +167,10 @@ class RetrievedRule(Contract):
 class SearchedScope(Contract):
     """The jurisdiction scope a request was searched under, as resolved by retrieval."""
 
-    source: Literal["request", "question", "default", "global", "any"]
+    source: Literal["request", "question", "default", "global", "any", "tree"]
     """Where the scope came from: the request's names, names found in the question, the
-    tenant's default scope, nothing (``global`` only), or no filter (``any``)."""
+    tenant's default scope, nothing (``global`` only), no filter asked for (``any``), or no
+    place known and the tenant's whole tree searched (``tree``: its ``unplaced`` policy)."""
     nodes: tuple[str, ...] = ()
     """The nodes resolved (paths)."""
     searched: tuple[str, ...] = ()

@@ -202,6 +202,10 @@ class JurisdictionTree(Event):
     nodes: tuple[JurisdictionNode, ...] = Field(max_length=MAX_JURISDICTION_NODES)
     default_scope: tuple[JurisdictionPath, ...] = Field(default=(), max_length=32)
     """What a question that names no jurisdiction is searched under (besides ``global``)."""
+    unplaced: Literal["default", "tree"] = "default"
+    """A question whose request and text name no node: ``default`` searches the default scope
+    (``global`` only without one); ``tree`` searches every rule of the tenant and says so
+    (``SearchedScope.source`` ``tree``), so a local rule is not lost for want of a place."""
 
     @model_validator(mode="after")
     def _well_formed(self) -> JurisdictionTree:

@@ -52,13 +52,16 @@ class JurisdictionMap:
     default_scope: tuple[str, ...] = ()
     version: int = 0
     """Version of the declared tree (0: implicit)."""
+    unplaced: str = "default"
+    """What a question that names no node is searched under (``JurisdictionTree.unplaced``)."""
     _names: dict[str, set[str]] = field(default_factory=dict)
     _pattern: re.Pattern[str] | None = None
 
     @classmethod
     def from_tree(cls, tree: JurisdictionTree) -> JurisdictionMap:
         aliases = {node.path: node.aliases for node in tree.nodes}
-        return cls.build(aliases, tree.default_scope, version=tree.version)
+        return cls.build(aliases, tree.default_scope, version=tree.version,
+                         unplaced=tree.unplaced)  # fmt: skip
 
     @classmethod
     def implicit(cls, jurisdictions: Iterable[str]) -> JurisdictionMap:
@@ -73,7 +76,12 @@ class JurisdictionMap:
 
     @classmethod
     def build(
-        cls, aliases: Mapping[str, Iterable[str]], default_scope: Iterable[str], *, version: int = 0
+        cls,
+        aliases: Mapping[str, Iterable[str]],
+        default_scope: Iterable[str],
+        *,
+        version: int = 0,
+        unplaced: str = "default",
     ) -> JurisdictionMap:
         paths = {normalize_label(p): p for p in aliases}
         names: dict[str, set[str]] = defaultdict(set)
@@ -84,7 +92,7 @@ class JurisdictionMap:
                 if folded and folded != GLOBAL_JURISDICTION:
                     names[folded].add(key)
         scope = tuple(normalize_label(p) for p in default_scope)
-        return cls(paths, scope, version, dict(names))
+        return cls(paths, scope, version, unplaced, dict(names))
 
     # ------------------------------------------------------------------ names -> nodes
 
@@ -178,8 +186,9 @@ class JurisdictionMap:
 
     def scope_for(self, scope: RuleScope, question: str, *, infer: bool = True) -> SearchedScope:
         """The scope a request is searched under. Its own names first (unresolved ones are
-        reported, never widened); else the nodes its question names; else the default scope;
-        else ``global`` only."""
+        reported, never widened); else the nodes its question names; else, by the tenant's
+        ``unplaced`` policy, its whole tree, or the default scope (``global`` only without
+        one)."""
         if scope.any_jurisdiction:
             return SearchedScope(source="any")
         if scope.jurisdictions:
@@ -189,6 +198,8 @@ class JurisdictionMap:
             named = self.mentioned(question)
             if named:
                 return self._scope("question", named)
+        if self.unplaced == "tree":
+            return SearchedScope(source="tree")
         if self.default_scope:
             return self._scope("default", self.default_scope)
         return self._scope("global", ())
@@ -209,7 +220,7 @@ class JurisdictionMap:
 
 def filter_values(scope: SearchedScope) -> tuple[str, ...] | None:
     """The jurisdiction TAG values a search under the scope matches (None: any)."""
-    if scope.source == "any":
+    if scope.source in ("any", "tree"):
         return None
     return tuple(dict.fromkeys(normalize_label(v) for v in scope.searched)) or (
         GLOBAL_JURISDICTION,

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 from shared.events import GLOBAL_JURISDICTION, RetrievedRule, RuleDomain
 from shared.memory.index import recreate_after_move
 from shared.memory.lexical import (
+    LEXICAL_FIELDS,
     bounded_terms,
     explain_terms,
     query_language,
@@ -70,16 +71,37 @@ def parse_search_reply(reply: Sequence[object]) -> list[Hit]:
     return hits
 
 
-def parse_text_reply(reply: Sequence[object], query_vector: bytes) -> list[Hit]:
-    """Parse a RESP2 FT.SEARCH ... WITHSCORES reply: [total, key, score, [fields], ...]; the
-    similarity of each hit is its cosine to the query vector."""
+def admitted_by_score(
+    ranked: Sequence[object], members: Sequence[object], k: int
+) -> list[tuple[bytes, float]]:
+    """The k best keys of a full-text search (``lexical.TextQuery``): those of the ranked reply
+    ([total, key, score, ...]) that the members reply ([total, key, ...]) admits, best BM25
+    first; members the ranked reply did not reach follow in their own order (score 0)."""
+    admitted = set(members[1:])
+    scored = [(key, float(as_text(score))) for key, score in zip(ranked[1::2], ranked[2::2],
+              strict=True) if key in admitted]  # fmt: skip
+    seen = {key for key, _ in scored}
+    rest = [(key, 0.0) for key in members[1:] if key not in seen]
+    return [(key, score) for key, score in (*scored, *rest) if isinstance(key, bytes)][:k]
+
+
+def text_hits(
+    keys: Sequence[tuple[bytes, float]], rows: Sequence[Sequence[bytes | None]], query_vector: bytes
+) -> list[Hit]:
+    """Hits of the admitted keys from their fields (``LEXICAL_FIELDS``, as HMGET returns them;
+    a document deleted meanwhile is left out); each hit's similarity is its cosine to the query.
+    Equal BM25 scores (articles of one law share its name in their titles) go to the closer
+    rule by cosine, not to the one ingest happened to write first."""
     query = np.frombuffer(query_vector, dtype=np.float32)
-    hits: list[Hit] = []
-    for rank, fields in enumerate(reply[3::3], start=1):
-        raw = _fields(fields)
+    scored: list[tuple[float, Hit]] = []
+    for (_, score), values in zip(keys, rows, strict=True):
+        raw = {f: v for f, v in zip(LEXICAL_FIELDS, values, strict=True) if v is not None}
+        if "rule_id" not in raw or "version" not in raw:
+            continue
         stored = np.frombuffer(raw.get("embedding", b""), dtype=np.float32)
-        hits.append(_hit(raw, cosine(query, stored), lexical_rank=rank))
-    return hits
+        scored.append((score, _hit(raw, cosine(query, stored))))
+    scored.sort(key=lambda pair: (-pair[0], -pair[1].similarity))
+    return [replace(hit, lexical_rank=rank) for rank, (_, hit) in enumerate(scored, start=1)]
 
 
 def cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
@@ -251,9 +273,17 @@ class RuleSearcher:
         )
         if not terms:
             return []
-        args = text_query_args(flt, terms, k=k, language=language)
-        reply = await self._query(flt, *args)
-        return parse_text_reply(reply, vector) if reply else []
+        text_query = text_query_args(flt, terms, k=k, language=language)
+        ranked, members = await asyncio.gather(
+            self._query(flt, *text_query.ranked), self._query(flt, *text_query.members)
+        )
+        if not ranked or not members:
+            return []
+        keys = admitted_by_score(ranked, members, k)
+        pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)
+        for key, _ in keys:
+            pipe.hmget(key, list(LEXICAL_FIELDS))
+        return text_hits(keys, await pipe.execute(), vector)
 
     async def terms(self, query: str, tenant: str) -> list[str]:
         """The question's terms as the tenant's index tokenized its rules (``lexical.py``)."""

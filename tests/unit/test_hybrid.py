@@ -12,6 +12,7 @@ from shared.memory.labels import scope_values
 from shared.memory.lexical import (
     LEXICAL_FIELDS,
     MAX_TERMS,
+    POOL_FACTOR,
     bounded_terms,
     explain_terms,
     query_language,
@@ -21,7 +22,7 @@ from shared.memory.lexical import (
 )
 from shared.memory.query import RuleFilter
 from shared.memory.schema import RETURN_FIELDS
-from shared.memory.search import Fusion, Hit, order_hits, parse_text_reply
+from shared.memory.search import Fusion, Hit, admitted_by_score, order_hits, text_hits
 from shared.memory.term_stats import choose_terms
 
 EXPLAINED = """UNION {
@@ -73,21 +74,59 @@ def test_query_language_follows_the_script() -> None:
     assert query_language("Can I return shoes?") == "english"
 
 
-def test_text_query_is_an_or_of_terms_inside_the_filter() -> None:
+def test_text_query_ranks_the_terms_alone_and_asks_the_filter_only_for_membership() -> None:
     flt = RuleFilter(tenant="t", domains=(RuleDomain.LAW,), jurisdictions=scope_values(["CN/山东"]))
-    args = text_query_args(flt, ["电动", "孩子"], k=20, language="chinese")
-    assert args[0] == (
+    query = text_query_args(flt, ["电动", "孩子"], k=20, language="chinese")
+    # ranked: the OR alone (RediSearch scores it wrongly inside an intersection), with scores
+    assert query.ranked[0] == "@title|text:(电动|孩子)"
+    assert "WITHSCORES" in query.ranked
+    # members: the filter and the OR, ids only
+    assert query.members[0] == (
         "@status:{active} @domain:{law} @jurisdiction:{global | cn | cn\\/山东} "
         "@title|text:(电动|孩子)"
     )
-    assert args[args.index("LANGUAGE") + 1] == "chinese"
-    assert args[args.index("SCORER") + 1] == "BM25"
-    assert "WITHSCORES" in args
-    assert args[args.index("LIMIT") + 2] == 20
+    assert "WITHSCORES" not in query.members
+    for args in (query.ranked, query.members):
+        assert args[args.index("LANGUAGE") + 1] == "chinese"
+        assert args[args.index("SCORER") + 1] == "BM25STD"  # Okapi BM25 as written
+        assert "NOCONTENT" in args
+        assert args[args.index("LIMIT") + 2] == 20 * POOL_FACTOR
     unfiltered = text_query_args(
         RuleFilter(tenant="t", statuses=()), ["x"], k=1, language="english"
     )
-    assert unfiltered[0] == "@status:{active | pending | inactive} @title|text:(x)"
+    assert unfiltered.members[0] == "@status:{active | pending | inactive} @title|text:(x)"
+
+
+def test_only_members_are_kept_in_score_order() -> None:
+    ranked = [4, b"k1", b"9.0", b"out", b"8.0", b"k2", b"7.5", b"k3", b"1.0"]
+    members = [3, b"k3", b"k2", b"late"]  # the filter's own order is arbitrary
+    assert admitted_by_score(ranked, members, 10) == [
+        (b"k2", 7.5), (b"k3", 1.0), (b"late", 0.0),
+    ]  # fmt: skip
+    assert admitted_by_score(ranked, members, 1) == [(b"k2", 7.5)]
+    assert admitted_by_score([0], [0], 5) == []
+
+
+def _row(rule_id: str, version: str, vector: bytes) -> list[bytes | None]:
+    fields = {"rule_id": rule_id.encode(), "version": version.encode(), "embedding": vector}
+    return [fields.get(f) for f in LEXICAL_FIELDS]
+
+
+def test_text_hits_get_their_cosine_and_ties_go_to_the_closer_rule() -> None:
+    keys = [(b"k1", 2.0), (b"k2", 2.0), (b"k3", 1.5), (b"gone", 1.0)]
+    rows = [
+        _row("first", "1", _vec(0.0, 1.0)),
+        _row("closer", "2", _vec(1.0, 0.1)),
+        _row("lower", "1", _vec(1.0, 0.0)),
+        [None] * len(LEXICAL_FIELDS),  # deleted between the queries: left out
+    ]
+    hits = text_hits(keys, rows, _vec(1.0, 0.0))
+    assert [(h.rule_id, h.lexical_rank, h.vector_rank) for h in hits] == [
+        ("closer", 1, None), ("first", 2, None), ("lower", 3, None),
+    ]  # fmt: skip
+    assert hits[1].similarity == pytest.approx(0.0)
+    assert hits[2].similarity == pytest.approx(1.0)
+    assert hits[0].version == 2
 
 
 def hit(rule_id: str, *, v: int | None = None, lx: int | None = None, sim: float = 0.5) -> Hit:
@@ -122,23 +161,6 @@ def _vec(*values: float) -> bytes:
     return struct.pack(f"{len(values)}f", *values)
 
 
-def test_text_reply_hits_get_their_cosine_to_the_question() -> None:
-    reply = [
-        2,
-        b"k1", b"3.5", [b"rule_id", b"r1", b"version", b"2", b"title", b"T", b"text", b"x",
-                       b"embedding", _vec(1.0, 0.0)],
-        b"k2", b"1.0", [b"rule_id", b"r2", b"version", b"1", b"embedding", _vec(0.0, 2.0)],
-    ]  # fmt: skip
-    hits = parse_text_reply(reply, _vec(1.0, 0.0))
-    assert [(h.rule_id, h.lexical_rank, h.vector_rank) for h in hits] == [
-        ("r1", 1, None),
-        ("r2", 2, None),
-    ]
-    assert hits[0].similarity == pytest.approx(1.0)
-    assert hits[1].similarity == pytest.approx(0.0)
-    assert hits[0].version == 2
-
-
 def test_the_rarest_terms_within_the_limit_are_searched() -> None:
     counts = {"规定": 3900, "电动": 12, "自行车": 30, "孩子": 12, "火星": 0}
     terms = ["规定", "孩子", "电动", "自行车", "火星", "电动"]
@@ -157,11 +179,11 @@ def test_the_question_is_cut_at_max_query_chars_and_terms_at_max_terms() -> None
     assert len(bounded_terms(f"term{i}" for i in range(60))) == MAX_TERMS == 48
 
 
-def test_text_query_arguments_return_the_rule_fields_and_the_vector_not_the_knn_score() -> None:
-    args = text_query_args(RuleFilter(tenant="t"), ["refund"], k=7, language="english")
+def test_text_hits_read_the_rule_fields_and_the_vector_not_the_knn_score() -> None:
+    args = text_query_args(RuleFilter(tenant="t"), ["refund"], k=7, language="english").ranked
     assert "score" not in LEXICAL_FIELDS
     assert set(LEXICAL_FIELDS) == (set(RETURN_FIELDS) - {"score"}) | {"embedding"}
-    assert args[args.index("LIMIT") : args.index("LIMIT") + 3] == ["LIMIT", 0, 7]
+    assert args[args.index("LIMIT") : args.index("LIMIT") + 3] == ["LIMIT", 0, 7 * POOL_FACTOR]
     assert args[args.index("DIALECT") + 1] == 2
 
 

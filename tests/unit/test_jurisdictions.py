@@ -108,6 +108,21 @@ def test_scope_from_the_request_then_the_question_then_the_default() -> None:
     assert filter_values(every) is None
 
 
+def test_an_unplaced_question_searches_the_whole_tree_when_the_tenant_says_so() -> None:
+    declared = tree(("CN", ("全国",)), ("CN/山东", ("山东省",)), default=("CN",))
+    whole = JurisdictionMap.from_tree(declared.model_copy(update={"unplaced": "tree"}))
+    scope = whole.scope_for(RuleScope(), "经营者应当如何处理？")
+    assert (scope.source, scope.nodes, scope.searched) == ("tree", (), ())
+    assert filter_values(scope) is None  # every rule of the tenant, local ones included
+    # a place named in the request or the question still narrows the search
+    assert whole.scope_for(RuleScope(), "在山东省，经营者应当").source == "question"
+    assert whole.scope_for(RuleScope(jurisdictions=("全国",)), "").searched == ("global", "CN")
+    # the policy travels with the tree; the default keeps the default scope
+    assert JurisdictionMap.from_tree(declared).scope_for(RuleScope(), "").source == "default"
+    with pytest.raises(ValidationError):
+        JurisdictionTree.model_validate({**declared.model_dump(), "unplaced": "anywhere"})
+
+
 def test_without_a_default_a_question_that_names_nothing_sees_global_only() -> None:
     flat = JurisdictionMap.implicit(["EU", "US", "global", "acme/eu-sales"])
     scope = flat.scope_for(RuleScope(), "Can I return shoes after 3 weeks?")

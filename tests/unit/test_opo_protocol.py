@@ -70,6 +70,10 @@ def test_an_opo_law_request() -> None:
     )
     assert opo.scope.jurisdictions == ("山东济南",)
     assert not opo.scope.any_jurisdiction
+    assert opo.scope.domains == (events.RuleDomain.LAW,)  # OPO's law corpus
+    # OPO's data leaves national law's location empty: searched under 全国, as OPO does
+    national = exam_request(job, question(location=""), events.Strategy.OPO, "t", nonce="n")
+    assert national.scope.jurisdictions == ("全国",)
     assert opo.params.constrain_to_options
     assert opo.params.max_tokens == 1
     oracle = exam_request(job, question(), events.Strategy.ORACLE, "t", nonce="n")
@@ -80,12 +84,19 @@ def test_opo_filters_by_location_for_law_only() -> None:
     job = events.ExamJob(tenant="opo", dataset="a_professional_morality.csv")
     request = exam_request(job, question(location="复星医药"), events.Strategy.OPO, "t", nonce="n")
     assert request.scope.jurisdictions == ()
-    assert request.scope.any_jurisdiction  # OPO never filtered morality rules
+    # ``opo``: the organization the question names scopes it (inferred by retrieval)
+    assert not request.scope.any_jurisdiction
+    assert request.scope.domains == (events.RuleDomain.MORALITY,)  # OPO's own corpus
+    exact = job.model_copy(update={"protocol": "opo-exact"})
+    as_opo = exam_request(exact, question(location="复星医药"), events.Strategy.OPO, "t", nonce="n")
+    assert as_opo.scope.any_jurisdiction  # OPO never filtered morality rules by place
+    assert as_opo.scope.domains == (events.RuleDomain.MORALITY,)
     assert not request.params.constrain_to_options  # text scoring: nothing constrained
     default = events.ExamJob(tenant="opo", dataset="mine.csv")
     mine = exam_request(default, question(location="复星医药"), events.Strategy.OPO, "t", nonce="n")
     assert mine.protocol == "default"
     assert mine.scope.jurisdictions == ("复星医药",)
+    assert mine.scope.domains == ()
     assert [m.role for m in mine.messages] == [events.Role.USER]
 
 

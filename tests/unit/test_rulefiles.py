@@ -7,7 +7,14 @@ from pathlib import Path
 
 from shared import events
 from shared.memory.jurisdictions import JurisdictionMap
-from shared.opo import opo_rules, opo_tree, rule_id_for, split_location, split_principle
+from shared.opo import (
+    opo_rules,
+    opo_tree,
+    organizations_of,
+    rule_id_for,
+    split_location,
+    split_principle,
+)
 from shared.rulefiles import read_rule_file
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -96,6 +103,20 @@ def test_opo_tree_names_provinces_and_cities() -> None:
     assert built.nodes[2].aliases == ("青岛市",)
     assert built.nodes[3].aliases == ()
     assert built.default_scope == ("CN",)
+    assert built.unplaced == "tree"  # a question with no place: the whole tree, said so
+
+
+def test_organizations_are_nodes_a_morality_question_names() -> None:
+    rows = [{"principle": "p", "location": "Vertiv公司"}, {"principle": "p", "location": ""},
+            {"principle": "p", "location": "S&P Global公司"}, {"principle": "p", "location": "cn"},
+            {"principle": "p", "location": "a/b"}]  # fmt: skip
+    assert organizations_of(rows) == ["S&P Global公司", "Vertiv公司", "a/b", "cn"]
+    built = opo_tree({"全国": []}, tenant="opo", organizations=organizations_of(rows))
+    # a name that is already a node (any case) or cannot be a path is left out
+    assert [n.path for n in built.nodes] == ["CN", "S&P Global公司", "Vertiv公司"]
+    places = JurisdictionMap.from_tree(built)
+    assert split_location("Vertiv公司", places) == ("Vertiv公司", ())
+    assert places.mentioned("根据Vertiv公司的道德规范，小张应该") == ("vertiv公司",)
 
 
 def test_opo_rules_one_per_article_without_duplicates() -> None:
