@@ -127,24 +127,44 @@ def bounded_terms(terms: Iterable[str]) -> list[str]:
 
 
 POOL_FACTOR = 8
+MAX_DEPTH = 5000
+"""How deep a ranking goes when the first cut held too few of the filter's members."""
 """Each of the two full-text queries returns up to this many times k ids (``TextQuery``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TextQuery:
-    """The two FT.SEARCH argument lists (after the index name) of one full-text search.
+    """The FT.SEARCH argument lists (after the index name) of one full-text search.
 
     RediSearch scores an OR of terms wrongly once it is intersected with a filter: inside the
     intersection the union contributes the terms its iterator happens to stop on, which depends
     on the documents' internal ids, i.e. on the order ingest wrote them (measured on A-Law
     stems: one article's BM25 48.8 or 12.7 by write order; hit@1 0.898-0.966 over four orders).
     Unfiltered, within the tenant's own index, the scores are right. So ``ranked`` scores the
-    OR alone (ids and scores), ``members`` names the ids the filter admits (ids only), and the
-    searcher keeps the ranked ids that are members, in score order: the filter decides what
-    may be returned, never how it ranks."""
+    OR alone (ids and scores) and ``members_among`` asks which of those ids the filter admits
+    (``INKEYS``: only they are examined); the searcher keeps the admitted ids in score order.
+    The filter decides what may be returned, never how it ranks. When the ranking was cut
+    before k members were found (a narrow filter in a large tenant), ``members`` asks the filter
+    over the whole index and ``ranked_deeper`` ranks up to ``MAX_DEPTH`` ids, so the members are
+    ordered by their right scores (``INKEYS`` cannot restrict the ranking: RediSearch scores an
+    OR restricted to keys as wrongly as one inside a filter); members deeper still follow in the
+    filter's own order."""
 
+    filtered: str
     ranked: list[str | int]
-    members: list[str | int]
+    common: list[str | int]
+    limit: list[str | int]
+
+    @property
+    def members(self) -> list[str | int]:
+        return [self.filtered, *self.common, *self.limit]
+
+    def members_among(self, keys: Sequence[bytes]) -> list[str | int | bytes]:
+        return [self.filtered, *self.common, "INKEYS", len(keys), *keys, *self.limit]
+
+    def ranked_deeper(self, depth: int) -> list[str | int]:
+        """``ranked`` to ``depth`` ids (ids only, so a deep ranking stays cheap to send)."""
+        return [*self.ranked[: -len(self.limit)], "LIMIT", 0, depth, "DIALECT", 2]
 
 
 def text_query_args(flt: RuleFilter, terms: Sequence[str], *, k: int, language: str) -> TextQuery:
@@ -152,8 +172,10 @@ def text_query_args(flt: RuleFilter, terms: Sequence[str], *, k: int, language: 
     common: list[str | int] = ["LANGUAGE", language, "SCORER", SCORER, "NOCONTENT"]
     limit: list[str | int] = ["LIMIT", 0, k * POOL_FACTOR, "DIALECT", 2]
     return TextQuery(
+        filtered=f"{flt.expression()} {clause}",
         ranked=[clause, *common, "WITHSCORES", *limit],
-        members=[f"{flt.expression()} {clause}", *common, *limit],
+        common=common,
+        limit=limit,
     )
 
 

@@ -18,6 +18,7 @@ from shared.events import GLOBAL_JURISDICTION, RetrievedRule, RuleDomain
 from shared.memory.index import recreate_after_move
 from shared.memory.lexical import (
     LEXICAL_FIELDS,
+    MAX_DEPTH,
     bounded_terms,
     explain_terms,
     query_language,
@@ -274,12 +275,18 @@ class RuleSearcher:
         if not terms:
             return []
         text_query = text_query_args(flt, terms, k=k, language=language)
-        ranked, members = await asyncio.gather(
-            self._query(flt, *text_query.ranked), self._query(flt, *text_query.members)
-        )
-        if not ranked or not members:
+        ranked = await self._query(flt, *text_query.ranked)
+        if not ranked or len(ranked) < 2:
             return []
-        keys = admitted_by_score(ranked, members, k)
+        ranked_keys = [key for key in ranked[1::2] if isinstance(key, bytes)]
+        members = await self._query(flt, *text_query.members_among(ranked_keys))
+        keys = admitted_by_score(ranked, members or [0], k)
+        if len(keys) < k and int(as_text(ranked[0])) > len(ranked_keys):  # the ranking was cut
+            members, deeper = await asyncio.gather(
+                self._query(flt, *text_query.members),
+                self._query(flt, *text_query.ranked_deeper(MAX_DEPTH)),
+            )
+            keys = admitted_by_score(deeper or [0], members or [0], k)
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)
         for key, _ in keys:
             pipe.hmget(key, list(LEXICAL_FIELDS))

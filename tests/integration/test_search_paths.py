@@ -79,3 +79,33 @@ async def test_a_tenant_without_an_index_finds_nothing_on_every_path(
     assert await rules.text_search("refunds paid", vector(0), nobody, k=3) == []
     assert await rules.hybrid("七日内退货", vector(0), nobody, k=3) == []
     assert await rules.hybrid("refunds", vector(0), nobody, k=3, lexical=False) == []
+
+
+async def test_full_text_ranks_by_the_words_and_the_filter_only_admits(
+    redis_client: aioredis.Redis, redis_settings: RedisSettings
+) -> None:
+    """RediSearch scores an OR of terms wrongly inside a filter (by write order): the ranking is
+    the OR's alone, the filter only says what may be returned, also when the rules it admits
+    rank below everything the ranking returned (a narrow scope in a large tenant)."""
+    schema = RuleSchema(redis_settings.key_prefix, DIM, "test")
+    writer = RuleWriter(await open_indexes(redis_client, schema))
+    texts = {f"eu{i}": ("refund refund refund policy", "EU") for i in range(30)}
+    texts["us-weak"] = ("a refund is possible", "US")
+    texts["us-strong"] = ("refund refund policy for refund claims", "US")
+    upserts = [
+        events.RuleUpsert(
+            rule=sample_rule(tenant="wide", rule_id=rid, text=text, jurisdiction=where, title="")
+        )
+        for rid, (text, where) in texts.items()
+    ]
+    assert all(await writer.write(upserts, {("wide", u.rule.rule_id): vector(0) for u in upserts}))
+    rules = RuleSearcher(redis_client, schema, ef_runtime=10)
+    us = RuleFilter(tenant="wide", jurisdictions=("us",))
+    # k=1 ranks 8 ids: all EU rules; the US rules are found by the filter over the whole index
+    (best,) = await rules.text_search("refund policy", vector(0), us, k=1)
+    assert best.rule_id == "us-strong"
+    found = await rules.text_search("refund policy", vector(0), us, k=5)
+    assert [h.rule_id for h in found] == ["us-strong", "us-weak"]
+    assert [h.lexical_rank for h in found] == [1, 2]
+    everywhere = await rules.text_search("refund policy", vector(0), RuleFilter(tenant="wide"), k=3)
+    assert {h.rule_id for h in everywhere} <= {f"eu{i}" for i in range(30)}

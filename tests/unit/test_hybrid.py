@@ -95,6 +95,16 @@ def test_text_query_ranks_the_terms_alone_and_asks_the_filter_only_for_membershi
         RuleFilter(tenant="t", statuses=()), ["x"], k=1, language="english"
     )
     assert unfiltered.members[0] == "@status:{active | pending | inactive} @title|text:(x)"
+    # only the ranked ids are examined for membership
+    among = query.members_among([b"p:rule:{t}:a", b"p:rule:{t}:b"])
+    assert among[0] == query.members[0]
+    at = among.index("INKEYS")
+    assert among[at + 1 : at + 4] == [2, b"p:rule:{t}:a", b"p:rule:{t}:b"]
+    assert "WITHSCORES" not in among
+    deeper = query.ranked_deeper(5000)
+    assert deeper[0] == query.ranked[0]
+    assert "WITHSCORES" in deeper
+    assert deeper[deeper.index("LIMIT") + 2] == 5000
 
 
 def test_only_members_are_kept_in_score_order() -> None:
@@ -114,11 +124,12 @@ def _row(rule_id: str, version: str, vector: bytes) -> list[bytes | None]:
 
 def test_text_hits_get_their_cosine_and_ties_go_to_the_closer_rule() -> None:
     keys = [(b"k1", 2.0), (b"k2", 2.0), (b"k3", 1.5), (b"gone", 1.0)]
+    gone: list[bytes | None] = [None] * len(LEXICAL_FIELDS)
     rows = [
         _row("first", "1", _vec(0.0, 1.0)),
         _row("closer", "2", _vec(1.0, 0.1)),
         _row("lower", "1", _vec(1.0, 0.0)),
-        [None] * len(LEXICAL_FIELDS),  # deleted between the queries: left out
+        gone,  # deleted between the queries: left out
     ]
     hits = text_hits(keys, rows, _vec(1.0, 0.0))
     assert [(h.rule_id, h.lexical_rank, h.vector_rank) for h in hits] == [
