@@ -159,6 +159,11 @@ class TextQuery:
     def members(self) -> list[str | int]:
         return [self.filtered, *self.common, *self.limit]
 
+    def members_deeper(self, depth: int) -> list[str | int]:
+        """``members`` to ``depth`` ids (the filter over the whole index, when a cut ranking held
+        too few of them)."""
+        return [self.filtered, *self.common, "LIMIT", 0, depth, "DIALECT", 2]
+
     def members_among(self, keys: Sequence[bytes]) -> list[str | int | bytes]:
         return [self.filtered, *self.common, "INKEYS", len(keys), *keys, *self.limit]
 

@@ -283,7 +283,7 @@ class RuleSearcher:
         keys = admitted_by_score(ranked, members or [0], k)
         if len(keys) < k and int(as_text(ranked[0])) > len(ranked_keys):  # the ranking was cut
             members, deeper = await asyncio.gather(
-                self._query(flt, *text_query.members),
+                self._query(flt, *text_query.members_deeper(MAX_DEPTH)),
                 self._query(flt, *text_query.ranked_deeper(MAX_DEPTH)),
             )
             keys = admitted_by_score(deeper or [0], members or [0], k)

@@ -105,6 +105,9 @@ def test_text_query_ranks_the_terms_alone_and_asks_the_filter_only_for_membershi
     assert deeper[0] == query.ranked[0]
     assert "WITHSCORES" in deeper
     assert deeper[deeper.index("LIMIT") + 2] == 5000
+    admitted = query.members_deeper(5000)
+    assert admitted[0] == query.members[0]
+    assert admitted[admitted.index("LIMIT") + 2] == 5000
 
 
 def test_only_members_are_kept_in_score_order() -> None:
