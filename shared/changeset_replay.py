@@ -44,7 +44,7 @@ def scope_of(entry: AuditEntry, change_set: str | None) -> RuleScope:
     ``global`` apply too; every jurisdiction when it searched them all), on the day it was
     answered."""
     searched = entry.searched_scope
-    every = searched is not None and searched.source in ("any", "tree")
+    every = searched is not None and searched.every_jurisdiction
     nodes = () if searched is None or every else searched.nodes
     return RuleScope(jurisdictions=nodes[:32], any_jurisdiction=every,
                      as_of=entry.answered_at.date(), change_set=change_set)  # fmt: skip

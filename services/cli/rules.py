@@ -159,8 +159,7 @@ def _short(text: str) -> str:
 
 def _show(found: Retrieved, explain: bool) -> None:
     scope = found.scope
-    every = scope.source in ("any", "tree")
-    where = "every jurisdiction" if every else ", ".join(scope.searched)
+    where = "every jurisdiction" if scope.every_jurisdiction else ", ".join(scope.searched)
     console.print(f"scope ({scope.source}): {where}")
     if scope.unresolved:
         console.print(f"[yellow]not in the tenant's tree:[/] {', '.join(scope.unresolved)}")

@@ -179,6 +179,11 @@ class SearchedScope(Contract):
     unresolved: tuple[str, ...] = ()
     """Names in the request that matched no node (or several): reported, never widened."""
 
+    @property
+    def every_jurisdiction(self) -> bool:
+        """Searched with no jurisdiction filter (``any`` asked for, or ``tree``)."""
+        return self.source in ("any", "tree")
+
 
 class ChatRequest(Event):
     """A question to answer grounded in the tenant's rules."""

@@ -220,7 +220,7 @@ class JurisdictionMap:
 
 def filter_values(scope: SearchedScope) -> tuple[str, ...] | None:
     """The jurisdiction TAG values a search under the scope matches (None: any)."""
-    if scope.source in ("any", "tree"):
+    if scope.every_jurisdiction:
         return None
     return tuple(dict.fromkeys(normalize_label(v) for v in scope.searched)) or (
         GLOBAL_JURISDICTION,

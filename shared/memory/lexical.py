@@ -127,9 +127,9 @@ def bounded_terms(terms: Iterable[str]) -> list[str]:
 
 
 POOL_FACTOR = 8
+"""The ranking and the membership query return up to this many times k ids (``TextQuery``)."""
 MAX_DEPTH = 5000
 """How deep a ranking goes when the first cut held too few of the filter's members."""
-"""Each of the two full-text queries returns up to this many times k ids (``TextQuery``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,42 +145,40 @@ class TextQuery:
     (``INKEYS``: only they are examined); the searcher keeps the admitted ids in score order.
     The filter decides what may be returned, never how it ranks. When the ranking was cut
     before k members were found (a narrow filter in a large tenant), ``members`` asks the filter
-    over the whole index and ``ranked_deeper`` ranks up to ``MAX_DEPTH`` ids, so the members are
+    over the whole index and the ranking goes ``MAX_DEPTH`` ids deep, so the members are
     ordered by their right scores (``INKEYS`` cannot restrict the ranking: RediSearch scores an
     OR restricted to keys as wrongly as one inside a filter); members deeper still follow in the
     filter's own order."""
 
+    clause: str
     filtered: str
-    ranked: list[str | int]
-    common: list[str | int]
-    limit: list[str | int]
+    common: tuple[str, ...]
+    pool: int
 
-    @property
-    def members(self) -> list[str | int]:
-        return [self.filtered, *self.common, *self.limit]
+    def ranked(self, depth: int | None = None) -> list[str | int]:
+        """The OR alone, ids and scores, ``pool`` (or ``depth``) ids deep."""
+        return [self.clause, *self.common, "WITHSCORES", *_limit(depth or self.pool)]
 
-    def members_deeper(self, depth: int) -> list[str | int]:
-        """``members`` to ``depth`` ids (the filter over the whole index, when a cut ranking held
-        too few of them)."""
-        return [self.filtered, *self.common, "LIMIT", 0, depth, "DIALECT", 2]
+    def members(self, depth: int | None = None) -> list[str | int]:
+        """The ids the filter admits over the whole index, ``pool`` (or ``depth``) of them."""
+        return [self.filtered, *self.common, *_limit(depth or self.pool)]
 
     def members_among(self, keys: Sequence[bytes]) -> list[str | int | bytes]:
-        return [self.filtered, *self.common, "INKEYS", len(keys), *keys, *self.limit]
+        """The ids among ``keys`` the filter admits."""
+        return [self.filtered, *self.common, "INKEYS", len(keys), *keys, *_limit(self.pool)]
 
-    def ranked_deeper(self, depth: int) -> list[str | int]:
-        """``ranked`` to ``depth`` ids (ids only, so a deep ranking stays cheap to send)."""
-        return [*self.ranked[: -len(self.limit)], "LIMIT", 0, depth, "DIALECT", 2]
+
+def _limit(depth: int) -> tuple[str | int, ...]:
+    return ("LIMIT", 0, depth, "DIALECT", 2)
 
 
 def text_query_args(flt: RuleFilter, terms: Sequence[str], *, k: int, language: str) -> TextQuery:
     clause = "@title|text:(" + "|".join(terms) + ")"
-    common: list[str | int] = ["LANGUAGE", language, "SCORER", SCORER, "NOCONTENT"]
-    limit: list[str | int] = ["LIMIT", 0, k * POOL_FACTOR, "DIALECT", 2]
     return TextQuery(
+        clause=clause,
         filtered=f"{flt.expression()} {clause}",
-        ranked=[clause, *common, "WITHSCORES", *limit],
-        common=common,
-        limit=limit,
+        common=("LANGUAGE", language, "SCORER", SCORER, "NOCONTENT"),
+        pool=k * POOL_FACTOR,
     )
 
 

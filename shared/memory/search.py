@@ -275,7 +275,7 @@ class RuleSearcher:
         if not terms:
             return []
         text_query = text_query_args(flt, terms, k=k, language=language)
-        ranked = await self._query(flt, *text_query.ranked)
+        ranked = await self._query(flt, *text_query.ranked())
         if not ranked or len(ranked) < 2:
             return []
         ranked_keys = [key for key in ranked[1::2] if isinstance(key, bytes)]
@@ -283,8 +283,8 @@ class RuleSearcher:
         keys = admitted_by_score(ranked, members or [0], k)
         if len(keys) < k and int(as_text(ranked[0])) > len(ranked_keys):  # the ranking was cut
             members, deeper = await asyncio.gather(
-                self._query(flt, *text_query.members_deeper(MAX_DEPTH)),
-                self._query(flt, *text_query.ranked_deeper(MAX_DEPTH)),
+                self._query(flt, *text_query.members(MAX_DEPTH)),
+                self._query(flt, *text_query.ranked(MAX_DEPTH)),
             )
             keys = admitted_by_score(deeper or [0], members or [0], k)
         pipe = self.client.pipeline(transaction=False)  # pragma: no mutate (reads only)

@@ -78,15 +78,15 @@ def test_text_query_ranks_the_terms_alone_and_asks_the_filter_only_for_membershi
     flt = RuleFilter(tenant="t", domains=(RuleDomain.LAW,), jurisdictions=scope_values(["CN/山东"]))
     query = text_query_args(flt, ["电动", "孩子"], k=20, language="chinese")
     # ranked: the OR alone (RediSearch scores it wrongly inside an intersection), with scores
-    assert query.ranked[0] == "@title|text:(电动|孩子)"
-    assert "WITHSCORES" in query.ranked
+    assert query.ranked()[0] == "@title|text:(电动|孩子)"
+    assert "WITHSCORES" in query.ranked()
     # members: the filter and the OR, ids only
-    assert query.members[0] == (
+    assert query.members()[0] == (
         "@status:{active} @domain:{law} @jurisdiction:{global | cn | cn\\/山东} "
         "@title|text:(电动|孩子)"
     )
-    assert "WITHSCORES" not in query.members
-    for args in (query.ranked, query.members):
+    assert "WITHSCORES" not in query.members()
+    for args in (query.ranked(), query.members()):
         assert args[args.index("LANGUAGE") + 1] == "chinese"
         assert args[args.index("SCORER") + 1] == "BM25STD"  # Okapi BM25 as written
         assert "NOCONTENT" in args
@@ -94,19 +94,19 @@ def test_text_query_ranks_the_terms_alone_and_asks_the_filter_only_for_membershi
     unfiltered = text_query_args(
         RuleFilter(tenant="t", statuses=()), ["x"], k=1, language="english"
     )
-    assert unfiltered.members[0] == "@status:{active | pending | inactive} @title|text:(x)"
+    assert unfiltered.members()[0] == "@status:{active | pending | inactive} @title|text:(x)"
     # only the ranked ids are examined for membership
     among = query.members_among([b"p:rule:{t}:a", b"p:rule:{t}:b"])
-    assert among[0] == query.members[0]
+    assert among[0] == query.members()[0]
     at = among.index("INKEYS")
     assert among[at + 1 : at + 4] == [2, b"p:rule:{t}:a", b"p:rule:{t}:b"]
     assert "WITHSCORES" not in among
-    deeper = query.ranked_deeper(5000)
-    assert deeper[0] == query.ranked[0]
+    deeper = query.ranked(5000)
+    assert deeper[0] == query.ranked()[0]
     assert "WITHSCORES" in deeper
     assert deeper[deeper.index("LIMIT") + 2] == 5000
-    admitted = query.members_deeper(5000)
-    assert admitted[0] == query.members[0]
+    admitted = query.members(5000)
+    assert admitted[0] == query.members()[0]
     assert admitted[admitted.index("LIMIT") + 2] == 5000
 
 
@@ -194,7 +194,7 @@ def test_the_question_is_cut_at_max_query_chars_and_terms_at_max_terms() -> None
 
 
 def test_text_hits_read_the_rule_fields_and_the_vector_not_the_knn_score() -> None:
-    args = text_query_args(RuleFilter(tenant="t"), ["refund"], k=7, language="english").ranked
+    args = text_query_args(RuleFilter(tenant="t"), ["refund"], k=7, language="english").ranked()
     assert "score" not in LEXICAL_FIELDS
     assert set(LEXICAL_FIELDS) == (set(RETURN_FIELDS) - {"score"}) | {"embedding"}
     assert args[args.index("LIMIT") : args.index("LIMIT") + 3] == ["LIMIT", 0, 7 * POOL_FACTOR]
